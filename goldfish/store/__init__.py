@@ -1,0 +1,379 @@
+"""The embedded store: TinyDB JSON partitions under one cross-process lock.
+
+    store = Store(path)
+    with store.transaction() as tx:           # project lock held
+        runs = tx.table("runs", "ws/lstm")    # partition file ws/lstm.json
+        runs.add({...}, doc_id="stage-1a2b3c4d")
+        tx.append_event("transitions", {...})
+    store.table("runs", "ws/lstm").get_doc("stage-1a2b3c4d")   # lock-free read
+
+* A transaction re-reads only partitions whose file identity (inode, size,
+  mtime_ns) changed, works on a copy-on-write view, and on exit writes each
+  changed partition once (temp file, fsync, rename, directory fsync).
+* Several files (and event-log appends) commit through an intent file that is
+  rolled forward by the next process to take the lock, so a crash leaves a
+  transaction wholly present or wholly absent.
+* Reads outside a transaction never block and see whole files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from filelock import FileLock, Timeout
+
+from goldfish.errors import StoreError
+from goldfish.fsutil import atomic_write, fsync_dir
+from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
+
+__all__ = ["Store", "Transaction", "StoreTable", "Doc", "STORE_SCHEMA_VERSION"]
+
+STORE_SCHEMA_VERSION = 1
+_PARTITION_RE = re.compile(r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?", re.ASCII)
+_LOG_RE = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
+_INTENT = "intent.json"
+_VERSION_FILE = "STORE_VERSION.json"
+
+Ident = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    tables: dict[str, dict[str, Doc]]
+    ident: Ident | None
+
+
+_EMPTY = _Snapshot({}, None)
+
+
+def _ident(st: os.stat_result) -> Ident:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class Store:
+    """A directory of TinyDB JSON partitions plus append-only JSONL event logs."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = 60.0):
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+        self._cache: dict[str, _Snapshot] = {}
+        self._cache_lock = threading.Lock()
+        self._thread_lock = threading.RLock()
+        self._local = threading.local()
+        self._filelock = FileLock(str(self.root / ".lock"), timeout=lock_timeout, thread_local=False)
+        self._swept = False
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "events").mkdir(exist_ok=True)
+        self._check_version()
+
+    # ------------------------------------------------------------------ lock
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """The project lock (reentrant): every read-modify-write and dev-repo mutation holds it."""
+        with self._thread_lock:
+            depth = getattr(self._local, "lock_depth", 0)
+            if depth == 0:
+                try:
+                    self._filelock.acquire()
+                except Timeout as exc:
+                    raise StoreError(
+                        f"The project lock {self.root / '.lock'} was held by another process for "
+                        f"{self.lock_timeout:.0f}s.",
+                        fix="Wait for the other goldfish process to finish; if none is running, retry.",
+                    ) from exc
+                try:
+                    self._recover()
+                except BaseException:
+                    self._filelock.release()
+                    raise
+            self._local.lock_depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.lock_depth = depth
+                if depth == 0:
+                    self._filelock.release()
+
+    # ----------------------------------------------------------- partitions
+    def _path(self, partition: str) -> Path:
+        if not _PARTITION_RE.fullmatch(partition):
+            raise StoreError(f"invalid partition name {partition!r}")
+        return self.root / f"{partition}.json"
+
+    def _load(self, partition: str) -> _Snapshot:
+        path = self._path(partition)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return _EMPTY
+        ident = _ident(st)
+        with self._cache_lock:
+            cached = self._cache.get(partition)
+        if cached is not None and cached.ident == ident:
+            return cached
+        try:
+            with open(path, "rb") as f:
+                ident = _ident(os.fstat(f.fileno()))
+                raw = f.read()
+        except FileNotFoundError:
+            return _EMPTY
+        try:
+            tables = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError as exc:
+            raise StoreError(
+                f"Store partition {path} is not valid JSON ({exc}).",
+                fix=f"Restore it from {self.root.parent / 'backups'} or move it aside.",
+            ) from exc
+        snap = _Snapshot(tables, ident)
+        with self._cache_lock:
+            self._cache[partition] = snap
+        return snap
+
+    def table(self, name: str, partition: str = "project") -> StoreTable:
+        """A lock-free, read-only view of one table as of the last whole file written."""
+        return make_table(PartitionStorage(self._load(partition).tables, writable=False), name)
+
+    def partitions(self, prefix: str) -> list[str]:
+        """Partition names under ``prefix`` (e.g. ``"ws"`` → ``["ws/a", "ws/b"]``)."""
+        folder = self.root / prefix
+        if not folder.is_dir():
+            return []
+        return sorted(f"{prefix}/{p.stem}" for p in folder.glob("*.json"))
+
+    # --------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        outer: Transaction | None = getattr(self._local, "tx", None)
+        if outer is not None:
+            yield outer  # nested: join the outer transaction
+            return
+        with self.lock():
+            tx = Transaction(self)
+            self._local.tx = tx
+            try:
+                yield tx
+            except BaseException:
+                self._local.tx = None
+                raise
+            self._local.tx = None
+            tx._commit()
+
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "tx", None) is not None
+
+    # --------------------------------------------------------------- events
+    def _log_path(self, log: str) -> Path:
+        if not _LOG_RE.fullmatch(log):
+            raise StoreError(f"invalid event log name {log!r}")
+        return self.root / "events" / f"{log}.jsonl"
+
+    def append_event(self, log: str, event: dict[str, Any]) -> None:
+        """Append one event outside any transaction (joins the current one if any)."""
+        with self.transaction() as tx:
+            tx.append_event(log, event)
+
+    def read_events(self, log: str, *, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Events from byte ``offset``; returns them and the offset after the last whole line."""
+        path = self._log_path(log)
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n")
+        if end < 0:
+            return [], offset
+        events = []
+        for line in data[: end + 1].splitlines():
+            if line.strip():
+                try:
+                    events.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue  # a torn line from a crashed append-only writer
+        return events, offset + end + 1
+
+    def tail_events(self, log: str, limit: int, predicate: Any = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` events (newest first) matching ``predicate``, read backwards in chunks."""
+        path = self._log_path(log)
+        out: list[dict[str, Any]] = []
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return out
+        with f:
+            pos = f.seek(0, os.SEEK_END)
+            rest = b""
+            while pos > 0 and len(out) < limit:
+                step = min(65536, pos)
+                pos -= step
+                f.seek(pos)
+                chunk = f.read(step) + rest
+                lines = chunk.split(b"\n")
+                rest = lines[0] if pos > 0 else b""
+                body = lines[1:] if pos > 0 else lines
+                for line in reversed(body):
+                    if not line.strip():
+                        continue
+                    try:
+                        ev = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if predicate is None or predicate(ev):
+                        out.append(ev)
+                        if len(out) >= limit:
+                            break
+        return out
+
+    # -------------------------------------------------------------- recovery
+    def _check_version(self) -> None:
+        path = self.root / _VERSION_FILE
+        if path.exists():
+            try:
+                stamp = orjson.loads(path.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                raise StoreError(f"{path} is corrupt.", fix="Restore it from a backup.") from exc
+            found = int(stamp.get("schema", 0))
+            if found > STORE_SCHEMA_VERSION:
+                raise StoreError(
+                    f"This store was written by a newer Goldfish (store schema {found}, "
+                    f"this Goldfish understands {STORE_SCHEMA_VERSION}; written by {stamp.get('written_by')}).",
+                    fix="Upgrade goldfish (pip install -U goldfish-ml) before opening this project.",
+                )
+            return
+        from goldfish import __version__
+
+        with self.lock():
+            if not path.exists():
+                atomic_write(path, orjson.dumps({"schema": STORE_SCHEMA_VERSION, "written_by": __version__}))
+
+    def _recover(self) -> None:
+        """Roll forward an interrupted multi-file commit; drop orphaned temp files. Lock held."""
+        intent_path = self.root / _INTENT
+        if intent_path.exists():
+            try:
+                intent = orjson.loads(intent_path.read_bytes())
+            except orjson.JSONDecodeError:
+                intent = None  # torn intent: its rename phase never started
+            if intent is not None:
+                _apply_intent(self, intent)
+            intent_path.unlink(missing_ok=True)
+            fsync_dir(self.root)
+            self._swept = False
+        if not self._swept:
+            # Under the lock no writer is mid-commit, so any temp file is an orphan
+            # of a crash. Swept once per process (and after a roll-forward).
+            for tmp in self.root.rglob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+            self._swept = True
+
+
+def _apply_intent(store: Store, intent: dict[str, Any]) -> None:
+    dirs: set[Path] = set()
+    for tmp_s, target_s in intent.get("renames", []):
+        tmp, target = store.root / tmp_s, store.root / target_s
+        if tmp.exists():
+            os.replace(tmp, target)
+            dirs.add(target.parent)
+    for d in dirs:
+        fsync_dir(d)
+    txid = intent["tx"]
+    for log, lines in intent.get("events", {}).items():
+        path = store._log_path(log)
+        if _tail_has_tx(path, txid):
+            continue
+        _append_lines(path, lines)
+
+
+def _tail_has_tx(path: Path, txid: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 262144))
+            return f'"tx":"{txid}"'.encode() in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def _append_lines(path: Path, lines: list[str]) -> None:
+    payload = "".join(line + "\n" for line in lines).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Transaction:
+    """Work done under the project lock; committed atomically when the ``with`` block exits."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.txid = f"{time.time_ns():x}-{os.getpid():x}"
+        self._parts: dict[str, PartitionStorage] = {}
+        self._events: dict[str, list[str]] = {}
+        self._after_commit: list[Any] = []
+
+    def table(self, name: str, partition: str = "project") -> StoreTable:
+        storage = self._parts.get(partition)
+        if storage is None:
+            storage = PartitionStorage(self.store._load(partition).tables, writable=True)
+            self._parts[partition] = storage
+        return make_table(storage, name)
+
+    def append_event(self, log: str, event: dict[str, Any]) -> None:
+        self.store._log_path(log)
+        body = {**event, "tx": self.txid}
+        self._events.setdefault(log, []).append(orjson.dumps(body).decode())
+
+    def after_commit(self, fn: Any) -> None:
+        """Run ``fn()`` once the transaction is durable (e.g. regenerate STATE.md)."""
+        self._after_commit.append(fn)
+
+    def _commit(self) -> None:
+        changed = {p: s for p, s in self._parts.items() if s.dirty}
+        store = self.store
+        if changed or self._events:
+            blobs = {p: orjson.dumps(s.tables) for p, s in changed.items()}
+            if len(blobs) == 1 and not self._events:
+                (partition, blob), = blobs.items()
+                atomic_write(store._path(partition), blob)
+            elif not blobs:
+                for log, lines in self._events.items():
+                    _append_lines(store._log_path(log), lines)
+            else:
+                renames = []
+                for partition, blob in blobs.items():
+                    target = store._path(partition)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f".{target.name}.{self.txid}.tmp")
+                    with open(tmp, "wb") as f:
+                        f.write(blob)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    renames.append(
+                        [str(tmp.relative_to(store.root)), str(target.relative_to(store.root))]
+                    )
+                intent = {"tx": self.txid, "renames": renames, "events": self._events}
+                atomic_write(store.root / _INTENT, orjson.dumps(intent))
+                _apply_intent(store, intent)
+                (store.root / _INTENT).unlink()
+                fsync_dir(store.root)
+            # Refresh the read cache with what we just wrote (no re-parse).
+            for partition, storage in changed.items():
+                st = os.stat(store._path(partition))
+                with store._cache_lock:
+                    store._cache[partition] = _Snapshot(storage.tables, _ident(st))
+        for fn in self._after_commit:
+            fn()
