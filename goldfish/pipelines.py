@@ -1,0 +1,634 @@
+"""pipeline.yaml: models, loading, and the stage graph.
+
+A pipeline is a list of stages; a stage reads inputs (from an upstream stage's output with
+``from_stage``/``signal``, or from a registered source with ``dataset``) and writes outputs. Every
+input and output must carry a ``schema:`` key (a contract, or ``null`` to opt out).
+
+Parsing checks the document itself (shape of every field, names, contracts, duplicate stages) and
+reports every problem at once. Checks that need the project (module files, stage configs, sources,
+profiles) and the graph checks (unknown upstream, cycles, type and contract compatibility) live in
+``goldfish.pipeline_validate``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from goldfish import names
+from goldfish.errors import GoldfishError, InvalidInput, NotFound
+from goldfish.fsutil import inside
+from goldfish.issues import CUSTOM_ERROR_TYPE, Issue, custom_error, issues_error
+from goldfish.names import did_you_mean
+from goldfish.signal_schema import (
+    SCHEMA_KINDS,
+    FileSchema,
+    JsonSchema,
+    SignalContract,
+    TabularSchema,
+    TensorArray,
+    TensorSchema,
+)
+from goldfish.yamlio import parse_yaml
+
+SignalType = Literal["npy", "npz", "csv", "file", "directory", "dataset", "json"]
+SIGNAL_TYPES: tuple[str, ...] = get_args(SignalType)
+ConfigType = Literal["int", "float", "number", "bool", "str", "list", "dict"]
+Runtime = Literal["python", "rust"]
+
+_PIPELINE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
+# Which schema kinds a signal type can carry; types not listed accept any kind.
+_KINDS_FOR_TYPE: dict[str, tuple[str, ...]] = {
+    "npy": ("tensor",),
+    "npz": ("tensor",),
+    "csv": ("tabular",),
+    "json": ("json",),
+}
+
+
+def _name_validator(check: Callable[[object], str]) -> AfterValidator:
+    def run(value: str) -> str:
+        try:
+            return check(value)
+        except GoldfishError as exc:
+            raise custom_error(exc.message, exc.fix) from None
+
+    return AfterValidator(run)
+
+
+StageName = Annotated[str, _name_validator(names.stage_name)]
+SignalName = Annotated[str, _name_validator(names.signal_name)]
+SourceName = Annotated[str, _name_validator(names.source_name)]
+
+
+def _check_pipeline_name(value: object) -> str:
+    if not isinstance(value, str) or not _PIPELINE_NAME_RE.fullmatch(value):
+        raise InvalidInput(
+            f"Invalid pipeline name {value!r}.",
+            fix="Use 1-64 ASCII letters, digits, '_' or '-', starting with a letter or digit (e.g. train_eval).",
+        )
+    return value
+
+
+class ConfigField(BaseModel):
+    """One entry of a stage's ``config_schema``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ConfigType = Field(description="int, float (accepts int), number, bool, str, list or dict")
+    required: StrictBool = Field(default=False, description="The merged stage config must set this key")
+
+
+class _Signal(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: SignalName = Field(description="Signal name (the key under inputs:/outputs:)")
+    contract: SignalContract | None = Field(
+        alias="schema", description="Schema contract; the key is required, null opts out (with a warning)")
+    format: SignalType | None = Field(default=None, description="Load/save format; defaults to type")
+    description: str = Field(default="", description="Free text")
+
+    def _check_kind(self, type_: str | None) -> None:
+        allowed = _KINDS_FOR_TYPE.get(type_ or "")
+        if self.contract is not None and allowed and self.contract.kind not in allowed:
+            raise custom_error(
+                f"a {type_} signal cannot have a {self.contract.kind} schema.",
+                f"Use schema kind {' or '.join(allowed)} for type {type_}, or change the type"
+                " (file and directory accept any kind).",
+                sub=".schema",
+            )
+
+
+class InputSignal(_Signal):
+    """A stage input: from an upstream stage's output, or from a registered dataset."""
+
+    type: SignalType | None = Field(
+        default=None,
+        description="Signal type; when omitted: dataset if `dataset` is set, else the upstream output's type"
+        " (None only when it cannot be inferred, e.g. an input supplied by inputs_override)")
+    from_stage: StageName | None = Field(default=None, description="Upstream stage that produces this input")
+    signal: SignalName | None = Field(
+        default=None, description="Upstream output name; defaults to the input's own name (aliasing)")
+    dataset: SourceName | None = Field(default=None, description="Registered source (dataset) name")
+
+    @model_validator(mode="after")
+    def _source_rules(self) -> InputSignal:
+        if self.from_stage is not None and self.dataset is not None:
+            raise custom_error(
+                f"input {self.name} sets both from_stage ({self.from_stage}) and dataset ({self.dataset}).",
+                "Keep one: from_stage to read an upstream stage's output, or dataset to read a registered source.",
+            )
+        if self.signal is not None and self.from_stage is None:
+            raise custom_error(
+                f"input {self.name} sets signal: {self.signal} without from_stage.",
+                "Add from_stage: <upstream stage>, or remove signal.",
+                sub=".signal",
+            )
+        if self.from_stage is not None and self.signal is None:
+            self.signal = self.name
+        if self.type is None and self.dataset is not None:
+            self.type = "dataset"
+        self._check_kind(self.type)
+        if self.format is None:
+            self.format = self.type
+        return self
+
+
+class OutputSignal(_Signal):
+    """A stage output."""
+
+    type: SignalType = Field(default="directory", description="Signal type (default directory)")
+    artifact: StrictBool = Field(default=False, description="Mark the output as an artifact")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Source metadata (validated when the artifact is registered)")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> OutputSignal:
+        self._check_kind(self.type)
+        if self.format is None:
+            self.format = self.type
+        return self
+
+
+def _signals_by_name(value: Any, field: str, fix_example: str) -> Any:
+    """Accept ``{name: {...}}`` or ``[{name: ..., ...}]``; reject bare-value shorthands."""
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        items: dict[str, Any] = {}
+        for index, item in enumerate(value):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise custom_error(
+                    f"{field}[{index}] is {item!r}; each list item needs a name: and a schema:.",
+                    f"Write it as - {{name: x, {fix_example}}}.",
+                    sub=f"[{index}]",
+                )
+            if item["name"] in items:
+                raise custom_error(f"{field} lists {item['name']!r} twice.", "Give each signal a unique name.",
+                                   sub=f"[{index}]")
+            items[item["name"]] = item
+        return items
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if not isinstance(item, dict):
+                example = (f"dataset: {item}, schema: ..." if field == "inputs" and isinstance(item, str)
+                           else fix_example)
+                raise custom_error(
+                    f"{field}.{key} is {item!r}; a signal is a mapping with at least a schema:.",
+                    f"Write it as {key}: {{{example}}}.",
+                    sub=f".{key}",
+                )
+            if "name" in item and item["name"] != key:
+                raise custom_error(f"{field}.{key} has name: {item['name']!r}, which differs from its key.",
+                                   "Remove name: (the key is the name) or make them equal.", sub=f".{key}")
+            out[key] = {**item, "name": key}
+        return out
+    return value  # pydantic reports the wrong type
+
+
+class Stage(BaseModel):
+    """One pipeline stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: StageName = Field(description="Stage name; the module is modules/<name>.py (python) or .rs (rust)")
+    runtime: Runtime = Field(default="python", description="python or rust (per stage)")
+    entrypoint: str | None = Field(
+        default=None, description="Rust only: custom binary path, relative and under entrypoints/")
+    description: str = Field(default="", description="Free text")
+    config_schema: dict[str, ConfigField] = Field(
+        default_factory=dict, description="{key: type} or {key: {type, required}}; dotted keys reach nested values")
+    defaults: dict[str, Any] = Field(default_factory=dict, description="Lowest-precedence stage config layer")
+    inputs: dict[str, InputSignal] = Field(default_factory=dict, description="Input signals by name")
+    outputs: dict[str, OutputSignal] = Field(default_factory=dict, description="Output signals by name")
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs_form(cls, value: Any) -> Any:
+        return _signals_by_name(value, "inputs", "from_stage: <stage>, schema: ...")
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs_form(cls, value: Any) -> Any:
+        return _signals_by_name(value, "outputs", "type: npy, schema: ...")
+
+    @field_validator("defaults", mode="before")
+    @classmethod
+    def _defaults_form(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("config_schema", mode="before")
+    @classmethod
+    def _config_schema_form(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for key, spec in value.items():
+            if not isinstance(key, str) or not all(part for part in key.split(".")):
+                raise custom_error(f"config_schema key {key!r} is not a config key.",
+                                   "Use a key such as lr or optimizer.momentum (dots reach nested values).")
+            out[key] = {"type": spec} if isinstance(spec, str) else spec
+        return out
+
+    @model_validator(mode="after")
+    def _entrypoint_rule(self) -> Stage:
+        if self.entrypoint is None:
+            return self
+        if self.runtime != "rust":
+            raise custom_error(
+                f"entrypoint is only for rust stages; stage {self.name} has runtime {self.runtime}.",
+                "Remove entrypoint: (python stages run modules/<stage>.py), or set runtime: rust.",
+                sub=".entrypoint",
+            )
+        path = PurePosixPath(self.entrypoint)
+        if (
+            "\\" in self.entrypoint
+            or path.is_absolute()
+            or len(path.parts) < 2
+            or path.parts[0] != "entrypoints"
+            or any(part in ("..", ".") for part in path.parts)
+        ):
+            raise custom_error(
+                f"entrypoint {self.entrypoint!r} must be a relative path under entrypoints/ without '..'.",
+                f"Use e.g. entrypoint: entrypoints/{self.name} (or leave it out: that is the default).",
+                sub=".entrypoint",
+            )
+        return self
+
+    @property
+    def module_path(self) -> str:
+        """Source file of the stage, relative to the workspace root."""
+        return f"modules/{self.name}.{'rs' if self.runtime == 'rust' else 'py'}"
+
+    @property
+    def binary_path(self) -> str | None:
+        """Where a rust stage's compiled binary goes (None for python)."""
+        if self.runtime != "rust":
+            return None
+        return self.entrypoint or f"entrypoints/{self.name}"
+
+
+class Pipeline(BaseModel):
+    """A parsed pipeline document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="pipeline", description="Pipeline name; defaults to the file stem")
+    description: str = Field(default="", description="Free text")
+    stages: list[Stage] = Field(min_length=1, description="Stages, in declaration order")
+    _source: str = PrivateAttr(default="pipeline.yaml")
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        try:
+            return _check_pipeline_name(value)
+        except InvalidInput as exc:
+            raise custom_error(exc.message, exc.fix) from None
+
+    @model_validator(mode="after")
+    def _unique_and_inferred(self) -> Pipeline:
+        first: dict[str, int] = {}
+        issues = []
+        for index, stage in enumerate(self.stages):
+            if stage.name in first:
+                issues.append(Issue(
+                    location=f"stages[{index}].name",
+                    message=f"stage name {stage.name!r} is already used by stages[{first[stage.name]}].",
+                    fix="Give every stage a unique name (it names modules/<name>.py and configs/<name>.yaml).",
+                ))
+            first.setdefault(stage.name, index)
+        if issues:
+            raise custom_error("duplicate stage names", issues=issues)
+        # Untyped inputs inherit the upstream output's type, so the run sees the real format.
+        for stage in self.stages:
+            for signal in stage.inputs.values():
+                if signal.type is None and signal.from_stage in first and signal.signal is not None:
+                    upstream = self.stages[first[signal.from_stage]].outputs.get(signal.signal)
+                    if upstream is not None:
+                        signal.type = upstream.type
+                        signal.format = signal.format or upstream.type
+        return self
+
+    # --- lookup -------------------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The file (or label) the pipeline was parsed from."""
+        return self._source
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [stage.name for stage in self.stages]
+
+    def index(self, name: str) -> int:
+        """Position of a stage in ``stages`` (for locations like ``stages[2]``)."""
+        for position, stage in enumerate(self.stages):
+            if stage.name == name:
+                return position
+        raise self._unknown_stage(name)
+
+    def stage(self, name: str) -> Stage:
+        return self.stages[self.index(name)]
+
+    def _unknown_stage(self, name: object) -> NotFound:
+        hint = did_you_mean(name, self.stage_names) if isinstance(name, str) else ""
+        return NotFound(
+            f"Pipeline {self.name!r} has no stage {name!r}.{hint}",
+            fix=f"Use one of its stages: {', '.join(self.stage_names)}.",
+        )
+
+    # --- graph --------------------------------------------------------------------------------
+    def dependencies(self) -> dict[str, set[str]]:
+        """Stage → the stages it reads from (``from_stage``). Edges to undeclared stages are left out
+        (``validate_pipeline`` reports them); a self reference is kept."""
+        known = set(self.stage_names)
+        return {
+            stage.name: {s.from_stage for s in stage.inputs.values() if s.from_stage is not None and s.from_stage in known}
+            for stage in self.stages
+        }
+
+    def find_cycles(self) -> list[list[str]]:
+        """Every cycle of two or more stages, each as a path in data-flow order ``[a, b, a]``
+        (b reads from a). Cycles sharing no stage are all reported; a self reference is not a
+        cycle here (``validate_pipeline`` reports it separately)."""
+        deps = {name: {d for d in ds if d != name} for name, ds in self.dependencies().items()}
+        order = {name: i for i, name in enumerate(self.stage_names)}
+        remaining = set(deps)
+        cycles: list[list[str]] = []
+        while True:
+            remaining -= set(_kahn(deps, order, remaining))
+            if not remaining:
+                return cycles
+            # Every stage left has an upstream among those left, so walking upstream must loop.
+            walk = [min(remaining, key=order.__getitem__)]
+            while True:
+                upstream = min((d for d in deps[walk[-1]] if d in remaining), key=order.__getitem__)
+                if upstream in walk:
+                    loop = walk[walk.index(upstream):]
+                    break
+                walk.append(upstream)
+            loop.reverse()  # walked against the data flow
+            start = min(range(len(loop)), key=lambda i: order[loop[i]])
+            loop = loop[start:] + loop[:start]
+            cycles.append([*loop, loop[0]])
+            remaining -= set(loop)
+
+    def topological_order(self, stages: list[str] | None = None) -> list[str]:
+        """Stages (all, or the given ones) so that every stage comes after the stages it reads from;
+        ties keep declaration order. Raises InvalidInput when the stages form a cycle."""
+        requested = self._requested(stages)
+        deps = self.dependencies()
+        cycles = self.find_cycles()
+        selfs = [name for name, ds in deps.items() if name in ds]
+        if cycles or selfs:
+            shown = [" -> ".join(c) for c in cycles] + [f"{s} -> {s}" for s in selfs]
+            raise InvalidInput(
+                f"Pipeline {self.name!r} has a cycle: {'; '.join(shown)}.",
+                fix="Remove one from_stage in each cycle so data flows one way (validate_pipeline lists them).",
+            )
+        order = {name: i for i, name in enumerate(self.stage_names)}
+        full = _kahn(deps, order, set(deps))
+        wanted = set(requested)
+        return [name for name in full if name in wanted]
+
+    def closure(self, stages: list[str], *, direction: Literal["upstream", "downstream"] = "upstream") -> set[str]:
+        """The given stages plus everything they (transitively) read from, or that reads from them."""
+        edges = self.dependencies()
+        if direction == "downstream":
+            reverse: dict[str, set[str]] = {name: set() for name in edges}
+            for name, ups in edges.items():
+                for up in ups:
+                    reverse[up].add(name)
+            edges = reverse
+        seen = set(self._requested(stages))
+        todo = list(seen)
+        while todo:
+            for nxt in edges[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    def _requested(self, stages: list[str] | None) -> list[str]:
+        if stages is None:
+            return self.stage_names
+        if isinstance(stages, str) or not isinstance(stages, list):
+            raise InvalidInput(f"stages must be a list of stage names, got {stages!r}.",
+                               fix=f'Pass e.g. ["{self.stage_names[0]}"].')
+        seen: set[str] = set()
+        for name in stages:
+            if name not in self.stage_names:
+                raise self._unknown_stage(name)
+            if name in seen:
+                raise InvalidInput(f"Stage {name!r} is requested twice.", fix="List each stage once.")
+            seen.add(name)
+        return list(stages)
+
+
+def _kahn(deps: dict[str, set[str]], order: dict[str, int], nodes: set[str]) -> list[str]:
+    """Topological order of ``nodes`` (ties by declaration order); nodes on or after a cycle are left out."""
+    indegree = {n: sum(1 for d in deps[n] if d in nodes) for n in nodes}
+    users: dict[str, list[str]] = {n: [] for n in nodes}
+    for n in nodes:
+        for d in deps[n]:
+            if d in nodes:
+                users[d].append(n)
+    ready = [(order[n], n) for n in nodes if indegree[n] == 0]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        _, node = heapq.heappop(ready)
+        out.append(node)
+        for user in users[node]:
+            indegree[user] -= 1
+            if indegree[user] == 0:
+                heapq.heappush(ready, (order[user], user))
+    return out
+
+
+# --- pydantic errors → issues ---------------------------------------------------------------------
+_SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    "tensor": TensorSchema, "tabular": TabularSchema, "json": JsonSchema, "file": FileSchema,
+}
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _fields_at(parent: tuple[Any, ...], schema_root: bool) -> list[str]:
+    """Field names valid at ``parent`` (a raw pydantic location), for did-you-mean on unknown keys."""
+    last = parent[-1] if parent else None
+    prev = parent[-2] if len(parent) > 1 else None
+    if last in _SCHEMA_MODELS and (prev == "schema" or (schema_root and len(parent) == 1)):
+        return _keys(_SCHEMA_MODELS[last])
+    if not parent:
+        return _keys(Pipeline)
+    if prev == "stages" and isinstance(last, int):
+        return _keys(Stage)
+    if prev in ("inputs", "outputs"):
+        return [k for k in _keys(InputSignal if prev == "inputs" else OutputSignal) if k != "name"]
+    if prev == "config_schema":
+        return _keys(ConfigField)
+    if prev == "arrays":
+        return _keys(TensorArray)
+    return []
+
+
+def format_location(loc: tuple[Any, ...], *, schema_root: bool = False) -> str:
+    """``("stages", 1, "inputs", "x", "schema", "tensor", "shape")`` → ``stages[1].inputs.x.schema.shape``.
+
+    The schema-kind tag pydantic inserts after ``schema`` is dropped (``schema_root``: the location
+    starts at a schema, as for ``parse_contract``)."""
+    text = ""
+    for position, part in enumerate(loc):
+        after_schema = (position > 0 and loc[position - 1] == "schema") or (schema_root and position == 0)
+        if after_schema and part in SCHEMA_KINDS:
+            continue
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+_GENERIC_FIXES = {
+    "string_type": "Use a string (quote it if YAML reads it as a number or boolean).",
+    "bool_type": "Use true or false.",
+    "dict_type": "Use a mapping (key: value lines).",
+    "list_type": "Use a list (- item lines or [a, b]).",
+    "model_type": "Use a mapping (key: value lines).",
+    "model_attributes_type": "Use a mapping (key: value lines).",
+    "int_type": "Use a whole number.",
+}
+
+
+def validation_issues(exc: ValidationError, *, prefix: str = "", schema_root: bool = False) -> list[Issue]:
+    """Turn pydantic errors into issues with our locations, did-you-means and fixes."""
+    issues: list[Issue] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        ctx = err.get("ctx") or {}
+        where = format_location(loc, schema_root=schema_root)
+        location = ".".join(p for p in (prefix, where) if p) if not where.startswith("[") else prefix + where
+        kind = err["type"]
+        if kind == CUSTOM_ERROR_TYPE:
+            if ctx.get("issues"):
+                issues.extend(Issue(**i) for i in ctx["issues"])
+                continue
+            sub = ctx.get("sub", "")
+            issues.append(Issue(location=(location + sub) if location else sub.lstrip("."),
+                                message=ctx["message"], fix=ctx.get("fix") or None))
+            continue
+        last = str(loc[-1]) if loc else ""
+        if kind == "missing" and last == "schema":
+            issues.append(Issue(
+                location=location, message="the `schema:` key is missing (every input and output needs one).",
+                fix="Add `schema:` with a contract (e.g. {kind: tensor, shape: [null, 768], dtype: float32}),"
+                " or `schema: null` to opt out (no contract for this signal).",
+            ))
+        elif kind == "missing":
+            issues.append(Issue(location=location, message=f"required key `{last}` is missing.",
+                                fix=f"Add `{last}:`."))
+        elif kind == "extra_forbidden":
+            candidates = _fields_at(loc[:-1], schema_root)
+            issues.append(Issue(
+                location=location,
+                message=f"unknown key `{last}`." + (did_you_mean(last, candidates) if candidates else ""),
+                fix=f"Remove `{last}`" + (f" or use one of: {', '.join(candidates)}." if candidates else "."),
+            ))
+        elif kind == "literal_error":
+            expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+            value = err.get("input")
+            hint = did_you_mean(value, expected) if isinstance(value, str) else ""
+            issues.append(Issue(location=location, message=f"{last} {value!r} is not allowed.{hint}",
+                                fix=f"Use one of: {', '.join(expected)}."))
+        elif kind == "union_tag_invalid":
+            tag = str(ctx.get("tag"))
+            issues.append(Issue(
+                location=location + ".kind",
+                message=f"unknown schema kind {tag!r}.{did_you_mean(tag, SCHEMA_KINDS)}",
+                fix="Use kind: tensor, tabular, json or file, or `schema: null` to opt out.",
+            ))
+        elif kind == "too_short" and loc == ("stages",):
+            issues.append(Issue(location="stages", message="the pipeline has no stages.",
+                                fix="Add at least one stage: stages: [{name: train, inputs: {...}, outputs: {...}}]."))
+        else:
+            issues.append(Issue(location=location or "(document)", message=err["msg"],
+                                fix=_GENERIC_FIXES.get(kind, "Correct the value at this location.")))
+    return issues
+
+
+# --- loading --------------------------------------------------------------------------------------
+def parse_pipeline(text: str, source: str) -> Pipeline:
+    """Parse pipeline YAML text. ``source`` names the file (for messages; its stem is the default name).
+
+    Raises InvalidInput listing every problem, each with its location and fix."""
+    data = parse_yaml(text, source)
+    if data is None:
+        raise InvalidInput(f"{source} is empty.", fix="Add `stages:` with at least one stage (skill §2).",
+                           details={"issues": [Issue(location=source, message="empty document").model_dump()]})
+    if not isinstance(data, dict):
+        raise issues_error(f"{source} is not a valid pipeline.", [Issue(
+            location=source, message=f"the document is a {type(data).__name__}, not a mapping.",
+            fix="Start the file with `stages:` (a list of stages), optionally `name:` and `description:`.")])
+    if "name" not in data:
+        data = {**data, "name": PurePosixPath(source.replace("\\", "/")).stem or "pipeline"}
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as exc:
+        raise issues_error(f"{source} is not a valid pipeline.", validation_issues(exc)) from None
+    pipeline._source = source
+    return pipeline
+
+
+def pipeline_path(root: Path, name: str | None = None) -> Path:
+    """``root/pipeline.yaml``, or ``root/pipelines/<name>.yaml`` for a named pipeline."""
+    if name is None:
+        return Path(root) / "pipeline.yaml"
+    return Path(root) / "pipelines" / f"{_check_pipeline_name(name)}.yaml"
+
+
+def load_pipeline(root: Path, name: str | None = None) -> Pipeline:
+    """Load ``pipeline.yaml`` (name None) or ``pipelines/<name>.yaml`` from a workspace root."""
+    path = pipeline_path(root, name)
+    relative = path.relative_to(root).as_posix()
+    if not path.is_file():
+        if name is None:
+            raise NotFound(f"No pipeline file: {path} does not exist.",
+                           fix="Create pipeline.yaml in the workspace with `stages:` (see skill §2).")
+        available = sorted(p.stem for p in (Path(root) / "pipelines").glob("*.yaml"))
+        hint = did_you_mean(name, available)
+        raise NotFound(
+            f"No pipeline {name!r}: {path} does not exist.{hint}",
+            fix=(f"Use one of: {', '.join(available)}, or create {relative}." if available
+                 else f"Create {relative}, or leave the pipeline name out to use pipeline.yaml."),
+        )
+    inside(root, path, what="pipeline file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{relative} is not UTF-8 text.", fix="Save the file as UTF-8.") from None
+    return parse_pipeline(text, relative)
+
+
+def signal_location(pipeline: Pipeline, stage: str, direction: Literal["inputs", "outputs"], signal: str) -> str:
+    return f"stages[{pipeline.index(stage)}].{direction}.{signal}"
