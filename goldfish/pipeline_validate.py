@@ -18,7 +18,7 @@ from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.fsutil import inside
 from goldfish.issues import Issue, issues_error
 from goldfish.names import did_you_mean
-from goldfish.pipelines import InputSignal, OutputSignal, Pipeline, Stage, validation_issues
+from goldfish.pipelines import InputSignal, OutputSignal, Pipeline, Stage, kinds_for_type, validation_issues
 from goldfish.profiles import (
     Backend,
     Profile,
@@ -115,7 +115,7 @@ class _Validator:
         acyclic = self.graph()
         self.report.stages = self.p.topological_order(requested) if acyclic else requested
         try:
-            self.overrides = normalize_overrides(config_override, requested)
+            self.overrides = normalize_overrides(config_override, requested, all_stages=self.p.stage_names)
         except InvalidInput as exc:
             self.error("config_override", exc.message, exc.fix)
             self.overrides = {name: {} for name in requested}
@@ -170,7 +170,7 @@ class _Validator:
                                f"Override one of its inputs: {', '.join(declared) or '(it has none)'}.")
                 per_stage[name] = set(inputs) & set(declared)
             return per_stage
-        names = set(value)
+        names = {value} if isinstance(value, str) else set(value)
         everywhere = {i for s in requested for i in self.p.stage(s).inputs}
         for unknown in sorted(names - everywhere):
             self.error(f"inputs_override.{unknown}",
@@ -205,6 +205,12 @@ class _Validator:
                                f" {upstream.name}.{output.name} is {output.type}.",
                                f"Set type: {output.type} on the input (or leave type out to inherit it),"
                                " or change the upstream output's type.")
+                elif (output.contract is None and signal.contract is not None  # else the edge check says it
+                      and signal.contract.kind not in kinds_for_type(output.type)):
+                    self.error(f"{where}.schema", f"input {name} reads a {output.type} signal"
+                               f" ({upstream.name}.{output.name}) but declares a {signal.contract.kind} schema.",
+                               f"Use schema kind {' or '.join(kinds_for_type(output.type))} for a {output.type}"
+                               " signal, or schema: null.")
         cycles = self.p.find_cycles()
         for cycle in cycles:
             first = self.p.stage(cycle[1])

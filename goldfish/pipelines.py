@@ -12,7 +12,6 @@ profiles) and the graph checks (unknown upstream, cycles, type and contract comp
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -30,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from goldfish import names
+from goldfish import dag, names
 from goldfish.errors import GoldfishError, InvalidInput, NotFound
 from goldfish.fsutil import inside
 from goldfish.issues import CUSTOM_ERROR_TYPE, Issue, custom_error, issues_error
@@ -59,6 +58,11 @@ _KINDS_FOR_TYPE: dict[str, tuple[str, ...]] = {
     "csv": ("tabular",),
     "json": ("json",),
 }
+
+
+def kinds_for_type(type_: str | None) -> tuple[str, ...]:
+    """Schema kinds a signal of this type can carry."""
+    return _KINDS_FOR_TYPE.get(type_ or "", SCHEMA_KINDS)
 
 
 def _name_validator(check: Callable[[object], str]) -> AfterValidator:
@@ -369,27 +373,7 @@ class Pipeline(BaseModel):
         """Every cycle of two or more stages, each as a path in data-flow order ``[a, b, a]``
         (b reads from a). Cycles sharing no stage are all reported; a self reference is not a
         cycle here (``validate_pipeline`` reports it separately)."""
-        deps = {name: {d for d in ds if d != name} for name, ds in self.dependencies().items()}
-        order = {name: i for i, name in enumerate(self.stage_names)}
-        remaining = set(deps)
-        cycles: list[list[str]] = []
-        while True:
-            remaining -= set(_kahn(deps, order, remaining))
-            if not remaining:
-                return cycles
-            # Every stage left has an upstream among those left, so walking upstream must loop.
-            walk = [min(remaining, key=order.__getitem__)]
-            while True:
-                upstream = min((d for d in deps[walk[-1]] if d in remaining), key=order.__getitem__)
-                if upstream in walk:
-                    loop = walk[walk.index(upstream):]
-                    break
-                walk.append(upstream)
-            loop.reverse()  # walked against the data flow
-            start = min(range(len(loop)), key=lambda i: order[loop[i]])
-            loop = loop[start:] + loop[:start]
-            cycles.append([*loop, loop[0]])
-            remaining -= set(loop)
+        return dag.find_cycles(self.dependencies(), self.stage_names)
 
     def topological_order(self, stages: list[str] | None = None) -> list[str]:
         """Stages (all, or the given ones) so that every stage comes after the stages it reads from;
@@ -404,8 +388,7 @@ class Pipeline(BaseModel):
                 f"Pipeline {self.name!r} has a cycle: {'; '.join(shown)}.",
                 fix="Remove one from_stage in each cycle so data flows one way (validate_pipeline lists them).",
             )
-        order = {name: i for i, name in enumerate(self.stage_names)}
-        full = _kahn(deps, order, set(deps))
+        full = dag.topological(deps, self.stage_names)
         wanted = set(requested)
         return [name for name in full if name in wanted]
 
@@ -443,27 +426,6 @@ class Pipeline(BaseModel):
         return list(stages)
 
 
-def _kahn(deps: dict[str, set[str]], order: dict[str, int], nodes: set[str]) -> list[str]:
-    """Topological order of ``nodes`` (ties by declaration order); nodes on or after a cycle are left out."""
-    indegree = {n: sum(1 for d in deps[n] if d in nodes) for n in nodes}
-    users: dict[str, list[str]] = {n: [] for n in nodes}
-    for n in nodes:
-        for d in deps[n]:
-            if d in nodes:
-                users[d].append(n)
-    ready = [(order[n], n) for n in nodes if indegree[n] == 0]
-    heapq.heapify(ready)
-    out: list[str] = []
-    while ready:
-        _, node = heapq.heappop(ready)
-        out.append(node)
-        for user in users[node]:
-            indegree[user] -= 1
-            if indegree[user] == 0:
-                heapq.heappush(ready, (order[user], user))
-    return out
-
-
 # --- pydantic errors → issues ---------------------------------------------------------------------
 _SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "tensor": TensorSchema, "tabular": TabularSchema, "json": JsonSchema, "file": FileSchema,
@@ -474,14 +436,14 @@ def _keys(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
-def _fields_at(parent: tuple[Any, ...], schema_root: bool) -> list[str]:
+def _fields_at(parent: tuple[Any, ...], schema_root: bool, root_model: type[BaseModel]) -> list[str]:
     """Field names valid at ``parent`` (a raw pydantic location), for did-you-mean on unknown keys."""
     last = parent[-1] if parent else None
     prev = parent[-2] if len(parent) > 1 else None
     if last in _SCHEMA_MODELS and (prev == "schema" or (schema_root and len(parent) == 1)):
         return _keys(_SCHEMA_MODELS[last])
     if not parent:
-        return _keys(Pipeline)
+        return _keys(root_model)
     if prev == "stages" and isinstance(last, int):
         return _keys(Stage)
     if prev in ("inputs", "outputs"):
@@ -521,8 +483,11 @@ _GENERIC_FIXES = {
 }
 
 
-def validation_issues(exc: ValidationError, *, prefix: str = "", schema_root: bool = False) -> list[Issue]:
-    """Turn pydantic errors into issues with our locations, did-you-means and fixes."""
+def validation_issues(exc: ValidationError, *, prefix: str = "", schema_root: bool = False,
+                      root_model: type[BaseModel] | None = None) -> list[Issue]:
+    """Turn pydantic errors into issues with our locations, did-you-means and fixes.
+
+    ``root_model`` is the model validated at the top (default Pipeline), for unknown-key hints."""
     issues: list[Issue] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -549,7 +514,7 @@ def validation_issues(exc: ValidationError, *, prefix: str = "", schema_root: bo
             issues.append(Issue(location=location, message=f"required key `{last}` is missing.",
                                 fix=f"Add `{last}:`."))
         elif kind == "extra_forbidden":
-            candidates = _fields_at(loc[:-1], schema_root)
+            candidates = _fields_at(loc[:-1], schema_root, root_model or Pipeline)
             issues.append(Issue(
                 location=location,
                 message=f"unknown key `{last}`." + (did_you_mean(last, candidates) if candidates else ""),

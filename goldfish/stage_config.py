@@ -151,7 +151,7 @@ def _check_compute(values: dict[str, Any], cfg: StageConfig, errors: list[Issue]
     try:
         settings = ComputeSettings.model_validate(compute)
     except ValidationError as exc:
-        for issue in validation_issues(exc):
+        for issue in validation_issues(exc, root_model=ComputeSettings):
             key = issue.location.split(".")[0].split("[")[0]
             if "unknown key" in issue.message:
                 issue.fix = (f"Use the compute keys: {', '.join(ComputeSettings.model_fields)}; put your own"
@@ -321,7 +321,8 @@ def merge_stage_config(
 
 
 # --- override normalisation ------------------------------------------------------------------------
-def _normalize(value: Any, stages: list[str], what: str, example: str) -> dict[str, dict[str, Any]]:
+def _normalize(value: Any, stages: list[str], what: str, example: str,
+               all_stages: list[str] | None) -> dict[str, dict[str, Any]]:
     if value is None:
         return {s: {} for s in stages}
     if not isinstance(value, dict):
@@ -329,6 +330,14 @@ def _normalize(value: Any, stages: list[str], what: str, example: str) -> dict[s
                            fix=f"Pass e.g. {{{example}}}, or keyed by stage: {{\"<stage>\": {{{example}}}}}.")
     if not value:
         return {s: {} for s in stages}
+    outside = [k for k in value if k in (all_stages or ()) and k not in stages and isinstance(value[k], dict)]
+    if outside:
+        raise InvalidInput(
+            f"{what} has entries for {', '.join(outside)}, which {'is' if len(outside) == 1 else 'are'} not"
+            f" part of this run ({', '.join(stages)}).",
+            fix=f"Add {', '.join(outside)} to the stages of the run, or drop {'its' if len(outside) == 1 else 'their'}"
+            " entries.",
+        )
     stage_keys = [k for k in value if k in stages]
     if len(stage_keys) == len(value) and all(isinstance(v, dict) for v in value.values()):
         return {s: dict(value.get(s, {})) for s in stages}
@@ -353,17 +362,22 @@ def _normalize(value: Any, stages: list[str], what: str, example: str) -> dict[s
     )
 
 
-def normalize_overrides(config_override: Any, stages: list[str]) -> dict[str, dict[str, Any]]:
+def normalize_overrides(config_override: Any, stages: list[str], *,
+                        all_stages: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Per-stage config overrides for the ``stages`` of a run.
 
     A flat dict is accepted for a single stage; a dict keyed by stage names gives each stage its
-    own; a flat dict for several stages is refused (it would be ambiguous)."""
-    return _normalize(config_override, stages, "config_override", "'lr': 0.01")
+    own; a flat dict for several stages is refused (it would be ambiguous), and so is a mix of the
+    two. With ``all_stages`` (every stage of the pipeline), an entry for a stage outside the run
+    is refused instead of being read as a config key."""
+    return _normalize(config_override, stages, "config_override", "'lr': 0.01", all_stages)
 
 
-def normalize_input_overrides(inputs_override: Any, stages: list[str]) -> dict[str, dict[str, Any]]:
-    """Per-stage input overrides ``{stage: {input: run id | source | path | {from_run, signal}}}``."""
-    return _normalize(inputs_override, stages, "inputs_override", "'features': 'stage-1a2b3c4d'")
+def normalize_input_overrides(inputs_override: Any, stages: list[str], *,
+                              all_stages: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per-stage input overrides ``{stage: {input: run id | source | path | {from_run, signal}}}``,
+    with the same rules as ``normalize_overrides``."""
+    return _normalize(inputs_override, stages, "inputs_override", "'features': 'stage-1a2b3c4d'", all_stages)
 
 
 # --- schema placeholders ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ def make_project(root: Path, pipeline: str | dict[str, Any], *, modules: bool = 
                  configs: dict[str, Any] | None = None) -> Path:
     """Write pipeline.yaml (text or dict), a module for every stage, and the given stage configs."""
     root.mkdir(parents=True, exist_ok=True)
+    for old in ("modules", "configs"):  # a project is rewritten whole, so earlier calls leave nothing behind
+        shutil.rmtree(root / old, ignore_errors=True)
     text = pipeline if isinstance(pipeline, str) else yaml.safe_dump(pipeline, sort_keys=False)
     (root / "pipeline.yaml").write_text(text)
     if modules:

@@ -372,3 +372,14 @@ def test_parsing_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput):
         load_pipeline(tmp_path)
     assert tree_digest(tmp_path) == before
+
+
+def test_pipeline_file_symlinked_out_of_root_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text(SEED_PIPELINE)
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pipeline.yaml").symlink_to(outside)
+    with pytest.raises(InvalidInput) as info:
+        load_pipeline(root)
+    assert "outside" in info.value.message and info.value.fix
