@@ -10,7 +10,9 @@ import heapq
 from collections.abc import Mapping, Sequence
 
 
-def topological(deps: Mapping[str, set[str]], order: Sequence[str], nodes: set[str] | None = None) -> list[str]:
+def topological(
+    deps: Mapping[str, set[str]], order: Sequence[str], nodes: set[str] | None = None
+) -> list[str]:
     """Topological order of ``nodes`` (default: all), dependencies first, ties by ``order``.
 
     Nodes on a cycle, or downstream of one, are left out (compare lengths to detect that)."""
@@ -52,7 +54,7 @@ def find_cycles(deps: Mapping[str, set[str]], order: Sequence[str]) -> list[list
         while True:
             upstream = min((d for d in graph[walk[-1]] if d in remaining), key=rank.__getitem__)
             if upstream in walk:
-                loop = walk[walk.index(upstream):]
+                loop = walk[walk.index(upstream) :]
                 break
             walk.append(upstream)
         loop.reverse()  # walked against the flow

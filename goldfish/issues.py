@@ -57,8 +57,11 @@ def issues_error(
     """One error listing every issue; ``details["issues"]`` holds them as dicts."""
     if len(issues) == 1:
         only = issues[0]
-        return cls(f"{summary} {only.location}: {only.message}", fix=only.fix,
-                   details={"issues": [only.model_dump()]})
+        return cls(
+            f"{summary} {only.location}: {only.message}",
+            fix=only.fix,
+            details={"issues": [only.model_dump()]},
+        )
     lines = "\n".join(f"- {issue.render()}" for issue in issues)
     return cls(
         f"{summary} {len(issues)} problems:\n{lines}",

@@ -32,8 +32,9 @@ from pydantic import (
 from goldfish import dag, names
 from goldfish.errors import GoldfishError, InvalidInput, NotFound
 from goldfish.fsutil import inside
-from goldfish.issues import CUSTOM_ERROR_TYPE, Issue, custom_error, issues_error
+from goldfish.issues import Issue, custom_error, issues_error
 from goldfish.names import did_you_mean
+from goldfish.pipeline_errors import pydantic_issues
 from goldfish.signal_schema import (
     SCHEMA_KINDS,
     FileSchema,
@@ -84,7 +85,8 @@ def _check_pipeline_name(value: object) -> str:
     if not isinstance(value, str) or not _PIPELINE_NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"Invalid pipeline name {value!r}.",
-            fix="Use 1-64 ASCII letters, digits, '_' or '-', starting with a letter or digit (e.g. train_eval).",
+            fix="Use 1-64 ASCII letters, digits, '_' or '-', starting with a letter or digit (e.g."
+            " train_eval).",
         )
     return value
 
@@ -103,7 +105,8 @@ class _Signal(BaseModel):
 
     name: SignalName = Field(description="Signal name (the key under inputs:/outputs:)")
     contract: SignalContract | None = Field(
-        alias="schema", description="Schema contract; the key is required, null opts out (with a warning)")
+        alias="schema", description="Schema contract; the key is required, null opts out (with a warning)"
+    )
     format: SignalType | None = Field(default=None, description="Load/save format; defaults to type")
     description: str = Field(default="", description="Free text")
 
@@ -124,10 +127,12 @@ class InputSignal(_Signal):
     type: SignalType | None = Field(
         default=None,
         description="Signal type; when omitted: dataset if `dataset` is set, else the upstream output's type"
-        " (None only when it cannot be inferred, e.g. an input supplied by inputs_override)")
+        " (None only when it cannot be inferred, e.g. an input supplied by inputs_override)",
+    )
     from_stage: StageName | None = Field(default=None, description="Upstream stage that produces this input")
     signal: SignalName | None = Field(
-        default=None, description="Upstream output name; defaults to the input's own name (aliasing)")
+        default=None, description="Upstream output name; defaults to the input's own name (aliasing)"
+    )
     dataset: SourceName | None = Field(default=None, description="Registered source (dataset) name")
 
     @model_validator(mode="after")
@@ -135,7 +140,8 @@ class InputSignal(_Signal):
         if self.from_stage is not None and self.dataset is not None:
             raise custom_error(
                 f"input {self.name} sets both from_stage ({self.from_stage}) and dataset ({self.dataset}).",
-                "Keep one: from_stage to read an upstream stage's output, or dataset to read a registered source.",
+                "Keep one: from_stage to read an upstream stage's output, or dataset to read a"
+                " registered source.",
             )
         if self.signal is not None and self.from_stage is None:
             raise custom_error(
@@ -159,7 +165,8 @@ class OutputSignal(_Signal):
     type: SignalType = Field(default="directory", description="Signal type (default directory)")
     artifact: StrictBool = Field(default=False, description="Mark the output as an artifact")
     metadata: dict[str, Any] | None = Field(
-        default=None, description="Source metadata (validated when the artifact is registered)")
+        default=None, description="Source metadata (validated when the artifact is registered)"
+    )
 
     @model_validator(mode="after")
     def _defaults(self) -> OutputSignal:
@@ -183,24 +190,33 @@ def _signals_by_name(value: Any, field: str, fix_example: str) -> Any:
                     sub=f"[{index}]",
                 )
             if item["name"] in items:
-                raise custom_error(f"{field} lists {item['name']!r} twice.", "Give each signal a unique name.",
-                                   sub=f"[{index}]")
+                raise custom_error(
+                    f"{field} lists {item['name']!r} twice.",
+                    "Give each signal a unique name.",
+                    sub=f"[{index}]",
+                )
             items[item["name"]] = item
         return items
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for key, item in value.items():
             if not isinstance(item, dict):
-                example = (f"dataset: {item}, schema: ..." if field == "inputs" and isinstance(item, str)
-                           else fix_example)
+                example = (
+                    f"dataset: {item}, schema: ..."
+                    if field == "inputs" and isinstance(item, str)
+                    else fix_example
+                )
                 raise custom_error(
                     f"{field}.{key} is {item!r}; a signal is a mapping with at least a schema:.",
                     f"Write it as {key}: {{{example}}}.",
                     sub=f".{key}",
                 )
             if "name" in item and item["name"] != key:
-                raise custom_error(f"{field}.{key} has name: {item['name']!r}, which differs from its key.",
-                                   "Remove name: (the key is the name) or make them equal.", sub=f".{key}")
+                raise custom_error(
+                    f"{field}.{key} has name: {item['name']!r}, which differs from its key.",
+                    "Remove name: (the key is the name) or make them equal.",
+                    sub=f".{key}",
+                )
             out[key] = {**item, "name": key}
         return out
     return value  # pydantic reports the wrong type
@@ -214,10 +230,13 @@ class Stage(BaseModel):
     name: StageName = Field(description="Stage name; the module is modules/<name>.py (python) or .rs (rust)")
     runtime: Runtime = Field(default="python", description="python or rust (per stage)")
     entrypoint: str | None = Field(
-        default=None, description="Rust only: custom binary path, relative and under entrypoints/")
+        default=None, description="Rust only: custom binary path, relative and under entrypoints/"
+    )
     description: str = Field(default="", description="Free text")
     config_schema: dict[str, ConfigField] = Field(
-        default_factory=dict, description="{key: type} or {key: {type, required}}; dotted keys reach nested values")
+        default_factory=dict,
+        description="{key: type} or {key: {type, required}}; dotted keys reach nested values",
+    )
     defaults: dict[str, Any] = Field(default_factory=dict, description="Lowest-precedence stage config layer")
     inputs: dict[str, InputSignal] = Field(default_factory=dict, description="Input signals by name")
     outputs: dict[str, OutputSignal] = Field(default_factory=dict, description="Output signals by name")
@@ -247,8 +266,10 @@ class Stage(BaseModel):
         out: dict[Any, Any] = {}
         for key, spec in value.items():
             if not isinstance(key, str) or not all(part for part in key.split(".")):
-                raise custom_error(f"config_schema key {key!r} is not a config key.",
-                                   "Use a key such as lr or optimizer.momentum (dots reach nested values).")
+                raise custom_error(
+                    f"config_schema key {key!r} is not a config key.",
+                    "Use a key such as lr or optimizer.momentum (dots reach nested values).",
+                )
             out[key] = {"type": spec} if isinstance(spec, str) else spec
         return out
 
@@ -314,11 +335,14 @@ class Pipeline(BaseModel):
         issues = []
         for index, stage in enumerate(self.stages):
             if stage.name in first:
-                issues.append(Issue(
-                    location=f"stages[{index}].name",
-                    message=f"stage name {stage.name!r} is already used by stages[{first[stage.name]}].",
-                    fix="Give every stage a unique name (it names modules/<name>.py and configs/<name>.yaml).",
-                ))
+                issues.append(
+                    Issue(
+                        location=f"stages[{index}].name",
+                        message=f"stage name {stage.name!r} is already used by stages[{first[stage.name]}].",
+                        fix="Give every stage a unique name (it names modules/<name>.py and"
+                        " configs/<name>.yaml).",
+                    )
+                )
             first.setdefault(stage.name, index)
         if issues:
             raise custom_error("duplicate stage names", issues=issues)
@@ -365,7 +389,9 @@ class Pipeline(BaseModel):
         (``validate_pipeline`` reports them); a self reference is kept."""
         known = set(self.stage_names)
         return {
-            stage.name: {s.from_stage for s in stage.inputs.values() if s.from_stage is not None and s.from_stage in known}
+            stage.name: {
+                s.from_stage for s in stage.inputs.values() if s.from_stage is not None
+            }.intersection(known)
             for stage in self.stages
         }
 
@@ -386,13 +412,16 @@ class Pipeline(BaseModel):
             shown = [" -> ".join(c) for c in cycles] + [f"{s} -> {s}" for s in selfs]
             raise InvalidInput(
                 f"Pipeline {self.name!r} has a cycle: {'; '.join(shown)}.",
-                fix="Remove one from_stage in each cycle so data flows one way (validate_pipeline lists them).",
+                fix="Remove one from_stage in each cycle so data flows one way (validate_pipeline"
+                " lists them).",
             )
         full = dag.topological(deps, self.stage_names)
         wanted = set(requested)
         return [name for name in full if name in wanted]
 
-    def closure(self, stages: list[str], *, direction: Literal["upstream", "downstream"] = "upstream") -> set[str]:
+    def closure(
+        self, stages: list[str], *, direction: Literal["upstream", "downstream"] = "upstream"
+    ) -> set[str]:
         """The given stages plus everything they (transitively) read from, or that reads from them."""
         edges = self.dependencies()
         if direction == "downstream":
@@ -414,8 +443,10 @@ class Pipeline(BaseModel):
         if stages is None:
             return self.stage_names
         if isinstance(stages, str) or not isinstance(stages, list):
-            raise InvalidInput(f"stages must be a list of stage names, got {stages!r}.",
-                               fix=f'Pass e.g. ["{self.stage_names[0]}"].')
+            raise InvalidInput(
+                f"stages must be a list of stage names, got {stages!r}.",
+                fix=f'Pass e.g. ["{self.stage_names[0]}"].',
+            )
         seen: set[str] = set()
         for name in stages:
             if name not in self.stage_names:
@@ -427,119 +458,28 @@ class Pipeline(BaseModel):
 
 
 # --- pydantic errors → issues ---------------------------------------------------------------------
-_SCHEMA_MODELS: dict[str, type[BaseModel]] = {
-    "tensor": TensorSchema, "tabular": TabularSchema, "json": JsonSchema, "file": FileSchema,
-}
-
-
 def _keys(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
-def _fields_at(parent: tuple[Any, ...], schema_root: bool, root_model: type[BaseModel]) -> list[str]:
-    """Field names valid at ``parent`` (a raw pydantic location), for did-you-mean on unknown keys."""
-    last = parent[-1] if parent else None
-    prev = parent[-2] if len(parent) > 1 else None
-    if last in _SCHEMA_MODELS and (prev == "schema" or (schema_root and len(parent) == 1)):
-        return _keys(_SCHEMA_MODELS[last])
-    if not parent:
-        return _keys(root_model)
-    if prev == "stages" and isinstance(last, int):
-        return _keys(Stage)
-    if prev in ("inputs", "outputs"):
-        return [k for k in _keys(InputSignal if prev == "inputs" else OutputSignal) if k != "name"]
-    if prev == "config_schema":
-        return _keys(ConfigField)
-    if prev == "arrays":
-        return _keys(TensorArray)
-    return []
-
-
-def format_location(loc: tuple[Any, ...], *, schema_root: bool = False) -> str:
-    """``("stages", 1, "inputs", "x", "schema", "tensor", "shape")`` → ``stages[1].inputs.x.schema.shape``.
-
-    The schema-kind tag pydantic inserts after ``schema`` is dropped (``schema_root``: the location
-    starts at a schema, as for ``parse_contract``)."""
-    text = ""
-    for position, part in enumerate(loc):
-        after_schema = (position > 0 and loc[position - 1] == "schema") or (schema_root and position == 0)
-        if after_schema and part in SCHEMA_KINDS:
-            continue
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
-_GENERIC_FIXES = {
-    "string_type": "Use a string (quote it if YAML reads it as a number or boolean).",
-    "bool_type": "Use true or false.",
-    "dict_type": "Use a mapping (key: value lines).",
-    "list_type": "Use a list (- item lines or [a, b]).",
-    "model_type": "Use a mapping (key: value lines).",
-    "model_attributes_type": "Use a mapping (key: value lines).",
-    "int_type": "Use a whole number.",
+# Keys allowed at each level of a pipeline document (for did-you-mean on unknown keys).
+DOCUMENT_FIELDS: dict[str, list[str]] = {
+    "": _keys(Pipeline),
+    "stage": _keys(Stage),
+    "inputs": [k for k in _keys(InputSignal) if k != "name"],
+    "outputs": [k for k in _keys(OutputSignal) if k != "name"],
+    "config_schema": _keys(ConfigField),
+    "arrays": _keys(TensorArray),
+    "tensor": _keys(TensorSchema),
+    "tabular": _keys(TabularSchema),
+    "json": _keys(JsonSchema),
+    "file": _keys(FileSchema),
 }
 
 
-def validation_issues(exc: ValidationError, *, prefix: str = "", schema_root: bool = False,
-                      root_model: type[BaseModel] | None = None) -> list[Issue]:
-    """Turn pydantic errors into issues with our locations, did-you-means and fixes.
-
-    ``root_model`` is the model validated at the top (default Pipeline), for unknown-key hints."""
-    issues: list[Issue] = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        ctx = err.get("ctx") or {}
-        where = format_location(loc, schema_root=schema_root)
-        location = ".".join(p for p in (prefix, where) if p) if not where.startswith("[") else prefix + where
-        kind = err["type"]
-        if kind == CUSTOM_ERROR_TYPE:
-            if ctx.get("issues"):
-                issues.extend(Issue(**i) for i in ctx["issues"])
-                continue
-            sub = ctx.get("sub", "")
-            issues.append(Issue(location=(location + sub) if location else sub.lstrip("."),
-                                message=ctx["message"], fix=ctx.get("fix") or None))
-            continue
-        last = str(loc[-1]) if loc else ""
-        if kind == "missing" and last == "schema":
-            issues.append(Issue(
-                location=location, message="the `schema:` key is missing (every input and output needs one).",
-                fix="Add `schema:` with a contract (e.g. {kind: tensor, shape: [null, 768], dtype: float32}),"
-                " or `schema: null` to opt out (no contract for this signal).",
-            ))
-        elif kind == "missing":
-            issues.append(Issue(location=location, message=f"required key `{last}` is missing.",
-                                fix=f"Add `{last}:`."))
-        elif kind == "extra_forbidden":
-            candidates = _fields_at(loc[:-1], schema_root, root_model or Pipeline)
-            issues.append(Issue(
-                location=location,
-                message=f"unknown key `{last}`." + (did_you_mean(last, candidates) if candidates else ""),
-                fix=f"Remove `{last}`" + (f" or use one of: {', '.join(candidates)}." if candidates else "."),
-            ))
-        elif kind == "literal_error":
-            expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-            value = err.get("input")
-            hint = did_you_mean(value, expected) if isinstance(value, str) else ""
-            issues.append(Issue(location=location, message=f"{last} {value!r} is not allowed.{hint}",
-                                fix=f"Use one of: {', '.join(expected)}."))
-        elif kind == "union_tag_invalid":
-            tag = str(ctx.get("tag"))
-            issues.append(Issue(
-                location=location + ".kind",
-                message=f"unknown schema kind {tag!r}.{did_you_mean(tag, SCHEMA_KINDS)}",
-                fix="Use kind: tensor, tabular, json or file, or `schema: null` to opt out.",
-            ))
-        elif kind == "too_short" and loc == ("stages",):
-            issues.append(Issue(location="stages", message="the pipeline has no stages.",
-                                fix="Add at least one stage: stages: [{name: train, inputs: {...}, outputs: {...}}]."))
-        else:
-            issues.append(Issue(location=location or "(document)", message=err["msg"],
-                                fix=_GENERIC_FIXES.get(kind, "Correct the value at this location.")))
-    return issues
+def validation_issues(exc: ValidationError, *, prefix: str = "", schema_root: bool = False) -> list[Issue]:
+    """Pydantic errors of a pipeline document (or, with ``schema_root``, of one schema) as issues."""
+    return pydantic_issues(exc, fields=DOCUMENT_FIELDS, prefix=prefix, schema_root=schema_root)
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -549,12 +489,23 @@ def parse_pipeline(text: str, source: str) -> Pipeline:
     Raises InvalidInput listing every problem, each with its location and fix."""
     data = parse_yaml(text, source)
     if data is None:
-        raise InvalidInput(f"{source} is empty.", fix="Add `stages:` with at least one stage (skill §2).",
-                           details={"issues": [Issue(location=source, message="empty document").model_dump()]})
+        raise InvalidInput(
+            f"{source} is empty.",
+            fix="Add `stages:` with at least one stage (skill §2).",
+            details={"issues": [Issue(location=source, message="empty document").model_dump()]},
+        )
     if not isinstance(data, dict):
-        raise issues_error(f"{source} is not a valid pipeline.", [Issue(
-            location=source, message=f"the document is a {type(data).__name__}, not a mapping.",
-            fix="Start the file with `stages:` (a list of stages), optionally `name:` and `description:`.")])
+        raise issues_error(
+            f"{source} is not a valid pipeline.",
+            [
+                Issue(
+                    location=source,
+                    message=f"the document is a {type(data).__name__}, not a mapping.",
+                    fix="Start the file with `stages:` (a list of stages), optionally `name:` and"
+                    " `description:`.",
+                )
+            ],
+        )
     if "name" not in data:
         data = {**data, "name": PurePosixPath(source.replace("\\", "/")).stem or "pipeline"}
     try:
@@ -578,14 +529,19 @@ def load_pipeline(root: Path, name: str | None = None) -> Pipeline:
     relative = path.relative_to(root).as_posix()
     if not path.is_file():
         if name is None:
-            raise NotFound(f"No pipeline file: {path} does not exist.",
-                           fix="Create pipeline.yaml in the workspace with `stages:` (see skill §2).")
+            raise NotFound(
+                f"No pipeline file: {path} does not exist.",
+                fix="Create pipeline.yaml in the workspace with `stages:` (see skill §2).",
+            )
         available = sorted(p.stem for p in (Path(root) / "pipelines").glob("*.yaml"))
         hint = did_you_mean(name, available)
         raise NotFound(
             f"No pipeline {name!r}: {path} does not exist.{hint}",
-            fix=(f"Use one of: {', '.join(available)}, or create {relative}." if available
-                 else f"Create {relative}, or leave the pipeline name out to use pipeline.yaml."),
+            fix=(
+                f"Use one of: {', '.join(available)}, or create {relative}."
+                if available
+                else f"Create {relative}, or leave the pipeline name out to use pipeline.yaml."
+            ),
         )
     inside(root, path, what="pipeline file")
     try:
@@ -595,5 +551,7 @@ def load_pipeline(root: Path, name: str | None = None) -> Pipeline:
     return parse_pipeline(text, relative)
 
 
-def signal_location(pipeline: Pipeline, stage: str, direction: Literal["inputs", "outputs"], signal: str) -> str:
+def signal_location(
+    pipeline: Pipeline, stage: str, direction: Literal["inputs", "outputs"], signal: str
+) -> str:
     return f"stages[{pipeline.index(stage)}].{direction}.{signal}"

@@ -68,8 +68,12 @@ class Profile(BaseModel):
 
     name: str = Field(description="Profile name")
     machine_type: str = Field(min_length=1, description="GCE machine type, or 'local' for this machine")
-    vcpus: StrictInt | None = Field(default=None, gt=0, description="Virtual CPUs (None: unknown machine type)")
-    memory_gb: float | None = Field(default=None, gt=0, description="Memory in GB (None: unknown machine type)")
+    vcpus: StrictInt | None = Field(
+        default=None, gt=0, description="Virtual CPUs (None: unknown machine type)"
+    )
+    memory_gb: float | None = Field(
+        default=None, gt=0, description="Memory in GB (None: unknown machine type)"
+    )
     gpu: GpuSpec | None = Field(default=None, description="GPUs, or None for a CPU machine")
     preemptible_allowed: StrictBool = Field(default=True, description="May run on spot/preemptible capacity")
     on_demand_allowed: StrictBool = Field(default=True, description="May run on on-demand capacity")
@@ -77,7 +81,9 @@ class Profile(BaseModel):
     data_disk: DiskSpec | None = Field(default=None, description="Optional data disk")
     boot_image: str = Field(default="debian-12", description="VM boot image family")
     zones: list[str] = Field(default_factory=list, description="Zones to try, in order")
-    launch_timeout_seconds: StrictInt | None = Field(default=None, gt=0, description="Launch timeout override")
+    launch_timeout_seconds: StrictInt | None = Field(
+        default=None, gt=0, description="Launch timeout override"
+    )
     builtin: StrictBool = Field(default=False, description="A built-in profile (possibly overridden)")
 
     @field_validator("zones")
@@ -113,21 +119,45 @@ def machine_memory_gb() -> float:
 
 
 _CENTRAL = ["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"]
-_H100_SPOT_ZONES = [*_CENTRAL, "us-east1-b", "us-east1-c", "us-west1-a", "us-west1-b", "us-west4-a",
-                    "europe-west4-a", "europe-west4-b"]
+_H100_SPOT_ZONES = [
+    *_CENTRAL,
+    "us-east1-b",
+    "us-east1-c",
+    "us-west1-a",
+    "us-west1-b",
+    "us-west4-a",
+    "europe-west4-a",
+    "europe-west4-b",
+]
 _A100_ZONES = ["us-central1-f", "us-central1-b", "us-west4-b", "europe-west4-a"]
 
 
-def _gce(name: str, machine: str, *, gpu: tuple[str, int] | None, spot: bool, on_demand: bool,
-         disk: tuple[str, int, int], zones: list[str], **extra: Any) -> dict[str, Any]:
+def _gce(
+    name: str,
+    machine: str,
+    *,
+    gpu: tuple[str, int] | None,
+    spot: bool,
+    on_demand: bool,
+    disk: tuple[str, int, int],
+    zones: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
     vcpus, memory = MACHINE_TYPES[machine]
     disk_type, boot_gb, data_gb = disk
     return {
-        "name": name, "machine_type": machine, "vcpus": vcpus, "memory_gb": memory,
+        "name": name,
+        "machine_type": machine,
+        "vcpus": vcpus,
+        "memory_gb": memory,
         "gpu": {"accelerator": gpu[0], "count": gpu[1]} if gpu else None,
-        "preemptible_allowed": spot, "on_demand_allowed": on_demand,
-        "boot_disk": {"type": disk_type, "size_gb": boot_gb}, "data_disk": {"type": disk_type, "size_gb": data_gb},
-        "zones": zones, "builtin": True, **extra,
+        "preemptible_allowed": spot,
+        "on_demand_allowed": on_demand,
+        "boot_disk": {"type": disk_type, "size_gb": boot_gb},
+        "data_disk": {"type": disk_type, "size_gb": data_gb},
+        "zones": zones,
+        "builtin": True,
+        **extra,
     }
 
 
@@ -136,22 +166,71 @@ def _builtin_specs() -> dict[str, dict[str, Any]]:
     hyper = ("hyperdisk-balanced", 600, 600)
     return {
         "local": {
-            "name": "local", "machine_type": "local", "vcpus": machine_vcpus(),
-            "memory_gb": round(machine_memory_gb(), 1), "gpu": None, "preemptible_allowed": False,
-            "on_demand_allowed": True, "zones": [], "builtin": True,
+            "name": "local",
+            "machine_type": "local",
+            "vcpus": machine_vcpus(),
+            "memory_gb": round(machine_memory_gb(), 1),
+            "gpu": None,
+            "preemptible_allowed": False,
+            "on_demand_allowed": True,
+            "zones": [],
+            "builtin": True,
         },
-        "cpu-small": _gce("cpu-small", "n2-standard-4", gpu=None, spot=True, on_demand=True,
-                          disk=("pd-balanced", 200, 100), zones=["us-central1-a", "us-central1-b", "us-central1-f"]),
-        "cpu-large": _gce("cpu-large", "c4-highcpu-192", gpu=None, spot=True, on_demand=True,
-                          disk=hyper, zones=["us-central1-f", "us-central1-a"]),
-        "h100-spot": _gce("h100-spot", "a3-highgpu-1g", gpu=(h100, 1), spot=True, on_demand=False,
-                          disk=hyper, zones=_H100_SPOT_ZONES),
-        "h100-on-demand": _gce("h100-on-demand", "a3-highgpu-8g", gpu=(h100, 8), spot=False, on_demand=True,
-                               disk=hyper, zones=[*_CENTRAL[:3], "us-west4-a"], launch_timeout_seconds=1200),
-        "a100-spot": _gce("a100-spot", "a2-highgpu-1g", gpu=(a100, 1), spot=True, on_demand=False,
-                          disk=("pd-ssd", 600, 600), zones=_A100_ZONES),
-        "a100-on-demand": _gce("a100-on-demand", "a2-highgpu-1g", gpu=(a100, 1), spot=True, on_demand=True,
-                               disk=("pd-ssd", 600, 600), zones=list(_A100_ZONES)),
+        "cpu-small": _gce(
+            "cpu-small",
+            "n2-standard-4",
+            gpu=None,
+            spot=True,
+            on_demand=True,
+            disk=("pd-balanced", 200, 100),
+            zones=["us-central1-a", "us-central1-b", "us-central1-f"],
+        ),
+        "cpu-large": _gce(
+            "cpu-large",
+            "c4-highcpu-192",
+            gpu=None,
+            spot=True,
+            on_demand=True,
+            disk=hyper,
+            zones=["us-central1-f", "us-central1-a"],
+        ),
+        "h100-spot": _gce(
+            "h100-spot",
+            "a3-highgpu-1g",
+            gpu=(h100, 1),
+            spot=True,
+            on_demand=False,
+            disk=hyper,
+            zones=_H100_SPOT_ZONES,
+        ),
+        "h100-on-demand": _gce(
+            "h100-on-demand",
+            "a3-highgpu-8g",
+            gpu=(h100, 8),
+            spot=False,
+            on_demand=True,
+            disk=hyper,
+            zones=[*_CENTRAL[:3], "us-west4-a"],
+            launch_timeout_seconds=1200,
+        ),
+        "a100-spot": _gce(
+            "a100-spot",
+            "a2-highgpu-1g",
+            gpu=(a100, 1),
+            spot=True,
+            on_demand=False,
+            disk=("pd-ssd", 600, 600),
+            zones=_A100_ZONES,
+        ),
+        "a100-on-demand": _gce(
+            "a100-on-demand",
+            "a2-highgpu-1g",
+            gpu=(a100, 1),
+            spot=True,
+            on_demand=True,
+            disk=("pd-ssd", 600, 600),
+            zones=list(_A100_ZONES),
+        ),
     }
 
 
@@ -204,17 +283,26 @@ def resolve_profiles(
     specs = _builtin_specs()
     issues: list[Issue] = []
     if overrides is not None and not isinstance(overrides, dict):
-        raise InvalidInput("gce.profile_overrides must map profile names to settings.",
-                           fix="Write e.g. profile_overrides: {h100-spot: {zones: [us-central1-a]}}.")
+        raise InvalidInput(
+            "gce.profile_overrides must map profile names to settings.",
+            fix="Write e.g. profile_overrides: {h100-spot: {zones: [us-central1-a]}}.",
+        )
     if zones is not None and not isinstance(zones, list):
-        raise InvalidInput("gce.zones must be a list of zone names.", fix="Write e.g. zones: [us-central1-a].")
+        raise InvalidInput(
+            "gce.zones must be a list of zone names.", fix="Write e.g. zones: [us-central1-a]."
+        )
     profiles: dict[str, Profile] = {}
     for name in dict.fromkeys([*specs, *(overrides or {})]):
         where = f"gce.profile_overrides.{name}"
         override = (overrides or {}).get(name)
         if override is not None and not isinstance(override, dict):
-            issues.append(Issue(location=where, message=f"the override for {name} is not a mapping.",
-                                fix="Write the profile settings as key: value lines."))
+            issues.append(
+                Issue(
+                    location=where,
+                    message=f"the override for {name} is not a mapping.",
+                    fix="Write the profile settings as key: value lines.",
+                )
+            )
             continue
         override = _normalize_override(override or {})
         if name in specs:
@@ -232,13 +320,15 @@ def resolve_profiles(
                 override["zones"] = list(zones)
             missing = [key for key in ("machine_type", "boot_disk", "zones") if not override.get(key)]
             if missing:
-                issues.append(Issue(
-                    location=where,
-                    message=f"custom profile {name} needs {', '.join(missing)}."
-                    + did_you_mean(name, specs),
-                    fix="Give machine_type, boot_disk {type, size_gb} and zones (or set gce.zones),"
-                    " or fix the name if you meant to override a built-in profile.",
-                ))
+                issues.append(
+                    Issue(
+                        location=where,
+                        message=f"custom profile {name} needs {', '.join(missing)}."
+                        + did_you_mean(name, specs),
+                        fix="Give machine_type, boot_disk {type, size_gb} and zones (or set gce.zones),"
+                        " or fix the name if you meant to override a built-in profile.",
+                    )
+                )
                 continue
             known = MACHINE_TYPES.get(str(override["machine_type"]))
             spec = {"name": name, "builtin": False, "gpu": None}
@@ -254,13 +344,17 @@ def resolve_profiles(
                 candidates = [f for f in Profile.model_fields if f not in ("name", "builtin")]
                 unknown = err["type"] == "extra_forbidden"
                 last = str(err["loc"][-1]) if err["loc"] else field
-                issues.append(Issue(
-                    location=f"{where}.{field}",
-                    message=f"unknown key `{last}`.{did_you_mean(last, candidates)}" if unknown
-                    else f"{field}: {err['msg']}.",
-                    fix=f"Use the profile keys: {', '.join(candidates)}."
-                    if unknown else "Correct this profile setting.",
-                ))
+                issues.append(
+                    Issue(
+                        location=f"{where}.{field}",
+                        message=f"unknown key `{last}`.{did_you_mean(last, candidates)}"
+                        if unknown
+                        else f"{field}: {err['msg']}.",
+                        fix=f"Use the profile keys: {', '.join(candidates)}."
+                        if unknown
+                        else "Correct this profile setting.",
+                    )
+                )
     if issues:
         raise issues_error("Invalid compute profiles in goldfish.yaml.", issues)
     return profiles
@@ -275,14 +369,23 @@ def check_profile(name: object, backend: Backend, profiles: dict[str, Profile]) 
     """Whether ``compute.profile: <name>`` can run on ``backend``; an Issue when it cannot."""
     location = "compute.profile"
     if backend not in BACKENDS:
-        return Issue(location="jobs.backend", message=f"unknown backend {backend!r}.",
-                     fix="Use jobs.backend: local, docker or gce.")
+        return Issue(
+            location="jobs.backend",
+            message=f"unknown backend {backend!r}.",
+            fix="Use jobs.backend: local, docker or gce.",
+        )
     if not isinstance(name, str):
-        return Issue(location=location, message=f"compute.profile must be a profile name, got {name!r}.",
-                     fix=f"Use one of: {', '.join(profiles)}.")
+        return Issue(
+            location=location,
+            message=f"compute.profile must be a profile name, got {name!r}.",
+            fix=f"Use one of: {', '.join(profiles)}.",
+        )
     if name not in profiles:
-        return Issue(location=location, message=f"unknown compute profile {name!r}.{did_you_mean(name, profiles)}",
-                     fix=f"Use one of: {', '.join(profiles)}, or define it under gce.profile_overrides.")
+        return Issue(
+            location=location,
+            message=f"unknown compute profile {name!r}.{did_you_mean(name, profiles)}",
+            fix=f"Use one of: {', '.join(profiles)}, or define it under gce.profile_overrides.",
+        )
     profile = profiles[name]
     if backend in ("local", "docker") and profile.gpu_count:
         return Issue(
@@ -294,7 +397,8 @@ def check_profile(name: object, backend: Backend, profiles: dict[str, Profile]) 
         return Issue(
             location=location,
             message=f"the {name} profile describes this machine and cannot run on the gce backend.",
-            fix="Use a GCE profile such as cpu-small (or h100-spot for a GPU), or switch jobs.backend to local.",
+            fix="Use a GCE profile such as cpu-small (or h100-spot for a GPU), or switch"
+            " jobs.backend to local.",
         )
     return None
 

@@ -58,7 +58,9 @@ def _compare_single(what: str, produced: _Single, expected: _Single) -> list[str
         problems.append(f"{what}dtype differs: produced {p_dtype}, expected {c_dtype}")
     pr, cr = _rank(p_shape, p_rank), _rank(c_shape, c_rank)
     if pr is not None and cr is not None and pr != cr:
-        problems.append(f"{what}rank differs: produced {pr} dimensions {_show(p_shape)}, expected {cr} {_show(c_shape)}")
+        problems.append(
+            f"{what}rank differs: produced {pr} dimensions {_show(p_shape)}, expected {cr} {_show(c_shape)}"
+        )
     elif isinstance(p_shape, list) and isinstance(c_shape, list):
         bad = [i for i, (a, b) in enumerate(zip(p_shape, c_shape, strict=True)) if not dims_compatible(a, b)]
         if bad:
@@ -88,8 +90,11 @@ def _primary(schema: TensorSchema) -> tuple[str, TensorArray] | None:
 
 def _compare_tensors(producer: TensorSchema, consumer: TensorSchema) -> list[str]:
     problems: list[str] = []
-    if (isinstance(producer.vocab_size, int) and isinstance(consumer.vocab_size, int)
-            and producer.vocab_size != consumer.vocab_size):
+    if (
+        isinstance(producer.vocab_size, int)
+        and isinstance(consumer.vocab_size, int)
+        and producer.vocab_size != consumer.vocab_size
+    ):
         problems.append(f"vocab_size differs: produced {producer.vocab_size}, expected {consumer.vocab_size}")
     if producer.arrays is None and consumer.arrays is None:
         return problems + _compare_single("", _single(producer), _single(consumer))
@@ -97,20 +102,27 @@ def _compare_tensors(producer: TensorSchema, consumer: TensorSchema) -> list[str
         for name, wanted in consumer.arrays.items():
             made = producer.arrays.get(name)
             if made is None:
-                problems.append(f"array {name!r} is not produced (produced arrays: {', '.join(producer.arrays)})")
+                problems.append(
+                    f"array {name!r} is not produced (produced arrays: {', '.join(producer.arrays)})"
+                )
             else:
                 problems += _compare_single(f"array {name!r}: ", _single(made), _single(wanted))
         return problems
     if producer.arrays is not None:  # the consumer reads one array: the producer's primary one
         primary = _primary(producer)
         if primary is None:
-            reason = (f"the producer writes arrays {', '.join(producer.arrays)} without a primary_array,"
-                      " so a single-array input cannot tell which one it gets")
+            reason = (
+                f"the producer writes arrays {', '.join(producer.arrays)} without a primary_array,"
+                " so a single-array input cannot tell which one it gets"
+            )
             return [*problems, reason]
         return problems + _compare_single(f"array {primary[0]!r}: ", _single(primary[1]), _single(consumer))
     assert consumer.arrays is not None
     if len(consumer.arrays) != 1:
-        return [*problems, f"arrays {', '.join(consumer.arrays)} are expected but the producer writes a single array"]
+        return [
+            *problems,
+            f"arrays {', '.join(consumer.arrays)} are expected but the producer writes a single array",
+        ]
     name, wanted = next(iter(consumer.arrays.items()))
     return problems + _compare_single(f"array {name!r}: ", _single(producer), _single(wanted))
 
@@ -120,7 +132,9 @@ def _compare_tables(producer: TabularSchema, consumer: TabularSchema) -> list[st
     if isinstance(producer.columns, list) and isinstance(consumer.columns, list):
         missing = [c for c in consumer.columns if c not in producer.columns]
         if missing:
-            problems.append(f"columns {', '.join(missing)} are not produced (produced: {', '.join(producer.columns)})")
+            problems.append(
+                f"columns {', '.join(missing)} are not produced (produced: {', '.join(producer.columns)})"
+            )
     if isinstance(producer.dtypes, dict) and isinstance(consumer.dtypes, dict):
         for column, dtype in consumer.dtypes.items():
             made = producer.dtypes.get(column)

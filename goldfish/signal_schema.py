@@ -29,8 +29,22 @@ from goldfish.names import did_you_mean
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", re.ASCII)
 SCHEMA_KINDS = ("tensor", "tabular", "json", "file")
 COMMON_DTYPES = (
-    "float16", "float32", "float64", "int8", "int16", "int32", "int64",
-    "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128", "object", "str",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+    "complex64",
+    "complex128",
+    "object",
+    "str",
 )
 _PLACEHOLDER_HINT = 'or a whole-string placeholder "{param}" naming a top-level stage config key'
 
@@ -71,7 +85,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _dim(value: Any, index: int) -> int | None | str:
+def _dim(value: Any, index: int) -> int | str | None:
     if value is None or placeholder_name(value) is not None:
         return value
     if _is_int(value) and value >= -1:
@@ -84,7 +98,7 @@ def _dim(value: Any, index: int) -> int | None | str:
 
 
 @_allow_placeholder
-def _shape(value: Any) -> list[int | None | str] | None:
+def _shape(value: Any) -> list[int | str | None] | None:
     if value is None:
         return None
     if not isinstance(value, list):
@@ -124,8 +138,10 @@ def _non_negative_int(field: str) -> Callable[[Any], Any]:
     def check(value: Any) -> int | None:
         if value is None or (_is_int(value) and value >= 0):
             return value
-        raise custom_error(f"{field} must be an integer >= 0, got {value!r}.",
-                           f"Give {field} as a whole number, {_PLACEHOLDER_HINT}.")
+        raise custom_error(
+            f"{field} must be an integer >= 0, got {value!r}.",
+            f"Give {field} as a whole number, {_PLACEHOLDER_HINT}.",
+        )
 
     return check
 
@@ -134,8 +150,10 @@ def _non_negative_int(field: str) -> Callable[[Any], Any]:
 def _vocab_size(value: Any) -> int | None:
     if value is None or (_is_int(value) and value > 0):
         return value
-    raise custom_error(f"vocab_size must be an integer > 0, got {value!r}.",
-                       f"Give the vocabulary size as a positive whole number, {_PLACEHOLDER_HINT}.")
+    raise custom_error(
+        f"vocab_size must be an integer > 0, got {value!r}.",
+        f"Give the vocabulary size as a positive whole number, {_PLACEHOLDER_HINT}.",
+    )
 
 
 def _text(field: str) -> Callable[[Any], Any]:
@@ -153,17 +171,24 @@ def _columns(value: Any) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list):
-        raise custom_error(f"columns must be a list of column names, got {value!r}.",
-                           f'Use e.g. columns: ["price", "volume"], {_PLACEHOLDER_HINT}.')
+        raise custom_error(
+            f"columns must be a list of column names, got {value!r}.",
+            f'Use e.g. columns: ["price", "volume"], {_PLACEHOLDER_HINT}.',
+        )
     seen: set[str] = set()
     for index, item in enumerate(value):
         if placeholder_name(item) is not None:
             continue
         if not isinstance(item, str) or not item:
-            raise custom_error(f"columns[{index}] is {item!r}; column names are non-empty strings.",
-                               "Quote the column name.", sub=f"[{index}]")
+            raise custom_error(
+                f"columns[{index}] is {item!r}; column names are non-empty strings.",
+                "Quote the column name.",
+                sub=f"[{index}]",
+            )
         if item in seen:
-            raise custom_error(f"column {item!r} is listed twice.", "List each column once.", sub=f"[{index}]")
+            raise custom_error(
+                f"column {item!r} is listed twice.", "List each column once.", sub=f"[{index}]"
+            )
         seen.add(item)
     return value
 
@@ -173,19 +198,23 @@ def _dtypes(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise custom_error(f"dtypes must map column names to dtype names, got {value!r}.",
-                           "Use e.g. dtypes: {price: float32, volume: int64}.")
+        raise custom_error(
+            f"dtypes must map column names to dtype names, got {value!r}.",
+            "Use e.g. dtypes: {price: float32, volume: int64}.",
+        )
     for column, dtype in value.items():
         if not isinstance(column, str):
             raise custom_error(f"dtypes key {column!r} is not a column name.", "Quote the column name.")
         if placeholder_name(dtype) is None and not (isinstance(dtype, str) and dtype.strip()):
-            raise custom_error(f"dtypes.{column} is {dtype!r}; a dtype must be a non-empty string.",
-                               'Use a pandas/numpy dtype name such as "float32", "int64" or "string".',
-                               sub=f".{column}")
+            raise custom_error(
+                f"dtypes.{column} is {dtype!r}; a dtype must be a non-empty string.",
+                'Use a pandas/numpy dtype name such as "float32", "int64" or "string".',
+                sub=f".{column}",
+            )
     return value
 
 
-Shape = Annotated[list[int | None | str] | str | None, PlainValidator(_shape)]
+Shape = Annotated[list[int | str | None] | str | None, PlainValidator(_shape)]
 DType = Annotated[str | None, PlainValidator(_dtype)]
 
 
@@ -197,10 +226,12 @@ class TensorArray(BaseModel):
     shape: Shape = Field(default=None, description="Dimensions; null or -1 means any size")
     dtype: DType = Field(default=None, description="numpy dtype name, e.g. float32")
     role: Annotated[str | None, PlainValidator(_text("role"))] = Field(
-        default=None, description="What the array holds (features, labels, embeddings, ...)")
+        default=None, description="What the array holds (features, labels, embeddings, ...)"
+    )
     feature_names: Any = Field(
         default=None,
-        description="Accepted so an array from source metadata can be pasted as is; not compared here")
+        description="Accepted so an array from source metadata can be pasted as is; not compared here",
+    )
 
 
 class TensorSchema(BaseModel):
@@ -212,19 +243,23 @@ class TensorSchema(BaseModel):
     shape: Shape = Field(default=None, description="Dimensions; null or -1 means any size")
     dtype: DType = Field(default=None, description="numpy dtype name, e.g. float32")
     rank: Annotated[int | str | None, PlainValidator(_non_negative_int("rank"))] = Field(
-        default=None, description="Number of dimensions; must equal len(shape) when both are given")
+        default=None, description="Number of dimensions; must equal len(shape) when both are given"
+    )
     arrays: dict[str, TensorArray] | None = Field(default=None, description="Named arrays (npz or directory)")
     primary_array: Annotated[str | None, PlainValidator(_text("primary_array"))] = Field(
-        default=None, description="The array used when a single array is loaded; one of `arrays`")
+        default=None, description="The array used when a single array is loaded; one of `arrays`"
+    )
     vocab_size: Annotated[int | str | None, PlainValidator(_vocab_size)] = Field(
-        default=None, description="For token ids: the vocabulary size (used by vocab_utilization stats)")
+        default=None, description="For token ids: the vocabulary size (used by vocab_utilization stats)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TensorSchema:
         if self.arrays is not None:
             if not self.arrays:
-                raise custom_error("arrays is empty.", "Name at least one array, or use shape/dtype.",
-                                   sub=".arrays")
+                raise custom_error(
+                    "arrays is empty.", "Name at least one array, or use shape/dtype.", sub=".arrays"
+                )
             mixed = [f for f in ("shape", "dtype", "rank") if getattr(self, f) is not None]
             if mixed:
                 raise custom_error(
@@ -240,8 +275,11 @@ class TensorSchema(BaseModel):
                     sub=".primary_array",
                 )
         elif self.primary_array is not None:
-            raise custom_error("primary_array is set but there are no arrays.",
-                               "Add `arrays:` or remove primary_array.", sub=".primary_array")
+            raise custom_error(
+                "primary_array is set but there are no arrays.",
+                "Add `arrays:` or remove primary_array.",
+                sub=".primary_array",
+            )
         if _is_int(self.rank) and isinstance(self.shape, list) and self.rank != len(self.shape):
             raise custom_error(
                 f"rank {self.rank} does not match shape {self.shape} ({len(self.shape)} dimensions).",
@@ -258,11 +296,14 @@ class TabularSchema(BaseModel):
 
     kind: Literal["tabular"]
     columns: Annotated[list[str] | str | None, PlainValidator(_columns)] = Field(
-        default=None, description="Column names in order")
+        default=None, description="Column names in order"
+    )
     dtypes: Annotated[dict[str, str] | str | None, PlainValidator(_dtypes)] = Field(
-        default=None, description="Column name → dtype name (pandas/numpy); keys must be listed in columns")
+        default=None, description="Column name → dtype name (pandas/numpy); keys must be listed in columns"
+    )
     row_count: Annotated[int | str | None, PlainValidator(_non_negative_int("row_count"))] = Field(
-        default=None, description="Expected number of rows (informational)")
+        default=None, description="Expected number of rows (informational)"
+    )
 
     @model_validator(mode="after")
     def _dtypes_in_columns(self) -> TabularSchema:
@@ -295,7 +336,8 @@ class FileSchema(BaseModel):
 
     kind: Literal["file"]
     content_type: Annotated[str | None, PlainValidator(_text("content_type"))] = Field(
-        default=None, description="MIME type, e.g. application/json")
+        default=None, description="MIME type, e.g. application/json"
+    )
 
 
 Contract = TensorSchema | TabularSchema | JsonSchema | FileSchema
@@ -307,13 +349,15 @@ def _infer_kind(value: Any) -> Any:
             return {**value, "kind": "tabular"}
         raise custom_error(
             "schema has no `kind:`.",
-            "Add kind: tensor, tabular, json or file (e.g. {kind: tensor, shape: [null, 768], dtype: float32}),"
+            "Add kind: tensor, tabular, json or file (e.g. {kind: tensor, shape: [null, 768],"
+            " dtype: float32}),"
             " or write `schema: null` to opt out of the contract.",
         )
     if value is not None and not isinstance(value, (dict, BaseModel)):
         raise custom_error(
             f"schema must be a mapping, got {value!r}.",
-            "Write e.g. schema: {kind: tensor, shape: [null, 768], dtype: float32}, or `schema: null` to opt out.",
+            "Write e.g. schema: {kind: tensor, shape: [null, 768], dtype: float32}, or `schema:"
+            " null` to opt out.",
         )
     return value
 

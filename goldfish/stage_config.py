@@ -25,6 +25,7 @@ from goldfish import names
 from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.issues import Issue, issues_error
 from goldfish.names import did_you_mean
+from goldfish.pipeline_errors import pydantic_issues
 from goldfish.pipelines import ConfigField, Pipeline, Stage, validation_issues
 from goldfish.signal_schema import (
     Contract,
@@ -46,8 +47,11 @@ class ComputeSettings(BaseModel):
     profile: Any = Field(default=None, description="Compute profile name (checked against the backend)")
     max_runtime_seconds: StrictInt | None = Field(default=None, gt=0, description="Run timeout")
     heartbeat_timeout_seconds: StrictInt | None = Field(
-        default=None, gt=0, description="Fail the run when no heartbeat arrives for this long")
-    capacity_wait_seconds: StrictInt | None = Field(default=None, gt=0, description="GCE capacity search time")
+        default=None, gt=0, description="Fail the run when no heartbeat arrives for this long"
+    )
+    capacity_wait_seconds: StrictInt | None = Field(
+        default=None, gt=0, description="GCE capacity search time"
+    )
     log_sync_interval: StrictInt | None = Field(default=None, gt=0, description="Log sync period (GCE)")
 
 
@@ -58,7 +62,9 @@ class StageConfig(BaseModel):
     values: dict[str, Any] = Field(description="The merged config (every layer, Goldfish keys included)")
     profile: str | None = Field(default=None, description="compute.profile, if set")
     max_runtime_seconds: int | None = Field(default=None, description="compute.max_runtime_seconds")
-    heartbeat_timeout_seconds: int | None = Field(default=None, description="compute.heartbeat_timeout_seconds")
+    heartbeat_timeout_seconds: int | None = Field(
+        default=None, description="compute.heartbeat_timeout_seconds"
+    )
     capacity_wait_seconds: int | None = Field(default=None, description="compute.capacity_wait_seconds")
     log_sync_interval: int | None = Field(default=None, description="compute.log_sync_interval")
     environment: dict[str, str] = Field(default_factory=dict, description="Extra environment for the stage")
@@ -66,7 +72,8 @@ class StageConfig(BaseModel):
     hints: Any = Field(default=None, description="Free-form hints stored on the run")
     config_file: str | None = Field(default=None, description="configs/<stage>.yaml when it exists")
     origins: dict[str, str] = Field(
-        default_factory=dict, description="Dotted key → the layer that set it (for messages)")
+        default_factory=dict, description="Dotted key → the layer that set it (for messages)"
+    )
 
     def origin(self, dotted: str) -> str:
         """The layer that set ``dotted`` (or its closest parent)."""
@@ -96,8 +103,14 @@ def _record(origins: dict[str, str], path: str, value: Any, label: str) -> None:
             _record(origins, f"{path}.{key}", item, label)
 
 
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any], *, origins: dict[str, str] | None = None,
-               label: str = "", _path: str = "") -> dict[str, Any]:
+def deep_merge(
+    base: Mapping[str, Any],
+    over: Mapping[str, Any],
+    *,
+    origins: dict[str, str] | None = None,
+    label: str = "",
+    _path: str = "",
+) -> dict[str, Any]:
     """``over`` merged into a copy of ``base``: mappings merge key by key, anything else replaces."""
     out = dict(base)
     for key, value in over.items():
@@ -131,12 +144,18 @@ def read_config_file(root: Path, stage: str) -> tuple[dict[str, Any] | None, lis
         data = parse_yaml(text, label)
     except GoldfishError as exc:
         return None, [Issue(**i) for i in exc.details.get("issues", [])] or [
-            Issue(location=label, message=exc.message, fix=exc.fix)]
+            Issue(location=label, message=exc.message, fix=exc.fix)
+        ]
     if data is None:
         return {}, []
     if not isinstance(data, dict):
-        return None, [Issue(location=label, message=f"the file holds a {type(data).__name__}, not a mapping.",
-                            fix="Write the stage config as key: value lines (e.g. lr: 0.001).")]
+        return None, [
+            Issue(
+                location=label,
+                message=f"the file holds a {type(data).__name__}, not a mapping.",
+                fix="Write the stage config as key: value lines (e.g. lr: 0.001).",
+            )
+        ]
     return data, []
 
 
@@ -145,25 +164,39 @@ def _check_compute(values: dict[str, Any], cfg: StageConfig, errors: list[Issue]
     if compute is None:
         return
     if not isinstance(compute, dict):
-        errors.append(Issue(location=f"{cfg.origin('compute')}:compute", message="compute must be a mapping.",
-                            fix="Write e.g. compute: {profile: cpu-small, max_runtime_seconds: 3600}."))
+        errors.append(
+            Issue(
+                location=f"{cfg.origin('compute')}:compute",
+                message="compute must be a mapping.",
+                fix="Write e.g. compute: {profile: cpu-small, max_runtime_seconds: 3600}.",
+            )
+        )
         return
     try:
         settings = ComputeSettings.model_validate(compute)
     except ValidationError as exc:
-        for issue in validation_issues(exc, root_model=ComputeSettings):
+        for issue in pydantic_issues(exc, fields={"": list(ComputeSettings.model_fields)}):
             key = issue.location.split(".")[0].split("[")[0]
             if "unknown key" in issue.message:
-                issue.fix = (f"Use the compute keys: {', '.join(ComputeSettings.model_fields)}; put your own"
-                             " hyperparameters at the top level of the config.")
-            errors.append(issue.model_copy(update={
-                "location": f"{cfg.origin('compute.' + key)}:compute.{issue.location}"}))
+                issue.fix = (
+                    f"Use the compute keys: {', '.join(ComputeSettings.model_fields)}; put your own"
+                    " hyperparameters at the top level of the config."
+                )
+            errors.append(
+                issue.model_copy(
+                    update={"location": f"{cfg.origin('compute.' + key)}:compute.{issue.location}"}
+                )
+            )
         return
     cfg.profile = settings.profile if isinstance(settings.profile, str) else None
     if settings.profile is not None and not isinstance(settings.profile, str):
-        errors.append(Issue(location=f"{cfg.origin('compute.profile')}:compute.profile",
-                            message=f"compute.profile must be a profile name, got {settings.profile!r}.",
-                            fix="Use e.g. compute.profile: cpu-small."))
+        errors.append(
+            Issue(
+                location=f"{cfg.origin('compute.profile')}:compute.profile",
+                message=f"compute.profile must be a profile name, got {settings.profile!r}.",
+                fix="Use e.g. compute.profile: cpu-small.",
+            )
+        )
     cfg.max_runtime_seconds = settings.max_runtime_seconds
     cfg.heartbeat_timeout_seconds = settings.heartbeat_timeout_seconds
     cfg.capacity_wait_seconds = settings.capacity_wait_seconds
@@ -175,25 +208,42 @@ def _check_environment(values: dict[str, Any], cfg: StageConfig, errors: list[Is
     if env is None:
         return
     if not isinstance(env, dict):
-        errors.append(Issue(location=f"{cfg.origin('environment')}:environment",
-                            message="environment must map variable names to values.",
-                            fix="Write e.g. environment: {OMP_NUM_THREADS: 4}."))
+        errors.append(
+            Issue(
+                location=f"{cfg.origin('environment')}:environment",
+                message="environment must map variable names to values.",
+                fix="Write e.g. environment: {OMP_NUM_THREADS: 4}.",
+            )
+        )
         return
     for key, value in env.items():
         where = f"{cfg.origin('environment.' + str(key))}:environment.{key}"
         if not isinstance(key, str) or not _ENV_NAME_RE.fullmatch(key):
-            errors.append(Issue(location=where, message=f"{key!r} is not an environment variable name.",
-                                fix="Use letters, digits and '_', not starting with a digit."))
+            errors.append(
+                Issue(
+                    location=where,
+                    message=f"{key!r} is not an environment variable name.",
+                    fix="Use letters, digits and '_', not starting with a digit.",
+                )
+            )
         elif key.upper().startswith("GOLDFISH_"):
-            errors.append(Issue(
-                location=where,
-                message=f"{key} is reserved: GOLDFISH_* variables are set by Goldfish for every run.",
-                fix="Rename the variable (any name not starting with GOLDFISH_), or put the value in the stage"
-                " config and read it with get_config().",
-            ))
+            errors.append(
+                Issue(
+                    location=where,
+                    message=f"{key} is reserved: GOLDFISH_* variables are set by Goldfish for every run.",
+                    fix="Rename the variable (any name not starting with GOLDFISH_), or put the"
+                    " value in the stage"
+                    " config and read it with get_config().",
+                )
+            )
         elif value is None or isinstance(value, (dict, list)):
-            errors.append(Issue(location=where, message=f"environment value {value!r} is not a scalar.",
-                                fix="Give a string or number (lists and mappings belong in the stage config)."))
+            errors.append(
+                Issue(
+                    location=where,
+                    message=f"environment value {value!r} is not a scalar.",
+                    fix="Give a string or number (lists and mappings belong in the stage config).",
+                )
+            )
         else:
             cfg.environment[key] = str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -204,8 +254,13 @@ def _check_dashboard(values: dict[str, Any], cfg: StageConfig, errors: list[Issu
         return
     where = f"{cfg.origin('dashboard_metrics')}:dashboard_metrics"
     if not isinstance(metrics, list):
-        errors.append(Issue(location=where, message="dashboard_metrics must be a list of metric names.",
-                            fix="Write e.g. dashboard_metrics: [train/loss, val/acc]."))
+        errors.append(
+            Issue(
+                location=where,
+                message="dashboard_metrics must be a list of metric names.",
+                fix="Write e.g. dashboard_metrics: [train/loss, val/acc].",
+            )
+        )
         return
     for index, metric in enumerate(metrics):
         try:
@@ -243,22 +298,29 @@ def check_config_schema(stage: Stage, cfg: StageConfig) -> list[Issue]:
         found, value = _lookup(cfg.values, key)
         if not found or value is None:
             if spec.required:
-                issues.append(Issue(
-                    location=f"{file_label}:{key}",
-                    message=f"config_schema of stage {stage.name} requires {key} ({spec.type}), but no layer sets it.",
-                    fix=f"Add {key}: <{spec.type}> to {file_label}, to the stage's defaults in the pipeline,"
-                    " or pass it in config_override.",
-                ))
+                issues.append(
+                    Issue(
+                        location=f"{file_label}:{key}",
+                        message=f"config_schema of stage {stage.name} requires {key} ({spec.type}),"
+                        f" but no layer sets it.",
+                        fix=f"Add {key}: <{spec.type}> to {file_label}, to the stage's defaults in"
+                        f" the pipeline,"
+                        " or pass it in config_override.",
+                    )
+                )
             continue
         if not _TYPE_CHECKS[spec.type](value):
             got = "bool" if isinstance(value, bool) else type(value).__name__
-            issues.append(Issue(
-                location=f"{cfg.origin(key)}:{key}",
-                message=f"{key} is {value!r} ({got}), but config_schema of stage {stage.name} declares {spec.type}.",
-                fix=f"Set {key} to a {spec.type} value"
-                + (" (true/false are not numbers)" if isinstance(value, bool) else "")
-                + ", or change its type in config_schema.",
-            ))
+            issues.append(
+                Issue(
+                    location=f"{cfg.origin(key)}:{key}",
+                    message=f"{key} is {value!r} ({got}), but config_schema of stage {stage.name}"
+                    f" declares {spec.type}.",
+                    fix=f"Set {key} to a {spec.type} value"
+                    + (" (true/false are not numbers)" if isinstance(value, bool) else "")
+                    + ", or change its type in config_schema.",
+                )
+            )
     return issues
 
 
@@ -274,22 +336,39 @@ def check_stage_config(
         result.errors.extend(file_issues)
         return result
     if file_values is None:
-        result.warnings.append(Issue(
-            location=label, message=f"{label} does not exist; stage {stage} runs with its pipeline defaults"
-            + (" and the overrides." if override else "."),
-            fix=f"Create {label} if the stage needs settings (e.g. compute.profile, hyperparameters).",
-        ))
+        result.warnings.append(
+            Issue(
+                location=label,
+                message=f"{label} does not exist; stage {stage} runs with its pipeline defaults"
+                + (" and the overrides." if override else "."),
+                fix=f"Create {label} if the stage needs settings (e.g. compute.profile, hyperparameters).",
+            )
+        )
     if override is not None and not isinstance(override, Mapping):
-        result.errors.append(Issue(location=f"config_override.{stage}", message="the override is not a mapping.",
-                                   fix="Pass the override as {key: value}."))
+        result.errors.append(
+            Issue(
+                location=f"config_override.{stage}",
+                message="the override is not a mapping.",
+                fix="Pass the override as {key: value}.",
+            )
+        )
         return result
     origins: dict[str, str] = {}
-    values = deep_merge({}, stage_def.defaults, origins=origins,
-                        label=f"{pipeline.source}:stages[{pipeline.index(stage)}].defaults")
+    values = deep_merge(
+        {},
+        stage_def.defaults,
+        origins=origins,
+        label=f"{pipeline.source}:stages[{pipeline.index(stage)}].defaults",
+    )
     values = deep_merge(values, file_values or {}, origins=origins, label=label)
     values = deep_merge(values, dict(override or {}), origins=origins, label=f"config_override.{stage}")
-    cfg = StageConfig(stage=stage, values=values, hints=values.get("hints"), origins=origins,
-                      config_file=label if file_values is not None else None)
+    cfg = StageConfig(
+        stage=stage,
+        values=values,
+        hints=values.get("hints"),
+        origins=origins,
+        config_file=label if file_values is not None else None,
+    )
     errors: list[Issue] = []
     _check_compute(values, cfg, errors)
     _check_environment(values, cfg, errors)
@@ -297,11 +376,14 @@ def check_stage_config(
     errors.extend(check_config_schema(stage_def, cfg))
     for key in RESERVED_KEYS:
         if key in values:
-            result.warnings.append(Issue(
-                location=f"{cfg.origin(key)}:{key}",
-                message=f"config key {key!r} is replaced by Goldfish at run time (it holds the stage's {key}).",
-                fix=f"Rename {key!r} (e.g. {stage}_{key}).",
-            ))
+            result.warnings.append(
+                Issue(
+                    location=f"{cfg.origin(key)}:{key}",
+                    message=f"config key {key!r} is replaced by Goldfish at run time (it holds the"
+                    f" stage's {key}).",
+                    fix=f"Rename {key!r} (e.g. {stage}_{key}).",
+                )
+            )
     result.errors.extend(errors)
     result.config = cfg
     return result
@@ -321,22 +403,24 @@ def merge_stage_config(
 
 
 # --- override normalisation ------------------------------------------------------------------------
-def _normalize(value: Any, stages: list[str], what: str, example: str,
-               all_stages: list[str] | None) -> dict[str, dict[str, Any]]:
+def _normalize(
+    value: Any, stages: list[str], what: str, example: str, all_stages: list[str] | None
+) -> dict[str, dict[str, Any]]:
     if value is None:
         return {s: {} for s in stages}
     if not isinstance(value, dict):
-        raise InvalidInput(f"{what} must be a mapping, got {type(value).__name__}.",
-                           fix=f"Pass e.g. {{{example}}}, or keyed by stage: {{\"<stage>\": {{{example}}}}}.")
+        raise InvalidInput(
+            f"{what} must be a mapping, got {type(value).__name__}.",
+            fix=f'Pass e.g. {{{example}}}, or keyed by stage: {{"<stage>": {{{example}}}}}.',
+        )
     if not value:
         return {s: {} for s in stages}
     outside = [k for k in value if k in (all_stages or ()) and k not in stages and isinstance(value[k], dict)]
     if outside:
+        listed = ", ".join(outside)
         raise InvalidInput(
-            f"{what} has entries for {', '.join(outside)}, which {'is' if len(outside) == 1 else 'are'} not"
-            f" part of this run ({', '.join(stages)}).",
-            fix=f"Add {', '.join(outside)} to the stages of the run, or drop {'its' if len(outside) == 1 else 'their'}"
-            " entries.",
+            f"{what} has entries for stages outside this run ({', '.join(stages)}): {listed}.",
+            fix=f"Add {listed} to the stages of the run, or drop those entries.",
         )
     stage_keys = [k for k in value if k in stages]
     if len(stage_keys) == len(value) and all(isinstance(v, dict) for v in value.values()):
@@ -345,15 +429,15 @@ def _normalize(value: Any, stages: list[str], what: str, example: str,
     if keyed:
         flat = [str(k) for k in value if k not in keyed]
         raise InvalidInput(
-            f"{what} mixes per-stage entries ({', '.join(keyed)}) with flat keys"
-            f" ({', '.join(flat)}).",
+            f"{what} mixes per-stage entries ({', '.join(keyed)}) with flat keys ({', '.join(flat)}).",
             fix=f"Key every entry by stage name: {{{', '.join(repr(s) + ': {...}' for s in stages)}}}.",
         )
     if len(stages) == 1:
         return {stages[0]: dict(value)}
     hints = "".join(
         f" {k!r} is not a stage of this run.{did_you_mean(k, stages)}"
-        for k in value if isinstance(k, str) and isinstance(value[k], dict) and did_you_mean(k, stages)
+        for k in value
+        if isinstance(k, str) and isinstance(value[k], dict) and did_you_mean(k, stages)
     )
     raise InvalidInput(
         f"{what} is flat ({', '.join(map(str, value))}) but this run has {len(stages)} stages"
@@ -362,8 +446,9 @@ def _normalize(value: Any, stages: list[str], what: str, example: str,
     )
 
 
-def normalize_overrides(config_override: Any, stages: list[str], *,
-                        all_stages: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def normalize_overrides(
+    config_override: Any, stages: list[str], *, all_stages: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per-stage config overrides for the ``stages`` of a run.
 
     A flat dict is accepted for a single stage; a dict keyed by stage names gives each stage its
@@ -373,8 +458,9 @@ def normalize_overrides(config_override: Any, stages: list[str], *,
     return _normalize(config_override, stages, "config_override", "'lr': 0.01", all_stages)
 
 
-def normalize_input_overrides(inputs_override: Any, stages: list[str], *,
-                              all_stages: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def normalize_input_overrides(
+    inputs_override: Any, stages: list[str], *, all_stages: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per-stage input overrides ``{stage: {input: run id | source | path | {from_run, signal}}}``,
     with the same rules as ``normalize_overrides``."""
     return _normalize(inputs_override, stages, "inputs_override", "'features': 'stage-1a2b3c4d'", all_stages)
@@ -409,18 +495,26 @@ def resolve_placeholders(schema: Any, config: Mapping[str, Any] | StageConfig) -
     raw = schema.model_dump(exclude_none=True) if isinstance(schema, BaseModel) else schema
     missing = missing_placeholders(raw, values)
     if missing:
-        raise issues_error("The schema references missing config params.", [
-            Issue(location=f"schema.{path}" if path else "schema",
-                  message=f'"{{{name}}}" references missing config param {name!r}.',
-                  fix=f"Add {name}: <value> at the top level of the stage config (configs/<stage>.yaml or defaults).")
-            for path, name in missing
-        ])
+        raise issues_error(
+            "The schema references missing config params.",
+            [
+                Issue(
+                    location=f"schema.{path}" if path else "schema",
+                    message=f'"{{{name}}}" references missing config param {name!r}.',
+                    fix=f"Add {name}: <value> at the top level of the stage config"
+                    f" (configs/<stage>.yaml or defaults).",
+                )
+                for path, name in missing
+            ],
+        )
     resolved = _substitute(raw, values)
     if not is_model:
         return resolved
     try:
         contract: Contract | None = parse_contract(resolved)
     except ValidationError as exc:
-        raise issues_error("The schema is invalid once its placeholders are filled in.",
-                           validation_issues(exc, prefix="schema", schema_root=True)) from None
+        raise issues_error(
+            "The schema is invalid once its placeholders are filled in.",
+            validation_issues(exc, prefix="schema", schema_root=True),
+        ) from None
     return contract

@@ -64,8 +64,9 @@ stages:
 """
 
 
-def make_project(root: Path, pipeline: str | dict[str, Any], *, modules: bool = True,
-                 configs: dict[str, Any] | None = None) -> Path:
+def make_project(
+    root: Path, pipeline: str | dict[str, Any], *, modules: bool = True, configs: dict[str, Any] | None = None
+) -> Path:
     """Write pipeline.yaml (text or dict), a module for every stage, and the given stage configs."""
     root.mkdir(parents=True, exist_ok=True)
     for old in ("modules", "configs"):  # a project is rewritten whole, so earlier calls leave nothing behind

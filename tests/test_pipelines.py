@@ -53,9 +53,17 @@ def test_seed_pipeline_parses_with_defaults_resolved() -> None:
     # evaluate.model declares no type: it inherits the upstream output's (directory)
     model_in = p.stage("evaluate").inputs["model"]
     assert (model_in.type, model_in.format, model_in.signal, model_in.contract) == (
-        "directory", "directory", "model", None)
+        "directory",
+        "directory",
+        "model",
+        None,
+    )
     assert p.stage("train").outputs["model"].contract is None
-    assert p.dependencies() == {"preprocess": set(), "train": {"preprocess"}, "evaluate": {"preprocess", "train"}}
+    assert p.dependencies() == {
+        "preprocess": set(),
+        "train": {"preprocess"},
+        "evaluate": {"preprocess", "train"},
+    }
     assert p.topological_order() == ["preprocess", "train", "evaluate"]
     assert p.stage("train").module_path == "modules/train.py"
 
@@ -65,7 +73,8 @@ def test_load_pipeline_default_and_named(tmp_path: Path) -> None:
     assert load_pipeline(tmp_path).source == "pipeline.yaml"
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "train_only.yaml").write_text(
-        "description: just training\nstages:\n  - name: train\n    outputs:\n      model: {schema: null}\n")
+        "description: just training\nstages:\n  - name: train\n    outputs:\n      model: {schema: null}\n"
+    )
     named = load_pipeline(tmp_path, "train_only")
     assert named.name == "train_only"  # default name: the file stem
     assert named.description == "just training"
@@ -99,10 +108,12 @@ def test_bad_pipeline_name_refused(tmp_path: Path, bad: str) -> None:
 
 # --- the schema key --------------------------------------------------------------------------------
 def test_missing_schema_key_is_an_error_at_its_location() -> None:
-    doc = {"stages": [
-        {"name": "a", "outputs": {"features": {"type": "npy"}}},
-        {"name": "b", "inputs": {"features": {"from_stage": "a"}}, "outputs": {"x": out()}},
-    ]}
+    doc = {
+        "stages": [
+            {"name": "a", "outputs": {"features": {"type": "npy"}}},
+            {"name": "b", "inputs": {"features": {"from_stage": "a"}}, "outputs": {"x": out()}},
+        ]
+    }
     issues = problems(doc)
     assert len(issues) == 2  # both reported at once
     for location in ("stages[0].outputs.features.schema", "stages[1].inputs.features.schema"):
@@ -126,17 +137,27 @@ def test_bare_shorthands_are_rejected_with_a_fix() -> None:
 def test_list_form_equals_mapping_form() -> None:
     listed = parse_pipeline(
         "stages:\n  - name: a\n    outputs:\n      - {name: x, type: npy, schema: null}\n"
-        "  - name: b\n    inputs:\n      - {name: x, from_stage: a, schema: null}\n", "p.yaml")
-    mapped = parse_dict({"stages": [
-        {"name": "a", "outputs": {"x": {"type": "npy", "schema": None}}},
-        {"name": "b", "inputs": {"x": {"from_stage": "a", "schema": None}}}]}, "p.yaml")
+        "  - name: b\n    inputs:\n      - {name: x, from_stage: a, schema: null}\n",
+        "p.yaml",
+    )
+    mapped = parse_dict(
+        {
+            "stages": [
+                {"name": "a", "outputs": {"x": {"type": "npy", "schema": None}}},
+                {"name": "b", "inputs": {"x": {"from_stage": "a", "schema": None}}},
+            ]
+        },
+        "p.yaml",
+    )
     assert listed.model_dump() == mapped.model_dump()
     assert listed.stage("b").inputs["x"].type == "npy"
 
 
 def test_duplicate_names_in_list_form() -> None:
-    issues = problems("stages:\n  - name: a\n    outputs:\n      - {name: x, schema: null}\n"
-                      "      - {name: x, schema: null}\n")
+    issues = problems(
+        "stages:\n  - name: a\n    outputs:\n      - {name: x, schema: null}\n"
+        "      - {name: x, schema: null}\n"
+    )
     assert "twice" in issue_at(issues, "stages[0].outputs[1]")["message"]
 
 
@@ -149,12 +170,19 @@ def test_bad_type_name_suggests_the_right_one() -> None:
 
 
 def test_unknown_keys_at_every_level_suggest_fixes() -> None:
-    issues = problems({
-        "nmae": "x",
-        "stages": [{"name": "a", "runtme": "python",
+    issues = problems(
+        {
+            "nmae": "x",
+            "stages": [
+                {
+                    "name": "a",
+                    "runtme": "python",
                     "outputs": {"x": {"schema": None, "artefact": True}},
-                    "inputs": {"y": {"from_stag": "b", "schema": None}}}],
-    })
+                    "inputs": {"y": {"from_stag": "b", "schema": None}},
+                }
+            ],
+        }
+    )
     assert 'Did you mean "name"' in issue_at(issues, "nmae")["message"]
     assert 'Did you mean "runtime"' in issue_at(issues, "stages[0].runtme")["message"]
     assert 'Did you mean "artifact"' in issue_at(issues, "stages[0].outputs.x.artefact")["message"]
@@ -175,10 +203,15 @@ def test_duplicate_yaml_key_is_refused() -> None:
     assert "duplicate key 'x'" in info.value.message and "line 5" in info.value.message
 
 
-@pytest.mark.parametrize("text,location", [
-    ("", "pipeline.yaml"), ("- a\n- b\n", "pipeline.yaml"), ("stages: []\n", "stages"),
-    ("description: x\n", "stages"),
-])
+@pytest.mark.parametrize(
+    "text,location",
+    [
+        ("", "pipeline.yaml"),
+        ("- a\n- b\n", "pipeline.yaml"),
+        ("stages: []\n", "stages"),
+        ("description: x\n", "stages"),
+    ],
+)
 def test_degenerate_documents(text: str, location: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_pipeline(text, "pipeline.yaml")
@@ -199,39 +232,83 @@ def test_bad_stage_and_signal_names(bad: str) -> None:
 
 
 def test_input_source_rules() -> None:
-    issues = problems({"stages": [{"name": "a", "inputs": {
-        "both": {"from_stage": "b", "dataset": "s", "schema": None},
-        "alias": {"signal": "x", "schema": None}}}]})
+    issues = problems(
+        {
+            "stages": [
+                {
+                    "name": "a",
+                    "inputs": {
+                        "both": {"from_stage": "b", "dataset": "s", "schema": None},
+                        "alias": {"signal": "x", "schema": None},
+                    },
+                }
+            ]
+        }
+    )
     assert "both" in issue_at(issues, "stages[0].inputs.both")["message"]
     assert "from_stage" in issue_at(issues, "stages[0].inputs.alias.signal")["fix"]
 
 
 def test_signal_aliasing_defaults_to_input_name() -> None:
-    p = parse_dict({"stages": [
-        {"name": "pre", "outputs": {"features": out(None, type="npy")}},
-        {"name": "train", "inputs": {"X": {"from_stage": "pre", "signal": "features", "schema": None},
-                                     "features": {"from_stage": "pre", "schema": None}}}]})
+    p = parse_dict(
+        {
+            "stages": [
+                {"name": "pre", "outputs": {"features": out(None, type="npy")}},
+                {
+                    "name": "train",
+                    "inputs": {
+                        "X": {"from_stage": "pre", "signal": "features", "schema": None},
+                        "features": {"from_stage": "pre", "schema": None},
+                    },
+                },
+            ]
+        }
+    )
     assert p.stage("train").inputs["X"].signal == "features"
     assert p.stage("train").inputs["features"].signal == "features"
     assert p.stage("train").inputs["X"].type == "npy"
 
 
 def test_signal_type_must_suit_schema_kind() -> None:
-    issues = problems({"stages": [{"name": "a", "outputs": {
-        "t": out({"kind": "tabular", "columns": ["a"]}, type="npy"),
-        "c": out(TENSOR, type="csv"),
-        "j": out(TENSOR, type="json")}}]})
+    issues = problems(
+        {
+            "stages": [
+                {
+                    "name": "a",
+                    "outputs": {
+                        "t": out({"kind": "tabular", "columns": ["a"]}, type="npy"),
+                        "c": out(TENSOR, type="csv"),
+                        "j": out(TENSOR, type="json"),
+                    },
+                }
+            ]
+        }
+    )
     for name, kind in (("t", "tensor"), ("c", "tabular"), ("j", "json")):
         assert kind in issue_at(issues, f"stages[0].outputs.{name}.schema")["fix"]
     # file and directory accept any kind
-    parse_dict({"stages": [{"name": "a", "outputs": {"f": out({"kind": "json"}, type="file"),
-                                                     "d": out(TENSOR, type="directory")}}]})
+    parse_dict(
+        {
+            "stages": [
+                {
+                    "name": "a",
+                    "outputs": {"f": out({"kind": "json"}, type="file"), "d": out(TENSOR, type="directory")},
+                }
+            ]
+        }
+    )
 
 
 # --- runtime, entrypoint, config_schema ------------------------------------------------------------
 def test_rust_stage_entrypoint_rules() -> None:
-    p = parse_dict({"stages": [{"name": "encode", "runtime": "rust"},
-                               {"name": "fast", "runtime": "rust", "entrypoint": "entrypoints/bin/fast"}]})
+    p = parse_dict(
+        {
+            "stages": [
+                {"name": "encode", "runtime": "rust"},
+                {"name": "fast", "runtime": "rust", "entrypoint": "entrypoints/bin/fast"},
+            ]
+        }
+    )
     assert p.stage("encode").module_path == "modules/encode.rs"
     assert p.stage("encode").binary_path == "entrypoints/encode"
     assert p.stage("fast").binary_path == "entrypoints/bin/fast"
@@ -245,13 +322,26 @@ def test_rust_stage_entrypoint_rules() -> None:
 
 
 def test_config_schema_forms_and_bad_type() -> None:
-    p = parse_dict({"stages": [{"name": "a", "config_schema": {
-        "lr": "float", "epochs": {"type": "int", "required": True}, "optim.momentum": "number"}}]})
+    p = parse_dict(
+        {
+            "stages": [
+                {
+                    "name": "a",
+                    "config_schema": {
+                        "lr": "float",
+                        "epochs": {"type": "int", "required": True},
+                        "optim.momentum": "number",
+                    },
+                }
+            ]
+        }
+    )
     cs = p.stage("a").config_schema
     assert (cs["lr"].type, cs["lr"].required) == ("float", False)
     assert (cs["epochs"].type, cs["epochs"].required) == ("int", True)
-    issues = problems({"stages": [{"name": "a", "config_schema": {"lr": "flaot", "n": {"type": "int",
-                                                                                     "required": "yes"}}}]})
+    issues = problems(
+        {"stages": [{"name": "a", "config_schema": {"lr": "flaot", "n": {"type": "int", "required": "yes"}}}]}
+    )
     assert 'Did you mean "float"' in issue_at(issues, "stages[0].config_schema.lr.type")["message"]
     issue_at(issues, "stages[0].config_schema.n.required")
 
@@ -261,27 +351,33 @@ def schema_problems(schema: Any) -> list[dict[str, Any]]:
     return problems({"stages": [{"name": "a", "outputs": {"x": out(schema, type="file")}}]})
 
 
-@pytest.mark.parametrize("schema,location,needle", [
-    ({"kind": "tensor", "shape": [None, -2]}, "schema.shape[1]", "null / -1"),
-    ({"kind": "tensor", "shape": [True]}, "schema.shape[0]", "integer"),
-    ({"kind": "tensor", "shape": "768"}, "schema.shape", "list"),
-    ({"kind": "tensor", "dtype": "flot32"}, "schema.dtype", 'Did you mean "float32"'),
-    ({"kind": "tensor", "shape": [1, 2], "rank": 3}, "schema.rank", "rank 3"),
-    ({"kind": "tensor", "rank": -1}, "schema.rank", ">= 0"),
-    ({"kind": "tensor", "vocab_size": 0}, "schema.vocab_size", "> 0"),
-    ({"kind": "tensor", "arrays": {"x": {"shape": [1], "dtype": "int8"}}, "primary_array": "y"},
-     "schema.primary_array", "not one of the arrays"),
-    ({"kind": "tensor", "arrays": {"x": {"dtype": "int8"}}, "dtype": "int8"}, "schema", "not both"),
-    ({"kind": "tensor", "primary_array": "x"}, "schema.primary_array", "no arrays"),
-    ({"kind": "tensor", "arrays": {"x": {"shpe": [1]}}}, "schema.arrays.x.shpe", 'Did you mean "shape"'),
-    ({"kind": "tabular", "columns": ["a"], "dtypes": {"b": "int64"}}, "schema.dtypes", "not in columns"),
-    ({"kind": "tabular", "columns": ["a", "a"]}, "schema.columns[1]", "twice"),
-    ({"kind": "tensr"}, "schema.kind", 'Did you mean "tensor"'),
-    ({"shape": [1]}, "schema", "kind"),
-    ("tensor", "schema", "mapping"),
-    ({"kind": "file", "content_type": ""}, "schema.content_type", "non-empty"),
-    ({"kind": "json", "shape": [1]}, "schema.shape", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "schema,location,needle",
+    [
+        ({"kind": "tensor", "shape": [None, -2]}, "schema.shape[1]", "null / -1"),
+        ({"kind": "tensor", "shape": [True]}, "schema.shape[0]", "integer"),
+        ({"kind": "tensor", "shape": "768"}, "schema.shape", "list"),
+        ({"kind": "tensor", "dtype": "flot32"}, "schema.dtype", 'Did you mean "float32"'),
+        ({"kind": "tensor", "shape": [1, 2], "rank": 3}, "schema.rank", "rank 3"),
+        ({"kind": "tensor", "rank": -1}, "schema.rank", ">= 0"),
+        ({"kind": "tensor", "vocab_size": 0}, "schema.vocab_size", "> 0"),
+        (
+            {"kind": "tensor", "arrays": {"x": {"shape": [1], "dtype": "int8"}}, "primary_array": "y"},
+            "schema.primary_array",
+            "not one of the arrays",
+        ),
+        ({"kind": "tensor", "arrays": {"x": {"dtype": "int8"}}, "dtype": "int8"}, "schema", "not both"),
+        ({"kind": "tensor", "primary_array": "x"}, "schema.primary_array", "no arrays"),
+        ({"kind": "tensor", "arrays": {"x": {"shpe": [1]}}}, "schema.arrays.x.shpe", 'Did you mean "shape"'),
+        ({"kind": "tabular", "columns": ["a"], "dtypes": {"b": "int64"}}, "schema.dtypes", "not in columns"),
+        ({"kind": "tabular", "columns": ["a", "a"]}, "schema.columns[1]", "twice"),
+        ({"kind": "tensr"}, "schema.kind", 'Did you mean "tensor"'),
+        ({"shape": [1]}, "schema", "kind"),
+        ("tensor", "schema", "mapping"),
+        ({"kind": "file", "content_type": ""}, "schema.content_type", "non-empty"),
+        ({"kind": "json", "shape": [1]}, "schema.shape", "unknown key"),
+    ],
+)
 def test_bad_schemas_are_reported_at_their_location(schema: Any, location: str, needle: str) -> None:
     issue = issue_at(schema_problems(schema), f"stages[0].outputs.x.{location}")
     assert needle in issue["message"] + issue["fix"]
@@ -290,20 +386,42 @@ def test_bad_schemas_are_reported_at_their_location(schema: Any, location: str, 
 def test_schema_forms_accepted() -> None:
     tab = parse_contract({"columns": ["a", "b"], "dtypes": {"a": "float32"}})
     assert isinstance(tab, TabularSchema)  # kind inferred
-    multi = parse_contract({"kind": "tensor", "arrays": {
-        "ids": {"shape": [None, 128], "dtype": "int64", "role": "features"},
-        "mask": {"shape": [None, 128], "dtype": "bool", "feature_names": {"kind": "none", "reason": "x"}}},
-        "primary_array": "ids", "vocab_size": 50000})
-    assert isinstance(multi, TensorSchema) and multi.arrays is not None and set(multi.arrays) == {"ids", "mask"}
-    held = parse_contract({"kind": "tensor", "shape": ["{batch}", -1, "{hidden}"], "dtype": "{dtype}",
-                           "rank": "{rank}", "vocab_size": "{vocab}"})
+    multi = parse_contract(
+        {
+            "kind": "tensor",
+            "arrays": {
+                "ids": {"shape": [None, 128], "dtype": "int64", "role": "features"},
+                "mask": {
+                    "shape": [None, 128],
+                    "dtype": "bool",
+                    "feature_names": {"kind": "none", "reason": "x"},
+                },
+            },
+            "primary_array": "ids",
+            "vocab_size": 50000,
+        }
+    )
+    assert (
+        isinstance(multi, TensorSchema) and multi.arrays is not None and set(multi.arrays) == {"ids", "mask"}
+    )
+    held = parse_contract(
+        {
+            "kind": "tensor",
+            "shape": ["{batch}", -1, "{hidden}"],
+            "dtype": "{dtype}",
+            "rank": "{rank}",
+            "vocab_size": "{vocab}",
+        }
+    )
     assert isinstance(held, TensorSchema) and held.shape == ["{batch}", -1, "{hidden}"]
     assert parse_contract({"kind": "tabular", "columns": "{cols}", "dtypes": {"a": "{t}"}}) is not None
     assert parse_contract({"kind": "tensor", "dtype": "<f4"}) is not None
 
 
 dims = st.one_of(st.none(), st.just(-1), st.integers(min_value=0, max_value=10**6))
-bad_dims = st.one_of(st.integers(max_value=-2), st.booleans(), st.floats(allow_nan=False), st.text(max_size=3))
+bad_dims = st.one_of(
+    st.integers(max_value=-2), st.booleans(), st.floats(allow_nan=False), st.text(max_size=3)
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -332,8 +450,11 @@ def chain(*edges: tuple[str, str], names: list[str] | None = None) -> Pipeline:
     order = names or sorted({n for e in edges for n in e})
     stages = []
     for name in order:
-        inputs = {f"from_{up}": {"from_stage": up, "signal": "x", "schema": None}
-                  for consumer, up in edges if consumer == name}
+        inputs = {
+            f"from_{up}": {"from_stage": up, "signal": "x", "schema": None}
+            for consumer, up in edges
+            if consumer == name
+        }
         stages.append({"name": name, "inputs": inputs, "outputs": {"x": out()}})
     return Pipeline.model_validate({"stages": stages})
 

@@ -23,8 +23,12 @@ from goldfish.stage_config import (
 from tests.pipeline_helpers import issue_at, make_project, tree_digest
 
 
-def project(root: Path, defaults: dict[str, Any] | None = None, config: Any = None,
-            config_schema: dict[str, Any] | None = None) -> Pipeline:
+def project(
+    root: Path,
+    defaults: dict[str, Any] | None = None,
+    config: Any = None,
+    config_schema: dict[str, Any] | None = None,
+) -> Pipeline:
     stage: dict[str, Any] = {"name": "train", "outputs": {"model": {"schema": None}}}
     if defaults is not None:
         stage["defaults"] = defaults
@@ -35,13 +39,20 @@ def project(root: Path, defaults: dict[str, Any] | None = None, config: Any = No
 
 
 def test_precedence_and_deep_merge(tmp_path: Path) -> None:
-    p = project(tmp_path,
-                defaults={"lr": 0.1, "epochs": 5, "opt": {"name": "adam", "betas": [0.9, 0.99]},
-                          "compute": {"profile": "local", "max_runtime_seconds": 600}},
-                config={"lr": 0.01, "opt": {"betas": [0.8]}, "compute": {"profile": "cpu-small"}})
+    p = project(
+        tmp_path,
+        defaults={
+            "lr": 0.1,
+            "epochs": 5,
+            "opt": {"name": "adam", "betas": [0.9, 0.99]},
+            "compute": {"profile": "local", "max_runtime_seconds": 600},
+        },
+        config={"lr": 0.01, "opt": {"betas": [0.8]}, "compute": {"profile": "cpu-small"}},
+    )
     cfg = merge_stage_config(p, "train", tmp_path, {"epochs": 9, "opt": {"name": "sgd"}})
     assert cfg.values == {
-        "lr": 0.01, "epochs": 9,
+        "lr": 0.01,
+        "epochs": 9,
         "opt": {"name": "sgd", "betas": [0.8]},  # nested dicts merge, lists replace
         "compute": {"profile": "cpu-small", "max_runtime_seconds": 600},
     }
@@ -62,10 +73,19 @@ def test_missing_config_file_is_a_warning_not_an_error(tmp_path: Path) -> None:
 
 
 def test_goldfish_keys_extracted(tmp_path: Path) -> None:
-    p = project(tmp_path, config={
-        "compute": {"heartbeat_timeout_seconds": 300, "capacity_wait_seconds": 900, "log_sync_interval": 10},
-        "environment": {"OMP_NUM_THREADS": 4, "DEBUG": True, "NAME": "x"},
-        "dashboard_metrics": ["train/loss", "val/acc"], "hints": {"expect": "slow"}})
+    p = project(
+        tmp_path,
+        config={
+            "compute": {
+                "heartbeat_timeout_seconds": 300,
+                "capacity_wait_seconds": 900,
+                "log_sync_interval": 10,
+            },
+            "environment": {"OMP_NUM_THREADS": 4, "DEBUG": True, "NAME": "x"},
+            "dashboard_metrics": ["train/loss", "val/acc"],
+            "hints": {"expect": "slow"},
+        },
+    )
     cfg = merge_stage_config(p, "train", tmp_path, None)
     assert cfg.environment == {"OMP_NUM_THREADS": "4", "DEBUG": "true", "NAME": "x"}
     assert cfg.dashboard_metrics == ["train/loss", "val/acc"]
@@ -73,20 +93,43 @@ def test_goldfish_keys_extracted(tmp_path: Path) -> None:
     assert cfg.hints == {"expect": "slow"} and cfg.profile is None
 
 
-@pytest.mark.parametrize("config,location,needle", [
-    ({"environment": {"GOLDFISH_STAGE": "x"}}, "configs/train.yaml:environment.GOLDFISH_STAGE", "reserved"),
-    ({"environment": {"goldfish_lower": "x"}}, "configs/train.yaml:environment.goldfish_lower", "reserved"),
-    ({"environment": {"1BAD": "x"}}, "configs/train.yaml:environment.1BAD", "not an environment variable"),
-    ({"environment": {"A": [1]}}, "configs/train.yaml:environment.A", "not a scalar"),
-    ({"environment": "A=1"}, "configs/train.yaml:environment", "must map"),
-    ({"compute": {"profil": "x"}}, "configs/train.yaml:compute.profil", 'Did you mean "profile"'),
-    ({"compute": {"max_runtime_seconds": -5}}, "configs/train.yaml:compute.max_runtime_seconds", "greater than 0"),
-    ({"compute": {"max_runtime_seconds": True}}, "configs/train.yaml:compute.max_runtime_seconds", "integer"),
-    ({"compute": {"profile": 3}}, "configs/train.yaml:compute.profile", "profile name"),
-    ({"compute": "cpu-small"}, "configs/train.yaml:compute", "mapping"),
-    ({"dashboard_metrics": ["ok", "bad name"]}, "configs/train.yaml:dashboard_metrics[1]", "metric name"),
-    ("[1, 2]", "configs/train.yaml", "not a mapping"),
-])
+@pytest.mark.parametrize(
+    "config,location,needle",
+    [
+        (
+            {"environment": {"GOLDFISH_STAGE": "x"}},
+            "configs/train.yaml:environment.GOLDFISH_STAGE",
+            "reserved",
+        ),
+        (
+            {"environment": {"goldfish_lower": "x"}},
+            "configs/train.yaml:environment.goldfish_lower",
+            "reserved",
+        ),
+        (
+            {"environment": {"1BAD": "x"}},
+            "configs/train.yaml:environment.1BAD",
+            "not an environment variable",
+        ),
+        ({"environment": {"A": [1]}}, "configs/train.yaml:environment.A", "not a scalar"),
+        ({"environment": "A=1"}, "configs/train.yaml:environment", "must map"),
+        ({"compute": {"profil": "x"}}, "configs/train.yaml:compute.profil", 'Did you mean "profile"'),
+        (
+            {"compute": {"max_runtime_seconds": -5}},
+            "configs/train.yaml:compute.max_runtime_seconds",
+            "greater than 0",
+        ),
+        (
+            {"compute": {"max_runtime_seconds": True}},
+            "configs/train.yaml:compute.max_runtime_seconds",
+            "integer",
+        ),
+        ({"compute": {"profile": 3}}, "configs/train.yaml:compute.profile", "profile name"),
+        ({"compute": "cpu-small"}, "configs/train.yaml:compute", "mapping"),
+        ({"dashboard_metrics": ["ok", "bad name"]}, "configs/train.yaml:dashboard_metrics[1]", "metric name"),
+        ("[1, 2]", "configs/train.yaml", "not a mapping"),
+    ],
+)
 def test_bad_stage_config_values(tmp_path: Path, config: Any, location: str, needle: str) -> None:
     p = project(tmp_path, config=config)
     before = tree_digest(tmp_path)
@@ -105,9 +148,19 @@ def test_yaml_error_in_config_file_names_the_line(tmp_path: Path) -> None:
 
 
 def test_config_schema_enforced_by_merge(tmp_path: Path) -> None:
-    p = project(tmp_path, defaults={"lr": 1}, config={"batch": 32.5},
-                config_schema={"lr": "float", "batch": "int", "name": {"type": "str", "required": True},
-                               "flags": "list", "extra": "dict", "n": "number"})
+    p = project(
+        tmp_path,
+        defaults={"lr": 1},
+        config={"batch": 32.5},
+        config_schema={
+            "lr": "float",
+            "batch": "int",
+            "name": {"type": "str", "required": True},
+            "flags": "list",
+            "extra": "dict",
+            "n": "number",
+        },
+    )
     with pytest.raises(InvalidInput) as info:
         merge_stage_config(p, "train", tmp_path, {"flags": "a", "extra": [], "n": False})
     issues = info.value.details["issues"]
@@ -116,7 +169,9 @@ def test_config_schema_enforced_by_merge(tmp_path: Path) -> None:
     assert "declares list" in issue_at(issues, "config_override.train:flags")["message"]
     assert "declares dict" in issue_at(issues, "config_override.train:extra")["message"]
     assert "true/false are not numbers" in issue_at(issues, "config_override.train:n")["fix"]
-    cfg = merge_stage_config(p, "train", tmp_path, {"batch": 32, "name": "x", "flags": [], "extra": {}, "n": 2})
+    cfg = merge_stage_config(
+        p, "train", tmp_path, {"batch": 32, "name": "x", "flags": [], "extra": {}, "n": 2}
+    )
     assert cfg.values["lr"] == 1
 
 
@@ -161,12 +216,13 @@ def test_override_entry_for_a_stage_outside_the_run() -> None:
     assert normalize_overrides({"prep": {"lr": 1}}, ["train"]) == {"train": {"prep": {"lr": 1}}}
     with pytest.raises(InvalidInput) as info:
         normalize_overrides({"prep": {"lr": 1}}, ["train"], all_stages=["prep", "train"])
-    assert "not part of this run" in info.value.message
+    assert "outside this run" in info.value.message
 
 
 def test_normalize_input_overrides() -> None:
     assert normalize_input_overrides({"features": "stage-1a2b3c4d"}, ["train"]) == {
-        "train": {"features": "stage-1a2b3c4d"}}
+        "train": {"features": "stage-1a2b3c4d"}
+    }
     keyed = {"train": {"features": {"from_run": "stage-1a2b3c4d", "signal": "x"}}, "eval": {"model": "src"}}
     assert normalize_input_overrides(keyed, ["train", "eval"]) == keyed
     with pytest.raises(InvalidInput) as info:
@@ -192,8 +248,10 @@ def test_property_keyed_overrides_round_trip(stages: list[str], data: st.DataObj
 
 
 @settings(max_examples=80, deadline=None)
-@given(stages=stage_names, flat=st.dictionaries(st.sampled_from(["lr", "epochs", "seed"]), st.integers(),
-                                                min_size=1))
+@given(
+    stages=stage_names,
+    flat=st.dictionaries(st.sampled_from(["lr", "epochs", "seed"]), st.integers(), min_size=1),
+)
 def test_property_flat_override_only_for_one_stage(stages: list[str], flat: dict[str, int]) -> None:
     if len(stages) == 1:
         assert normalize_overrides(flat, stages) == {stages[0]: flat}
@@ -206,7 +264,11 @@ def test_property_flat_override_only_for_one_stage(stages: list[str], flat: dict
 def test_resolve_placeholders_dict_and_model() -> None:
     raw = {"kind": "tensor", "shape": ["{batch}", "{hidden}"], "dtype": "{dtype}", "note": "x{hidden}"}
     assert resolve_placeholders(raw, {"batch": None, "hidden": 768, "dtype": "float32"}) == {
-        "kind": "tensor", "shape": [None, 768], "dtype": "float32", "note": "x{hidden}"}  # whole strings only
+        "kind": "tensor",
+        "shape": [None, 768],
+        "dtype": "float32",
+        "note": "x{hidden}",
+    }  # whole strings only
     model = parse_contract({"kind": "tensor", "shape": [None, "{hidden}"], "dtype": "float32"})
     resolved = resolve_placeholders(model, {"hidden": 512})
     assert isinstance(resolved, TensorSchema) and resolved.shape == [None, 512]
@@ -225,9 +287,18 @@ def test_resolve_placeholders_errors() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(values=st.dictionaries(st.from_regex(r"[a-z_]{1,5}", fullmatch=True), st.integers(min_value=0, max_value=9),
-                              min_size=1, max_size=4), data=st.data())
-def test_property_placeholders_replaced_by_top_level_values(values: dict[str, int], data: st.DataObject) -> None:
+@given(
+    values=st.dictionaries(
+        st.from_regex(r"[a-z_]{1,5}", fullmatch=True),
+        st.integers(min_value=0, max_value=9),
+        min_size=1,
+        max_size=4,
+    ),
+    data=st.data(),
+)
+def test_property_placeholders_replaced_by_top_level_values(
+    values: dict[str, int], data: st.DataObject
+) -> None:
     keys = data.draw(st.lists(st.sampled_from(sorted(values)), max_size=5))
     schema = {"kind": "tensor", "shape": [f"{{{k}}}" for k in keys]}
     assert resolve_placeholders(schema, values)["shape"] == [values[k] for k in keys]
