@@ -21,8 +21,6 @@ _GENERIC_FIXES = {
     "bool_type": "Use true or false.",
     "dict_type": "Use a mapping (key: value lines).",
     "list_type": "Use a list (- item lines or [a, b]).",
-    "model_type": "Use a mapping (key: value lines).",
-    "model_attributes_type": "Use a mapping (key: value lines).",
     "int_type": "Use a whole number.",
     "greater_than": "Use a larger number.",
 }
@@ -30,6 +28,11 @@ _SCHEMA_FIX = (
     "Add `schema:` with a contract (e.g. {kind: tensor, shape: [null, 768], dtype: float32}),"
     " or `schema: null` to opt out (no contract for this signal)."
 )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_tag(loc: tuple[Any, ...], position: int, schema_root: bool) -> bool:
@@ -137,6 +140,16 @@ def pydantic_issues(
                     location="stages",
                     message="the pipeline has no stages.",
                     fix="Add at least one stage: stages: [{name: train, inputs: {...}, outputs: {...}}].",
+                )
+            )
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            issues.append(
+                Issue(
+                    location=location or "(document)",
+                    message=f"expected a mapping (key: value lines), got {_short(err.get('input'))}.",
+                    fix="Write each stage as a mapping: `- name: train` with inputs:/outputs: under it."
+                    if len(loc) == 2 and loc[0] == "stages"
+                    else "Write it as key: value lines.",
                 )
             )
         else:

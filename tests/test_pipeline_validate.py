@@ -596,3 +596,16 @@ def test_override_for_a_stage_outside_the_run(tmp_path: Path) -> None:
     report = check(tmp_path, two_stage(), stages=["train"], config_override={"prep": {"lr": 1}})
     issue = issue_at(report.errors, "config_override")
     assert "outside this run" in issue.message and "prep" in (issue.fix or "")
+
+
+def test_json_input_may_read_a_json_file_source() -> None:
+    json_in = parse_contract({"kind": "json"})
+    assert (
+        compare_schemas(parse_contract({"kind": "file", "content_type": "application/json"}), json_in) == []
+    )
+    assert compare_schemas(parse_contract({"kind": "file"}), json_in) == []
+    assert compare_schemas(parse_contract({"kind": "file", "content_type": "image/png"}), json_in)
+    assert compare_schemas(
+        parse_contract({"kind": "file", "content_type": "text/csv"}),
+        parse_contract({"kind": "file", "content_type": "image/png"}),
+    )
