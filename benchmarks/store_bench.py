@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from goldfish.store import Store  # noqa: E402
+from goldfish.store import Store
 
 
 def _doc(i: int) -> dict[str, object]:

@@ -54,7 +54,7 @@ def test_four_processes_250_transactions_each(tmp_path: Path) -> None:
     Store(root)
     procs = [_spawn(WORKER, str(root), f"w{k}", "250") for k in range(4)]
     for p in procs:
-        out, err = p.communicate(timeout=240)
+        _out, err = p.communicate(timeout=240)
         assert p.returncode == 0, err
     store = Store(root)
     docs = store.table("docs", "ws/shared").docs()
@@ -128,11 +128,10 @@ def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
     with store.transaction() as tx:
         tx.table("t").put("x", {"v": 1})
     before = (tmp_path / "s" / "project.json").read_bytes()
-    with pytest.raises(RuntimeError):
-        with store.transaction() as tx:
-            tx.table("t").put("x", {"v": 2})
-            tx.table("t", "ws/w").put("y", {"v": 3})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.table("t").put("x", {"v": 2})
+        tx.table("t", "ws/w").put("y", {"v": 3})
+        raise RuntimeError("boom")
     assert (tmp_path / "s" / "project.json").read_bytes() == before
     assert store.table("t").get_doc("x")["v"] == 1
     assert not (tmp_path / "s" / "ws" / "w.json").exists()
@@ -200,7 +199,7 @@ def test_corrupt_partition_names_the_file_and_fix(tmp_path: Path) -> None:
     root = tmp_path / "s"
     store = Store(root)
     (root / "project.json").write_text("{not json")
-    with pytest.raises(StoreError, match="project.json") as info:
+    with pytest.raises(StoreError, match=r"project\.json") as info:
         store.table("t").docs()
     assert info.value.fix and "backup" in info.value.fix
 
