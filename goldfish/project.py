@@ -42,12 +42,6 @@ def find_project_root(explicit: Path | str | None = None, start: Path | None = N
     )
 
 
-def dev_repo_for(root: Path, dev_repo_path: str) -> Path:
-    """The dev repo path from config: relative paths are relative to the project's parent."""
-    p = Path(dev_repo_path).expanduser()
-    return p if p.is_absolute() else (root.parent / p).resolve()
-
-
 class Project:
     """Config + store + dev repo of one Goldfish project, and its services."""
 
@@ -55,14 +49,14 @@ class Project:
         self.root = Path(root).resolve()
         self.config = config
         self.config_path = self.root / CONFIG_FILE
-        self.dev_path = dev_repo_for(self.root, config.dev_repo_path)
+        self.dev_path = config.dev_repo(self.root)
         self.gf_dir = self.dev_path / ".goldfish"
         self.store_dir = self.gf_dir / "store"
         self.runs_dir = self.gf_dir / "runs"
-        self.objects_dir = self.gf_dir / "objects"
+        self.objects_dir = config.objects_root(self.root)
         self.backups_dir = self.gf_dir / "backups"
-        self.workspaces_dir = self.root / config.workspaces_dir
-        self.state_md_path = self.dev_path / config.state_md.path
+        self.workspaces_dir = config.workspaces_root(self.root)
+        self.state_md_path = config.state_md_path(self.root)
 
     @classmethod
     def open(cls, path: Path | str | None = None, *, start: Path | None = None) -> Project:
