@@ -139,6 +139,18 @@ _local_locks: dict[str, threading.Lock] = {}
 _local_guard = threading.Lock()
 
 
+def _reset_locks_in_child() -> None:
+    # A lock held by another thread at fork() stays held forever in the child (e.g. a DataLoader
+    # worker); give the child fresh ones.
+    global _local_guard
+    _local_guard = threading.Lock()
+    _local_locks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_in_child)
+
+
 @contextlib.contextmanager
 def locked(lock_path: Path) -> Iterator[None]:
     """Exclusive lock for a read-modify-write, across threads and processes."""

@@ -137,13 +137,20 @@ def save_checkpoint(name: str, data: Any, step: int | None = None, local_ok: boo
             "to keep it in the outputs dir (lost if the machine goes away)."
         )
     staging_root = _env.runtime_dir() / "tmp"
+    if isinstance(data, os.PathLike):
+        src = Path(data)
+        if not src.exists():
+            raise FileNotFoundError(f"Checkpoint {name!r}: {src} does not exist. Fix: write it first.")
+        if src.is_dir() and (src.resolve() == staging_root.resolve() or src.resolve() in staging_root.resolve().parents):
+            raise ValueError(
+                f"Checkpoint {name!r}: {src} contains the SDK's runtime dir ({_env.runtime_dir()}). "
+                "Fix: checkpoint the subdirectory that holds your state (e.g. the model dir)."
+            )
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".gf-tmp-ckpt-{name}-", dir=staging_root))
     try:
         if isinstance(data, os.PathLike):
             src = Path(data)
-            if not src.exists():
-                raise FileNotFoundError(f"Checkpoint {name!r}: {src} does not exist. Fix: write it first.")
             if src.is_dir():
                 _fs.copy_tree(src, staging / "payload", durable=True)
                 for child in (staging / "payload").iterdir():

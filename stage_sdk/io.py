@@ -307,6 +307,9 @@ def _save_path(name: str, fmt: str, spec: dict[str, Any], src: Path, target: Pat
         raise ValueError(f"Output {name!r} is a directory signal but {src} is a file. Fix: pass a directory.")
     if fmt != "directory" and src.is_dir():
         raise ValueError(f"Output {name!r} is a {fmt} signal but {src} is a directory. Fix: pass a file.")
+    if src.is_dir() and src.resolve() in target.resolve().parents:
+        raise ValueError(f"Output {name!r}: {src} contains the output path {target} itself, so it cannot be "
+                         f"copied there. Fix: build the directory at get_output_path({name!r}) and pass that.")
     schema = spec.get("schema")
     entries: dict[str, dict[str, Any]] = {}
     checkable, data = False, None

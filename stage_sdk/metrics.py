@@ -193,6 +193,9 @@ class MetricsLogger:
             spike = mode[1].observe(v) if mode[1] is not None else None
             if len(self._buf) >= self.flush_threshold:
                 self._flush_locked(False)
+            if self._timer is None:
+                self._timer = threading.Thread(target=self._timer_loop, name="goldfish-metrics-flush", daemon=True)
+                self._timer.start()
         if spike is not None:
             self._loss_spike(name, v, spike, step)
         if self._mirror is not None:
@@ -205,9 +208,6 @@ class MetricsLogger:
                            "distinct names (GOLDFISH_METRICS_MAX_NAMES); reuse names and use steps.")
         mode = (stepped, _SpikeWatch() if rules.is_loss_name(name) else None)
         self._modes[name] = mode
-        if self._timer is None:
-            self._timer = threading.Thread(target=self._timer_loop, name="goldfish-metrics-flush", daemon=True)
-            self._timer.start()
         return mode
 
     def _loss_spike(self, name: str, value: float, low: float, step: int | None) -> None:
@@ -339,6 +339,16 @@ class MetricsLogger:
                 with contextlib.suppress(Exception):
                     self._file.close()
 
+    def _reset_after_fork(self) -> None:
+        """In a forked child (DataLoader worker, multiprocessing): keep logging, but do not write the
+        parent's buffered records a second time, and do not wait on locks or threads of the parent."""
+        self._lock = threading.RLock()
+        self._buf = []
+        self._lost_pending = Counter()
+        self._file = None  # the parent's file object; the child opens its own on first flush
+        self._timer = None
+        self._stop = threading.Event()
+
     def close(self) -> None:
         """Finish, stop the flush thread and close the file (for loggers made outside ``get_logger``)."""
         self._at_exit()
@@ -356,6 +366,17 @@ class MetricsLogger:
 
 _logger: MetricsLogger | None = None
 _logger_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _logger_lock
+    _logger_lock = threading.Lock()
+    if _logger is not None:
+        _logger._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_logger() -> MetricsLogger:

@@ -28,6 +28,15 @@ _hb_lock = threading.Lock()
 _hb_last = float("-inf")
 
 
+def _reset_locks_in_child() -> None:
+    global _log_lock, _hb_lock
+    _log_lock, _hb_lock = threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_in_child)
+
+
 def _utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 

@@ -17,6 +17,7 @@ one bin), vocab_utilization (only when the schema gives ``vocab_size``, else nul
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -143,8 +144,12 @@ def _is_null(value: Any) -> bool:
         return True
     if isinstance(value, float):
         return math.isnan(value)
+    pd = sys.modules.get("pandas")
+    if pd is not None:  # pd.NA, NaT and friends (pandas is loaded whenever such values exist)
+        result = pd.isna(value)
+        return result if isinstance(result, bool) else False
     try:
-        return bool(value != value)  # NaT, pandas NA-likes that compare unequal to themselves
+        return bool(value != value)  # NaN-likes compare unequal to themselves
     except Exception:
         return False
 

@@ -448,3 +448,14 @@ def test_metrics_survive_an_unwritable_runtime_dir(
     lg.finish()  # must not raise
     assert lg.lost_counts() == {"write_error": 1}
     assert os.path.isfile(env.out_dir / ".goldfish")
+
+
+def test_a_directory_containing_its_own_destination_is_refused(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env(tmp_path, monkeypatch)
+    before = env.tree()
+    with pytest.raises(ValueError, match="contains the output path"):
+        sio.save_output("model", env.out_dir)
+    with pytest.raises(ValueError, match="contains the SDK's runtime dir"):
+        sio.save_checkpoint("everything", env.out_dir)
+    assert env.tree() == before

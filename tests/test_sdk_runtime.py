@@ -116,3 +116,29 @@ def test_csv_without_pandas(tmp_path: Path) -> None:
     assert "PANDAS False" in proc.stdout
     assert (env.out_dir / "o.csv").read_text().splitlines() == ["id,score,tag", "1,0.5,a", "2,,b", "3,1000.0,c"]
     assert env.stats()["o.score"]["null_ratio"] == pytest.approx(1 / 3)
+
+
+def test_forked_children_log_without_duplicating_the_parents_buffer(tmp_path: Path) -> None:
+    env = StageEnv(tmp_path)
+    code = """
+        import multiprocessing as mp
+        from goldfish.metrics import log_metric, finish
+        from goldfish.io import flush_metrics
+
+        def worker(i):
+            log_metric(f"worker{i}/items", float(i), step=0)
+            flush_metrics()  # fork children leave through os._exit: no atexit flush
+
+        if __name__ == "__main__":
+            log_metric("parent/buffered", 1.0, step=0)  # still buffered at fork time
+            ctx = mp.get_context("fork")
+            procs = [ctx.Process(target=worker, args=(i,)) for i in range(3)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            finish()
+    """
+    ok(env.run(code))
+    names = sorted(r["name"] for r in env.metrics())
+    assert names == ["parent/buffered", "worker0/items", "worker1/items", "worker2/items"]
