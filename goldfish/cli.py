@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="human-readable project summary")
     sub.add_parser("doctor", help="check git, python and optional pieces (docker, cargo, cloud, API key)")
 
+    s = sub.add_parser("demo", help="create a demo project and run a real experiment end to end")
+    s.add_argument("--dir", default="demo-project", help="where to create the demo project (default: ./demo-project)")
+
     s = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     s.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     s.add_argument("--port", type=int, default=8765, help="port for streamable-http (bound to 127.0.0.1)")
@@ -67,6 +70,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from goldfish.doctor import run_doctor
 
         return run_doctor(args.project)
+    if cmd == "demo":
+        from goldfish.demo import run_demo
+
+        return run_demo(Path(args.dir))
     if cmd == "serve":
         from mcp_server.server import serve
 

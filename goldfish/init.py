@@ -17,7 +17,7 @@ from goldfish import names
 from goldfish.errors import Conflict, GoldfishError, InvalidInput
 from goldfish.fsutil import atomic_write
 from goldfish.gitcmd import git
-from goldfish.project import CONFIG_FILE, dev_repo_for
+from goldfish.project import CONFIG_FILE
 
 MARKER = "PROJECT.json"
 DEV_GITIGNORE = ".goldfish/\nSTATE.md\n"
@@ -86,7 +86,7 @@ def init_project(path: Path | str, name: str | None = None) -> InitResult:
     if config_path.exists():
         return _already_initialized(root, config_path, name)
 
-    dev = dev_repo_for(root, f"{project_name}-dev")
+    dev = root.parent / f"{project_name}-dev"  # what default_config_yaml writes
     if dev.exists() and any(dev.iterdir()):
         marker = _marker(dev)
         if marker is None or marker.get("project_root") != str(root):
@@ -112,7 +112,7 @@ def _already_initialized(root: Path, config_path: Path, name: str | None) -> Ini
             f"{config_path} belongs to project {config.project_name!r}, not {name!r}.",
             fix=f"Run without --name to keep {config.project_name!r}, or initialize elsewhere.",
         )
-    dev = dev_repo_for(root, config.dev_repo_path)
+    dev = config.dev_repo(root)
     if not is_dev_repo(dev):
         raise Conflict(
             f"{config_path} exists but its dev repo {dev} is missing.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from goldfish.errors import NotInitialized
 from goldfish.store import Store
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
 
 CONFIG_FILE = "goldfish.yaml"
+
+# Who is acting: recorded on every audit entry and state transition.
+Source = Literal["mcp", "tui", "cli", "runner", "reconciler", "test"]
 
 
 def find_project_root(explicit: Path | str | None = None, start: Path | None = None) -> Path:
@@ -42,35 +45,30 @@ def find_project_root(explicit: Path | str | None = None, start: Path | None = N
     )
 
 
-def dev_repo_for(root: Path, dev_repo_path: str) -> Path:
-    """The dev repo path from config: relative paths are relative to the project's parent."""
-    p = Path(dev_repo_path).expanduser()
-    return p if p.is_absolute() else (root.parent / p).resolve()
-
-
 class Project:
     """Config + store + dev repo of one Goldfish project, and its services."""
 
-    def __init__(self, root: Path, config: GoldfishConfig):
+    def __init__(self, root: Path, config: GoldfishConfig, *, source: Source = "cli"):
         self.root = Path(root).resolve()
+        self.source: Source = source
         self.config = config
         self.config_path = self.root / CONFIG_FILE
-        self.dev_path = dev_repo_for(self.root, config.dev_repo_path)
+        self.dev_path = config.dev_repo(self.root)
         self.gf_dir = self.dev_path / ".goldfish"
         self.store_dir = self.gf_dir / "store"
         self.runs_dir = self.gf_dir / "runs"
-        self.objects_dir = self.gf_dir / "objects"
+        self.objects_dir = config.objects_root(self.root)
         self.backups_dir = self.gf_dir / "backups"
-        self.workspaces_dir = self.root / config.workspaces_dir
-        self.state_md_path = self.dev_path / config.state_md.path
+        self.workspaces_dir = config.workspaces_root(self.root)
+        self.state_md_path = config.state_md_path(self.root)
 
     @classmethod
-    def open(cls, path: Path | str | None = None, *, start: Path | None = None) -> Project:
+    def open(cls, path: Path | str | None = None, *, start: Path | None = None, source: Source = "cli") -> Project:
         from goldfish.config import load_config
 
         root = find_project_root(path, start)
         config = load_config(root / CONFIG_FILE)
-        project = cls(root, config)
+        project = cls(root, config, source=source)
         if not (project.dev_path / ".git").exists() or not project.gf_dir.is_dir():
             raise NotInitialized(
                 f"{root / CONFIG_FILE} points at dev repo {project.dev_path}, which is missing or not initialized.",

@@ -32,7 +32,7 @@ class ServerContext:
         with self._lock:
             if self._project is None:
                 try:
-                    self._project = Project.open(self.project_arg, start=self.start)
+                    self._project = Project.open(self.project_arg, start=self.start, source="mcp")
                     self.open_error = None
                 except GoldfishError as exc:
                     self.open_error = exc

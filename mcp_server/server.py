@@ -24,8 +24,8 @@ def build_server(project_arg: str | None = None, start: Path | None = None) -> t
 
 
 def serve(project_arg: str | None, *, transport: str = "stdio", port: int = 8765) -> None:
-    server, ctx = build_server(project_arg)
+    server, _ctx = build_server(project_arg)
     if transport == "stdio":
         server.run("stdio")
     else:
-        server.run("streamable-http", host="127.0.0.1", port=port)  # type: ignore[call-overload]
+        server.run("streamable-http", host="127.0.0.1", port=port)

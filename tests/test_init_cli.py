@@ -92,8 +92,9 @@ def test_init_refuses_someone_elses_goldfish_yaml(tmp_path: Path) -> None:
     root.mkdir()
     (root / "goldfish.yaml").write_text("project_name: other\ndev_repo_path: other-dev\n")
     before = _snapshot(tmp_path)
-    with pytest.raises(Conflict, match="dev repo .* is missing"):
+    with pytest.raises(Conflict, match=r"dev repo .* is missing"):
         init_project(root)
+    assert _snapshot(tmp_path) == before
     (root / "goldfish.yaml").write_text("something: [unrelated\n")
     before = _snapshot(tmp_path)
     with pytest.raises(Conflict, match="not a valid Goldfish config"):
@@ -111,6 +112,7 @@ def test_init_refuses_bad_names_and_foreign_dev_dirs(tmp_path: Path) -> None:
     with pytest.raises(Conflict, match="does not belong to this project"):
         init_project(tmp_path / "q")
     (tmp_path / "file").write_text("x")
+    before = _snapshot(tmp_path)
     with pytest.raises(InvalidInput, match="not a directory"):
         init_project(tmp_path / "file")
     assert _snapshot(tmp_path) == before
@@ -130,3 +132,10 @@ def test_cli_version_and_doctor(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[ok ] git" in proc.stdout and "[ok ] store" in proc.stdout
     assert "ANTHROPIC_API_KEY" in proc.stdout and "enables:" in proc.stdout
+
+
+def test_demo_creates_a_project_and_prints_status(tmp_path: Path) -> None:
+    proc = _cli("demo", "--dir", str(tmp_path / "d"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Goldfish project d" in proc.stdout and "claude mcp add goldfish" in proc.stdout
+    assert (tmp_path / "d" / "goldfish.yaml").is_file()

@@ -93,5 +93,5 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         initialized project is left unchanged.
         """
         result = init_project(project_root, project_name)
-        ctx.set_project(Project.open(result.project_root))
+        ctx.set_project(Project.open(result.project_root, source="mcp"))
         return result
