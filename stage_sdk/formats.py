@@ -211,7 +211,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def write_json(path: Path, data: object, signal: str) -> None:
+def json_bytes(data: object, signal: str) -> bytes:
+    """Serialise a json output (numpy values converted; NaN/Inf refused, since they are not JSON)."""
     try:
         text = json.dumps(data, default=_json_default, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
@@ -219,7 +220,11 @@ def write_json(path: Path, data: object, signal: str) -> None:
             f"Output {signal!r} (json) is not JSON serialisable: {exc}. "
             "Fix: use dicts, lists, str, int, finite floats, bool or None (numpy values are converted)."
         ) from None
-    _fs.atomic_write(path, text.encode("utf-8"))
+    return text.encode("utf-8")
+
+
+def write_json(path: Path, payload: bytes) -> None:
+    _fs.atomic_write(path, payload)
 
 
 def read_json(path: Path) -> Any:

@@ -213,12 +213,17 @@ def get_output_path(name: str) -> Path:
 
 
 def _vocab_size(schema: Any, array: str | None) -> int | None:
+    """The schema's ``vocab_size`` for a single array, or for the primary (or only) array of several."""
     if not isinstance(schema, dict):
         return None
     value = schema.get("vocab_size")
     arrays = schema.get("arrays")
-    if array is not None and isinstance(arrays, dict) and isinstance(arrays.get(array), dict):
-        value = arrays[array].get("vocab_size", value)
+    if array is not None and isinstance(arrays, dict):
+        spec = arrays.get(array)
+        if isinstance(spec, dict) and "vocab_size" in spec:
+            value = spec["vocab_size"]
+        elif array != schema.get("primary_array") and not (len(arrays) == 1 and array in arrays):
+            value = None
     return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
@@ -390,5 +395,6 @@ def _save_data(name: str, fmt: str, data: Any, schema: Any, target: Path, svs: d
         _enforce(name, schema, data, True, entries, svs)
         formats.write_csv(target, data, columns)
     else:
+        payload = formats.json_bytes(data, name)  # refuse unserialisable data before recording anything
         _enforce(name, schema, data, True, {}, svs)
-        formats.write_json(target, data, name)
+        formats.write_json(target, payload)

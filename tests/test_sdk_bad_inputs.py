@@ -459,3 +459,14 @@ def test_a_directory_containing_its_own_destination_is_refused(tmp_path: Path,
     with pytest.raises(ValueError, match="contains the SDK's runtime dir"):
         sio.save_checkpoint("everything", env.out_dir)
     assert env.tree() == before
+
+
+def test_unserialisable_json_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = StageEnv(tmp_path, outputs={"summary": {"type": "json", "schema": {"kind": "json"}}})
+    env.apply(monkeypatch)
+    before = env.tree()
+    for bad in ({"x": float("nan")}, {"x": {1, 2}}, {"x": object()}):
+        with pytest.raises(ValueError, match=r"not JSON serialisable.*Fix"):
+            sio.save_output("summary", bad)
+    assert env.tree() == before
+    assert sio.save_output("summary", {"n": np.int64(3), "v": np.arange(2)}).read_text() == '{"n": 3, "v": [0, 1]}'

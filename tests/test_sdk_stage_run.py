@@ -149,8 +149,9 @@ def _stage(tmp_path: Path) -> StageEnv:
         },
         outputs={
             "emb": {"type": "npy", "schema": tensor8},
-            "bundle": {"type": "npz", "schema": {"kind": "tensor", "primary_array": "tokens", "arrays": {
-                "tokens": {"shape": [-1], "dtype": "int64", "vocab_size": 100},
+            "bundle": {"type": "npz", "schema": {"kind": "tensor", "primary_array": "tokens", "vocab_size": 100,
+                                                 "arrays": {
+                "tokens": {"shape": [-1], "dtype": "int64"},
                 "mask": {"shape": [None], "dtype": "int8"}}}},
             "table": {"type": "csv", "artifact": True, "schema": {
                 "kind": "tabular", "columns": ["price", "volume"], "dtypes": {"price": "float64", "volume": "int64"}}},
@@ -263,6 +264,7 @@ def test_outputs_stats_and_findings(full_run: tuple[StageEnv, dict]) -> None:
     assert stats["emb"]["shape"] == [64, 8] and stats["emb"]["samples_used"] == 512
     assert stats["bundle.tokens"]["vocab_utilization"] == pytest.approx(0.97)
     assert stats["bundle.tokens"]["unique_count"] == 97
+    assert stats["bundle.mask"]["vocab_utilization"] is None  # vocab_size describes the primary array
     found = env.findings()
     checks = {(f["source"], f["check"], f["signal"]) for f in found}
     assert ("stats", "constant_output", "const") in checks
