@@ -123,6 +123,7 @@ def _regenerate_state_md(project: Project) -> Callable[[], None]:
 class Runs:
     def __init__(self, project: Project):
         self.project = project
+        self._next_check: dict[str, float] = {}
 
     # -------------------------------------------------------------------- run
     def run(
@@ -318,29 +319,33 @@ class Runs:
         return out
 
     # ------------------------------------------------------------------- wait
+    def poll(self, run_id: str) -> RunResult:
+        """``status``, and every half lease a check that a runner drives it (else reconcile)."""
+        result = self.status(run_id)
+        now = time.monotonic()
+        lease_check = max(1.0, self.project.config.jobs.runner_lease_seconds / 2)
+        if not result.done and now >= self._next_check.get(result.pipeline_run_id, now + lease_check) - lease_check:
+            self._next_check[result.pipeline_run_id] = now + lease_check
+            if not runner_alive(self.project, result.pipeline_run_id):
+                reconcile(self.project)
+        return result
+
     def wait(self, run_id: str, timeout: float = DEFAULT_WAIT_SECONDS,
              progress: Callable[[RunResult], None] | None = None) -> RunResult:
         """Block until the pipeline run is terminal or ``timeout`` passes (then ``note`` says so)."""
         deadline = time.monotonic() + max(0.0, timeout)
-        lease_check = max(1.0, self.project.config.jobs.runner_lease_seconds / 2)
-        next_check = time.monotonic() + lease_check
         while True:
-            result = self.status(run_id)
+            result = self.poll(run_id)
             if progress is not None:
                 progress(result)
             if result.done:
                 return result
-            now = time.monotonic()
-            if now >= deadline:
+            if time.monotonic() >= deadline:
                 result.note = (
                     f"Still {result.status} after waiting {timeout:.0f}s; it keeps running in the background."
-                    " Check it with inspect_run/logs, or call run(..., wait=True) style waiting again via inspect_run."
+                    " Follow it with inspect_run(stage_run_id) and logs(stage_run_id, cursor=...)."
                 )
                 return result
-            if now >= next_check:
-                next_check = now + lease_check
-                if not runner_alive(self.project, result.pipeline_run_id):
-                    reconcile(self.project)
             time.sleep(WAIT_POLL)
 
     # ----------------------------------------------------------------- cancel

@@ -26,6 +26,7 @@ from goldfish.pipelines import Pipeline, load_pipeline
 from goldfish.run_hooks import MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.stage_config import merge_stage_config
+import contextlib
 
 if TYPE_CHECKING:
     from goldfish.runner import Runner
@@ -244,12 +245,8 @@ class StageDriver:
     # ----------------------------------------------------------------- launch
     def launch(self, doc: dict[str, Any]) -> None:
         backend = self.runner.backend
-        try:
-            request = json.loads((self.run_dir / "launch_request.json").read_text())
-        except (FileNotFoundError, ValueError):
-            # Preparation did not survive (e.g. a crash before its files were written): redo it.
-            raise StageFailure("failed", "launch_error",
-                               "The launch request is missing; run the stage again.") from None
+        # One transaction (under the project lock): a cancel either lands before it, and nothing is
+        # launched, or after it, and sees the run running.
         with self.project.store.transaction() as tx:
             current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
             if current["state"] != "launching":
@@ -260,6 +257,13 @@ class StageDriver:
                 return
             handle = backend.find_launch(self.run_dir)
             if handle is None:
+                try:
+                    request = json.loads((self.run_dir / "launch_request.json").read_text())
+                except (FileNotFoundError, ValueError):
+                    transition(tx, self.run_id, "failed", expected="launching", cause="launch_error",
+                               error="The launch request written while preparing is missing; run the stage again.",
+                               source=self.project.source, workspace=self.ws)
+                    return
                 spec = LaunchSpec(run_id=self.run_id, run_dir=self.run_dir, argv=request["argv"],
                                   env=request["env"], cwd=Path(request["cwd"]),
                                   memory_limit_mb=request.get("memory_limit_mb"))
@@ -370,10 +374,8 @@ class StageDriver:
         self.note(f"stopping the stage ({cause}): {message}")
         stop_file = self.runtime_dir / "stop_requested"
         if not stop_file.exists():
-            try:
+            with contextlib.suppress(OSError):
                 atomic_write(stop_file, message, durable=False)
-            except OSError:
-                pass
         status = self.runner.backend.cancel(handle, grace)
         fields = self.collect(doc)
         fields["exit_code"] = status.exit_code

@@ -92,11 +92,16 @@ class Env:
             (self.slot / "configs" / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
 
 
-def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hooks: bool = False) -> Env:
     ws_shim.install()
     shim_dir = tmp_path / "shim"
     shim_dir.mkdir()
     (shim_dir / "sitecustomize.py").write_text("from tests import ws_shim\nws_shim.install()\n")
+    if hooks:  # tests.engine_hooks as an entry point of group goldfish.run_hooks, for runner processes
+        dist = shim_dir / "goldfish_test_hooks-0.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: goldfish-test-hooks\nVersion: 0.0\n")
+        (dist / "entry_points.txt").write_text("[goldfish.run_hooks]\ntest = tests.engine_hooks\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(shim_dir)]))
     result = init_project(tmp_path / "proj", "proj")
     env = Env(result.project_root)

@@ -50,9 +50,7 @@ def _recorded(launch_file: str) -> bool:
     while time.monotonic() < deadline:
         try:
             with open(launch_file) as f:
-                if json.load(f).get("pid") == me:
-                    return True
-                return False  # another launcher owns this run
+                return bool(json.load(f).get("pid") == me)  # another pid: a newer launch owns the run
         except (FileNotFoundError, ValueError):
             pass
         time.sleep(delay)
@@ -89,7 +87,7 @@ def main(argv: list[str]) -> int:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=lambda: _child_setup(limit),  # noqa: PLW1509 - single-threaded launcher
+            preexec_fn=lambda: _child_setup(limit),
             close_fds=True,
         )
     except OSError as exc:
