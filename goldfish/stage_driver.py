@@ -84,6 +84,17 @@ class StageDriver:
             return transition(tx, self.run_id, to, expected=expected, cause=cause, error=error,
                               source=self.project.source, workspace=self.ws, fields=fields)
 
+    def settle(self, expected: str, to: str, cause: str | None = None, error: str | None = None,
+               **fields: Any) -> None:
+        """``move``, unless a cancel request is already stored: then the run ends canceled (same
+        transaction, so a cancel is never lost to a concurrent success)."""
+        with self.project.store.transaction() as tx:
+            current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
+            if current.get("cancel_requested") and to != "canceled":
+                to, cause, error = "canceled", "manual", _cancel_text(current)
+            transition(tx, self.run_id, to, expected=expected, cause=cause, error=error,
+                       source=self.project.source, workspace=self.ws, fields=fields)
+
     def patch(self, fields: dict[str, Any]) -> None:
         with self.project.store.transaction() as tx:
             table = tx.table("runs", ws_partition(self.ws))
@@ -387,16 +398,14 @@ class StageDriver:
         code = status.exit_code
         fields["exit_code"] = code
         self.runner.backend.cleanup(handle)
-        if doc.get("cancel_requested"):
-            self.move("running", "canceled", "manual", _cancel_text(doc), **fields)
-        elif code is None:
-            self.move("running", "terminated", "orphaned",
-                      "The stage process ended without recording an exit code (killed outside Goldfish, or the"
-                      " machine restarted); treated as a failure.", **fields)
+        if code is None:
+            self.settle("running", "terminated", "orphaned",
+                        "The stage process ended without recording an exit code (killed outside Goldfish, or the"
+                        " machine restarted); treated as a failure.", **fields)
         elif code == 0:
-            self.move("running", "post_run", **fields)
+            self.settle("running", "post_run", **fields)
         else:
-            self.move("running", "failed", "exit_nonzero", self.exit_message(doc, code), **fields)
+            self.settle("running", "failed", "exit_nonzero", self.exit_message(doc, code), **fields)
 
     def exit_message(self, doc: dict[str, Any], code: int) -> str:
         tail = postrun.log_tail(self.log_path, lines=15)
@@ -437,20 +446,19 @@ class StageDriver:
                        "at": now_iso()}
         svs["findings_count"] = int(svs.get("findings_count") or 0) + len(findings) + len(hook.findings)
         fields.update({"outputs": outputs, "svs": svs, "lineage_recorded": True})
-        if doc.get("cancel_requested"):
-            self.move("post_run", "canceled", "manual", _cancel_text(doc), **fields)
-        elif missing:
+        if missing:
             self.note("; ".join(missing))
-            self.move("post_run", "failed", "missing_output",
+            self.settle("post_run", "failed", "missing_output",
                       "The stage exited 0 but " + "; ".join(missing) + ". Write every declared output"
                       " (save_output / get_output_path), or remove it from pipeline.yaml.", **fields)
         elif contract:
-            self.move("post_run", "failed", "contract",
+            self.settle("post_run", "failed", "contract",
                       "Output contract violated (svs.default_enforcement: blocking): " + "; ".join(contract[:5]),
                       **fields)
         else:
-            postrun.make_read_only(self.outputs_dir)
-            self.move("post_run", "completed", **fields)
+            if not self.doc().get("cancel_requested"):
+                postrun.make_read_only(self.outputs_dir)
+            self.settle("post_run", "completed", **fields)
 
 
 def _cancel_text(doc: dict[str, Any]) -> str:
