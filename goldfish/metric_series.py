@@ -35,6 +35,7 @@ BATCH_BYTES = 8 << 20
 TREND_WINDOW = 20
 ARTIFACTS_KEPT = 1000
 _NO_STEP = -1
+_REPAIRED: set[str] = set()
 
 
 def metrics_file(run_dir: Path) -> Path:
@@ -161,6 +162,9 @@ def ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
     """Read new whole lines of metrics.jsonl into the series; returns the index and whether it changed."""
     source = metrics_file(run_dir)
     index = SeriesIndex.load(run_dir)
+    if str(run_dir) not in _REPAIRED:  # once per process: a previous writer may have died mid-ingest
+        _repair(run_dir, index)
+        _REPAIRED.add(str(run_dir))
     try:
         size = source.stat().st_size
     except FileNotFoundError:
@@ -184,7 +188,6 @@ def ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
         return index, True
     folder = series_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    _repair(run_dir, index)
     pending: dict[str, bytearray] = {}
     for line in data[: end + 1].splitlines():
         if not line.strip():
