@@ -34,7 +34,7 @@ def test_diamond_runs_independent_stages_in_parallel(tmp_path: Path, monkeypatch
         assert project.runs.get(s.stage_run_id)["results_spec"]["primary_metric"] == "acc"
     done = wait_terminal(project, started.pipeline_run_id)
     assert done.status == "completed", done
-    (l0, l1), (r0, r1), (p0, p1) = (_times(project, ids[s]) for s in ("left", "right", "prep"))
+    (l0, l1), (r0, r1), (_p0, p1) = (_times(project, ids[s]) for s in ("left", "right", "prep"))
     assert l0 < r1 and r0 < l1, "left and right did not overlap"
     assert p1 <= min(l0, r0), "a dependent started before its upstream finished"
     left = project.runs.get(ids["left"])
