@@ -31,10 +31,10 @@ Doc = dict[str, Any]
 # Copied from "Data Source Metadata (Required, Strict)" in the Goldfish skill. The seed shows the
 # parts separately; a full document is the top-level structure holding a source and a schema.
 
-SEED_TOP = {"schema_version": 1, "description": "Human/LLM description (min 20 chars)"}
-SEED_SOURCE = {"format": "npy|npz|csv|file", "size_bytes": 123456, "created_at": "2025-12-24T12:00:00Z"}
-SEED_CSV_PARAMS = {"format_params": {"delimiter": ","}}
-SEED_TENSOR = {
+SEED_TOP: Doc = {"schema_version": 1, "description": "Human/LLM description (min 20 chars)"}
+SEED_SOURCE: Doc = {"format": "npy|npz|csv|file", "size_bytes": 123456, "created_at": "2025-12-24T12:00:00Z"}
+SEED_CSV_PARAMS: Doc = {"format_params": {"delimiter": ","}}
+SEED_TENSOR: Doc = {
     "kind": "tensor",
     "arrays": {
         "features": {
@@ -46,16 +46,16 @@ SEED_TENSOR = {
     },
     "primary_array": "features",
 }
-SEED_TABULAR = {
+SEED_TABULAR: Doc = {
     "kind": "tabular",
     "row_count": 100000,
     "columns": ["col1", "col2"],
     "dtypes": {"col1": "float32", "col2": "int64"},
 }
-SEED_FILE = {"kind": "file", "content_type": "application/json"}
-SEED_LIST = {"kind": "list", "values": ["f1", "f2"]}
-SEED_PATTERN = {"kind": "pattern", "template": "token_{i}", "start": 1, "count": 50000, "sample": ["token_1", "token_2"]}
-SEED_NONE = {"kind": "none", "reason": "scalar value"}
+SEED_FILE: Doc = {"kind": "file", "content_type": "application/json"}
+SEED_LIST: Doc = {"kind": "list", "values": ["f1", "f2"]}
+SEED_PATTERN: Doc = {"kind": "pattern", "template": "token_{i}", "start": 1, "count": 50000, "sample": ["token_1", "token_2"]}
+SEED_NONE: Doc = {"kind": "none", "reason": "scalar value"}
 
 
 def seed_doc(fmt: str, schema: Doc) -> Doc:
@@ -240,7 +240,8 @@ def test_any_column_names_are_accepted(columns: list[str], delimiter: str) -> No
 # Each mutation breaks one rule with one of its bad values and names the field paths that must be
 # reported (and no others). Every (mutation, bad value) pair is its own test case.
 
-Mutation = Callable[[Doc, st.DrawFn, Any], set[str]]
+Draw = Callable[..., Any]  # DataObject.draw
+Mutation = Callable[[Doc, Draw, Any], set[str]]
 
 
 class When:
@@ -273,7 +274,7 @@ def has_array(test: Callable[[Doc], bool]) -> When:
     return When(("npy", "npz"), lambda doc: any(test(a) for a in doc["schema"]["arrays"].values()))
 
 
-def some_array(doc: Doc, draw: st.DrawFn, test: Callable[[Doc], bool] = lambda a: True) -> tuple[Doc, str]:
+def some_array(doc: Doc, draw: Draw, test: Callable[[Doc], bool] = lambda a: True) -> tuple[Doc, str]:
     name = draw(st.sampled_from(sorted(n for n, a in doc["schema"]["arrays"].items() if test(a))))
     return doc["schema"]["arrays"][name], f"schema.arrays.{name}"
 
@@ -291,7 +292,7 @@ def scalar(a: Doc) -> bool:
 
 
 @mutation("version", values=[0, 2, True, False, "1", 1.0, None, [1], "missing"])
-def bad_version(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_version(doc: Doc, draw: Draw, value: Any) -> set[str]:
     if value == "missing":
         del doc["schema_version"]
     else:
@@ -300,13 +301,13 @@ def bad_version(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("extra", values=["extra", "descripton", "Schema", "tags"])
-def unknown_top_key(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def unknown_top_key(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc[value] = "x"
     return {value}
 
 
 @mutation("description", values=["x" * 19, "   " + "y" * 19 + "\n\t ", "", "z" * 4001, 5, None, ["a" * 30], "missing"])
-def bad_description(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_description(doc: Doc, draw: Draw, value: Any) -> set[str]:
     if value == "missing":
         del doc["description"]
     else:
@@ -315,50 +316,50 @@ def bad_description(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("format", values=["directory", "parquet", "NPY", "", 3, None, "json"])
-def bad_format(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_format(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["source"]["format"] = value
     return {"source.format"}
 
 
 @mutation("size", values=[0, -1, True, False, 1.5, "100", 10**15 + 1, float("nan"), [1]])
-def bad_size(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_size(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["source"]["size_bytes"] = value
     return {"source.size_bytes"}
 
 
 @mutation("created", values=["2025-12-24T12:00:00", "2025-12-24T12:00:00+00:00", "yesterday Z",
                              "2025-13-01T00:00:00Z", "Z", "2025-12-24Z", 1735041600, None, ""])
-def bad_created_at(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_created_at(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["source"]["created_at"] = value
     return {"source.created_at"}
 
 
 @mutation("source", values=["format", "size_bytes", "created_at"])
-def missing_source_key(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def missing_source_key(doc: Doc, draw: Draw, value: Any) -> set[str]:
     del doc["source"][value]
     return {f"source.{value}"}
 
 
 @mutation("source", values=["sizeBytes", "encoding", "path"])
-def unknown_source_key(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def unknown_source_key(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["source"][value] = 1
     return {f"source.{value}"}
 
 
 @mutation("source", values=["npy", None, [], 3])
-def source_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def source_not_object(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["source"] = value
     return {"source"}
 
 
 @mutation("source", When(("csv",)))
-def csv_without_params(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def csv_without_params(doc: Doc, draw: Draw, value: Any) -> set[str]:
     del doc["source"]["format_params"]
     return {"source.format_params"}
 
 
 @mutation("source", When(("csv",)), values=[",,", "", "x", None, 44, "\n", " ", ", ", "missing"])
-def bad_delimiter(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_delimiter(doc: Doc, draw: Draw, value: Any) -> set[str]:
     if value == "missing":
         del doc["source"]["format_params"]["delimiter"]
     else:
@@ -367,7 +368,7 @@ def bad_delimiter(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("source", When(("csv",)), values=["extra key", ",", None, [","]])
-def bad_format_params(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_format_params(doc: Doc, draw: Draw, value: Any) -> set[str]:
     if value == "extra key":
         doc["source"]["format_params"]["quote"] = '"'
         return {"source.format_params.quote"}
@@ -376,13 +377,13 @@ def bad_format_params(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("source", When(("npy", "npz", "file")))
-def params_without_csv(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def params_without_csv(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["source"]["format_params"] = {"delimiter": ","}
     return {"source.format_params"}
 
 
 @mutation("schema", values=["matrix", "Tensor", "tabluar", 3, None, "", "missing"])
-def bad_kind(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_kind(doc: Doc, draw: Draw, value: Any) -> set[str]:
     if value == "missing":
         del doc["schema"]["kind"]
     else:
@@ -391,13 +392,13 @@ def bad_kind(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", values=["shape", "notes", "primary"])
-def unknown_schema_key(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def unknown_schema_key(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"][value] = "x"
     return {f"schema.{value}"}
 
 
 @mutation("schema", values=["tensor", None, [], 1])
-def schema_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def schema_not_object(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"] = value
     return {"schema"}
 
@@ -406,63 +407,63 @@ def schema_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", TENSOR, values=["arrays", "primary_array"])
-def missing_tensor_key(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def missing_tensor_key(doc: Doc, draw: Draw, value: Any) -> set[str]:
     del doc["schema"][value]
     return {f"schema.{value}"}
 
 
 @mutation("schema", TENSOR)
-def empty_arrays(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def empty_arrays(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["arrays"] = {}
     return {"schema.arrays", "schema.primary_array"}
 
 
 @mutation("schema", TENSOR, values=[[], "features", None])
-def arrays_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def arrays_not_object(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["arrays"] = value
     return {"schema.arrays"}
 
 
 @mutation("schema", When(("npy",)))
-def npy_with_two_arrays(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def npy_with_two_arrays(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["arrays"]["SECOND"] = copy.deepcopy(next(iter(doc["schema"]["arrays"].values())))
     return {"schema.arrays"}
 
 
 @mutation("schema", When(("npz",)), values=["", "a" * 257])
-def bad_array_name(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_array_name(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["arrays"][value] = copy.deepcopy(next(iter(doc["schema"]["arrays"].values())))
     return {'schema.arrays[""]' if value == "" else f"schema.arrays.{value}"}
 
 
 @mutation("schema", When(("npz",)), values=[5, "features", None, []])
-def array_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def array_not_object(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["arrays"]["EXTRA"] = value
     return {"schema.arrays.EXTRA"}
 
 
 @mutation("schema", TENSOR, values=["NOT-AN-ARRAY", 5, None, ""])
-def bad_primary(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_primary(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["primary_array"] = value
     return {"schema.primary_array"}
 
 
 @mutation("schema", TENSOR, values=["feature", "", None, 1, "target"])
-def bad_role(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_role(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw)
     array["role"] = value
     return {f"{path}.role"}
 
 
 @mutation("schema", TENSOR, values=["", "  ", None, 32])
-def bad_dtype(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_dtype(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw)
     array["dtype"] = value
     return {f"{path}.dtype"}
 
 
 @mutation("schema", TENSOR, values=["role", "shape", "dtype", "feature_names", "names", "Shape"])
-def array_key_missing_or_unknown(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def array_key_missing_or_unknown(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw)
     if value in array:
         del array[value]
@@ -472,14 +473,14 @@ def array_key_missing_or_unknown(doc: Doc, draw: st.DrawFn, value: Any) -> set[s
 
 
 @mutation("schema", TENSOR, values=["1000x768", None, 3, {"0": 3}, [1] * 33])
-def bad_shape(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_shape(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw)
     array["shape"] = value
     return {f"{path}.shape"}
 
 
 @mutation("schema", has_array(non_scalar), values=[None, -1, True, 2.0, "3"])
-def bad_dimension(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_dimension(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, non_scalar)
     i = draw(st.integers(0, len(array["shape"]) - 1))
     array["shape"][i] = value
@@ -487,7 +488,7 @@ def bad_dimension(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", has_array(lambda a: non_scalar(a) and fn_kind("list", "pattern")(a)), values=[1, 3])
-def last_dim_disagrees(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def last_dim_disagrees(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, lambda a: non_scalar(a) and fn_kind("list", "pattern")(a))
     array["shape"][-1] += value
     leaf = "values" if array["feature_names"]["kind"] == "list" else "count"
@@ -495,14 +496,14 @@ def last_dim_disagrees(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", TENSOR, values=[["f1"], "f1", None])
-def feature_names_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def feature_names_not_object(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw)
     array["feature_names"] = value
     return {f"{path}.feature_names"}
 
 
 @mutation("schema", TENSOR, values=["names", "lists", None, 1, "missing"])
-def bad_feature_names_kind(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_feature_names_kind(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw)
     if value == "missing":
         del array["feature_names"]["kind"]
@@ -513,7 +514,7 @@ def bad_feature_names_kind(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 @mutation("schema", has_array(lambda a: fn_kind("list")(a) and bool(a["feature_names"]["values"])),
           values=[5, None, "n" * 1025, ["f"]])
-def bad_name_in_list(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_name_in_list(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, lambda a: fn_kind("list")(a) and bool(a["feature_names"]["values"]))
     values = array["feature_names"]["values"]
     i = draw(st.integers(0, len(values) - 1))
@@ -522,7 +523,7 @@ def bad_name_in_list(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", has_array(fn_kind("list")), values=["extra key", "f1,f2", None, "missing"])
-def bad_name_list(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_name_list(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, fn_kind("list"))
     names = array["feature_names"]
     if value == "extra key":
@@ -546,7 +547,7 @@ PATTERN_BREAKS = [
 
 
 @mutation("schema", has_array(fn_kind("pattern")), values=PATTERN_BREAKS)
-def bad_pattern(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_pattern(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, fn_kind("pattern"))
     key, bad, suffix = value
     if bad == "missing":
@@ -557,7 +558,7 @@ def bad_pattern(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", has_array(fn_kind("none", "sequence")), values=["", "   ", "r" * 4001, None, 7, "missing"])
-def bad_reason(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_reason(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, fn_kind("none", "sequence"))
     if value == "missing":
         del array["feature_names"]["reason"]
@@ -570,7 +571,7 @@ def bad_reason(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
     ("interval", 0), ("interval", -1.5), ("interval", True), ("interval", "1s"), ("interval", float("inf")),
     ("unit", ""), ("unit", 3), ("start_value", [1]), ("start_value", True), ("step", 1),
 ])
-def bad_sequence_extra(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_sequence_extra(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, fn_kind("sequence"))
     key, bad = value
     array["feature_names"][key] = bad
@@ -578,14 +579,14 @@ def bad_sequence_extra(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", has_array(non_scalar))
-def none_on_non_scalar(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def none_on_non_scalar(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, non_scalar)
     array["feature_names"] = {"kind": "none", "reason": "no names"}
     return {f"{path}.feature_names.kind"}
 
 
 @mutation("schema", has_array(scalar), values=["sequence", "list", "pattern"])
-def names_on_scalar(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def names_on_scalar(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, scalar)
     if value == "sequence":
         array["feature_names"] = {"kind": "sequence", "reason": "time steps"}
@@ -598,7 +599,7 @@ def names_on_scalar(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", has_array(fn_kind("none")))
-def none_extra_key(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def none_extra_key(doc: Doc, draw: Draw, value: Any) -> set[str]:
     array, path = some_array(doc, draw, fn_kind("none"))
     array["feature_names"]["values"] = []
     return {f"{path}.feature_names.values"}
@@ -608,32 +609,32 @@ def none_extra_key(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", TABULAR, values=[-1, True, 1.5, "10", None])
-def bad_row_count(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_row_count(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["row_count"] = value
     return {"schema.row_count"}
 
 
 @mutation("schema", TABULAR, values=["row_count", "columns", "dtypes"])
-def tabular_key_missing(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def tabular_key_missing(doc: Doc, draw: Draw, value: Any) -> set[str]:
     del doc["schema"][value]
     return {f"schema.{value}"}
 
 
 @mutation("schema", TABULAR, values=["a,b", None, {"a": 1}])
-def columns_not_list(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def columns_not_list(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["columns"] = value
     return {"schema.columns"}
 
 
 @mutation("schema", WITH_COLUMNS)
-def duplicate_column(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def duplicate_column(doc: Doc, draw: Draw, value: Any) -> set[str]:
     columns = doc["schema"]["columns"]
     columns.append(draw(st.sampled_from(columns)))
     return {f"schema.columns[{len(columns) - 1}]"}
 
 
 @mutation("schema", TABULAR, values=[5, None, "C" * 257])
-def bad_column(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_column(doc: Doc, draw: Draw, value: Any) -> set[str]:
     columns = doc["schema"]["columns"]
     columns.append(value)
     if isinstance(value, str):
@@ -642,7 +643,7 @@ def bad_column(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", TABULAR, values=["column only", "dtype only"])
-def columns_and_dtypes_disagree(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def columns_and_dtypes_disagree(doc: Doc, draw: Draw, value: Any) -> set[str]:
     if value == "column only":
         doc["schema"]["columns"].append("NEWCOL")
     else:
@@ -651,14 +652,14 @@ def columns_and_dtypes_disagree(doc: Doc, draw: st.DrawFn, value: Any) -> set[st
 
 
 @mutation("schema", WITH_COLUMNS, values=["", " ", None, 3])
-def bad_dtype_value(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_dtype_value(doc: Doc, draw: Draw, value: Any) -> set[str]:
     column = draw(st.sampled_from(doc["schema"]["columns"]))
     doc["schema"]["dtypes"][column] = value
     return {f"schema.dtypes.{column}"}
 
 
 @mutation("schema", TABULAR, values=[["int64"], "int64", None])
-def dtypes_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def dtypes_not_object(doc: Doc, draw: Draw, value: Any) -> set[str]:
     doc["schema"]["dtypes"] = value
     return {"schema.dtypes"}
 
@@ -667,7 +668,7 @@ def dtypes_not_object(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
 
 
 @mutation("schema", When(("file",)), values=["", "  ", None, 3, "x" * 257, "missing", "extra key"])
-def bad_content_type(doc: Doc, draw: st.DrawFn, value: Any) -> set[str]:
+def bad_content_type(doc: Doc, draw: Draw, value: Any) -> set[str]:
     if value == "missing":
         del doc["schema"]["content_type"]
         return {"schema.content_type"}
