@@ -43,8 +43,10 @@ def show(value: object) -> str:
     """Short repr for messages; long strings and containers are elided."""
     if isinstance(value, str):
         return _quote(value)
-    if isinstance(value, (dict, list, tuple)):
-        return f"{type(value).__name__} of {len(value)} items"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    if isinstance(value, (list, tuple)):
+        return f"an array of {len(value)} items"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
