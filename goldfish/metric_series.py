@@ -21,12 +21,13 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from goldfish.fsutil import atomic_write
 from goldfish.runstate import now_iso, parse_iso
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECORD = struct.Struct("<qdd")
 INDEX = "index.json"
@@ -252,6 +253,8 @@ def _add_metric(index: SeriesIndex, item: dict[str, Any], pending: dict[str, byt
 # ------------------------------------------------------------------------------------- reading
 def read_series(run_dir: Path, name: str, index: SeriesIndex | None = None) -> np.ndarray | None:
     """Structured array (step, value, ts) of one metric, or None when the run never logged it."""
+    import numpy as np  # lazily: the runner ingests on every tick and never needs numpy for it
+
     index = index or SeriesIndex.load(run_dir)
     metric = index.metrics.get(name)
     if metric is None:
@@ -267,6 +270,8 @@ def read_series(run_dir: Path, name: str, index: SeriesIndex | None = None) -> n
 
 def lttb(x: np.ndarray, y: np.ndarray, threshold: int) -> np.ndarray:
     """Indices of the points LTTB keeps (first and last always; deterministic)."""
+    import numpy as np
+
     n = len(x)
     if threshold >= n or threshold < 3:
         return np.arange(n) if threshold >= n else np.array([0, n - 1][: max(threshold, 1)])
@@ -302,6 +307,8 @@ def history(
 
     Stepless metrics use their position (0, 1, 2, ...) as step. Returns the entries and the
     requested names the run never logged."""
+    import numpy as np
+
     index = SeriesIndex.load(run_dir)
     wanted = sorted(index.metrics) if names is None else names
     out: list[dict[str, Any]] = []

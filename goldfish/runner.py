@@ -36,7 +36,7 @@ class Runner:
         entry = project.store.table("run_index").require(prun_id, what="pipeline run")
         self.workspace: str = entry["workspace"]
         self.prun: dict[str, Any] = {}
-        self.hooks = hooks if hooks is not None else load_hooks()
+        self._hooks = hooks
         self.backend_name = project.config.jobs.backend
         self.backend: Backend = get_backend(self.backend_name)
         self.workers: dict[str, threading.Thread] = {}
@@ -46,6 +46,13 @@ class Runner:
         self.keeper: LeaseKeeper | None = None
 
     # ------------------------------------------------------------------ misc
+    @property
+    def hooks(self) -> RunHooks:
+        """Hook providers, loaded on first use (scanning entry points is not free)."""
+        if self._hooks is None:
+            self._hooks = load_hooks()
+        return self._hooks
+
     def log(self, text: str) -> None:
         print(f"[{now_iso()[:23]}Z] {text}", flush=True)
 

@@ -41,9 +41,9 @@ MAX_SUPERVISE_ERRORS = 25
 class StageFailure(Exception):
     """A phase ends the run: ``to`` state, ``cause``, message."""
 
-    def __init__(self, to: str, cause: str, message: str):
+    def __init__(self, to: str, cause: str, message: str, **fields: Any):
         super().__init__(message)
-        self.to, self.cause, self.message = to, cause, message
+        self.to, self.cause, self.message, self.fields = to, cause, message, fields
 
 
 def bounded_summary(index: metric_series.SeriesIndex, prefer: list[str]) -> dict[str, dict[str, Any]]:
@@ -127,7 +127,7 @@ class StageDriver:
                     self.post_run(doc)
             except StageFailure as failure:
                 self.note(f"{failure.to} ({failure.cause}): {failure.message}")
-                self.move(state, failure.to, failure.cause, failure.message)
+                self.move(state, failure.to, failure.cause, failure.message, **failure.fields)
             except Exception as exc:
                 self.runner.log(f"{self.run_id} {state}: {traceback.format_exc()}")
                 self.unexpected(state, exc)
@@ -175,24 +175,25 @@ class StageDriver:
         preflight = {"errors": [i.model_dump() for i in report.errors],
                      "warnings": [i.model_dump() for i in report.warnings]}
         svs = {**(doc.get("svs") or {}), "preflight": preflight}
-        self.patch({"svs": svs})
         if report.errors:
             shown = "; ".join(i.render() for i in report.errors[:8])
             more = f" (+{len(report.errors) - 8} more: inspect_run include=['svs'])" if len(report.errors) > 8 else ""
-            raise StageFailure("failed", "preflight", f"Preflight failed: {shown}{more}")
+            raise StageFailure("failed", "preflight", f"Preflight failed: {shown}{more}", svs=svs)
         config = merge_stage_config(pipeline, stage_name, app, override or None)
         in_run = {s: rid for s, rid in (self.runner.prun.get("stage_runs") or {}).items() if rid != self.run_id}
         resolved, problems = resolve_inputs(project, self.ws, pipeline, stage_name, in_run=in_run,
                                             overrides=input_override)
+        prepared = {"svs": svs, "config": config.values, "profile": config.profile}
         if problems:
             raise StageFailure("failed", "input_error",
-                               "Input resolution failed: " + "; ".join(i.render() for i in problems))
+                               "Input resolution failed: " + "; ".join(i.render() for i in problems), **prepared)
         review = self.review(doc, app, pipeline, stage_name, config.values, resolved, preflight)
         svs["review"] = review
         svs["skip_review"] = bool(doc.get("skip_review"))
-        self.patch({"svs": svs, "inputs": resolved, "config": config.values, "profile": config.profile})
+        prepared["inputs"] = resolved
         if review.get("decision") == "blocked":
-            raise StageFailure("failed", "review_blocked", f"Pre-run review blocked: {review.get('summary')}")
+            raise StageFailure("failed", "review_blocked", f"Pre-run review blocked: {review.get('summary')}",
+                               **prepared)
         binary = self.build_rust(stage, app) if stage.runtime == "rust" else None
         stage_env.stage_inputs(self.run_dir / "inputs", resolved)
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +207,7 @@ class StageDriver:
         with project.store.transaction() as tx:
             current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
             fields = {
+                **prepared,
                 "max_runtime_seconds": max_runtime,
                 "max_runtime_source": "compute" if config.max_runtime_seconds else "defaults",
                 "heartbeat_timeout_seconds": config.heartbeat_timeout_seconds,

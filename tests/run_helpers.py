@@ -61,6 +61,9 @@ def file_stage(name: str, *, inputs: dict[str, str] | None = None, outputs: tupl
     }
 
 
+SITECUSTOMIZE = "import os\nif os.environ.get('GOLDFISH_TEST_SHIM'):\n    from tests import ws_shim\n    ws_shim.install()\n"
+
+
 class Env:
     """A project with workspace ``exp`` mounted in ``w1``."""
 
@@ -96,7 +99,8 @@ def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hooks: bool = F
     ws_shim.install()
     shim_dir = tmp_path / "shim"
     shim_dir.mkdir()
-    (shim_dir / "sitecustomize.py").write_text("from tests import ws_shim\nws_shim.install()\n")
+    (shim_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    monkeypatch.setenv("GOLDFISH_TEST_SHIM", "1")  # stage processes never see GOLDFISH_* variables
     if hooks:  # tests.engine_hooks as an entry point of group goldfish.run_hooks, for runner processes
         dist = shim_dir / "goldfish_test_hooks-0.0.dist-info"
         dist.mkdir()
