@@ -294,42 +294,60 @@ impl Default for SvsConfig {
     fn default() -> Self {
         SvsConfig {
             enabled: true,
-            stats_enabled: false,
+            stats_enabled: true,
             default_enforcement: Enforcement::Warning,
             domain: "default".into(),
         }
     }
 }
 
+/// Domains with stats thresholds (`svs.domain`).
+pub const DOMAINS: [&str; 4] = ["default", "nlp_tokenizer", "image_embeddings", "tabular_features"];
+
 impl SvsConfig {
-    /// Parse the settings; problems are returned as warnings next to the defaults used instead.
+    /// Parse `GOLDFISH_SVS_CONFIG` and `GOLDFISH_SVS_STATS_ENABLED` (which overrides `stats_enabled`).
+    /// Defaults: enabled, stats on, `warning`, `default`; stats are never on while SVS is off.
+    /// Unknown values fall back to the defaults and come back as warnings.
     pub fn parse(svs_json: Option<&str>, stats_env: Option<&str>) -> (SvsConfig, Vec<String>) {
         let mut cfg = SvsConfig::default();
         let mut warnings = Vec::new();
         if let Some(text) = svs_json.filter(|t| !t.trim().is_empty()) {
             match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(m)) => {
-                    if let Some(b) = m.get("enabled").and_then(Value::as_bool) {
-                        cfg.enabled = b;
+                    cfg.enabled = m.get("enabled") != Some(&Value::Bool(false));
+                    cfg.stats_enabled = m.get("stats_enabled") != Some(&Value::Bool(false));
+                    match m.get("default_enforcement") {
+                        None => {}
+                        Some(v) => match v.as_str() {
+                            Some("blocking") => cfg.default_enforcement = Enforcement::Blocking,
+                            Some("warning") => cfg.default_enforcement = Enforcement::Warning,
+                            Some("silent") => cfg.default_enforcement = Enforcement::Silent,
+                            _ => warnings.push(format!(
+                                "svs.default_enforcement {} is not one of blocking, warning, silent; using 'warning'.",
+                                v
+                            )),
+                        },
                     }
-                    if let Some(d) = m.get("domain").and_then(Value::as_str) {
-                        cfg.domain = d.to_string();
-                    }
-                    match m.get("default_enforcement").and_then(Value::as_str) {
-                        Some("blocking") => cfg.default_enforcement = Enforcement::Blocking,
-                        Some("warning") | None => cfg.default_enforcement = Enforcement::Warning,
-                        Some("silent") => cfg.default_enforcement = Enforcement::Silent,
-                        Some(other) => warnings.push(format!(
-                            "GOLDFISH_SVS_CONFIG.default_enforcement '{}' is unknown; using 'warning'",
-                            other
-                        )),
+                    match m.get("domain") {
+                        None => {}
+                        Some(v) => match v.as_str() {
+                            Some(d) if DOMAINS.contains(&d) => cfg.domain = d.to_string(),
+                            _ => warnings.push(format!(
+                                "svs.domain {} is not one of {}; using 'default'.",
+                                v,
+                                DOMAINS.join(", ")
+                            )),
+                        },
                     }
                 }
-                _ => warnings.push("GOLDFISH_SVS_CONFIG is not a JSON object; using SVS defaults".to_string()),
+                Ok(_) => warnings.push("GOLDFISH_SVS_CONFIG is not a JSON object; using SVS defaults.".to_string()),
+                Err(e) => warnings.push(format!("GOLDFISH_SVS_CONFIG is not valid JSON ({}); using SVS defaults.", e)),
             }
         }
-        cfg.stats_enabled =
-            matches!(stats_env.map(|s| s.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes"));
+        if let Some(v) = stats_env.map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()) {
+            cfg.stats_enabled = matches!(v.as_str(), "1" | "true" | "yes" | "on");
+        }
+        cfg.stats_enabled = cfg.enabled && cfg.stats_enabled;
         (cfg, warnings)
     }
 
@@ -388,13 +406,18 @@ mod tests {
 
     #[test]
     fn svs_enforcement() {
-        let (c, w) = SvsConfig::parse(Some(r#"{"enabled":true,"default_enforcement":"blocking"}"#), Some("true"));
-        assert!(w.is_empty() && c.stats_enabled);
+        let (c, w) = SvsConfig::parse(Some(r#"{"enabled":true,"default_enforcement":"blocking"}"#), None);
+        assert!(w.is_empty() && c.stats_enabled, "stats default on");
         assert_eq!(c.effective_enforcement(), Enforcement::Blocking);
-        let (c, _) = SvsConfig::parse(Some(r#"{"enabled":false,"default_enforcement":"blocking"}"#), None);
+        let (c, _) = SvsConfig::parse(Some(r#"{"stats_enabled":false}"#), Some("true"));
+        assert!(c.stats_enabled, "the env var overrides");
+        let (c, _) = SvsConfig::parse(Some(r#"{"enabled":false,"default_enforcement":"blocking"}"#), Some("true"));
         assert_eq!(c.effective_enforcement(), Enforcement::Silent);
+        assert!(!c.stats_enabled, "never stats while SVS is off");
         let (c, w) = SvsConfig::parse(Some("nope"), Some("false"));
         assert_eq!(c.effective_enforcement(), Enforcement::Warning);
         assert!(!c.stats_enabled && w.len() == 1);
+        let (c, w) = SvsConfig::parse(Some(r#"{"default_enforcement":"strict","domain":"vision"}"#), None);
+        assert_eq!((c.default_enforcement, c.domain.as_str(), w.len()), (Enforcement::Warning, "default", 2));
     }
 }

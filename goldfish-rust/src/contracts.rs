@@ -1,11 +1,23 @@
-//! Output contracts: checking data against a signal's `schema` (tensor, tabular, json).
+//! Output contracts: does this data match what pipeline.yaml promised? Same checks, check names and
+//! messages as the Python SDK (`stage_sdk/contracts.py`).
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::output::OutputData;
 use crate::table::Table;
+
+/// One contract problem: `check` is `shape`, `dtype`, `rank`, `columns`, `arrays`, `type` or `schema`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContractIssue {
+    pub check: &'static str,
+    pub message: String,
+}
+
+fn issue(check: &'static str, message: String) -> ContractIssue {
+    ContractIssue { check, message }
+}
 
 /// Canonical numpy dtype name for the common spellings (`f4`, `<f4`, `float`, `single`, ...).
 pub fn normalize_dtype(s: &str) -> String {
@@ -30,148 +42,284 @@ pub fn normalize_dtype(s: &str) -> String {
     .to_string()
 }
 
-/// The schema's kind: explicit `kind`, else inferred from its fields.
-pub fn schema_kind(schema: &Value) -> String {
-    if let Some(k) = schema.get("kind").and_then(Value::as_str) {
-        return k.to_string();
+/// The schema's kind: explicit `kind`, else inferred from its fields; None when it says nothing.
+pub fn schema_kind(schema: &Value) -> Option<String> {
+    if let Some(k) = schema.get("kind").filter(|k| !k.is_null()) {
+        return Some(k.as_str().map(str::to_string).unwrap_or_else(|| k.to_string()));
     }
     if schema.get("columns").is_some() || schema.get("dtypes").is_some() {
-        "tabular".into()
-    } else if schema.get("shape").is_some() || schema.get("dtype").is_some() || schema.get("arrays").is_some() {
-        "tensor".into()
+        Some("tabular".into())
+    } else if ["shape", "dtype", "rank", "arrays"].iter().any(|k| schema.get(k).is_some()) {
+        Some("tensor".into())
     } else {
-        "file".into()
+        None
     }
 }
 
-fn shape_str(shape: &[usize]) -> String {
+fn fmt_dims(dims: &[Value]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| if d.is_null() { "null".into() } else { d.to_string() }).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn fmt_shape(shape: &[usize]) -> String {
     format!("[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
 
-/// Check one tensor against `{shape, dtype, rank}`; `label` prefixes each problem.
-fn check_tensor(spec: &Value, data: &OutputData, label: &str, out: &mut Vec<String>) {
+fn check_array(data: &OutputData, spec: &Map<String, Value>, label: &str, out: &mut Vec<ContractIssue>) {
     let (shape, dtype) = match (data.shape(), data.dtype_str()) {
         (Some(s), Some(d)) => (s, d),
         _ => {
-            out.push(format!("{}expected a tensor, got {} data", label, data.kind_name()));
+            out.push(issue("type", format!("{}: expected an array, got {} data.", label, data.kind_name())));
             return;
         }
     };
-    if let Some(declared) = spec.get("dtype").and_then(Value::as_str) {
-        if normalize_dtype(declared) != dtype {
-            out.push(format!("{}dtype is {}, schema expects {}", label, dtype, declared));
-        }
-    }
-    if let Some(rank) = spec.get("rank").and_then(Value::as_u64) {
-        if rank as usize != shape.len() {
-            out.push(format!(
-                "{}rank is {} (shape {}), schema expects rank {}",
-                label,
-                shape.len(),
-                shape_str(shape),
-                rank
-            ));
-        }
-    }
-    if let Some(dims) = spec.get("shape").and_then(Value::as_array) {
-        if dims.len() != shape.len() {
-            out.push(format!(
-                "{}shape {} has {} dimensions, schema shape {} has {}",
-                label,
-                shape_str(shape),
-                shape.len(),
-                Value::Array(dims.clone()),
-                dims.len()
-            ));
-        } else {
-            for (i, (want, &got)) in dims.iter().zip(shape).enumerate() {
-                let wildcard = want.is_null() || want.as_i64() == Some(-1);
-                if !wildcard && want.as_u64() != Some(got as u64) {
-                    out.push(format!(
-                        "{}dimension {} is {}, schema expects {} (shape {} vs {})",
-                        label,
-                        i,
-                        got,
-                        want,
-                        shape_str(shape),
-                        Value::Array(dims.clone())
+    if let Some(want) = spec.get("shape").filter(|v| !v.is_null()) {
+        let dims = want.as_array().filter(|a| a.iter().all(|d| d.is_null() || d.as_i64().map_or(false, |x| x >= -1)));
+        match dims {
+            None => out.push(issue(
+                "schema",
+                format!("{}: schema shape {} must be a list of ints, null or -1 (wildcard).", label, want),
+            )),
+            Some(dims) => {
+                let matches = dims.len() == shape.len()
+                    && dims
+                        .iter()
+                        .zip(shape)
+                        .all(|(w, &got)| w.is_null() || w.as_i64() == Some(-1) || w.as_u64() == Some(got as u64));
+                if !matches {
+                    out.push(issue(
+                        "shape",
+                        format!(
+                            "{}: shape mismatch: expected {} (null/-1 = any), got {}.",
+                            label,
+                            fmt_dims(dims),
+                            fmt_shape(shape)
+                        ),
                     ));
                 }
             }
         }
     }
-}
-
-/// Check named arrays against `arrays: {name: {shape, dtype}}`: every declared array must be present.
-fn check_arrays(arrays: &serde_json::Map<String, Value>, data: &HashMap<String, OutputData>, out: &mut Vec<String>) {
-    for (name, spec) in arrays {
-        match data.get(name) {
-            Some(d) => check_tensor(spec, d, &format!("array '{}': ", name), out),
-            None => {
-                let mut have: Vec<&str> = data.keys().map(|k| k.as_str()).collect();
-                have.sort_unstable();
-                out.push(format!("array '{}' is missing (present: {})", name, have.join(", ")))
-            }
+    if let Some(rank) = spec.get("rank").filter(|v| !v.is_null()) {
+        if rank.as_u64() != Some(shape.len() as u64) {
+            out.push(issue(
+                "rank",
+                format!(
+                    "{}: rank mismatch: expected {}, got {} (shape {}).",
+                    label,
+                    rank,
+                    shape.len(),
+                    fmt_shape(shape)
+                ),
+            ));
+        }
+    }
+    if let Some(want) = spec.get("dtype").filter(|v| !v.is_null()) {
+        let want = want.as_str().map(str::to_string).unwrap_or_else(|| want.to_string());
+        if normalize_dtype(&want) != dtype {
+            out.push(issue("dtype", format!("{}: dtype mismatch: expected {}, got {}.", label, want, dtype)));
         }
     }
 }
 
-fn check_table(schema: &Value, t: &Table, out: &mut Vec<String>) {
-    if let Some(cols) = schema.get("columns").and_then(Value::as_array) {
-        let want: Vec<&str> = cols.iter().filter_map(Value::as_str).collect();
-        let got: Vec<&str> = t.column_names().iter().map(|s| s.as_str()).collect();
-        if want != got {
-            out.push(format!("columns are {:?}, schema expects {:?}", got, want));
-        }
-    }
-    if let Some(dtypes) = schema.get("dtypes").and_then(Value::as_object) {
-        for (col, want) in dtypes {
-            let want = want.as_str().unwrap_or("");
-            match t.column(col) {
-                Some(c) if normalize_dtype(want) != c.dtype() => {
-                    out.push(format!("column '{}' has dtype {}, schema expects {}", col, c.dtype(), want))
+fn check_named(
+    arrays: &HashMap<String, OutputData>,
+    schema: &Map<String, Value>,
+    signal: &str,
+    out: &mut Vec<ContractIssue>,
+) {
+    let mut keys: Vec<&String> = arrays.keys().collect();
+    keys.sort();
+    match schema.get("arrays").and_then(Value::as_object) {
+        None if keys.len() == 1 => check_array(&arrays[keys[0]], schema, &format!("{}.{}", signal, keys[0]), out),
+        None => out.push(issue(
+            "type",
+            format!(
+                "{}: the schema describes one tensor but the data holds several arrays ({}). Fix: save one array, \
+                 or describe them with schema.arrays.",
+                signal,
+                keys.iter().take(10).map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        Some(declared) => {
+            for (name, spec) in declared {
+                match arrays.get(name) {
+                    Some(d) => {
+                        check_array(d, spec.as_object().unwrap_or(&Map::new()), &format!("{}.{}", signal, name), out)
+                    }
+                    None => {
+                        let have = keys.iter().take(10).map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+                        out.push(issue(
+                            "arrays",
+                            format!(
+                                "{}: declared array '{}' is missing; the data has {}.",
+                                signal,
+                                name,
+                                if have.is_empty() { "no arrays".to_string() } else { have }
+                            ),
+                        ))
+                    }
                 }
-                Some(_) => {}
-                None => out.push(format!("column '{}' (declared in dtypes) is missing", col)),
             }
         }
     }
 }
 
-/// All contract problems of `data` against `schema` (empty when it conforms). `Path` data must be
-/// loaded by the caller first (see `io`), except that a Path can never satisfy json/tabular kinds.
-pub fn check(schema: &Value, data: &OutputData) -> Vec<String> {
-    let mut out = Vec::new();
-    match schema_kind(schema).as_str() {
-        "tensor" => match (schema.get("arrays").and_then(Value::as_object), data) {
-            (Some(arrays), OutputData::MultiTensor(m)) => check_arrays(arrays, m, &mut out),
-            (Some(arrays), d) if d.is_tensor() => {
-                let primary = schema.get("primary_array").and_then(Value::as_str);
-                let spec = match primary {
-                    Some(p) => arrays.get(p).map(|s| (p.to_string(), s)),
-                    None => arrays.iter().next().map(|(k, s)| (k.clone(), s)),
-                };
-                match spec {
-                    Some((name, s)) => check_tensor(s, d, &format!("array '{}': ", name), &mut out),
-                    None => out.push("schema declares no arrays".to_string()),
+fn check_tensor(data: &OutputData, schema: &Map<String, Value>, signal: &str, out: &mut Vec<ContractIssue>) {
+    let arrays = schema.get("arrays").filter(|v| !v.is_null());
+    if let Some(a) = arrays {
+        if a.as_object().map_or(true, |m| m.is_empty()) {
+            out.push(issue(
+                "schema",
+                format!("{}: schema arrays must be a non-empty mapping of name to {{shape, dtype}}.", signal),
+            ));
+            return;
+        }
+    }
+    if let OutputData::MultiTensor(m) = data {
+        return check_named(m, schema, signal, out);
+    }
+    let declared = match arrays.and_then(Value::as_object) {
+        Some(d) if !["shape", "dtype", "rank"].iter().any(|k| schema.contains_key(*k)) => d,
+        _ => return check_array(data, schema, signal, out),
+    };
+    let name = match schema.get("primary_array").and_then(Value::as_str) {
+        Some(p) if !declared.contains_key(p) => {
+            out.push(issue(
+                "schema",
+                format!(
+                    "{}: primary_array '{}' is not one of the declared arrays ({}).",
+                    signal,
+                    p,
+                    declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+            return;
+        }
+        Some(p) => p.to_string(),
+        None => declared.keys().next().cloned().unwrap_or_default(),
+    };
+    let spec = declared.get(&name).and_then(Value::as_object).cloned().unwrap_or_default();
+    check_array(data, &spec, &format!("{} ({})", signal, name), out);
+}
+
+fn dtype_matches(want: &str, got: &str) -> bool {
+    let w = normalize_dtype(want);
+    w == got || (w == "object" && got == "object")
+}
+
+fn check_tabular(data: &OutputData, schema: &Map<String, Value>, signal: &str, out: &mut Vec<ContractIssue>) {
+    let t: &Table = match data {
+        OutputData::Tabular(t) => t,
+        other => {
+            out.push(issue(
+                "type",
+                format!("{}: expected a table (OutputData::Tabular), got {} data.", signal, other.kind_name()),
+            ));
+            return;
+        }
+    };
+    let want_dtypes = match schema.get("dtypes").filter(|v| !v.is_null()) {
+        None => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            out.push(issue("schema", format!("{}: schema dtypes must map column -> dtype.", signal)));
+            return;
+        }
+    };
+    let cols: Vec<&str> = t.column_names().iter().map(|s| s.as_str()).collect();
+    let want_cols = schema.get("columns").filter(|v| !v.is_null());
+    if let Some(w) = want_cols {
+        match w.as_array() {
+            None => out.push(issue("schema", format!("{}: schema columns must be a list.", signal))),
+            Some(list) => {
+                let want: Vec<String> =
+                    list.iter().map(|c| c.as_str().map(str::to_string).unwrap_or_else(|| c.to_string())).collect();
+                if want != cols {
+                    let missing: Vec<&String> = want.iter().filter(|c| !cols.contains(&c.as_str())).collect();
+                    let extra: Vec<&&str> = cols.iter().filter(|c| !want.iter().any(|w| w == **c)).collect();
+                    let mut detail = Vec::new();
+                    if !missing.is_empty() {
+                        detail.push(format!("missing {:?}", missing));
+                    }
+                    if !extra.is_empty() {
+                        detail.push(format!("unexpected {:?}", extra));
+                    }
+                    if detail.is_empty() {
+                        detail.push("same columns in a different order".to_string());
+                    }
+                    out.push(issue(
+                        "columns",
+                        format!(
+                            "{}: columns mismatch ({}): expected {:?}, got {:?}.",
+                            signal,
+                            detail.join("; "),
+                            want,
+                            cols
+                        ),
+                    ));
                 }
             }
-            (None, OutputData::MultiTensor(m)) => out.push(format!(
-                "schema describes one tensor but the data holds {} named arrays; declare them under 'arrays'",
-                m.len()
+        }
+    }
+    for (col, want) in &want_dtypes {
+        let want = want.as_str().map(str::to_string).unwrap_or_else(|| want.to_string());
+        match t.column(col) {
+            None if want_cols.is_none() => {
+                out.push(issue("columns", format!("{}: column '{}' (declared in dtypes) is missing.", signal, col)))
+            }
+            None => {}
+            Some(c) if !dtype_matches(&want, c.dtype()) => out.push(issue(
+                "dtype",
+                format!("{}: column '{}' dtype mismatch: expected {}, got {}.", signal, col, want, c.dtype()),
             )),
-            (_, d) => check_tensor(schema, d, "", &mut out),
-        },
-        "tabular" => match data {
-            OutputData::Tabular(t) => check_table(schema, t, &mut out),
-            other => out.push(format!("expected tabular data, got {} data", other.kind_name())),
-        },
-        "json" => match data {
+            Some(_) => {}
+        }
+    }
+}
+
+/// All contract problems of `data` against `schema` (empty when it conforms, or for `file` schemas).
+pub fn check(schema: &Value, data: &OutputData, signal: &str) -> Vec<ContractIssue> {
+    let mut out = Vec::new();
+    let map = match schema {
+        Value::Null => return out,
+        Value::Object(m) => m,
+        other => {
+            out.push(issue(
+                "schema",
+                format!(
+                    "{}: schema must be a mapping or null, got {}. Fix: use schema: {{kind: tensor, ...}} or schema: null.",
+                    signal, other
+                ),
+            ));
+            return out;
+        }
+    };
+    match schema_kind(schema).as_deref() {
+        Some("tensor") => check_tensor(data, map, signal, &mut out),
+        Some("tabular") => check_tabular(data, map, signal, &mut out),
+        Some("json") => match data {
             OutputData::Json(Value::Object(_)) | OutputData::Json(Value::Array(_)) => {}
-            OutputData::Json(_) => out.push("json schema needs an object or a list, got a scalar".to_string()),
-            other => out.push(format!("expected json data (an object or a list), got {} data", other.kind_name())),
+            other => out.push(issue(
+                "type",
+                format!(
+                    "{}: expected JSON (an object or a list), got {}.",
+                    signal,
+                    match other {
+                        OutputData::Json(_) => "a JSON scalar",
+                        d => d.kind_name(),
+                    }
+                ),
+            )),
         },
-        _ => {}
+        Some("file") | None => {}
+        Some(kind) => out.push(issue(
+            "schema",
+            format!(
+                "{}: unknown schema kind '{}'. Fix: use one of tensor, tabular, json, file, or schema: null.",
+                signal, kind
+            ),
+        )),
     }
     out
 }
@@ -188,17 +336,22 @@ mod tests {
         OutputData::TensorF32(ArrayD::from_shape_vec(shape, vec![0.0; n]).unwrap())
     }
 
+    fn checks(v: &[ContractIssue]) -> Vec<&str> {
+        v.iter().map(|i| i.check).collect()
+    }
+
     #[test]
     fn tensor_shape_dtype_rank() {
         let s = json!({"kind": "tensor", "shape": [null, 768], "dtype": "float32"});
-        assert!(check(&s, &f32s(vec![5, 768])).is_empty());
-        assert!(check(&json!({"shape": [-1, 768], "dtype": "<f4", "rank": 2}), &f32s(vec![1, 768])).is_empty());
-        let p = check(&s, &f32s(vec![5, 767]));
-        assert_eq!(p.len(), 1);
-        assert!(p[0].contains("dimension 1 is 767, schema expects 768"), "{:?}", p);
-        let p = check(&json!({"kind": "tensor", "shape": [3], "dtype": "int64", "rank": 3}), &f32s(vec![2, 2]));
-        assert_eq!(p.len(), 3, "all problems are reported together: {:?}", p);
-        assert!(!check(&s, &OutputData::Json(json!({}))).is_empty());
+        assert!(check(&s, &f32s(vec![5, 768]), "emb").is_empty());
+        assert!(check(&json!({"shape": [-1, 768], "dtype": "<f4", "rank": 2}), &f32s(vec![1, 768]), "emb").is_empty());
+        let p = check(&s, &f32s(vec![5, 767]), "emb");
+        assert_eq!(p[0].message, "emb: shape mismatch: expected [null, 768] (null/-1 = any), got [5, 767].");
+        let p = check(&json!({"kind": "tensor", "shape": [3], "dtype": "int64", "rank": 3}), &f32s(vec![2, 2]), "x");
+        assert_eq!(checks(&p), vec!["shape", "rank", "dtype"], "all problems are reported together");
+        assert_eq!(p[2].message, "x: dtype mismatch: expected int64, got float32.");
+        assert_eq!(checks(&check(&s, &OutputData::Json(json!({})), "emb")), vec!["type"]);
+        assert_eq!(checks(&check(&json!({"shape": "big"}), &f32s(vec![1]), "x")), vec!["schema"]);
     }
 
     #[test]
@@ -209,24 +362,42 @@ mod tests {
         let mut m = HashMap::new();
         m.insert("x".to_string(), f32s(vec![4, 2]));
         m.insert("y".to_string(), OutputData::TensorI64(ArrayD::from_vec(vec![1, 2, 3, 4])));
-        assert!(check(&s, &OutputData::MultiTensor(m.clone())).is_empty());
+        assert!(check(&s, &OutputData::MultiTensor(m.clone()), "d").is_empty());
         m.remove("y");
-        assert!(check(&s, &OutputData::MultiTensor(m))[0].contains("array 'y' is missing"));
-        assert!(check(&s, &f32s(vec![4, 2])).is_empty(), "single array checked against primary_array");
-        assert!(!check(&s, &f32s(vec![4, 3])).is_empty());
+        assert_eq!(
+            check(&s, &OutputData::MultiTensor(m.clone()), "d")[0].message,
+            "d: declared array 'y' is missing; the data has x."
+        );
+        assert!(check(&s, &f32s(vec![4, 2]), "d").is_empty(), "a single array is checked against primary_array");
+        assert!(check(&s, &f32s(vec![4, 3]), "d")[0].message.starts_with("d (x): shape mismatch"));
+        let single = json!({"kind": "tensor", "shape": [4, 2]});
+        assert!(check(&single, &OutputData::MultiTensor(m.clone()), "d").is_empty(), "one array vs one-tensor schema");
+        m.insert("z".to_string(), f32s(vec![1]));
+        assert_eq!(checks(&check(&single, &OutputData::MultiTensor(m), "d")), vec!["type"]);
+        let bad = json!({"kind": "tensor", "primary_array": "q", "arrays": {"x": {}}});
+        assert_eq!(checks(&check(&bad, &f32s(vec![1]), "d")), vec!["schema"]);
     }
 
     #[test]
-    fn tabular_and_json() {
+    fn tabular_json_and_kinds() {
         let t = Table::from_columns(vec![("a", Column::Int64(vec![1])), ("b", Column::Str(vec![None]))]).unwrap();
         let ok = json!({"kind": "tabular", "columns": ["a", "b"], "dtypes": {"a": "int64", "b": "str"}});
-        assert!(check(&ok, &OutputData::Tabular(t.clone())).is_empty());
-        let bad = json!({"columns": ["b", "a"], "dtypes": {"a": "float64", "c": "int64"}});
-        assert_eq!(check(&bad, &OutputData::Tabular(t)).len(), 3);
+        assert!(check(&ok, &OutputData::Tabular(t.clone()), "t").is_empty());
+        let bad = json!({"columns": ["b", "a"], "dtypes": {"a": "float64"}});
+        let p = check(&bad, &OutputData::Tabular(t.clone()), "t");
+        assert_eq!(checks(&p), vec!["columns", "dtype"]);
+        assert!(p[0].message.contains("same columns in a different order"));
+        let missing = json!({"dtypes": {"c": "int64"}});
+        assert_eq!(
+            check(&missing, &OutputData::Tabular(t), "t")[0].message,
+            "t: column 'c' (declared in dtypes) is missing."
+        );
         let j = json!({"kind": "json"});
-        assert!(check(&j, &OutputData::Json(json!([1]))).is_empty());
-        assert!(!check(&j, &OutputData::Json(json!(1))).is_empty());
-        assert!(check(&json!({"kind": "file"}), &f32s(vec![1])).is_empty());
+        assert!(check(&j, &OutputData::Json(json!([1])), "j").is_empty());
+        assert_eq!(checks(&check(&j, &OutputData::Json(json!(1)), "j")), vec!["type"]);
+        assert!(check(&json!({"kind": "file"}), &f32s(vec![1]), "f").is_empty());
+        assert!(check(&json!({"note": "nothing"}), &f32s(vec![1]), "f").is_empty());
+        assert_eq!(checks(&check(&json!({"kind": "image"}), &f32s(vec![1]), "f")), vec!["schema"]);
     }
 
     #[test]

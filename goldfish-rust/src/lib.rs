@@ -34,6 +34,7 @@ mod io;
 mod metrics;
 mod npy;
 mod npz;
+mod numfmt;
 mod output;
 mod paths;
 mod session;
@@ -56,17 +57,17 @@ pub use serde_json;
 pub use serde_json::{json, Map as JsonMap, Value as JsonValue};
 
 pub use config::{Enforcement, Format, SignalSpec, StageConfig, SvsConfig};
-pub use contracts::{check as check_contract, normalize_dtype};
+pub use contracts::{check as check_contract, normalize_dtype, schema_kind, ContractIssue};
 pub use error::{GoldfishError, Result};
 pub use metrics::{is_valid_metric_name, MAX_METRIC_NAME_LEN};
-pub use npy::{npy_bytes, parse_npy_bytes, read_npy, read_npy_any, write_npy, MAX_HEADER_BYTES};
+pub use npy::{npy_bytes, npy_bytes_any, parse_npy_bytes, read_npy, read_npy_any, write_npy, MAX_HEADER_BYTES};
 pub use npz::{
-    load_npz, load_npz_array, load_npz_with_limits, NpzFile, NpzLimits, MAX_NPZ_ARRAYS, MAX_NPZ_ENTRY_BYTES,
+    load_npz, load_npz_array, load_npz_with_limits, write_npz, NpzFile, NpzLimits, MAX_NPZ_ARRAYS, MAX_NPZ_ENTRY_BYTES,
 };
 pub use output::OutputData;
 pub use paths::validate_path_component;
-pub use session::{HEARTBEAT_MIN_INTERVAL, LOG_ROTATE_BYTES};
-pub use stats::{array_stats, tensor_stats, ENTROPY_BINS, MAX_SAMPLES};
+pub use session::{HEARTBEAT_MIN_INTERVAL, LOG_ROTATE_BYTES, MAX_FINDINGS};
+pub use stats::{array_stats, column_stats, table_stats, tensor_stats, ENTROPY_BINS, MAX_SAMPLES};
 pub use table::{Column, Table, CSV_DELIMITERS};
 pub use tensor::{ArrayD, Element, Tensor};
 pub use timefmt::iso_utc;
@@ -126,13 +127,15 @@ pub fn load_input(name: &str, format: Option<&str>) -> Result<OutputData> {
     global().load_input(name, format)
 }
 
-/// Save output `name` where the run engine expects it, after checking its schema contract
-/// (blocking → `Err(Schema)` and nothing written; warning → WARN log + finding; silent → nothing).
-/// Tensors: `<name>.npy` (npy), `<name>` (file), `<name>/<name>.npy` (directory). `MultiTensor`:
-/// `<name>/<array>.npy`. `Json`/`Tabular`: `<name>.json`/`<name>.csv`. `Path`: copied to
-/// `<name>[.ext]` unless it already is that path. `artifact` (or the output's `artifact: true`) marks it.
+/// Save output `name` where the run engine expects it, after its contract and stats checks
+/// (blocking: any error finding → `Err(Schema)` and nothing written; warning: WARNING log lines and
+/// findings; silent: no contract findings). Layout by the output's format: tensor → `<name>.npy`
+/// (npy) or `<name>/<name>.npy` (directory); `MultiTensor` → `<name>/<array>.npy` (directory or
+/// file) or `<name>.npz` (npz); `Json` → `<name>.json` or `<name>` (file); `Tabular` → `<name>.csv`;
+/// `Path` → copied to `<name>[.ext]` unless it already is that path (files inside it are loaded to
+/// check the contract). `artifact` (or the output's `artifact: true`) writes `.artifacts/<name>`.
 pub fn save_output(name: &str, data: OutputData, artifact: bool) -> Result<()> {
-    global().save_output(name, data, artifact)
+    global().save_output(name, data, artifact).map(|_| ())
 }
 
 /// The merged stage config from `GOLDFISH_STAGE_CONFIG` (read once).
@@ -145,12 +148,15 @@ pub fn get_svs_config() -> SvsConfig {
     global().svs.clone()
 }
 
-/// `<inputs dir>/<name>` (name validated; existence not checked).
+/// Where declared input `name` lives: `<inputs dir>/<name>` (or `<name>.<ext>`, or its configured
+/// location when it was staged elsewhere). Need not exist.
 pub fn get_input_path(name: &str) -> Result<PathBuf> {
     global().input_path(name)
 }
 
-/// `<outputs dir>/<name>`; the outputs dir is created, `name` itself is not (mkdir it for directories).
+/// Where declared output `name` must be written: `<outputs dir>/<name>.<ext>` for npy/npz/csv/json,
+/// `<outputs dir>/<name>` otherwise. A directory output's directory is created; for the others
+/// only the outputs dir.
 pub fn get_output_path(name: &str) -> Result<PathBuf> {
     global().output_path(name)
 }
@@ -212,6 +218,11 @@ pub fn log_artifact(name: &str, path: &str) -> bool {
 /// Write the pending `lost` record, if any. Metric records themselves are written immediately.
 pub fn flush_metrics() {
     global().flush_lost(true)
+}
+
+/// Items skipped so far in this process, by reason (`invalid_name`, `non_finite`, `step_mode`, ...).
+pub fn lost_counts() -> std::collections::BTreeMap<String, u64> {
+    global().lost_counts()
 }
 
 /// End-of-run flush (safe to call more than once).

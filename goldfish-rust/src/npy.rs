@@ -367,19 +367,25 @@ pub fn write_npy<T: Element>(path: impl AsRef<Path>, array: &ArrayD<T>) -> Resul
     atomic_write_with(path, |f| f.write_all(&bytes))
 }
 
-/// Write any tensor variant; errors for non-tensor data.
-pub(crate) fn write_npy_any(path: &Path, data: &OutputData) -> Result<()> {
+/// NPY bytes of any tensor variant; errors for non-tensor data.
+pub fn npy_bytes_any(data: &OutputData) -> Result<Vec<u8>> {
     match data {
-        OutputData::TensorF32(a) => write_npy(path, a),
-        OutputData::TensorF64(a) => write_npy(path, a),
-        OutputData::TensorI64(a) => write_npy(path, a),
-        OutputData::TensorI32(a) => write_npy(path, a),
-        OutputData::TensorU8(a) => write_npy(path, a),
+        OutputData::TensorF32(a) => Ok(npy_bytes(a)),
+        OutputData::TensorF64(a) => Ok(npy_bytes(a)),
+        OutputData::TensorI64(a) => Ok(npy_bytes(a)),
+        OutputData::TensorI32(a) => Ok(npy_bytes(a)),
+        OutputData::TensorU8(a) => Ok(npy_bytes(a)),
         other => Err(GoldfishError::Schema(format!(
             "cannot write {} data as .npy. Fix: pass a tensor variant (OutputData::TensorF32, ...).",
             other.kind_name()
         ))),
     }
+}
+
+/// Write any tensor variant as NPY, atomically.
+pub(crate) fn write_npy_any(path: &Path, data: &OutputData) -> Result<()> {
+    let bytes = npy_bytes_any(data)?;
+    atomic_write_with(path, |f| f.write_all(&bytes))
 }
 
 #[cfg(test)]

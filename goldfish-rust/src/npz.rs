@@ -174,6 +174,29 @@ pub fn load_npz_array(path: impl AsRef<Path>, name: &str) -> Result<OutputData> 
     }
 }
 
+/// Write named tensors as an uncompressed `.npz` (what `np.savez` writes), atomically.
+pub fn write_npz(path: impl AsRef<Path>, arrays: &HashMap<String, OutputData>) -> Result<()> {
+    let path = path.as_ref();
+    let mut names: Vec<&String> = arrays.keys().collect();
+    names.sort();
+    let mut members = Vec::with_capacity(names.len());
+    for name in names {
+        members.push((format!("{}.npy", name), crate::npy::npy_bytes_any(&arrays[name])?));
+    }
+    crate::fsutil::atomic_write_with(path, |w| {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::FileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(members.iter().any(|(_, b)| b.len() as u64 >= u32::MAX as u64));
+        for (name, bytes) in &members {
+            z.start_file(name.as_str(), opts).map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e))?;
+            std::io::Write::write_all(&mut z, bytes)?;
+        }
+        let cursor = z.finish().map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e))?;
+        std::io::Write::write_all(w, cursor.get_ref())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +264,21 @@ mod tests {
         let limits = NpzLimits { max_arrays: 4, max_entry_bytes: 1 << 20 };
         assert!(load_npz_with_limits(&p, limits).unwrap_err().to_string().contains("over the limit of 4"));
         assert_eq!(load_npz(&p).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn write_then_read() {
+        let dir = crate::testutil::TempDir::new("npzw");
+        let (w, b) = sample();
+        let mut m = HashMap::new();
+        m.insert("weights".to_string(), OutputData::TensorF32(w.clone()));
+        m.insert("bias".to_string(), OutputData::TensorI64(b));
+        let p = dir.path().join("out.npz");
+        write_npz(&p, &m).unwrap();
+        assert_eq!(load_npz(&p).unwrap().into_arrays(), m);
+        m.insert("bad".to_string(), OutputData::Json(serde_json::json!(1)));
+        assert!(write_npz(dir.path().join("bad.npz"), &m).is_err());
+        assert!(!dir.path().join("bad.npz").exists());
     }
 
     #[test]
