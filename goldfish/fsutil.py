@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from goldfish.errors import InvalidInput
+import contextlib
 
 
 def fsync_dir(path: Path) -> None:
@@ -32,10 +33,8 @@ def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     if durable:
         fsync_dir(path.parent)

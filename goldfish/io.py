@@ -1,4 +1,4 @@
 """Stage-side I/O API (``from goldfish.io import load_input, ...``); lives in ``stage_sdk``."""
 
-from stage_sdk.io import *  # noqa: F401,F403
-from stage_sdk.io import __all__  # noqa: F401
+from stage_sdk.io import *
+from stage_sdk.io import __all__

@@ -1,1 +1,1 @@
-"""Package placeholder; filled by later commits."""
+"""The Goldfish MCP server: thin, typed tools over the ``goldfish`` services."""

@@ -35,7 +35,7 @@ from goldfish.errors import StoreError
 from goldfish.fsutil import atomic_write, fsync_dir
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
 
-__all__ = ["Store", "Transaction", "StoreTable", "Doc", "STORE_SCHEMA_VERSION"]
+__all__ = ["STORE_SCHEMA_VERSION", "Doc", "Store", "StoreTable", "Transaction"]
 
 STORE_SCHEMA_VERSION = 1
 _PARTITION_RE = re.compile(r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?", re.ASCII)
@@ -207,11 +207,9 @@ class Store:
         """The newest ``limit`` events (newest first) matching ``predicate``, read backwards in chunks."""
         path = self._log_path(log)
         out: list[dict[str, Any]] = []
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
+        if not path.exists():
             return out
-        with f:
+        with open(path, "rb") as f:
             pos = f.seek(0, os.SEEK_END)
             rest = b""
             while pos > 0 and len(out) < limit:

@@ -55,11 +55,12 @@ class StoreTable(Table):
     fresh shallow copies; nested values must be treated as read-only.
     """
 
-    document_id_class = str
+    document_id_class = str  # type: ignore[assignment]
     _storage: PartitionStorage
+    _next_id: int | None  # type: ignore[assignment]
 
     # -- ids ---------------------------------------------------------------
-    def _get_next_id(self) -> str:  # type: ignore[override]
+    def _get_next_id(self) -> str:
         # ``_next_id`` starts as None in every transaction (a new table object
         # over freshly re-read data), so two processes never reuse a cached id.
         if self._next_id is None:
@@ -75,10 +76,10 @@ class StoreTable(Table):
 
     # TinyDB's update/upsert mutate documents in place, which would leak into
     # snapshots held by lock-free readers. Use put/patch instead.
-    def update(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("use StoreTable.patch() or put(): documents are replaced, never mutated")
 
-    def upsert(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def upsert(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("use StoreTable.put(): documents are replaced, never mutated")
 
     # -- reads -------------------------------------------------------------
@@ -103,16 +104,16 @@ class StoreTable(Table):
 
     def iter_raw(self) -> Iterator[Doc]:
         """Iterate stored documents without copying (read-only use, hot paths)."""
-        return iter(self._read_table().values())
+        return iter(self._read_table().values())  # type: ignore[arg-type]
 
     def where(self, **equals: Any) -> list[Doc]:
         """Documents whose fields equal every given value (TinyDB query, cached per table)."""
         if not equals:
             return self.docs()
-        q = None
-        for key, value in equals.items():
-            cond = Query()[key] == value
-            q = cond if q is None else (q & cond)
+        conds = [Query()[key] == value for key, value in equals.items()]
+        q = conds[0]
+        for cond in conds[1:]:
+            q = q & cond
         return [dict(d) for d in self.search(q)]
 
     def find(self, predicate: Callable[[Mapping[str, Any]], bool]) -> list[Doc]:
@@ -129,7 +130,7 @@ class StoreTable(Table):
             raise Conflict(f"{self.name} {new_id!r} already exists.")
         body = dict(doc)
         body["id"] = new_id
-        self.insert(Document(body, doc_id=new_id))
+        self.insert(Document(body, doc_id=new_id))  # type: ignore[arg-type]
         return new_id
 
     def put(self, doc_id: str, doc: Mapping[str, Any]) -> None:

@@ -1,0 +1,3 @@
+from goldfish.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The ``goldfish`` command line. Subcommands import what they need lazily."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from goldfish import __version__
+from goldfish.errors import GoldfishError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="goldfish", description="ML experiments with perfect recall.")
+    p.add_argument("--version", action="version", version=f"goldfish {__version__}")
+    p.add_argument("--project", metavar="PATH", help="project directory (default: cwd or a parent with goldfish.yaml)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("init", help="create a Goldfish project (idempotent)")
+    s.add_argument("path", nargs="?", default=".", help="project directory (default: .)")
+    s.add_argument("--name", help="project name (default: the directory name)")
+
+    sub.add_parser("status", help="human-readable project summary")
+    sub.add_parser("doctor", help="check git, python and optional pieces (docker, cargo, cloud, API key)")
+
+    s = sub.add_parser("demo", help="create a demo project and run a real experiment end to end")
+    s.add_argument("--dir", default="demo-project", help="where to create the demo project (default: ./demo-project)")
+
+    s = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    s.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    s.add_argument("--port", type=int, default=8765, help="port for streamable-http (bound to 127.0.0.1)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(_dispatch(args) or 0)
+    except GoldfishError as exc:
+        print(f"goldfish: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "init":
+        from goldfish.init import init_project
+
+        result = init_project(Path(args.path), args.name)
+        print(result.message)
+        if result.created:
+            print(f"  project:  {result.project_root}")
+            print(f"  config:   {result.config_file}")
+            print(f"  dev repo: {result.dev_repo}")
+            print("Next: connect Claude Code with `claude mcp add goldfish -- goldfish serve`")
+        return 0
+    if cmd == "status":
+        from goldfish.project import Project
+        from goldfish.status import render_status_text
+
+        print(render_status_text(Project.open(args.project)))
+        return 0
+    if cmd == "doctor":
+        from goldfish.doctor import run_doctor
+
+        return run_doctor(args.project)
+    if cmd == "demo":
+        from goldfish.demo import run_demo
+
+        return run_demo(Path(args.dir))
+    if cmd == "serve":
+        from mcp_server.server import serve
+
+        serve(args.project, transport=args.transport, port=args.port)
+        return 0
+    raise AssertionError(f"unhandled command {cmd}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""``goldfish doctor``: what is installed, what works, and what each optional piece enables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    enables: str
+    required: bool = False
+
+
+def _cmd_version(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else None
+
+
+def _docker_daemon() -> tuple[bool, str]:
+    if shutil.which("docker") is None:
+        return False, "docker CLI not installed"
+    try:
+        out = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False, "docker info timed out"
+    if out.returncode != 0:
+        return False, "docker CLI present, no daemon reachable (DOCKER_HOST=" + os.environ.get("DOCKER_HOST", "default") + ")"
+    return True, f"daemon {out.stdout.strip()}"
+
+
+def _gcloud_credentials() -> tuple[bool, str]:
+    explicit = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if explicit:
+        return Path(explicit).is_file(), f"GOOGLE_APPLICATION_CREDENTIALS={explicit}"
+    adc = Path.home() / ".config" / "gcloud" / "application_default_credentials.json"
+    if adc.is_file():
+        return True, f"application default credentials at {adc}"
+    return False, "no GOOGLE_APPLICATION_CREDENTIALS and no gcloud application default credentials"
+
+
+def collect_checks(project_path: str | None) -> list[Check]:
+    checks = [
+        Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "everything", required=True),
+    ]
+    git = _cmd_version(["git", "--version"])
+    checks.append(Check("git", git is not None, git or "not found", "versions (the hidden dev repo)", required=True))
+    ok, detail = _docker_daemon()
+    checks.append(Check("docker", ok, detail, "jobs.backend: docker (stages in containers)"))
+    cargo = _cmd_version(["cargo", "--version"])
+    checks.append(Check("cargo", cargo is not None, cargo or "not found (scripts/setup-rust.sh installs the crates)",
+                        "runtime: rust stages"))
+    ok, detail = _gcloud_credentials()
+    checks.append(Check("google cloud credentials", ok, detail, "jobs.backend: gce and gcs storage"))
+    has_key = bool(os.environ.get("ANTHROPIC_API_KEY"))
+    checks.append(Check("ANTHROPIC_API_KEY", has_key, "set" if has_key else "not set",
+                        "svs.agent_provider: anthropic (Claude pre-run review); the offline 'rules' review needs nothing"))
+    checks.extend(_project_checks(project_path))
+    return checks
+
+
+def _project_checks(project_path: str | None) -> list[Check]:
+    from goldfish.errors import GoldfishError, NotInitialized
+    from goldfish.project import Project
+
+    try:
+        project = Project.open(project_path)
+    except NotInitialized as exc:
+        return [Check("project", False, str(exc), "all project commands")]
+    except GoldfishError as exc:
+        return [Check("project", False, str(exc), "all project commands", required=True)]
+    out = [Check("project", True, f"{project.config.project_name} at {project.root}", "all project commands")]
+    try:
+        project.store.table("meta").docs()
+        out.append(Check("store", True, str(project.store_dir), "records, runs, sources", required=True))
+    except GoldfishError as exc:
+        out.append(Check("store", False, str(exc), "records, runs, sources", required=True))
+    return out
+
+
+def run_doctor(project_path: str | None) -> int:
+    checks = collect_checks(project_path)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        mark = "ok " if c.ok else ("ERR" if c.required else "-- ")
+        print(f"[{mark}] {c.name:<{width}}  {c.detail}")
+        print(f"      {'':<{width}}  enables: {c.enables}")
+    return 1 if any(c.required and not c.ok for c in checks) else 0

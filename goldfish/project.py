@@ -1,0 +1,96 @@
+"""The project context: where things live, the loaded config, the store, the services.
+
+One ``Project`` is built per process (MCP server, TUI, runner, CLI). Services
+(``project.workspaces``, ``project.runs``, ...) are created lazily and share
+the same config, store and dev repo, so the TUI and the MCP tools run the
+same code.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from goldfish.errors import NotInitialized
+from goldfish.store import Store
+
+if TYPE_CHECKING:
+    from goldfish.config import GoldfishConfig
+
+CONFIG_FILE = "goldfish.yaml"
+
+# Who is acting: recorded on every audit entry and state transition.
+Source = Literal["mcp", "tui", "cli", "runner", "reconciler", "test"]
+
+
+def find_project_root(explicit: Path | str | None = None, start: Path | None = None) -> Path:
+    """``--project PATH`` if given, else the current directory and its parents."""
+    if explicit is not None:
+        root = Path(explicit).expanduser().resolve()
+        if not (root / CONFIG_FILE).is_file():
+            raise NotInitialized(
+                f"No {CONFIG_FILE} in {root}.",
+                fix=f"Run `goldfish init {root}` (or initialize_project) to create a Goldfish project there.",
+            )
+        return root
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise NotInitialized(
+        f"No {CONFIG_FILE} in {here} or any parent directory.",
+        fix="Run `goldfish init` in your ML project directory, or pass --project PATH.",
+    )
+
+
+class Project:
+    """Config + store + dev repo of one Goldfish project, and its services."""
+
+    def __init__(self, root: Path, config: GoldfishConfig, *, source: Source = "cli"):
+        self.root = Path(root).resolve()
+        self.source: Source = source
+        self.config = config
+        self.config_path = self.root / CONFIG_FILE
+        self.dev_path = config.dev_repo(self.root)
+        self.gf_dir = self.dev_path / ".goldfish"
+        self.store_dir = self.gf_dir / "store"
+        self.runs_dir = self.gf_dir / "runs"
+        self.objects_dir = config.objects_root(self.root)
+        self.backups_dir = self.gf_dir / "backups"
+        self.workspaces_dir = config.workspaces_root(self.root)
+        self.state_md_path = config.state_md_path(self.root)
+
+    @classmethod
+    def open(cls, path: Path | str | None = None, *, start: Path | None = None, source: Source = "cli") -> Project:
+        from goldfish.config import load_config
+
+        root = find_project_root(path, start)
+        config = load_config(root / CONFIG_FILE)
+        project = cls(root, config, source=source)
+        if not (project.dev_path / ".git").exists() or not project.gf_dir.is_dir():
+            raise NotInitialized(
+                f"{root / CONFIG_FILE} points at dev repo {project.dev_path}, which is missing or not initialized.",
+                fix=f"Restore {project.dev_path}, fix dev_repo_path in goldfish.yaml, or run `goldfish init {root}`.",
+            )
+        return project
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.store_dir)
+
+    def slot_path(self, slot: str) -> Path:
+        return self.workspaces_dir / slot
+
+    def reload_config(self) -> GoldfishConfig:
+        """Re-read goldfish.yaml; on error the running config stays and the error is raised."""
+        from goldfish.config import load_config
+
+        new = load_config(self.config_path)
+        self.config = new
+        return new
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()

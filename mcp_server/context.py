@@ -1,0 +1,85 @@
+"""Server-side state shared by every tool: the open project (or why there is none)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+from goldfish.errors import GoldfishError, NotInitialized
+from goldfish.project import Project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ServerContext:
+    """Holds the project this server serves; opened lazily, re-opened by initialize/reload."""
+
+    def __init__(self, project_arg: str | None, start: Path | None = None):
+        self.project_arg = project_arg
+        self.start = start
+        self._project: Project | None = None
+        self._lock = threading.Lock()
+        self.open_error: GoldfishError | None = None
+
+    def try_open(self) -> Project | None:
+        with self._lock:
+            if self._project is None:
+                try:
+                    self._project = Project.open(self.project_arg, start=self.start, source="mcp")
+                    self.open_error = None
+                except GoldfishError as exc:
+                    self.open_error = exc
+            return self._project
+
+    def project(self) -> Project:
+        """The open project, or a ToolError telling the agent how to initialize one."""
+        project = self.try_open()
+        if project is None:
+            exc = self.open_error or NotInitialized("No Goldfish project is open.")
+            if isinstance(exc, NotInitialized):
+                raise ToolError(
+                    f"{exc.message} Call initialize_project(project_name, project_root) to create one, "
+                    "then retry."
+                )
+            raise ToolError(str(exc))
+        return project
+
+    def set_project(self, project: Project) -> None:
+        with self._lock:
+            self._project = project
+            self.open_error = None
+
+
+@contextmanager
+def tool_errors() -> Iterator[None]:
+    """Turn a GoldfishError into a ToolError: in mcp 2.x only ToolError text reaches the model."""
+    try:
+        yield
+    except GoldfishError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def guarded(fn: F) -> F:
+    """Decorator form of :func:`tool_errors` that keeps the signature MCP introspects."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with tool_errors():
+                return await fn(*args, **kwargs)
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with tool_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

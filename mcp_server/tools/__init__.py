@@ -1,0 +1,16 @@
+"""Tool modules. Each has ``register(server, ctx)``; every module is listed here explicitly so a
+tool can never be missing because its module was not imported."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import MCPServer
+
+from mcp_server.context import ServerContext
+from mcp_server.tools import project_tools
+
+MODULES = [project_tools]
+
+
+def register_all(server: MCPServer, ctx: ServerContext) -> None:
+    for module in MODULES:
+        module.register(server, ctx)

@@ -1,0 +1,97 @@
+"""Project-level tools: status, goldfish_version, initialize_project, reload_config."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from goldfish import __version__
+from goldfish.init import InitResult, init_project
+from goldfish.project import Project
+from mcp_server.context import ServerContext, guarded
+
+
+class SlotSummary(BaseModel):
+    slot: str = Field(description="Slot name, e.g. w1.")
+    state: str = Field(description="'empty' or 'mounted'.")
+    workspace: str | None = Field(default=None, description="Mounted workspace, if any.")
+
+
+class StatusResult(BaseModel):
+    initialized: bool = Field(description="False when no Goldfish project is open here.")
+    message: str = Field(description="One-line orientation, including what to do next.")
+    project_name: str | None = Field(default=None, description="Project name from goldfish.yaml.")
+    backend: str | None = Field(default=None, description="Execution backend (jobs.backend).")
+    slots: list[SlotSummary] = Field(default_factory=list, description="Every configured slot.")
+    state_md: str | None = Field(default=None, description="The global STATE.md narrative.")
+
+
+class VersionResult(BaseModel):
+    version: str = Field(description="Installed Goldfish version.")
+
+
+def status_of(project: Project) -> StatusResult:
+    mounts = {d["id"]: d for d in project.store.table("mounts").docs()}
+    slots = [
+        SlotSummary(slot=s, state="mounted" if s in mounts else "empty", workspace=mounts.get(s, {}).get("workspace"))
+        for s in project.config.slots
+    ]
+    try:
+        state_md = project.state_md_path.read_text()
+    except FileNotFoundError:
+        state_md = None
+    return StatusResult(
+        initialized=True,
+        message=f"Project {project.config.project_name}: {sum(1 for s in slots if s.workspace)} of {len(slots)} slots mounted.",
+        project_name=project.config.project_name,
+        backend=project.config.jobs.backend,
+        slots=slots,
+        state_md=state_md,
+    )
+
+
+def register(server: MCPServer, ctx: ServerContext) -> None:
+    @server.tool(annotations=ToolAnnotations(title="Project status", read_only_hint=True, open_world_hint=False))
+    @guarded
+    def status() -> StatusResult:
+        """Orientation: slots and what is mounted in them, and the STATE.md narrative.
+
+        Call this first in a new conversation or after losing context. If the project is not
+        initialized, the result says so and how to initialize it.
+        """
+        project = ctx.try_open()
+        if project is None:
+            why = ctx.open_error.message if ctx.open_error else "No Goldfish project is open."
+            return StatusResult(
+                initialized=False,
+                message=f"{why} Call initialize_project(project_name, project_root) to create one.",
+            )
+        return status_of(project)
+
+    @server.tool(annotations=ToolAnnotations(title="Goldfish version", read_only_hint=True, open_world_hint=False))
+    def goldfish_version() -> VersionResult:
+        """The installed Goldfish version (for bug reports and compatibility checks)."""
+        return VersionResult(version=__version__)
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            title="Initialize project", read_only_hint=False, destructive_hint=False, idempotent_hint=True,
+            open_world_hint=False,
+        )
+    )
+    @guarded
+    def initialize_project(
+        project_name: Annotated[str, Field(min_length=1, max_length=64, description="Project name (letters, digits, _ or -).")],
+        project_root: Annotated[str, Field(min_length=1, max_length=4096, description="Absolute path of the ML project directory.")],
+    ) -> InitResult:
+        """Create a Goldfish project (goldfish.yaml, workspaces/, the hidden dev repo) and open it.
+
+        Use only when status() says the project is not initialized. Safe to repeat: an already
+        initialized project is left unchanged.
+        """
+        result = init_project(project_root, project_name)
+        ctx.set_project(Project.open(result.project_root, source="mcp"))
+        return result
