@@ -261,7 +261,7 @@ def trim_compiler_output(text: str, stage: str) -> str:
     while lines and not lines[0].strip():
         lines.pop(0)
     if len(lines) > _MAX_ERROR_LINES:
-        lines = lines[:_MAX_ERROR_LINES] + [f"... ({len(lines) - _MAX_ERROR_LINES} more lines)"]
+        lines = [*lines[:_MAX_ERROR_LINES], f"... ({len(lines) - _MAX_ERROR_LINES} more lines)"]
     out = "\n".join(lines).replace("src/main.rs", f"modules/{stage}.rs").strip()
     if len(out) > _MAX_ERROR_CHARS:
         out = out[:_MAX_ERROR_CHARS] + "\n... (truncated)"

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from stage_sdk import stats as py_stats
+from stage_sdk.contracts import check_contract
+
 from goldfish.errors import InvalidInput, NotFound
 from goldfish.rust_stage import (
     RustBuildFailed,
@@ -113,7 +116,7 @@ extra = []
 """
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-LOG_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] (INFO|WARN|ERROR): .+$")
+LOG_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] (INFO|WARNING|ERROR): .+$")
 
 
 # Shared across sessions so only the first run on a machine compiles the dependencies. Read at import:
@@ -239,11 +242,6 @@ def _run(binary: Path, root: Path, env: dict[str, str]) -> tuple[int, str, str, 
     return proc.returncode, out, err, proc.pid
 
 
-def _entropy(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum())
-
-
 @needs_cargo
 def test_stage_outputs_metrics_logs_and_stats(built: dict[str, Any], tmp_path: Path) -> None:
     features, labels, weights = _write_inputs(tmp_path)
@@ -278,7 +276,7 @@ def test_stage_outputs_metrics_logs_and_stats(built: dict[str, Any], tmp_path: P
     assert [r["step"] for r in metrics if r["name"] == "val/acc"] == [0, 1, 2, 3]
     assert [r["step"] for r in metrics if r["name"] == "final/score"] == [None]
     lost = [r for r in records if r["type"] == "lost"]
-    assert lost == [{"type": "lost", "count": 1, "reasons": {"non_finite_value": 1}}]
+    assert lost == [{"type": "lost", "count": 1, "reasons": {"non_finite": 1}}]
     artifacts = [r for r in records if r["type"] == "artifact"]
     assert [(a["name"], a["path"], a["backend_url"]) for a in artifacts] == [
         ("summary", "summary.json", None)
@@ -288,15 +286,25 @@ def test_stage_outputs_metrics_logs_and_stats(built: dict[str, Any], tmp_path: P
     findings = json.loads((runtime / "svs_findings.json").read_text())
     assert findings["version"] == 1
     [health] = findings["findings"]
-    assert health["source"] == "metric_health" and health["severity"] == "error"
-    assert "train/loss" in health["message"] and "NaN at step 3" in health["message"]
+    assert (health["source"], health["check"], health["severity"]) == (
+        "metric_health",
+        "non_finite_metric",
+        "error",
+    )
+    assert health["signal"] == "train/loss" and "produced NaN at step 3" in health["message"]
     assert set(health) == {"source", "check", "severity", "signal", "message", "value", "threshold"}
 
     log_lines = (runtime / "logs.txt").read_text().splitlines()
     assert log_lines and all(LOG_RE.match(line) for line in log_lines), log_lines
     assert any(line.endswith("INFO: step 1 loss 0.5000") for line in log_lines)
-    assert any(line.endswith("WARN: stop requested: budget exhausted") for line in log_lines)
-    assert any("metric 'train/loss' skipped: value is NaN at step 3" in line for line in log_lines)
+    assert any(line.endswith("WARNING: stop requested: budget exhausted") for line in log_lines)
+    assert any(
+        line.endswith(
+            "WARNING: goldfish.metrics: skipped (non_finite): metric 'train/loss' value NaN at step 3 is not finite."
+        )
+        for line in log_lines
+    )
+    assert "goldfish.metrics: skipped" in err and "goldfish.metrics" not in out, "SDK problems go to stderr"
     assert "INFO: step 0 loss 1.0000" in out, "runtime_log also prints to stdout"
 
     hb = json.loads((runtime / "heartbeat").read_text())
@@ -308,21 +316,26 @@ def test_stage_outputs_metrics_logs_and_stats(built: dict[str, Any], tmp_path: P
     stats = json.loads((runtime / "svs_stats.json").read_text())
     assert stats["version"] == 1
     assert set(stats["stats"]) == {"scaled", "labels", "parts.weights", "parts.ids"}
-    s = stats["stats"]["scaled"]
-    vals = (features * 2).astype(np.float64).ravel()
-    assert s["dtype"] == "float32" and s["shape"] == [4, 3]
-    assert s["samples_used"] == s["total_elements"] == 12
-    assert s["mean"] == pytest.approx(vals.mean()) and s["std"] == pytest.approx(vals.std())
-    assert (s["min"], s["max"]) == (pytest.approx(vals.min()), pytest.approx(vals.max()))
-    hist, _ = np.histogram(vals, bins=256, range=(vals.min(), vals.max()))
-    assert s["entropy"] == pytest.approx(_entropy(hist))
-    assert s["null_ratio"] == 0.0 and s["unique_count"] == 12
-    assert s["top1_fraction"] == pytest.approx(1 / 12) and s["vocab_utilization"] is None
-    lab = stats["stats"]["labels"]
-    _, counts = np.unique(labels, return_counts=True)
-    assert lab["entropy"] == pytest.approx(_entropy(counts)) and lab["unique_count"] == 3
-    assert lab["top1_fraction"] == 0.5 and lab["dtype"] == "int64"
-    assert stats["stats"]["parts.ids"]["dtype"] == "int32"
+    # The Python SDK computes the same stats from the same files (all samples below 10,000 elements).
+    files = {
+        "scaled": outputs / "scaled.npy",
+        "labels": outputs / "labels.npy",
+        "parts.weights": outputs / "parts" / "weights.npy",
+        "parts.ids": outputs / "parts" / "ids.npy",
+    }
+    for key, file in files.items():
+        _assert_same_stats(stats["stats"][key], py_stats.array_stats(np.load(file)), key)
+    assert stats["stats"]["scaled"]["entropy"] == pytest.approx(math.log2(12))
+
+
+def _assert_same_stats(rust: dict[str, Any], python: dict[str, Any], key: str) -> None:
+    assert list(rust) == list(python), key
+    for name, expected in python.items():
+        got = rust[name]
+        if isinstance(expected, float):
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-12), (key, name, got, expected)
+        else:
+            assert got == expected, (key, name, got, expected)
 
 
 @needs_cargo
@@ -330,8 +343,14 @@ def test_blocking_contract_mismatch_fails_and_writes_nothing(built: dict[str, An
     _write_inputs(tmp_path)
     code, _, err, _ = _run(built["probe"], tmp_path, _env(tmp_path, mode="mismatch"))
     assert code != 0
-    assert "schema contract violated" in err and "dimension 1 is 2, schema expects 3" in err, err
-    assert "Fix:" in err
+    # Same finding text as the Python SDK for the same data and schema.
+    schema = json.loads(_env(tmp_path)["GOLDFISH_STAGE_CONFIG"])["outputs"]["scaled"]["schema"]
+    [expected] = check_contract(np.zeros((4, 2), dtype=np.float32), schema, signal="scaled")
+    assert expected.check == "shape"
+    assert (
+        "schema contract violated: Output 'scaled' was not written (svs.default_enforcement: blocking)" in err
+    )
+    assert expected.message in err and "Fix:" in err, err
     outputs = tmp_path / "outputs"
     assert not (outputs / "scaled.npy").exists()
     assert sorted(p.name for p in outputs.iterdir()) == [".goldfish"]
@@ -342,8 +361,9 @@ def test_blocking_contract_mismatch_fails_and_writes_nothing(built: dict[str, An
         for f in json.loads((runtime / "svs_findings.json").read_text())["findings"]
         if f["source"] == "contract"
     ]
-    assert [(f["severity"], f["signal"]) for f in contract] == [("error", "scaled")]
-    assert "scaled" not in json.loads((runtime / "svs_stats.json").read_text())["stats"]
+    assert [(f["check"], f["severity"], f["signal"], f["message"]) for f in contract] == [
+        ("shape", "error", "scaled", expected.message)
+    ]
 
 
 @needs_cargo
@@ -358,7 +378,7 @@ def test_panic_is_logged_and_the_guard_still_finalizes(built: dict[str, Any], tm
         for line in lines
     )
     records = [json.loads(line) for line in (runtime / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1] == {"type": "lost", "count": 1, "reasons": {"non_finite_value": 1}}
+    assert records[-1] == {"type": "lost", "count": 1, "reasons": {"non_finite": 1}}
 
 
 @needs_cargo
@@ -368,7 +388,9 @@ def test_warning_mode_saves_and_reports(built: dict[str, Any], tmp_path: Path) -
     assert code == 0, err
     assert np.load(tmp_path / "outputs" / "scaled.npy").shape == (4, 2)
     runtime = tmp_path / "outputs" / ".goldfish"
-    assert "WARN: output 'scaled' does not match its schema" in (runtime / "logs.txt").read_text()
+    assert (
+        "WARNING: SVS contract warning (shape): scaled: shape mismatch" in (runtime / "logs.txt").read_text()
+    )
     sev = [
         f["severity"]
         for f in json.loads((runtime / "svs_findings.json").read_text())["findings"]
