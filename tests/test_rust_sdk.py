@@ -53,7 +53,7 @@ fn main() -> Result<(), GoldfishError> {
     let npz_path = load_input("bundle", None)?.into_path().expect("npz inputs come back as a path");
     let mut bundle = load_npz(&npz_path)?;
     let labels = bundle.take("labels").expect("labels array").into_tensor_i64().expect("int64 labels");
-    let weights = bundle.take("weights").expect("weights array");
+    let legacy = load_input("legacy", None)?;
 
     for step in 0..4i64 {
         let loss = if step == 3 { f64::NAN } else { 1.0 / (step as f64 + 1.0) };
@@ -80,10 +80,10 @@ fn main() -> Result<(), GoldfishError> {
 
     save_output("scaled", OutputData::TensorF32(scaled), false)?;
     save_output("labels", OutputData::TensorI64(labels), true)?;
-    let mut parts = HashMap::new();
-    parts.insert("weights".to_string(), weights);
+    let mut parts: HashMap<String, OutputData> = bundle.into_arrays();
     parts.insert("ids".to_string(), OutputData::TensorI32(ArrayD::from_vec(vec![3, 1, 2])));
     save_output("parts", OutputData::MultiTensor(parts), false)?;
+    save_output("legacy_out", legacy, false)?;
     save_output("summary", OutputData::Json(serde_json_value()), false)?;
     log_artifact("summary", "summary.json");
     heartbeat(Some("done"), true);
@@ -153,6 +153,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"app": app, "probe": probe, "custom": custom, "messages": messages}
 
 
+EXTRA = {
+    "pix": np.array([[0, 255], [7, 128]], dtype=np.uint8),
+    "idx": np.array([-5, 0, 2**31 - 1], dtype=np.int32),
+}
+# Format 3.0 with a Fortran-ordered array: the reader must reorder it into C order.
+LEGACY = np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3) - 2.5)
+
+
 def _write_inputs(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     inputs = root / "inputs"
     (inputs / "features").mkdir(parents=True)
@@ -160,7 +168,9 @@ def _write_inputs(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     np.save(inputs / "features" / "features.npy", features)
     labels = np.array([0, 1, 1, 3], dtype=np.int64)
     weights = np.linspace(-1, 1, 6, dtype=np.float64).reshape(2, 3)
-    np.savez_compressed(inputs / "bundle.npz", labels=labels, weights=weights)
+    np.savez_compressed(inputs / "bundle.npz", labels=labels, weights=weights, **EXTRA)
+    with open(inputs / "legacy.npy", "wb") as f:
+        np.lib.format.write_array(f, LEGACY, version=(3, 0))
     return features, labels, weights
 
 
@@ -183,6 +193,7 @@ def _env(root: Path, *, mode: str = "ok", enforcement: str = "blocking") -> dict
                 "type": "npz",
                 "schema": None,
             },
+            "legacy": {"format": "npy", "type": "npy", "schema": None},
         },
         "outputs": {
             "scaled": {
@@ -210,6 +221,7 @@ def _env(root: Path, *, mode: str = "ok", enforcement: str = "blocking") -> dict
                 },
             },
             "summary": {"format": "json", "type": "json", "artifact": False, "schema": {"kind": "json"}},
+            "legacy_out": {"format": "npy", "type": "npy", "artifact": False, "schema": None},
         },
     }
     env = dict(os.environ)
@@ -261,6 +273,13 @@ def test_stage_outputs_metrics_logs_and_stats(built: dict[str, Any], tmp_path: P
     np.testing.assert_array_equal(np.load(outputs / "parts" / "weights.npy"), weights)
     ids = np.load(outputs / "parts" / "ids.npy")
     assert ids.dtype == np.int32 and ids.tolist() == [3, 1, 2]
+    for key, arr in EXTRA.items():
+        got = np.load(outputs / "parts" / f"{key}.npy")
+        assert got.dtype == arr.dtype
+        np.testing.assert_array_equal(got, arr)
+    legacy = np.load(outputs / "legacy_out.npy")
+    assert legacy.flags.c_contiguous and legacy.dtype == np.float64
+    np.testing.assert_array_equal(legacy, LEGACY)
     assert not (outputs / "parts.npz").exists()
     assert json.loads((outputs / "summary.json").read_text()) == {"rows": 4, "ok": True}
     assert (outputs / ".artifacts" / "labels").exists()
@@ -315,14 +334,14 @@ def test_stage_outputs_metrics_logs_and_stats(built: dict[str, Any], tmp_path: P
 
     stats = json.loads((runtime / "svs_stats.json").read_text())
     assert stats["version"] == 1
-    assert set(stats["stats"]) == {"scaled", "labels", "parts.weights", "parts.ids"}
     # The Python SDK computes the same stats from the same files (all samples below 10,000 elements).
     files = {
         "scaled": outputs / "scaled.npy",
         "labels": outputs / "labels.npy",
-        "parts.weights": outputs / "parts" / "weights.npy",
-        "parts.ids": outputs / "parts" / "ids.npy",
+        "legacy_out": outputs / "legacy_out.npy",
+        **{f"parts.{p.stem}": p for p in (outputs / "parts").glob("*.npy")},
     }
+    assert set(stats["stats"]) == set(files) and len(files) == 7
     for key, file in files.items():
         _assert_same_stats(stats["stats"][key], py_stats.array_stats(np.load(file)), key)
     assert stats["stats"]["scaled"]["entropy"] == pytest.approx(math.log2(12))
