@@ -433,6 +433,12 @@ impl Session {
         }
     }
 
+    pub(crate) fn sync_metrics(&self) {
+        if let Some(f) = lock(&self.metrics).file.as_mut() {
+            let _ = f.sync_data();
+        }
+    }
+
     /// Items skipped so far in this process, by reason.
     pub(crate) fn lost_counts(&self) -> BTreeMap<String, u64> {
         lock(&self.metrics).lost_total.iter().map(|(k, v)| (k.to_string(), *v)).collect()

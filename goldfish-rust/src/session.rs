@@ -355,11 +355,13 @@ impl Session {
         }
     }
 
-    /// End-of-stage work: flush metric loss counts; with stats on, make sure `svs_stats.json` exists.
+    /// End-of-stage work: write the pending `lost` record, fsync `metrics.jsonl`, and merge this
+    /// process's stats into `svs_stats.json` once more (idempotent).
     pub(crate) fn finalize(&self) {
         self.flush_lost(true);
-        if self.svs.stats_enabled {
-            let mine = lock(&self.stats).clone();
+        self.sync_metrics();
+        let mine = lock(&self.stats).clone();
+        if self.svs.stats_enabled && !mine.is_empty() {
             self.write_stats(mine);
         }
     }
