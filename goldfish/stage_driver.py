@@ -240,18 +240,12 @@ class StageDriver:
         return {**result.model_dump(), "at": now_iso()}
 
     def build_rust(self, stage: Any, app: Path) -> Path:
+        from goldfish.rust_stage import build_rust_stage
+
         try:
-            from goldfish import rust_stage  # type: ignore[attr-defined]
-        except ImportError:
-            raise StageFailure(
-                "failed", "preflight",
-                f"Stage {stage.name} has runtime: rust, but rust support is not installed in this Goldfish.",
-            ) from None
-        build: Any = rust_stage.build_rust_stage
-        try:
-            return Path(build(app, stage.name, entrypoint=stage.entrypoint,
-                              crate_path=stage_env.PACKAGE_ROOT / "goldfish-rust",
-                              target_dir=self.project.gf_dir / "cargo-target", log=self.note))
+            return build_rust_stage(app, stage.name, entrypoint=stage.entrypoint,
+                                    crate_path=stage_env.PACKAGE_ROOT / "goldfish-rust",
+                                    target_dir=self.project.gf_dir / "cargo-target", log=self.note)
         except GoldfishError as exc:
             raise StageFailure("failed", "preflight", f"Rust build failed: {exc}") from None
 
