@@ -73,11 +73,16 @@ def test_editing_the_slot_mid_run_changes_nothing(tmp_path: Path, monkeypatch: p
 
 def test_failures_are_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env(tmp_path, monkeypatch)
-    env.configure(jobs={"max_parallel_stages": 4})
+    env.configure(jobs={"max_parallel_stages": 5}, svs={"default_enforcement": "blocking"})
     env.write(
         [file_stage("crash"), file_stage("lazy"), file_stage("slow"), file_stage("silent"),
-         file_stage("after", inputs={"x": "crash"})],
+         file_stage("after", inputs={"x": "crash"}), file_stage("contract")],
         {
+            "contract": WRITE_OUTPUTS + (
+                "(rt / 'svs_findings.json').write_text(json.dumps({'version': 1, 'findings': [{'source': 'contract',"
+                " 'check': 'shape', 'severity': 'error', 'signal': 'out', 'message': 'out: shape (3,) != (4,)',"
+                " 'value': None, 'threshold': None}]}))\n"
+                "(rt / 'svs_stats.json').write_text(json.dumps({'version': 1, 'stats': {'out': {'mean': 1.0}}}))\n"),
             "crash": "import sys\nprint('about to fail')\nraise ValueError('bad batch size')\n",
             "lazy": "print('forgot my outputs')\n",
             "slow": "import time\ntime.sleep(30)\n",
@@ -102,6 +107,9 @@ def test_failures_are_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert (silent["state"], silent["cause"]) == ("terminated", "no_heartbeat")
     assert (after["state"], after["cause"]) == ("skipped", "upstream_failed") and ids["crash"] in after["error"]
     assert after["infra_outcome"] == "skipped" and not (project.runs_dir / ids["after"] / "app").exists()
+    contract = project.runs.get(ids["contract"])
+    assert (contract["state"], contract["cause"]) == ("failed", "contract") and "shape (3,)" in contract["error"]
+    assert contract["svs"]["post"]["stats"] == {"out": {"mean": 1.0}} and contract["svs"]["findings_count"] == 1
     log = (project.runs_dir / ids["slow"] / "logs" / "stdout.log").read_text()
     assert "stopping the stage (max_runtime_exceeded)" in log
 
