@@ -111,8 +111,22 @@ def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hooks: bool = F
     env = Env(result.project_root)
     env.configure(jobs={"runner_lease_seconds": 5, "heartbeat_grace_seconds": 1},
                   local={"stop_grace_seconds": 1}, pre_run_review={"enabled": False})
-    ws_shim.mount(env.project, "exp", "w1")
+    create_workspace(env, "exp", slot="w1")
     return env
+
+
+def create_workspace(env: Env, name: str, slot: str | None = None) -> None:
+    """Create (and optionally mount) a workspace: the real service when present, else the shim."""
+    project = env.project
+    if ws_shim.real_service():
+        project.workspaces.create(name, goal="engine tests", reason="workspace for the run engine tests")
+        if slot is not None:
+            project.workspaces.mount(name, slot, reason="mount for the run engine tests")
+    elif slot is not None:
+        ws_shim.mount(project, name, slot)
+    else:
+        with project.store.transaction() as tx:
+            tx.table("workspaces").add({"goal": "x"}, doc_id=name)
 
 
 def wait_terminal(project: Project, prun_id: str, timeout: float = 30.0) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from goldfish.errors import GoldfishError, InvalidInput, NotFound
-from tests.run_helpers import REASON, SPEC, WRITE_OUTPUTS, file_stage, make_env, snapshot
+from tests.run_helpers import REASON, SPEC, WRITE_OUTPUTS, create_workspace, file_stage, make_env, snapshot
 
 BAD: list[tuple[str, dict[str, Any], type[GoldfishError], list[str]]] = [
     ("unknown stage", {"stages": ["trian"]}, InvalidInput, ["no stage 'trian'", 'Did you mean "train"']),
@@ -64,8 +64,7 @@ def test_every_problem_is_reported_at_once(env) -> None:
 
 def test_workspace_must_be_mounted(env) -> None:
     project = env.project
-    with project.store.transaction() as tx:
-        tx.table("workspaces").add({"goal": "x"}, doc_id="other")
+    create_workspace(env, "other")
     before = snapshot(env)
     with pytest.raises(InvalidInput) as caught:
         project.runs.run("other", reason=REASON, results_spec=SPEC)

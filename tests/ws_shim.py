@@ -91,8 +91,18 @@ class ShimWorkspaces:
             tar.extractall(dest, filter="data")
 
 
+_INSTALLED = False
+
+
+def real_service() -> bool:
+    """True when Project has its own workspaces service (the shim is then never installed)."""
+    return "workspaces" in Project.__dict__ and not _INSTALLED
+
+
 def install() -> None:
+    global _INSTALLED
     if "workspaces" not in Project.__dict__:
+        _INSTALLED = True
         prop = cached_property(lambda self: ShimWorkspaces(self))
         prop.__set_name__(Project, "workspaces")
         Project.workspaces = prop  # type: ignore[attr-defined]
