@@ -24,7 +24,15 @@ from goldfish.lease import LeaseFile
 from goldfish.pipeline_validate import validate_pipeline
 from goldfish.reconciler import reconcile, runner_alive, spawn_runner
 from goldfish.run_request import RunRequest, build_request, workspaces_of
-from goldfish.runstate import ACTIVE, PIPELINE_TERMINAL, TERMINAL, now_iso, transition, ws_partition
+from goldfish.runstate import (
+    ACTIVE,
+    PIPELINE_TERMINAL,
+    TERMINAL,
+    now_iso,
+    pipeline_state_of,
+    transition,
+    ws_partition,
+)
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -292,7 +300,11 @@ class Runs:
                 infra_outcome=doc.get("infra_outcome"), results_status=doc.get("results_status") or "missing",
             ))
         done = all(i.state in TERMINAL for i in infos)
-        state = prun["state"]
+        # Two lock-free reads may see two versions of the partition: derive the pipeline state from
+        # the stage states just read (it is a function of them) so status and done always agree.
+        state = pipeline_state_of(i.state for i in infos) if done else prun["state"]
+        if not done and state in PIPELINE_TERMINAL:
+            state = "running"
         counts: dict[str, int] = {}
         for info in infos:
             counts[info.state] = counts.get(info.state, 0) + 1
