@@ -218,3 +218,17 @@ def test_source_name_needs_artifact() -> None:
     with pytest.raises(InvalidInput, match="artifact: true"):
         parse_pipeline("stages:\n  - name: a\n    outputs:\n      x: {type: npy, schema: null, source_name: y}\n",
                        "pipeline.yaml")
+
+
+def test_dry_run_validation_warns_about_unregistrable_artifacts(tmp_path: Path) -> None:
+    from goldfish.pipeline_validate import validate_pipeline
+
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "train.py").write_text("def main():\n    pass\n")
+    report = validate_pipeline(_pipeline(npy_meta(None), npy_meta(None)), tmp_path)
+    warnings = {w.location: w.message for w in report.warnings}
+    assert "no metadata:" in warnings["stages[0].outputs.bare.metadata"]
+    assert "invalid" in warnings["stages[0].outputs.broken.metadata"]
+    assert "is 'npy' but output table is 'csv'" in warnings["stages[0].outputs.table.metadata.source.format"]
+    assert not any(loc.startswith("stages[0].outputs.features.metadata") for loc in warnings)
+    assert not any(loc.startswith("stages[0].outputs.plain.metadata") for loc in warnings)
