@@ -21,7 +21,7 @@ from goldfish.source_models import ArtifactLineage, PromoteResult
 from goldfish.sources import (
     TABLE,
     Checked,
-    _field,
+    check_field,
     audit_details,
     duplicate,
     meta_size,
@@ -136,7 +136,7 @@ def promote_artifact(sources: Sources, job_id: str, output_name: str, source_nam
     path = output_file(sources, run, output_name)
     out = run["outputs"][output_name]
     problems = FieldErrors("promote_artifact")
-    checked_reason = _field(problems, "reason", lambda: names.reason(reason, sources.min_reason))
+    checked_reason = check_field(problems, "reason", lambda: names.reason(reason, sources.min_reason))
     meta_fix = validate_into(problems, metadata, require_size=False, expect_description=description,
                              expect_format=format, expect_size=size_bytes)
     _check_output_format(problems, out, metadata, output_name)

@@ -31,6 +31,7 @@ from goldfish.source_locations import (
     parse_location,
     same_identity,
 )
+from goldfish.source_views import created_by_filter, display_metadata, integrity_message, summary_fields
 from goldfish.source_models import (
     Integrity,
     ManageSourcesResult,
@@ -52,7 +53,6 @@ TABLE = "sources"
 AUDIT_LOG = "audit"
 HISTORY_KEPT = 20
 MAX_LIST_LIMIT = 200
-DISPLAY_LIST_ITEMS = 50
 Action = Literal["list", "get", "lineage", "update", "delete"]
 _STATUSES = ("available",)
 
@@ -177,10 +177,10 @@ class Sources:
         size_bytes: int | None = None,
     ) -> RegisterSourceResult:
         problems = FieldErrors("register_source")
-        checked_name = _field(problems, "name", lambda: names.source_name(name))
+        checked_name = check_field(problems, "name", lambda: names.source_name(name))
         if checked_name is not None and self.row(checked_name) is not None:
             raise duplicate(checked_name)
-        checked_reason = _field(problems, "reason", lambda: names.reason(reason, self.min_reason))
+        checked_reason = check_field(problems, "reason", lambda: names.reason(reason, self.min_reason))
         meta_fix = validate_into(
             problems, metadata, require_size=True, expect_description=description, expect_format=format,
             expect_size=size_bytes,
@@ -275,13 +275,13 @@ class Sources:
 
     def summary(self, row: dict[str, Any]) -> SourceSummary:
         integrity, _ = self.integrity(row, deep=False)
-        return SourceSummary(**_summary_fields(row), integrity=integrity)
+        return SourceSummary(**summary_fields(row), integrity=integrity)
 
     def info(self, row: dict[str, Any], *, deep: bool = True) -> SourceInfo:
         integrity, detail = self.integrity(row, deep=deep)
         shown, truncated = display_metadata(row.get("metadata"))
         return SourceInfo(
-            **_summary_fields(row),
+            **summary_fields(row),
             integrity=integrity,
             integrity_detail=detail,
             reason=str(row.get("reason") or ""),
@@ -372,7 +372,7 @@ class Sources:
                                fix="Pass name='<source>' (manage_sources(action='list') lists them).")
         if action == "get":
             info = self.info(self.require(name))
-            return ManageSourcesResult(action="get", message=_integrity_message(info), source=info)
+            return ManageSourcesResult(action="get", message=integrity_message(info), source=info)
         if action == "lineage":
             from goldfish.source_lineage import lineage
 
@@ -416,7 +416,7 @@ class Sources:
         problems = FieldErrors("manage_sources(action='update')")
         if metadata is None:
             problems.add("metadata", "update replaces the metadata document: pass the full new metadata")
-        checked_reason = _field(problems, "reason", lambda: names.reason(reason, self.min_reason))
+        checked_reason = check_field(problems, "reason", lambda: names.reason(reason, self.min_reason))
         meta_fix = None
         checked: Checked | None = None
         if metadata is not None:
@@ -487,7 +487,7 @@ def duplicate(name: str) -> Conflict:
     )
 
 
-def _field(problems: FieldErrors, field: str, check: Any) -> Any:
+def check_field(problems: FieldErrors, field: str, check: Any) -> Any:
     try:
         return check()
     except InvalidInput as exc:
@@ -544,58 +544,3 @@ def audit_details(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("name", "location", "uri_kind", "format", "size_bytes", "sha256", "gcs_generation", "created_by",
             "created_at", "lineage")
     return {k: row.get(k) for k in keys}
-
-
-def created_by_filter(created_by: str | None) -> Any:
-    if created_by is None:
-        return lambda value: True
-    if created_by == "external":
-        return lambda value: value == "external"
-    if created_by == "run":
-        return lambda value: value.startswith("run:")
-    if created_by.startswith("run:") and names.STAGE_RUN_RE.fullmatch(created_by[4:]):
-        return lambda value: value == created_by
-    raise InvalidInput(f"Unknown created_by filter {created_by!r}.",
-                       fix="Use 'external', 'run' (any run) or 'run:stage-1a2b3c4d'.")
-
-
-def _summary_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": row["name"], "description": str(row.get("description") or ""), "location": row["location"],
-        "uri_kind": row.get("uri_kind", "local"), "format": str(row.get("format") or ""),
-        "size_bytes": row.get("size_bytes"), "sha256": row.get("sha256"), "status": row.get("status", "available"),
-        "metadata_status": row.get("metadata_status", "ok"), "created_at": row.get("created_at") or "",
-        "updated_at": row.get("updated_at"), "created_by": row.get("created_by") or "external",
-    }
-
-
-def display_metadata(metadata: Any) -> tuple[Any, bool]:
-    """The metadata with lists longer than DISPLAY_LIST_ITEMS shortened (a million feature names
-    would not fit a tool result); True when something was shortened."""
-    truncated = False
-
-    def walk(value: Any) -> Any:
-        nonlocal truncated
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            if len(value) > DISPLAY_LIST_ITEMS:
-                truncated = True
-                return [walk(v) for v in value[:DISPLAY_LIST_ITEMS]]
-            return [walk(v) for v in value]
-        return value
-
-    shown = walk(metadata)
-    return shown, truncated
-
-
-def _integrity_message(info: SourceInfo) -> str:
-    base = f"{info.name}: {info.format}, {info.size_bytes} bytes at {info.location}."
-    if info.integrity == "ok":
-        return f"{base} Content is as registered."
-    if info.integrity == "changed":
-        return (f"{base} CHANGED since registration ({info.integrity_detail}); runs reading it are blocked. "
-                "Register the new data under a new name or manage_sources(action='update').")
-    if info.integrity == "missing":
-        return f"{base} MISSING: {info.integrity_detail}."
-    return f"{base} {info.integrity_detail or ''}".strip()
