@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -319,6 +320,25 @@ class Sources:
             fix=f"Register it under a new name (register_source) or manage_sources(action='update', name='{name}', "
                 "metadata=..., reason=...) to accept the new content.",
         )
+
+    def preflight(self, stage: Stage, overrides: Mapping[str, Any], *, location: str) -> list[Issue]:
+        """``verify`` for every registered source a stage run reads (``dataset:`` inputs it does not
+        override, and overrides naming a source); one issue per input, at ``<location>.inputs.<name>``.
+        Unregistered datasets are reported by pipeline validation, not here."""
+        wanted: dict[str, str] = {}
+        for name, spec in stage.inputs.items():
+            value = overrides.get(name) if name in overrides else spec.dataset
+            if isinstance(value, str) and self.row(value) is not None:
+                wanted[name] = value
+        checked: dict[str, Issue | None] = {}
+        issues = []
+        for name, source in wanted.items():
+            if source not in checked:
+                checked[source] = self.verify(source)
+            issue = checked[source]
+            if issue is not None:
+                issues.append(issue.model_copy(update={"location": f"{location}.inputs.{name}"}))
+        return issues
 
     def source_schemas(self, name: str) -> dict[str, Any] | None:
         """For validate_pipeline: None when no such source, else its metadata ({} when it has none)."""

@@ -321,3 +321,23 @@ def test_lineage_of_external_source_lists_consumers(project: Project, npy: tuple
     assert got == {("stage-000000c1", "ws1", "features"), ("stage-000000c2", "ws2", "data")}
     indexed = next(c for c in lineage.consumers if c.run_id == "stage-000000c2")
     assert indexed.sha256 == project.sources.row("feat")["sha256"]  # type: ignore[index]
+
+
+def test_preflight_checks_the_sources_a_stage_reads(project: Project, npy: tuple[Path, int]) -> None:
+    from goldfish.pipelines import parse_pipeline
+
+    path, size = npy
+    register(project, "feat", path, npy_meta(size))
+    register(project, "other", path, npy_meta(size))
+    stage = parse_pipeline(
+        "stages:\n  - name: train\n    inputs:\n      a: {dataset: feat, schema: null}\n"
+        "      b: {dataset: unknown_source, schema: null}\n", "pipeline.yaml").stage("train")
+    assert project.sources.preflight(stage, {}, location="stages[0]") == []
+    path.write_bytes(path.read_bytes()[:-1] + b"\x01")
+    issues = project.sources.preflight(stage, {}, location="stages[0]")
+    assert [i.location for i in issues] == ["stages[0].inputs.a"]
+    assert "source feat changed since registration (sha" in issues[0].message
+    # An override naming a source is checked instead of the dataset it replaces.
+    assert project.sources.preflight(stage, {"a": "/some/path"}, location="stages[0]") == []
+    both = project.sources.preflight(stage, {"b": "other"}, location="stages[0]")
+    assert [i.location for i in both] == ["stages[0].inputs.a", "stages[0].inputs.b"]
