@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from goldfish.sources import (
 if TYPE_CHECKING:
     from goldfish.pipelines import Stage
     from goldfish.sources import Sources
+    from goldfish.store import Transaction
 
 # Formats whose bytes an output of another format cannot hold (an npy output is not a csv source).
 _STRICT_FORMATS = ("npy", "npz", "csv")
@@ -179,24 +181,29 @@ def _finding(severity: str, output: str, message: str) -> dict[str, Any]:
             "message": message, "value": None, "threshold": None}
 
 
-def auto_register_outputs(sources: Sources, run_doc: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
-    """Register every ``artifact: true`` output of a completed run that carries valid metadata.
+@dataclass
+class ArtifactPlan:
+    """What auto-registration will write for one run: rows ready to add and the problems found."""
 
-    Never raises for a bad output: each problem becomes a warning finding (the run itself
-    succeeded), and each registration an info finding."""
-    findings: list[dict[str, Any]] = []
+    run_id: str
+    workspace: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prepare_artifacts(sources: Sources, run_doc: dict[str, Any], stage: Stage) -> ArtifactPlan:
+    """Check and hash the ``artifact: true`` outputs of a run whose outputs are final (the slow part,
+    done without the project lock). Writes nothing; ``run_doc["outputs"]`` must be collected."""
     run_id, workspace = run_doc["id"], run_doc["workspace"]
-    if run_doc.get("state") != "completed":
-        return findings
-    rows: list[dict[str, Any]] = []
+    plan = ArtifactPlan(run_id=run_id, workspace=workspace)
     for output, spec in stage.outputs.items():
         if not spec.artifact:
             continue
-        name = getattr(spec, "source_name", None) or default_source_name(workspace, stage.name, output, run_id)
+        name = spec.source_name or default_source_name(workspace, stage.name, output, run_id)
+        later = f"promote_artifact(job_id='{run_id}', output_name='{output}', ...)"
         if spec.metadata is None:
-            findings.append(_finding("warning", output, f"artifact output {output} has no metadata: block, so it "
-                                     "was not registered. Add metadata: to it in pipeline.yaml, or "
-                                     f"promote_artifact(job_id='{run_id}', output_name='{output}', ...)."))
+            plan.findings.append(_finding("warning", output, f"artifact output {output} has no metadata: block, so "
+                                          f"it was not registered. Add metadata: to it in pipeline.yaml, or {later}."))
             continue
         try:
             path = output_file(sources, run_doc, output)
@@ -208,31 +215,50 @@ def auto_register_outputs(sources: Sources, run_doc: dict[str, Any], stage: Stag
             assert checked is not None
             sources.hash_local(checked)
         except GoldfishError as exc:
-            findings.append(_finding("warning", output, f"artifact output {output} was not registered as source "
-                                     f"{name}: {exc.message} Fix the metadata: block in pipeline.yaml, or "
-                                     f"promote_artifact(job_id='{run_id}', output_name='{output}', ...)."))
+            plan.findings.append(_finding("warning", output, f"artifact output {output} was not registered as "
+                                          f"source {name}: {exc.message} Fix the metadata: block in pipeline.yaml, "
+                                          f"or {later}."))
             continue
         lineage = {"parent_sources": consumed_sources(run_doc), "run_id": run_id, "output_name": output,
                    "workspace": workspace, "stage": stage.name}
         reason = f"auto-registered artifact output {output} of stage {stage.name} ({run_id})"
-        rows.append(_row(name, path, checked, spec.metadata, reason, lineage, run_id))
-    if not rows:
-        return findings
-    with sources.project.store.transaction() as tx:
-        table = tx.table(TABLE)
-        for row in rows:
-            existing = table.get_doc(row["name"])
-            if existing is not None:
-                if existing.get("created_by") != row["created_by"]:
-                    findings.append(_finding("warning", row["lineage"]["output_name"],
-                                    f"artifact output {row['lineage']['output_name']} was not registered: source "
-                                    f"{row['name']} already exists ({existing.get('created_by')}). Change its "
-                                    "source_name: in pipeline.yaml, or promote_artifact under another name."))
-                continue  # the same run registered it already (post_run redone after a crash)
-            table.add(row, doc_id=row["name"])
-            sources.audit(tx, "register_source", row["reason"], {**audit_details(row), "auto": True,
-                                                                  "workspace": workspace})
-            findings.append(_finding("info", row["lineage"]["output_name"],
-                                     f"registered as source {row['name']} (dataset: {row['name']})"))
+        plan.rows.append(_row(name, path, checked, spec.metadata, reason, lineage, run_id))
+    return plan
+
+
+def commit_artifacts(sources: Sources, tx: Transaction, plan: ArtifactPlan) -> list[dict[str, Any]]:
+    """Add the planned rows in ``tx`` (the transaction that completes the run, so a source exists
+    exactly when its run is completed); returns every finding of the plan."""
+    findings = list(plan.findings)
+    table = tx.table(TABLE)
+    for row in plan.rows:
+        output = row["lineage"]["output_name"]
+        existing = table.get_doc(row["name"])
+        if existing is not None:
+            if existing.get("created_by") != row["created_by"]:
+                findings.append(_finding("warning", output, f"artifact output {output} was not registered: source "
+                                         f"{row['name']} already exists ({existing.get('created_by')}). Change its "
+                                         "source_name: in pipeline.yaml, or promote_artifact under another name."))
+            continue  # this run registered it already (post_run redone after a crash)
+        table.add(row, doc_id=row["name"])
+        sources.audit(tx, "register_source", row["reason"], {**audit_details(row), "auto": True,
+                                                              "workspace": plan.workspace})
+        findings.append(_finding("info", output, f"registered as source {row['name']} (dataset: {row['name']})"))
+    if plan.rows:
         sources.after_change(tx)
     return findings
+
+
+def auto_register_outputs(sources: Sources, run_doc: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
+    """Register every ``artifact: true`` output of a completed run that carries valid metadata.
+
+    Never raises for a bad output: each problem becomes a warning finding (the run itself
+    succeeded), and each registration an info finding."""
+    if run_doc.get("state") != "completed":
+        return []
+    plan = prepare_artifacts(sources, run_doc, stage)
+    with sources.project.store.transaction() as tx:
+        current = tx.table("runs", ws_partition(plan.workspace)).get_doc(plan.run_id)
+        if current is None or current.get("state") != "completed":
+            return []
+        return commit_artifacts(sources, tx, plan)

@@ -43,6 +43,7 @@ from goldfish.source_models import (
 )
 
 if TYPE_CHECKING:
+    from goldfish.artifacts import ArtifactPlan
     from goldfish.pipelines import Stage
     from goldfish.project import Project
     from goldfish.source_models import PromoteResult
@@ -366,6 +367,18 @@ class Sources:
 
         return promote_artifact(self, job_id, output_name, source_name, reason, metadata, description, format,
                                 size_bytes)
+
+    def prepare_artifacts(self, run_doc: dict[str, Any], pipeline_stage: Stage) -> ArtifactPlan:
+        """Check and hash a run's ``artifact: true`` outputs, without the lock; writes nothing."""
+        from goldfish.artifacts import prepare_artifacts
+
+        return prepare_artifacts(self, run_doc, pipeline_stage)
+
+    def commit_artifacts(self, tx: Transaction, plan: ArtifactPlan) -> list[dict[str, Any]]:
+        """Add the planned sources in the transaction that completes the run; returns findings."""
+        from goldfish.artifacts import commit_artifacts
+
+        return commit_artifacts(self, tx, plan)
 
     def auto_register_outputs(self, run_doc: dict[str, Any], pipeline_stage: Stage) -> list[dict[str, Any]]:
         """Register the ``artifact: true`` outputs of a completed run; returns warning findings."""

@@ -232,3 +232,19 @@ def test_dry_run_validation_warns_about_unregistrable_artifacts(tmp_path: Path) 
     assert "is 'npy' but output table is 'csv'" in warnings["stages[0].outputs.table.metadata.source.format"]
     assert not any(loc.startswith("stages[0].outputs.features.metadata") for loc in warnings)
     assert not any(loc.startswith("stages[0].outputs.plain.metadata") for loc in warnings)
+
+
+def test_prepare_writes_nothing_and_commit_joins_the_completing_transaction(project: Project) -> None:
+    path = outputs_dir(project) / "features.npy"
+    write_npy(path)
+    run = put_run(project, RUN, state="post_run", outputs={"features": output_row(path, "npy")})
+    stage = _pipeline(npy_meta(None), csv_meta(None)).stage("train")
+    before = snapshot(project)
+    plan = project.sources.prepare_artifacts(run, stage)
+    assert snapshot(project) == before
+    assert [r["name"] for r in plan.rows] == ["ws1-train-features-1a2b3c4d"]
+    with project.store.transaction() as tx:
+        tx.table("runs", "ws/ws1").patch(RUN, {"state": "completed"})
+        findings = project.sources.commit_artifacts(tx, plan)
+    assert [f["severity"] for f in findings if f["signal"] == "features"] == ["info"]
+    assert project.sources.row("ws1-train-features-1a2b3c4d") is not None
