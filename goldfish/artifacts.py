@@ -214,9 +214,10 @@ def prepare_artifacts(sources: Sources, run_doc: dict[str, Any], stage: Stage) -
             problems.raise_if_any(meta_fix or "")
             assert checked is not None
             sources.hash_local(checked)
-        except GoldfishError as exc:
+        except (GoldfishError, OSError) as exc:
+            what = exc.message if isinstance(exc, GoldfishError) else f"{type(exc).__name__}: {exc}"
             plan.findings.append(_finding("warning", output, f"artifact output {output} was not registered as "
-                                          f"source {name}: {exc.message} Fix the metadata: block in pipeline.yaml, "
+                                          f"source {name}: {what} Fix the metadata: block in pipeline.yaml, "
                                           f"or {later}."))
             continue
         lineage = {"parent_sources": consumed_sources(run_doc), "run_id": run_id, "output_name": output,
