@@ -2,8 +2,7 @@
 
 Consumption is indexed in the ``source_consumers`` table (project partition, id
 ``<source>|<run_id>|<input>``), written by the run engine through ``record_consumption`` in the
-same transaction that stores a run's resolved inputs. Runs' own ``inputs`` rows are scanned as
-well, so a run that resolved its inputs without the index is never missed.
+transaction that moves a stage run to ``launching`` (a run blocked before that read nothing).
 """
 
 from __future__ import annotations
@@ -88,16 +87,6 @@ def consumers(project: Project, row: dict[str, Any]) -> list[ConsumerRef]:
             stage=(run or {}).get("stage", doc.get("stage")), state=(run or {}).get("state"),
             input=doc.get("input"), sha256=doc.get("sha256"), recorded_at=doc.get("recorded_at"),
         )
-    for workspace, table in _workspace_runs(project):
-        for run in table.iter_raw():
-            if (run.get("created_at") or "") < since:
-                continue
-            for input_name in _source_inputs(run, name):
-                key = (run["id"], input_name)
-                if key not in found:
-                    found[key] = ConsumerRef(run_id=run["id"], workspace=workspace, stage=run.get("stage"),
-                                             state=run.get("state"), input=input_name,
-                                             recorded_at=run.get("started_at") or run.get("created_at"))
     return sorted(found.values(), key=lambda c: (c.recorded_at or "", c.run_id), reverse=True)
 
 

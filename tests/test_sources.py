@@ -309,35 +309,65 @@ def test_list_paginates_and_filters(project: Project, npy: tuple[Path, int]) -> 
 def test_lineage_of_external_source_lists_consumers(project: Project, npy: tuple[Path, int]) -> None:
     path, size = npy
     register(project, "feat", path, npy_meta(size))
-    entry = {"kind": "source", "source": "feat", "location": str(path), "type": "npy", "format": "npy"}
-    put_run(project, "stage-000000c1", inputs={"features": entry})  # found by scanning runs
+    put_run(project, "stage-000000c1")
     put_run(project, "stage-000000c2", workspace="ws2", stage="eval")
-    with project.store.transaction() as tx:  # indexed by the run engine
+    with project.store.transaction() as tx:  # what the run engine does when a run launches
+        project.sources.record_consumption(tx, "feat", "stage-000000c1", "ws1", input_name="features", stage="train")
         project.sources.record_consumption(tx, "feat", "stage-000000c2", "ws2", input_name="data", stage="eval")
     lineage = project.sources.manage_sources("lineage", name="feat").lineage
     assert lineage is not None
     assert lineage.parents == [] and lineage.produced_by_run is None and lineage.output_name is None
-    got = {(c.run_id, c.workspace, c.input) for c in lineage.consumers}
-    assert got == {("stage-000000c1", "ws1", "features"), ("stage-000000c2", "ws2", "data")}
-    indexed = next(c for c in lineage.consumers if c.run_id == "stage-000000c2")
-    assert indexed.sha256 == project.sources.row("feat")["sha256"]  # type: ignore[index]
+    got = {(c.run_id, c.workspace, c.stage, c.state, c.input) for c in lineage.consumers}
+    assert got == {("stage-000000c1", "ws1", "train", "completed", "features"),
+                   ("stage-000000c2", "ws2", "eval", "completed", "data")}
+    assert lineage.consumers_total == 2
+    assert {c.sha256 for c in lineage.consumers} == {project.sources.row("feat")["sha256"]}  # type: ignore[index]
+    assert len(project.sources.manage_sources("lineage", name="feat", limit=1).lineage.consumers) == 1  # type: ignore[union-attr]
+    # Deleting the source drops its consumer index; a new source of the same name starts clean.
+    project.sources.manage_sources("delete", name="feat", reason=REASON)
+    register(project, "feat", path, npy_meta(size))
+    assert project.sources.manage_sources("lineage", name="feat").lineage.consumers == []  # type: ignore[union-attr]
 
 
-def test_preflight_checks_the_sources_a_stage_reads(project: Project, npy: tuple[Path, int]) -> None:
-    from goldfish.pipelines import parse_pipeline
+def _commit_pipeline(project: Project, files: dict[str, str]) -> str:
+    """A commit in the dev repo holding ``files`` (what a run's version is), made with git plumbing."""
+    import subprocess
 
+    def git(*args: str, data: bytes | None = None) -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t"}
+        return subprocess.run(["git", "-C", str(project.dev_path), *args], input=data, env=env, check=True,
+                              capture_output=True).stdout.decode().strip()
+
+    entries: dict[str, list[str]] = {}
+    for path, text in files.items():
+        blob = git("hash-object", "-w", "--stdin", data=text.encode())
+        folder, _, name = path.rpartition("/")
+        entries.setdefault(folder, []).append(f"100644 blob {blob}\t{name}")
+    root = entries.pop("", [])
+    for folder, lines in entries.items():
+        tree = git("mktree", data=("\n".join(lines) + "\n").encode())
+        root.append(f"040000 tree {tree}\t{folder}")
+    tree = git("mktree", data=("\n".join(root) + "\n").encode())
+    return git("commit-tree", tree, "-m", "version")
+
+
+def test_delete_refused_for_runs_not_prepared_yet(project: Project, npy: tuple[Path, int]) -> None:
     path, size = npy
     register(project, "feat", path, npy_meta(size))
-    register(project, "other", path, npy_meta(size))
-    stage = parse_pipeline(
-        "stages:\n  - name: train\n    inputs:\n      a: {dataset: feat, schema: null}\n"
-        "      b: {dataset: unknown_source, schema: null}\n", "pipeline.yaml").stage("train")
-    assert project.sources.preflight(stage, {}, location="stages[0]") == []
-    path.write_bytes(path.read_bytes()[:-1] + b"\x01")
-    issues = project.sources.preflight(stage, {}, location="stages[0]")
-    assert [i.location for i in issues] == ["stages[0].inputs.a"]
-    assert "source feat changed since registration (sha" in issues[0].message
-    # An override naming a source is checked instead of the dataset it replaces.
-    assert project.sources.preflight(stage, {"a": "/some/path"}, location="stages[0]") == []
-    both = project.sources.preflight(stage, {"b": "other"}, location="stages[0]")
-    assert [i.location for i in both] == ["stages[0].inputs.a", "stages[0].inputs.b"]
+    reads = "stages:\n  - name: train\n    inputs:\n      x: {dataset: feat, schema: null}\n"
+    other = "stages:\n  - name: train\n    inputs:\n      x: {dataset: elsewhere, schema: null}\n"
+    sha = _commit_pipeline(project, {"pipeline.yaml": other, "pipelines/alt.yaml": reads})
+    manage = project.sources.manage_sources
+    with project.store.transaction() as tx:
+        tx.table("pipeline_runs", "ws/ws1").put("prun-00000001", {"pipeline": None})
+        tx.table("pipeline_runs", "ws/ws1").put("prun-00000002", {"pipeline": "alt"})
+    put_run(project, "stage-0000000d", state="pending", sha=sha)  # default pipeline: reads another source
+    put_run(project, "stage-0000000e", state="preparing", sha=sha, pipeline_run_id="prun-00000002")
+    err = _refused(project, Conflict, lambda: manage("delete", name="feat", reason=REASON),
+                   "stage-0000000e (preparing)")
+    assert [u["run_id"] for u in err.details["runs"]] == ["stage-0000000e"]
+    # An override replaces the dataset input: the run no longer reads feat.
+    put_run(project, "stage-0000000e", state="preparing", sha=sha, pipeline_run_id="prun-00000002",
+            inputs_override={"x": "/data/other.npy"})
+    assert manage("delete", name="feat", reason=REASON).deleted == "feat"
