@@ -155,7 +155,7 @@ def promote_artifact(sources: Sources, job_id: str, output_name: str, source_nam
         if table.has(name):
             raise duplicate(name)
         table.add(row, doc_id=name)
-        sources.audit(tx, "promote_artifact", checked_reason, {**audit_details(row), "workspace": workspace})
+        sources.audit(tx, "promote_artifact", checked_reason, audit_details(row), workspace=workspace)
         sources.after_change(tx)
     return PromoteResult(
         source=sources.info(row, deep=False),
@@ -242,8 +242,8 @@ def commit_artifacts(sources: Sources, tx: Transaction, plan: ArtifactPlan) -> l
                                          "source_name: in pipeline.yaml, or promote_artifact under another name."))
             continue  # this run registered it already (post_run redone after a crash)
         table.add(row, doc_id=row["name"])
-        sources.audit(tx, "register_source", row["reason"], {**audit_details(row), "auto": True,
-                                                              "workspace": plan.workspace})
+        sources.audit(tx, "register_source", row["reason"], {**audit_details(row), "auto": True},
+                      workspace=plan.workspace)
         findings.append(_finding("info", output, f"registered as source {row['name']} (dataset: {row['name']})"))
     if plan.rows:
         sources.after_change(tx)

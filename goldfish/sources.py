@@ -97,14 +97,15 @@ class Sources:
             )
         return row
 
-    def audit(self, tx: Transaction, op: str, reason: str | None, details: dict[str, Any]) -> None:
+    def audit(self, tx: Transaction, op: str, reason: str | None, details: dict[str, Any], *,
+              workspace: str | None = None) -> None:
         """One audit row in ``tx`` (the journal's when it exists, same fields otherwise)."""
         journal = getattr(self.project, "journal", None)
         if journal is not None:
-            journal.record(tx, op, reason=reason, details=details)
+            journal.record(tx, op, reason=reason, workspace=workspace, details=details)
             return
         tx.append_event(AUDIT_LOG, {"ts": now_iso(), "op": op, "source": self.project.source,
-                                    "workspace": None, "slot": None, "reason": reason, "details": details})
+                                    "workspace": workspace, "slot": None, "reason": reason, "details": details})
 
     def after_change(self, tx: Transaction) -> None:
         """STATE.md shows the number of sources: refresh it once the change is committed."""

@@ -64,7 +64,8 @@ def test_promote_from_completed_run(project: Project) -> None:
     assert row["lineage"] == {"parent_sources": ["raw"], "run_id": RUN, "output_name": "features",
                               "workspace": "ws1", "stage": "train"}
     assert result.lineage.parent_sources == ["raw"] and result.lineage.run_id == RUN
-    assert project.store.read_events("audit")[0][-1]["op"] == "promote_artifact"
+    event = project.store.read_events("audit")[0][-1]
+    assert event["op"] == "promote_artifact" and event["workspace"] == "ws1" and event["reason"] == REASON
     lineage = project.sources.manage_sources("lineage", name="feat_promoted").lineage
     assert lineage is not None and lineage.produced_by_run is not None
     assert lineage.produced_by_run.run_id == RUN and lineage.produced_by_run.state == "completed"
