@@ -371,3 +371,13 @@ def test_delete_refused_for_runs_not_prepared_yet(project: Project, npy: tuple[P
     put_run(project, "stage-0000000e", state="preparing", sha=sha, pipeline_run_id="prun-00000002",
             inputs_override={"x": "/data/other.npy"})
     assert manage("delete", name="feat", reason=REASON).deleted == "feat"
+
+
+def test_state_md_counts_sources(project: Project, npy: tuple[Path, int]) -> None:
+    pytest.importorskip("goldfish.state_md", reason="STATE.md arrives with the workspaces service")
+    path, size = npy
+    register(project, "feat", path, npy_meta(size))
+    register(project, "feat2", path, npy_meta(size))
+    assert "## Data Sources\n2 registered" in project.state_md_path.read_text()
+    project.sources.manage_sources("delete", name="feat2", reason=REASON)
+    assert "## Data Sources\n1 registered" in project.state_md_path.read_text()
