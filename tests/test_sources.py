@@ -117,6 +117,13 @@ def test_register_gcs_object(tmp_path: Path, gcs: Any) -> None:
     gcs.bucket("test-bucket").blob("data/features.npy").upload_from_string(b"x" * size)  # same size, new bytes
     issue = project.sources.verify("remote")
     assert issue is not None and "changed since registration" in issue.message
+    updated = project.sources.manage_sources("update", name="remote", metadata=npy_meta(size),
+                                             reason="accepting the re-uploaded object")
+    assert updated.source is not None and "new content recorded" in updated.message
+    assert project.sources.verify("remote") is None
+    gcs.bucket("test-bucket").blob("data/features.npy").delete()
+    gone = project.sources.verify("remote")
+    assert gone is not None and "missing" in gone.message
 
 
 def _refused(project: Project, exc_type: type[GoldfishError], call: Any, *needles: str) -> GoldfishError:
