@@ -147,8 +147,8 @@ class Sources:
         if meta_size is not None and meta_size != size:
             problems.add(
                 "metadata.source.size_bytes",
-                f"is {meta_size} but {loc.uri} is {size} bytes; set size_bytes to {size} (the file's size) "
-                "or point gcs_path at the file you meant",
+                f"is {meta_size} but {loc.uri} is {size} bytes; set size_bytes to {size} (the file's size)"
+                + (" or point gcs_path at the file you meant" if field == "gcs_path" else ""),
             )
             return None
         return Checked(loc, size, fields)
