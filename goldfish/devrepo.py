@@ -229,7 +229,8 @@ class DevRepo:
             if len(entry) < 3:
                 continue
             status, path = entry[:1], entry[2:]
-            if path in reserved:
+            if path in reserved or (path.startswith(b".") and path.endswith(b".tmp") and b"/" not in path
+                                    and any(path.startswith(b"." + r + b".") for r in reserved)):
                 if status != b"?":
                     drop.append(path)
                 continue
@@ -254,11 +255,10 @@ class DevRepo:
             ignored = git(slot_dir, *config, "ls-files", "-z", "-c", "-i", "--exclude-standard", env=env)
             drop += [p for p in ignored.split(b"\0") if p]
         if drop:
-            git(
-                slot_dir, "--literal-pathspecs", "rm", "-q", "-r", "--cached", "--ignore-unmatch",
-                "--pathspec-from-file=-", "--pathspec-file-nul", input=b"\0".join(drop), env=env,
-            )
+            # Index entries only (paths taken literally); the files themselves stay in the slot.
+            git(slot_dir, "update-index", "--force-remove", "-z", "--stdin", input=b"\0".join(drop) + b"\0", env=env)
         specs = [b"."] + [b":(exclude,top,literal)" + p for p in (*reserved, *large)]
+        specs += [b":(exclude,top,glob)." + p + b".*.tmp" for p in reserved]  # their atomic-write temp files
         git(
             slot_dir, *config, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul",
             input=b"\0".join(specs), env=env,

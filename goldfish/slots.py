@@ -37,6 +37,13 @@ RACY_NS = 2_000_000_000
 TEMP_MARKERS = (".mounting-", ".rollback-")
 
 
+def is_goldfish_file(name: str) -> bool:
+    """STATE.md, the mount file, and the temp files their atomic writes leave for a moment."""
+    return name in RESERVED_ROOT_FILES or any(
+        name.startswith(f".{reserved}.") and name.endswith(".tmp") for reserved in RESERVED_ROOT_FILES
+    )
+
+
 def blob_id(data: bytes) -> str:
     digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
     digest.update(data)
@@ -92,9 +99,9 @@ class IgnoreRules:
         return False
 
     def path_ignored(self, rel: str) -> bool:
-        """Whether a file path (possibly deleted) is ignored, its parent directories included."""
+        """Whether a path (possibly deleted: then taken as a file) is ignored, parents included."""
         parts = rel.split("/")
-        if ".git" in parts or (len(parts) == 1 and rel in RESERVED_ROOT_FILES):
+        if ".git" in parts or (len(parts) == 1 and is_goldfish_file(rel)):
             return True
         stack: list[tuple[str, GitIgnoreSpec]] = []
         prefix = ""
@@ -103,7 +110,8 @@ class IgnoreRules:
             if spec is not None:
                 stack.append((prefix, spec))
             last = i == len(parts) - 1
-            if stack and self.decide(stack, prefix + part, not last):
+            is_dir = not last or os.path.isdir(os.path.join(self.root, rel))
+            if stack and self.decide(stack, prefix + part, is_dir):
                 return True
             prefix += part + "/"
         return False
@@ -138,7 +146,7 @@ def scan_slot(root: Path, *, max_bytes: int, rules: IgnoreRules, cache: dict[str
             entries = []
         for entry in entries:
             name = entry.name
-            if name == ".git" or (not prefix and name in RESERVED_ROOT_FILES):
+            if name == ".git" or (not prefix and is_goldfish_file(name)):
                 continue
             rel = prefix + name
             try:

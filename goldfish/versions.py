@@ -188,7 +188,7 @@ class Versions:
         table = tx.table("versions", partition(workspace))
         pattern = re.compile(re.escape(workspace) + r"-v([1-9][0-9]*)")
         adopted = []
-        for ref, sha in self.repo.refs(f"refs/tags/{workspace}-v").items():
+        for ref, sha in self.repo.refs(f"refs/tags/{workspace}-v*").items():
             m = pattern.fullmatch(ref.removeprefix("refs/tags/"))
             if not m or table.has(f"v{m.group(1)}"):
                 continue

@@ -59,7 +59,8 @@ def inspect_workspace(
     if slot is not None:
         info = next(s for s in slot_infos(svc) if s.slot == slot)
         dirty = info.dirty
-        project.state_md.write_slot(slot)
+        with project.store.lock():  # never while a sync of this slot is staging it
+            project.state_md.write_slot(slot)
     if "pipeline" in (include or []):
         pipeline = _pipeline_text(svc, slot, head)
     return InspectWorkspaceResult(

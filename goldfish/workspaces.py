@@ -692,7 +692,7 @@ class Workspaces:
                                fix=f"hibernate({slot!r}, reason) first, then delete it.")
             ops: list[RefOp] = []
             pattern = re.compile(re.escape(workspace) + r"-v[1-9][0-9]*")
-            tags = {r: s for r, s in self.repo.refs(f"refs/tags/{workspace}-v").items()
+            tags = {r: s for r, s in self.repo.refs(f"refs/tags/{workspace}-v*").items()
                     if pattern.fullmatch(r.removeprefix("refs/tags/"))}
             tags[DevRepo.branch_ref(workspace)] = self._head(workspace)
             for ref, sha in tags.items():
