@@ -38,6 +38,9 @@ _SLOT_CONFIG = (
     "-c", "core.symlinks=true",
     "-c", "core.fsmonitor=false",
     "-c", "advice.addEmbeddedRepo=false",
+    # Cheaper rescans of a mostly unchanged slot (per-directory untracked cache, compact index).
+    "-c", "core.untrackedCache=true",
+    "-c", "index.version=4",
 )
 
 
@@ -59,7 +62,7 @@ class Staged:
 class RefOp:
     """One ref change in an all-or-nothing ``update-ref --stdin`` transaction."""
 
-    action: Literal["create", "update", "delete"]
+    action: Literal["create", "update", "delete", "verify"]
     ref: str
     new: str | None = None
     old: str | None = None
@@ -178,6 +181,8 @@ class DevRepo:
                 payload += f"create {op.ref}\0{op.new}\0".encode()
             elif op.action == "update":
                 payload += f"update {op.ref}\0{op.new}\0{op.old or ''}\0".encode()
+            elif op.action == "verify":
+                payload += f"verify {op.ref}\0{op.old or ''}\0".encode()
             else:
                 payload += f"delete {op.ref}\0{op.old or ''}\0".encode()
         if payload:
@@ -220,15 +225,20 @@ class DevRepo:
     def _stage(self, slot_dir: Path, env: dict[str, str], max_file_mb: float) -> Staged:
         limit = int(max_file_mb * 1_000_000)
         config = self._slot_config()
-        listing = git(slot_dir, *config, "ls-files", "-z", "-t", "-c", "-o", "--exclude-standard", env=env)
+        # Only new and modified files can be over the size cap or change the ignore rules: listing
+        # just those (git compares stat data in C) keeps a sync of a large, mostly unchanged slot cheap.
+        listing = git(slot_dir, *config, "ls-files", "-z", "-t", "-m", "-o", "--exclude-standard", env=env)
         reserved = {os.fsencode(name) for name in RESERVED_ROOT_FILES}
         skipped: list[SkippedFile] = []
         drop: list[bytes] = []
         large: list[bytes] = []
+        ignores_changed = False
         for entry in listing.split(b"\0"):
             if len(entry) < 3:
                 continue
             status, path = entry[:1], entry[2:]
+            if path == b".gitignore" or path.endswith(b"/.gitignore"):
+                ignores_changed = True
             if path in reserved or (path.startswith(b".") and path.endswith(b".tmp") and b"/" not in path
                                     and any(path.startswith(b"." + r + b".") for r in reserved)):
                 if status != b"?":
@@ -249,9 +259,10 @@ class DevRepo:
                 )
                 if status != b"?":
                     drop.append(path)
-        if Path(env["GIT_INDEX_FILE"]).exists():
-            # Files tracked earlier but now matched by a .gitignore leave the version too:
-            # a slot is plain files, so its .gitignore alone decides what a version holds.
+        if ignores_changed and Path(env["GIT_INDEX_FILE"]).exists():
+            # Files tracked earlier but now matched by a .gitignore leave the version too: a slot
+            # is plain files, so its .gitignore alone decides what a version holds. Only a new,
+            # changed or deleted .gitignore can cause that.
             ignored = git(slot_dir, *config, "ls-files", "-z", "-c", "-i", "--exclude-standard", env=env)
             drop += [p for p in ignored.split(b"\0") if p]
         if drop:
@@ -337,6 +348,8 @@ class RefJournal:
 
     def undo(self) -> None:
         for op in reversed(self.applied):
+            if op.action == "verify":
+                continue
             if op.action == "create":
                 inverse = RefOp("delete", op.ref, old=op.new)
             elif op.action == "update":

@@ -42,7 +42,8 @@ class StateMd:
     # ----------------------------------------------------------------- writing
     def regenerate(self, slots: list[str] | None = None) -> None:
         """Rewrite the global STATE.md and that of ``slots`` (default: every mounted slot)."""
-        atomic_write(self.project.state_md_path, self.render_global())
+        # fsynced before the rename (never torn); no directory fsync: it is rewritten on every change.
+        atomic_write(self.project.state_md_path, self.render_global(), sync_dir=False)
         mounted = set(self.project.store.table("mounts").ids())
         for slot in slots if slots is not None else sorted(mounted):
             if slot in mounted:
@@ -58,7 +59,7 @@ class StateMd:
     def write_slot(self, slot: str) -> None:
         directory = self.project.slot_path(slot)
         if directory.is_dir():
-            atomic_write(directory / SLOT_STATE_FILE, self.render_slot(slot))
+            atomic_write(directory / SLOT_STATE_FILE, self.render_slot(slot), sync_dir=False)
 
     def read_global(self) -> str | None:
         try:

@@ -33,6 +33,7 @@ from goldfish.devrepo import (
 )
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.fsutil import atomic_write, inside
+from goldfish.gitcmd import GitError
 from goldfish.slots import (
     IgnoreRules,
     compare,
@@ -236,11 +237,15 @@ class Workspaces:
         title: str,
         created_by: CreatedBy | None = None,
         description: str | None = None,
+        retry: bool = True,
     ) -> SyncOutcome:
-        """Commit the slot onto its branch; with ``created_by`` also create (or reuse) a version."""
+        """Commit the slot onto its branch; with ``created_by`` also create (or reuse) a version.
+
+        The branch must still be where this slot left it (``row["head"]``); that is checked in
+        the same ref transaction that moves it, so no other writer can slip in between.
+        """
         workspace = row["workspace"]
-        head = self._check_head(tx, slot, row)
-        row = tx.table("mounts").get_doc(slot) or row
+        head = row["head"]
         slot_dir = self.project.slot_path(slot)
         if not slot_dir.is_dir():
             raise Conflict(
@@ -248,22 +253,32 @@ class Workspaces:
                 fix=f"hibernate({slot!r}, reason) unmounts it (its last sync is kept), then mount again.",
             )
         staged = self.repo.stage_slot(workspace, slot_dir, self.project.config.workspace.max_file_mb)
-        head_tree = row.get("head_tree") if row.get("head") == head else None
-        head_tree = head_tree or self.repo.tree_of(head)
-        ops: list[RefOp] = []
+        head_tree = row.get("head_tree") or self.repo.tree_of(head)
+        branch = DevRepo.branch_ref(workspace)
         new = head
         if staged.tree != head_tree:
             new = self.repo.commit(staged.tree, [head], self._message(title, workspace, slot, row["mount_id"]))
-            ops = [RefOp("update", DevRepo.branch_ref(workspace), new=new, old=head)]
-        outcome = SyncOutcome(sha=new, committed=bool(ops), skipped=staged.skipped)
-        if created_by is not None:
-            existing = None if ops else self.project.versions.at_sha(workspace, new, tx)
-            if existing is not None:
-                outcome.version, outcome.reused = existing, True
+            ops = [RefOp("update", branch, new=new, old=head)]
+        else:
+            ops = [RefOp("verify", branch, old=head)]
+        outcome = SyncOutcome(sha=new, committed=new != head, skipped=staged.skipped)
+        try:
+            if created_by is not None:
+                existing = None if outcome.committed else self.project.versions.at_sha(workspace, new, tx)
+                if existing is not None:
+                    refs.apply(ops)
+                    outcome.version, outcome.reused = existing, True
+                else:
+                    outcome.version = self.project.versions.create(tx, refs, workspace, new, created_by, description, ops)
             else:
-                outcome.version = self.project.versions.create(tx, refs, workspace, new, created_by, description, ops)
-        elif ops:
-            refs.apply(ops)
+                refs.apply(ops)
+        except GitError:
+            if not retry or self.repo.head(workspace) == head:
+                raise
+            self._check_head(tx, slot, row)  # raises when diverged; adopts this mount's own commits
+            fresh = tx.table("mounts").require(slot, what="mount")
+            return self._sync(tx, refs, slot, fresh, title=title, created_by=created_by,
+                              description=description, retry=False)
         now = now_iso()
         tx.table("mounts").patch(
             slot,
@@ -272,7 +287,7 @@ class Workspaces:
                 "changed_files": [], "dirty_checked_at": now, "rolled_back_to": None,
             },
         )
-        if ops:
+        if outcome.committed:
             self._write_marker(slot_dir, {**row, "head": new})
         return outcome
 
