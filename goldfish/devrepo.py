@@ -246,8 +246,8 @@ class DevRepo:
                 continue
             try:
                 st = os.lstat(os.path.join(os.fsencode(slot_dir), path))
-            except FileNotFoundError:
-                continue
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # deleted (or a parent became a file): add -A records the removal
             if stat.S_ISREG(st.st_mode) and st.st_size > limit:
                 large.append(path)
                 skipped.append(

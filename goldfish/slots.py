@@ -222,6 +222,36 @@ def is_empty_dir(path: Path) -> bool:
         return next(it, None) is None
 
 
+def _stays(path: Path, removing: set[str], slot: Path) -> bool:
+    """Whether ``path`` still exists once the files in ``removing`` are deleted."""
+    if path.is_symlink() or not path.is_dir():
+        return str(path.relative_to(slot)) not in removing
+    for dirpath, dirnames, filenames in os.walk(path):
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in (*filenames, *links):
+            if os.path.relpath(os.path.join(dirpath, name), slot) not in removing:
+                return True
+    return False
+
+
+def replace_blockers(slot: Path, incoming: Iterable[str], removing: set[str]) -> list[str]:
+    """Incoming paths that would overwrite, or need to go below, something that stays in the
+    slot (an ignored or oversized file or directory); writing them would lose that data."""
+    blocked = []
+    for rel in incoming:
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            p = slot / "/".join(parts[:i])
+            if not (p.is_symlink() or p.exists()):
+                break  # nothing below a missing path can be in the way
+            if i < len(parts) and p.is_dir() and not p.is_symlink():
+                continue  # files may go into a directory that stays
+            if _stays(p, removing, slot):
+                blocked.append(rel)
+            break
+    return sorted(blocked)
+
+
 def replace_files(slot: Path, source: Path, remove: Iterable[str]) -> None:
     """Delete the versioned files ``remove`` from the slot, then move every file of ``source`` in.
 
@@ -235,23 +265,11 @@ def replace_files(slot: Path, source: Path, remove: Iterable[str]) -> None:
         entries = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for name in entries:
             incoming.append(name if rel_dir == "." else f"{rel_dir}/{name}")
-    blocked = []
-    for rel in incoming:
-        target = slot / rel
-        if target.is_dir() and not target.is_symlink():
-            blocked.append(rel)
-            continue
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i])
-            p = slot / parent
-            if (p.is_symlink() or p.exists()) and not p.is_dir() and parent not in removing:
-                blocked.append(rel)
-                break
+    blocked = replace_blockers(slot, incoming, removing)
     if blocked:
         raise Conflict(
-            f"Cannot restore {', '.join(sorted(blocked)[:5])}: an unversioned (ignored or oversized) "
-            "file or directory of the same name is in the slot.",
+            f"Cannot restore {', '.join(blocked[:5])}: an unversioned (ignored or oversized) "
+            "file or directory is in the way in the slot.",
             fix="Move that unversioned file or directory out of the slot, then retry.",
         )
     parents: set[Path] = set()

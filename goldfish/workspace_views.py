@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from goldfish import names
 from goldfish.devrepo import EMPTY_TREE
-from goldfish.errors import InvalidInput
+from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.workspace_models import (
     ChangeStatus,
     DiffResult,
@@ -226,13 +226,17 @@ def slot_infos(svc: Workspaces) -> list[SlotInfo]:
         row = workspaces.get_doc(ws) or {}
         visible = project.versions.rows(ws, include_pruned=False)
         latest = visible[-1] if visible else None
+        notes_error = None
         if live:
             dirty, count, files, source = m.get("dirty"), int(m.get("changed_count") or 0), m.get("changed_files") or [], "watcher"
         else:
-            changes = project.dirty.changes(slot, dict(m))
-            fields = changes.row_fields()
+            try:
+                fields = project.dirty.changes(slot, dict(m)).row_fields()
+            except (GoldfishError, OSError) as exc:
+                notes_error = f"could not check for changes ({exc})"
+                fields = {"dirty": None, "changed_count": 0, "changed_files": []}
             dirty, count, files, source = fields["dirty"], fields["changed_count"], fields["changed_files"], "hash_check"
-        notes = []
+        notes = [notes_error] if notes_error else []
         if m.get("rolled_back_to"):
             notes.append(f"rolled back to {m['rolled_back_to']}; save_version or run() commits it")
         elif latest is None:

@@ -39,6 +39,7 @@ from goldfish.slots import (
     compare,
     is_empty_dir,
     park_unversioned,
+    replace_blockers,
     replace_files,
     restore_parked,
     scan_slot,
@@ -652,6 +653,17 @@ class Workspaces:
         reason = names.reason(reason, self.project.config.audit.min_reason_length)
         workspace, slot = self.resolve_mounted(slot)
         slot_dir = self.project.slot_path(slot)
+        target = self.project.versions.resolve(workspace, version)
+        # Refuse before saving anything if an unversioned file is in the way of the version's files.
+        max_bytes = int(self.project.config.workspace.max_file_mb * 1_000_000)
+        now_versioned = scan_slot(slot_dir, max_bytes=max_bytes, rules=IgnoreRules(slot_dir), cache={}).files
+        blocked = replace_blockers(slot_dir, self.repo.ls_tree(target.sha), set(now_versioned))
+        if blocked:
+            raise Conflict(
+                f"Cannot roll {slot} back to {target.version}: unversioned (ignored or oversized) files are in "
+                f"the way of {', '.join(blocked[:5])}.",
+                fix="Move them out of the slot, then retry the rollback.",
+            )
         with self._mutation() as (tx, refs):  # 1. save what the slot holds now, as a version
             row = tx.table("mounts").require(slot, what="mount")
             target = self.project.versions.resolve(workspace, version, tx)

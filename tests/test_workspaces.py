@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from goldfish.devrepo import MOUNT_FILE, DevRepo, RefOp
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.project import Project
 from tests.ws_helpers import REASON, assert_unchanged, make_project, refs, snapshot, tree_files, write
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def refused(project: Project, fn: Callable[[], Any], exc: type[GoldfishError], match: str) -> GoldfishError:
@@ -440,3 +443,47 @@ def test_git_identity_is_the_dev_repos_own(exp: Project) -> None:
     author = subprocess.run(["git", "-C", str(exp.dev_path), "log", "-1", "--format=%an <%ae>", str(head)],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert author == "Goldfish <goldfish@localhost>"
+
+
+def test_rollback_never_overwrites_unversioned_files(exp: Project) -> None:
+    slot = exp.slot_path("w1")
+    write(slot, {"data.csv": "tracked,small\n"})
+    exp.workspaces.save_version("w1", "with a small csv file")  # v2 holds data.csv
+    write(slot, {".gitignore": "*.csv\n", "data.csv": "local data, now ignored\n"})
+    exp.workspaces.save_version("w1", "csv files are ignored now")  # v3 without data.csv
+    err = refused(exp, lambda: exp.workspaces.rollback("w1", "v2", REASON), Conflict, "in the way of data.csv")
+    assert "Move them out" in (err.fix or "")
+    assert len(exp.versions.rows("exp")) == 3  # refused before the auto-save
+    (slot / "data.csv").rename(exp.root / "data.csv")
+    exp.workspaces.rollback("w1", "v2", REASON)
+    assert (slot / "data.csv").read_text() == "tracked,small\n"
+
+
+def test_rollback_replaces_a_directory_of_versioned_files_by_a_file(exp: Project) -> None:
+    slot = exp.slot_path("w1")
+    write(slot, {"model": "a single file\n"})
+    exp.workspaces.save_version("w1", "model as a single file")  # v2
+    (slot / "model").unlink()
+    write(slot, {"model/a.py": "a = 1\n", "model/b.py": "b = 2\n"})
+    exp.workspaces.save_version("w1", "model as a package")  # v3
+    exp.workspaces.rollback("w1", "v2", REASON)
+    assert (slot / "model").read_text() == "a single file\n"
+    exp.workspaces.rollback("w1", "v3", REASON)
+    assert (slot / "model" / "b.py").read_text() == "b = 2\n"
+
+
+def test_symlinked_slot_directory_is_refused(project: Project, tmp_path: Path) -> None:
+    project.workspaces.create("exp", "find a good model", REASON)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, project.slot_path("w1"))
+    refused(project, lambda: project.workspaces.mount("exp", "w1", REASON), InvalidInput, "resolves outside")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_cli_status_shows_versions_and_changes(exp: Project) -> None:
+    write(exp.slot_path("w1"), {"train.py": "lr = 0.3\n"})
+    proc = subprocess.run([sys.executable, "-m", "goldfish", "--project", str(exp.root), "status"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert "w1: exp v1 dirty (1 files)" in proc.stdout and "w2: (empty)" in proc.stdout
