@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from goldfish.devrepo import DevRepo
     from goldfish.dirty import DirtyChecker
     from goldfish.journal import Journal
+    from goldfish.runs import Runs
     from goldfish.state_md import StateMd
     from goldfish.versions import Versions
     from goldfish.workspaces import Workspaces
@@ -85,6 +86,12 @@ class Project:
     @cached_property
     def store(self) -> Store:
         return Store(self.store_dir)
+
+    @cached_property
+    def runs(self) -> Runs:
+        from goldfish.runs import Runs
+
+        return Runs(self)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot

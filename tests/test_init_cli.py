@@ -132,3 +132,10 @@ def test_cli_version_and_doctor(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[ok ] git" in proc.stdout and "[ok ] store" in proc.stdout
     assert "ANTHROPIC_API_KEY" in proc.stdout and "enables:" in proc.stdout
+
+
+def test_demo_creates_a_project_and_prints_status(tmp_path: Path) -> None:
+    proc = _cli("demo", "--dir", str(tmp_path / "d"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Goldfish project d" in proc.stdout and "claude mcp add goldfish" in proc.stdout
+    assert (tmp_path / "d" / "goldfish.yaml").is_file()
