@@ -111,6 +111,12 @@ class DirtyChecker:
             base = {p: (k[0], k[1]) for p, k in data["tree"].items()}
             return SlotChanges(changed=compare(scan.files, base), large=scan.large)
 
+    def seed(self, slot: str, mount: dict[str, Any], tree: dict[str, tuple[str, str]]) -> None:
+        """Record the per-file blob ids of a fresh mount (no stat cache yet)."""
+        with self._lock:
+            self._save(slot, {"mount_id": mount["mount_id"], "head": mount["head"],
+                              "tree": {p: list(k) for p, k in tree.items()}, "stat": {}})
+
     def refresh(self, slot: str) -> dict[str, Any] | None:
         """Recompute a mounted slot's dirty state and store it in its mount row (if it changed)."""
         store = self.project.store

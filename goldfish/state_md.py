@@ -190,8 +190,9 @@ def run_sections(project: Project, workspaces: list[str]) -> list[str]:
         for r in runs[:RUNS_LISTED]:
             state = str(r.get("state") or "?")
             icon = _ICONS.get(state, "⏳")
+            why = r.get("reason_summary") or r.get("reason")
             lines.append(f"- {icon} {r.get('_ws')}/{r.get('stage', '?')} ({state}) - {r.get('created_at', '?')}: "
-                         f"{_cut(r.get('reason'), 200)}")
+                         f"{_cut(why if isinstance(why, str) else '', 200)}")
     return lines
 
 
@@ -204,7 +205,9 @@ def experiment_context(project: Project, workspace: str) -> dict[str, Any] | Non
         return None
     if not records:
         return None
-    pending = sum(1 for r in records if r.get("results_status") not in (None, "finalized") and r.get("type", "run") == "run")
+    from goldfish.gate import unfinalized_runs  # the finalization gate's own definition
+
+    pending = len(unfinalized_runs(project, workspace))
     best = sorted((t for t in tags if t.get("record_id") and (t["id"] == "best" or t["id"].startswith("best-"))),
                   key=lambda t: str(t.get("created_at") or ""))
     return {

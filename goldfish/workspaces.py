@@ -421,10 +421,13 @@ class Workspaces:
                 row: dict[str, Any] = {
                     "slot": slot, "workspace": workspace, "mount_id": mount_id, "mounted_at": now_iso(),
                     "mounted_sha": mounted_head, "head": mounted_head, "head_tree": self.repo.tree_of(mounted_head),
-                    "last_sync_at": None, "dirty": marker is not None, "changed_count": 0, "changed_files": [],
-                    "dirty_checked_at": None, "rolled_back_to": None,
+                    "last_sync_at": None, "dirty": marker is not None or bool(refused), "changed_count": 0,
+                    "changed_files": [], "dirty_checked_at": None, "rolled_back_to": None,
                 }
                 self._write_marker(slot_dir, row)
+                # The per-file blob ids of what was mounted: the baseline of dirty detection.
+                tree = self.repo.ls_tree(mounted_head)
+                self.project.dirty.seed(slot, row, tree)
                 mounts.add(row, doc_id=slot)
                 self.project.journal.record(
                     tx, "mount", reason=reason, workspace=workspace, slot=slot,
@@ -447,12 +450,13 @@ class Workspaces:
             warnings.append(f"{len(left)} parked unversioned files stayed in {self._parked_dir(workspace)} "
                             f"(their paths are taken): {', '.join(left[:3])}.")
         mounted = len(self.project.store.table("mounts").ids())
-        if mounted > SOFT_SLOT_LIMIT:
+        if mounted >= SOFT_SLOT_LIMIT:
             warnings.append(f"{mounted} slots are mounted; hibernate idle workspaces to stay focused.")
-        if marker is not None or restored:
+        if marker is not None or restored or refused:
             self.project.dirty.refresh(slot)
         return self._mount_result(
-            slot, workspace, recovered=marker is not None, refused=refused, warning=" ".join(warnings) or None
+            slot, workspace, recovered=marker is not None, refused=refused, warning=" ".join(warnings) or None,
+            file_count=len(tree),
         )
 
     def _claim_slot_dir(self, slot: str, slot_dir: Path, workspace: str) -> dict[str, Any] | None:
@@ -498,11 +502,11 @@ class Workspaces:
 
     def _mount_result(
         self, slot: str, workspace: str, *, already: bool = False, recovered: bool = False,
-        refused: list[str] | None = None, warning: str | None = None,
+        refused: list[str] | None = None, warning: str | None = None, file_count: int | None = None,
     ) -> MountResult:
         row = self.project.store.table("mounts").get_doc(slot) or {}
         latest = self.project.versions.latest(workspace)
-        files = len(self.repo.ls_tree(row["head"])) if row.get("head") else 0
+        files = file_count if file_count is not None else len(self.repo.ls_tree(row["head"])) if row.get("head") else 0
         return MountResult(
             slot=slot, workspace=workspace, path=str(self.project.slot_path(slot)), already_mounted=already,
             recovered=recovered, dirty=bool(row.get("dirty")), current_version=latest.version if latest else None,

@@ -109,12 +109,13 @@ def test_slot_state_md_and_run_sections(exp: Project) -> None:
     # Runs and records (written by their own services) show up once present.
     with exp.store.transaction() as tx:
         tx.table("runs", "ws/exp").add({"stage": "train", "state": "completed", "created_at": "2026-01-01T00:00:00Z",
-                                        "reason": "first training run"}, doc_id="stage-0a0b0c0d")
-        tx.table("records", "ws/exp").add({"type": "run", "results_status": "auto"}, doc_id="01HXYZ0000000000000000000A")
+                                        "reason": {"description": "structured"}, "reason_summary": "first training run",
+                                        "infra_outcome": "completed", "results_status": "auto"}, doc_id="stage-0a0b0c0d")
+        tx.table("records", "ws/exp").add({"type": "run", "stage_run_id": "stage-0a0b0c0d"}, doc_id="01HXYZ0000000000000000000A")
         tx.table("tags", "ws/exp").add({"version": "v1", "record_id": "01HXYZ0000000000000000000A",
                                         "created_at": "2026-01-01T00:00:00Z"}, doc_id="best-v1")
     exp.state_md.regenerate()
     text = exp.state_md.read_global() or ""
     assert "## Experiment Summary\n- exp: 1 records, 1 awaiting finalization; best @best-v1" in text
-    assert "## Recent Runs\n- ✓ exp/train (completed)" in text
+    assert "## Recent Runs\n- ✓ exp/train (completed) - 2026-01-01T00:00:00Z: first training run" in text
     assert exp.state_md.experiment_context("exp") == {"records": 1, "awaiting_finalization": 1, "best_tag": "best-v1"}

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from goldfish.devrepo import MOUNT_FILE, DevRepo, RefOp
@@ -110,8 +111,17 @@ def test_mount_copies_files_with_marker(exp: Project) -> None:
     assert (slot / "STATE.md").read_text().startswith("# Workspace: exp")
     row = exp.store.table("mounts").get_doc("w2")
     assert row and row["workspace"] == "exp" and row["head"] == exp.dev_repo.head("exp")
+    # Mount metadata for dirty detection: the mounted commit's per-file blob ids.
+    meta = orjson.loads((exp.gf_dir / "mounts" / "w2.json").read_bytes())
+    assert meta["head"] == row["head"] and meta["mount_id"] == row["mount_id"]
+    assert {p: tuple(k) for p, k in meta["tree"].items()} == exp.dev_repo.ls_tree(row["head"])
     again = exp.workspaces.mount("exp", "w2", REASON)
     assert again.already_mounted is True
+    exp.workspaces.create("b", "second", REASON)
+    exp.workspaces.create("c", "third", REASON)
+    exp.workspaces.mount("b", "w1", REASON)
+    third = exp.workspaces.mount("c", "w3", REASON)
+    assert third.warning and "3 slots are mounted" in third.warning
 
 
 def test_mount_errors_change_nothing(exp: Project) -> None:
