@@ -252,7 +252,7 @@ class DevRepo:
                 large.append(path)
                 skipped.append(
                     SkippedFile(
-                        path=os.fsdecode(path),
+                        path=path.decode("utf-8", "backslashreplace"),
                         size_mb=round(st.st_size / 1e6, 2),
                         reason=large_file_reason(st.st_size, max_file_mb),
                     )
@@ -316,7 +316,7 @@ class DevRepo:
         parts = out.split(b"\0")
         for status, path in zip(parts[0::2], parts[1::2], strict=False):
             if status:
-                result.files.append((status.decode()[:1], os.fsdecode(path)))
+                result.files.append((status.decode()[:1], path.decode("utf-8", "backslashreplace")))
         limit = max_chars * 4 + 4
         with git_stream(self.path, *base, "-U3", left, right) as stream:
             raw = stream.read(limit)

@@ -41,8 +41,13 @@ class SlotChanges:
         return {
             "dirty": None if self.missing else self.dirty,
             "changed_count": len(self.changed),
-            "changed_files": [{"path": p, "status": s} for s, p in self.changed[:MAX_CHANGED_LISTED]],
+            "changed_files": [{"path": shown(p), "status": s} for s, p in self.changed[:MAX_CHANGED_LISTED]],
         }
+
+
+def shown(path: str) -> str:
+    """A path as valid UTF-8 text (names that are not UTF-8 get backslash escapes)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class DirtyChecker:
@@ -82,7 +87,11 @@ class DirtyChecker:
 
     def _save(self, slot: str, data: dict[str, Any]) -> None:
         path = self.cache_path(slot)
-        atomic_write(path, orjson.dumps(data), durable=False)
+        try:
+            blob = orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            return  # a file name that is not UTF-8: go without the cache (it is only a cache)
+        atomic_write(path, blob, durable=False)
         st = os.stat(path)
         self._memory[slot] = ((st.st_ino, st.st_size, st.st_mtime_ns), data)
 

@@ -165,6 +165,16 @@ class Workspaces:
                 refs.undo()
             raise
 
+    def _mount_row(self, tx: Transaction, slot: str, workspace: str) -> dict[str, Any]:
+        """The slot's mount row, re-read under the lock: it must still hold ``workspace``."""
+        row = tx.table("mounts").get_doc(slot)
+        if row is None or row["workspace"] != workspace:
+            raise Conflict(
+                f"Slot {slot} no longer holds workspace {workspace!r} (it changed while this call started).",
+                fix="Check status() and retry.",
+            )
+        return row
+
     def _regen(self, tx: Transaction, *slots: str) -> None:
         tx.after_commit(lambda: self.project.state_md.regenerate_quietly(slots=list(slots)))
 
@@ -522,7 +532,7 @@ class Workspaces:
         slot_dir = self.project.slot_path(slot)
         try:
             with self._mutation() as (tx, refs):
-                row = tx.table("mounts").require(slot, what="mount")
+                row = self._mount_row(tx, slot, workspace)
                 if slot_dir.is_dir():
                     outcome = self._sync(tx, refs, slot, row, title=f"hibernate: {reason}")
                 else:
@@ -596,7 +606,7 @@ class Workspaces:
         message = names.reason(message, self.project.config.audit.min_reason_length, what="message")
         workspace, slot = self.resolve_mounted(slot)
         with self._mutation() as (tx, refs):
-            row = tx.table("mounts").require(slot, what="mount")
+            row = self._mount_row(tx, slot, workspace)
             outcome = self._sync(tx, refs, slot, row, title=f"save_version: {message}", created_by="save_version",
                                  description=message)
             version = outcome.version
@@ -618,7 +628,7 @@ class Workspaces:
         reason = names.reason(reason, self.project.config.audit.min_reason_length)
         workspace, slot = self.resolve_mounted(workspace_or_slot)
         with self._mutation() as (tx, refs):
-            row = tx.table("mounts").require(slot, what="mount")
+            row = self._mount_row(tx, slot, workspace)
             outcome = self._sync(tx, refs, slot, row, title=f"run: {reason}", created_by="run", description=reason)
             version = outcome.version
             assert version is not None
@@ -669,7 +679,7 @@ class Workspaces:
                 fix="Move them out of the slot, then retry the rollback.",
             )
         with self._mutation() as (tx, refs):  # 1. save what the slot holds now, as a version
-            row = tx.table("mounts").require(slot, what="mount")
+            row = self._mount_row(tx, slot, workspace)
             target = self.project.versions.resolve(workspace, version, tx)
             saved = self._sync(tx, refs, slot, row, title=f"save before rollback to {target.version}: {reason}",
                                created_by="save_version",
@@ -681,7 +691,7 @@ class Workspaces:
                     workspace=workspace, slot=slot, details={"version": saved.version.version, "sha": saved.sha},
                 )
         with self._mutation() as (tx, _refs):  # 2. replace the versioned files
-            row = tx.table("mounts").require(slot, what="mount")
+            row = self._mount_row(tx, slot, workspace)
             if row["head"] != saved.sha:
                 raise Conflict("The slot changed while rolling back.", fix="Retry the rollback.")
             current = self.repo.ls_tree(saved.sha)

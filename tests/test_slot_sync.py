@@ -143,3 +143,17 @@ def test_damaged_index_is_rebuilt(mounted) -> None:
     write(slot, {"a.py": "a = 2\n"})
     saved = project.workspaces.save_version("w1", "save after index damage")
     assert tree_files(project, saved.git_sha) == {"a.py": b"a = 2\n"}
+
+
+def test_file_name_that_is_not_utf8(mounted) -> None:
+    project, slot = mounted
+    write(slot, {"a.py": "a = 1\n"})
+    project.workspaces.save_version("w1", "before the odd file name")
+    with open(os.path.join(os.fsencode(slot), b"odd-\xff.txt"), "wb") as f:
+        f.write(b"x")
+    info = project.workspaces.slot_status()[0]
+    assert info.dirty is True and info.changed_files[0].path == "odd-\\xff.txt"
+    assert project.dirty.refresh("w1")["changed_count"] == 1  # type: ignore[index]
+    saved = project.workspaces.save_version("w1", "with the odd file name")
+    assert len(project.dev_repo.ls_tree(saved.git_sha)) == 2
+    assert project.workspaces.slot_status()[0].dirty is False
