@@ -20,7 +20,7 @@ from goldfish.devrepo import DevRepo, RefJournal, RefOp
 from goldfish.errors import Conflict, InvalidInput, NotFound
 from goldfish.gitcmd import GitError
 from goldfish.store import StoreTable, Transaction
-from goldfish.timefmt import now_iso
+from goldfish.timefmt import age, now_iso
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -77,6 +77,13 @@ class ManageVersionsResult(BaseModel):
     skipped_tagged: list[str] = Field(default_factory=list, description="Tagged versions a range prune left alone.")
     skipped: list[str] = Field(default_factory=list, description="Versions already in the requested state.")
     tag_version: str | None = Field(default=None, description="prune_before_tag: the tagged version.")
+
+
+def checkpoint_text(version: VersionRow | None) -> str | None:
+    """'v3 (run, 2h ago)': the latest version, how and when it was made."""
+    if version is None:
+        return None
+    return f"{version.version} ({version.created_by}, {age(version.created_at)})"
 
 
 def partition(workspace: str) -> str:

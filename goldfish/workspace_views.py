@@ -152,7 +152,7 @@ def _side(svc: Workspaces, spec: _Spec, default_ws: str | None) -> _Side:
         ws, maybe_slot = svc.resolve(spec.text)
         if maybe_slot is not None:
             return _slot_side(svc, ws, maybe_slot)
-        return _commit_side(svc, f"{ws} (branch head)", svc._head(ws), ws)
+        return _commit_side(svc, f"{ws} (branch head)", svc.head(ws), ws)
     workspace = spec.workspace or default_ws
     if workspace is None:
         mounted = sorted({d["workspace"] for d in svc.project.store.table("mounts").iter_raw()})
@@ -179,7 +179,7 @@ def _default_against(svc: Workspaces, right: _Side) -> _Side:
     latest = versions.latest(right.workspace)
     if latest is not None:
         return _commit_side(svc, f"{right.workspace}@{latest.version} (last version)", latest.sha, right.workspace)
-    head = svc._head(right.workspace)
+    head = svc.head(right.workspace)
     return _commit_side(svc, f"{right.workspace} (branch head; no versions yet)", head, right.workspace)
 
 
@@ -208,8 +208,8 @@ def diff(svc: Workspaces, target: str, against: str | None) -> DiffResult:
 
 # ---------------------------------------------------------------------------- status
 def slot_infos(svc: Workspaces) -> list[SlotInfo]:
+    from goldfish.versions import checkpoint_text
     from goldfish.watcher import watcher_alive
-    from goldfish.workspaces import checkpoint_text
 
     project = svc.project
     live = watcher_alive(project)

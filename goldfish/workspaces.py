@@ -10,21 +10,16 @@ not saved somewhere: hibernate commits first and parks unversioned files; rollba
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 
-from goldfish import names
+from goldfish import names, slot_dirs
 from goldfish.devrepo import (
     ARCHIVE_PREFIX,
-    MOUNT_FILE,
     TRAILER_MOUNT,
     DevRepo,
     RefJournal,
@@ -32,22 +27,12 @@ from goldfish.devrepo import (
     SkippedFile,
 )
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
-from goldfish.fsutil import atomic_write, inside
 from goldfish.gitcmd import GitError
 from goldfish.slots import (
-    IgnoreRules,
-    compare,
     is_empty_dir,
-    park_unversioned,
-    replace_blockers,
-    replace_files,
-    restore_parked,
-    scan_slot,
-    sweep_temp_dirs,
-    temp_dir,
 )
 from goldfish.store import Transaction
-from goldfish.timefmt import age, now_iso
+from goldfish.timefmt import now_iso
 from goldfish.versions import CreatedBy, VersionRow
 from goldfish.workspace_models import (
     CreateWorkspaceResult,
@@ -152,7 +137,7 @@ class Workspaces:
 
     # ------------------------------------------------------------ plumbing
     @contextlib.contextmanager
-    def _mutation(self) -> Iterator[tuple[Transaction, RefJournal]]:
+    def mutation(self) -> Iterator[tuple[Transaction, RefJournal]]:
         """A store transaction whose dev-repo ref changes are undone unless it commits."""
         refs = RefJournal(self.repo)
         committed: list[bool] = []
@@ -165,7 +150,7 @@ class Workspaces:
                 refs.undo()
             raise
 
-    def _mount_row(self, tx: Transaction, slot: str, workspace: str) -> dict[str, Any]:
+    def mount_row(self, tx: Transaction, slot: str, workspace: str) -> dict[str, Any]:
         """The slot's mount row, re-read under the lock: it must still hold ``workspace``."""
         row = tx.table("mounts").get_doc(slot)
         if row is None or row["workspace"] != workspace:
@@ -175,7 +160,7 @@ class Workspaces:
             )
         return row
 
-    def _regen(self, tx: Transaction, *slots: str) -> None:
+    def regen_after(self, tx: Transaction, *slots: str) -> None:
         tx.after_commit(lambda: self.project.state_md.regenerate_quietly(slots=list(slots)))
 
     @staticmethod
@@ -186,26 +171,7 @@ class Workspaces:
             f"{TRAILER_MOUNT}: {mount_id}\n"
         )
 
-    def _write_marker(self, directory: Path, row: dict[str, Any]) -> None:
-        marker = {
-            "goldfish": "mounted workspace slot; do not edit",
-            "workspace": row["workspace"],
-            "slot": row["slot"],
-            "mount_id": row["mount_id"],
-            "head": row["head"],
-            "mounted_at": row["mounted_at"],
-        }
-        atomic_write(directory / MOUNT_FILE, orjson.dumps(marker, option=orjson.OPT_INDENT_2), durable=False)
-
-    @staticmethod
-    def _read_marker(directory: Path) -> dict[str, Any] | None:
-        try:
-            data = orjson.loads((directory / MOUNT_FILE).read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        return data if isinstance(data, dict) and data.get("workspace") else None
-
-    def _head(self, workspace: str) -> str:
+    def head(self, workspace: str) -> str:
         head = self.repo.head(workspace)
         if head is None:
             raise NotFound(
@@ -217,7 +183,7 @@ class Workspaces:
     def _check_head(self, tx: Transaction, slot: str, row: dict[str, Any]) -> str:
         """The branch head, which must be where this slot last left it."""
         workspace = row["workspace"]
-        head = self._head(workspace)
+        head = self.head(workspace)
         if head == row["head"]:
             return head
         # Commits made by this very mount but not recorded (a crash between the ref update and
@@ -238,7 +204,7 @@ class Workspaces:
             ),
         )
 
-    def _sync(
+    def sync(
         self,
         tx: Transaction,
         refs: RefJournal,
@@ -288,7 +254,7 @@ class Workspaces:
                 raise
             self._check_head(tx, slot, row)  # raises when diverged; adopts this mount's own commits
             fresh = tx.table("mounts").require(slot, what="mount")
-            return self._sync(tx, refs, slot, fresh, title=title, created_by=created_by,
+            return self.sync(tx, refs, slot, fresh, title=title, created_by=created_by,
                               description=description, retry=False)
         now = now_iso()
         tx.table("mounts").patch(
@@ -299,7 +265,7 @@ class Workspaces:
             },
         )
         if outcome.committed:
-            self._write_marker(slot_dir, {**row, "head": new})
+            slot_dirs.write_marker(self, slot_dir, {**row, "head": new})
         return outcome
 
     # ------------------------------------------------------------- create
@@ -326,7 +292,7 @@ class Workspaces:
         if from_workspace is not None:
             self.resolve(from_workspace)
         parent = parent_version = None
-        with self._mutation() as (tx, refs):
+        with self.mutation() as (tx, refs):
             table = tx.table("workspaces")
             existing = table.get_doc(name)
             if existing is not None:
@@ -361,7 +327,7 @@ class Workspaces:
                 tx, "create_workspace", reason=reason, workspace=name,
                 details={"goal": goal, "forked_from": forked, "base_sha": base},
             )
-            self._regen(tx)
+            self.regen_after(tx)
         return CreateWorkspaceResult(
             workspace=name, goal=goal, forked_from=forked, base_sha=base,
             next_step=f"mount({name!r}, slot, reason) with a free slot, then edit files there.",
@@ -377,153 +343,22 @@ class Workspaces:
         description = f"fork point of {name}: {reason}"
         if slot is not None:
             row = tx.table("mounts").require(slot, what="mount")
-            outcome = self._sync(tx, refs, slot, row, title=f"fork point of {name}", created_by="fork",
+            outcome = self.sync(tx, refs, slot, row, title=f"fork point of {name}", created_by="fork",
                                  description=description)
             assert outcome.version is not None
             return outcome.version
-        head = self._head(source)
+        head = self.head(source)
         existing = self.project.versions.at_sha(source, head, tx)
         return existing or self.project.versions.create(tx, refs, source, head, "fork", description)
 
-    # -------------------------------------------------------------- mount
+    # ------------------------------------------------------- slot directories
     def mount(self, workspace: str, slot: str, reason: str) -> MountResult:
-        names.workspace_name(workspace)
-        slot = names.slot_name(slot, self.project.config.slots)
-        reason = names.reason(reason, self.project.config.audit.min_reason_length)
-        workspaces_dir = self.project.workspaces_dir
-        workspaces_dir.mkdir(parents=True, exist_ok=True)
-        slot_dir = self.project.slot_path(slot)
-        inside(workspaces_dir, slot_dir, what="slot directory")
-        created: Path | None = None
-        try:
-            with self._mutation() as (tx, _refs):
-                self.row(workspace, tx)
-                mounts = tx.table("mounts")
-                current = mounts.get_doc(slot)
-                if current is not None:
-                    if current["workspace"] == workspace:
-                        return self._mount_result(slot, workspace, already=True)
-                    raise Conflict(
-                        f"Slot {slot} already holds workspace {current['workspace']!r}.",
-                        fix=f"hibernate({slot!r}, reason) first, or mount into a free slot (see status()).",
-                    )
-                other = self.mounted_slot(workspace, tx)
-                if other is not None:
-                    raise Conflict(
-                        f"Workspace {workspace!r} is already mounted in slot {other}.",
-                        fix=f"Work in {other}, or hibernate({other!r}, reason) first.",
-                    )
-                head = self._head(workspace)
-                self._sweep()
-                marker = self._claim_slot_dir(slot, slot_dir, workspace)
-                refused: list[str] = []
-                if marker is not None:
-                    mount_id, mounted_head = str(marker["mount_id"]), str(marker.get("head") or head)
-                else:
-                    mount_id, mounted_head = secrets.token_hex(8), head
-                    tmp = temp_dir(workspaces_dir, slot, ".mounting-")
-                    try:
-                        refused = self.repo.archive_into(head, tmp)
-                        os.rename(tmp, slot_dir)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
-                    created = slot_dir
-                row: dict[str, Any] = {
-                    "slot": slot, "workspace": workspace, "mount_id": mount_id, "mounted_at": now_iso(),
-                    "mounted_sha": mounted_head, "head": mounted_head, "head_tree": self.repo.tree_of(mounted_head),
-                    "last_sync_at": None, "dirty": marker is not None or bool(refused), "changed_count": 0,
-                    "changed_files": [], "dirty_checked_at": None, "rolled_back_to": None,
-                }
-                self._write_marker(slot_dir, row)
-                # The per-file blob ids of what was mounted: the baseline of dirty detection.
-                tree = self.repo.ls_tree(mounted_head)
-                self.project.dirty.seed(slot, row, tree)
-                mounts.add(row, doc_id=slot)
-                self.project.journal.record(
-                    tx, "mount", reason=reason, workspace=workspace, slot=slot,
-                    details={"sha": mounted_head, "recovered": marker is not None, "refused": refused},
-                )
-                self._regen(tx, slot)
-        except BaseException:
-            if created is not None and self.project.store.table("mounts").get_doc(slot) is None:
-                shutil.rmtree(created, ignore_errors=True)
-            raise
-        # Unversioned files parked by the last hibernate come back once the mount is recorded.
-        with self.project.store.lock():
-            restored, left = restore_parked(self._parked_dir(workspace), slot_dir)
-        warnings = []
-        if restored:
-            warnings.append(f"{restored} unversioned files/directories parked at the last hibernate were restored.")
-        if refused:
-            warnings.append(f"{len(refused)} unsafe entries were not written (links leading out of the slot).")
-        if left:
-            warnings.append(f"{len(left)} parked unversioned files stayed in {self._parked_dir(workspace)} "
-                            f"(their paths are taken): {', '.join(left[:3])}.")
-        mounted = len(self.project.store.table("mounts").ids())
-        if mounted >= SOFT_SLOT_LIMIT:
-            warnings.append(f"{mounted} slots are mounted; hibernate idle workspaces to stay focused.")
-        if marker is not None or restored or refused:
-            self.project.dirty.refresh(slot)
-        return self._mount_result(
-            slot, workspace, recovered=marker is not None, refused=refused, warning=" ".join(warnings) or None,
-            file_count=len(tree),
-        )
+        """Copy the workspace's branch head into the slot (see goldfish.slot_dirs)."""
+        return slot_dirs.mount(self, workspace, slot, reason)
 
-    def _claim_slot_dir(self, slot: str, slot_dir: Path, workspace: str) -> dict[str, Any] | None:
-        """Make the slot directory available. Returns the marker of files to keep (re-mount of
-        files left by an interrupted mount/hibernate of this workspace), else None."""
-        if slot_dir.is_symlink() or (slot_dir.exists() and not slot_dir.is_dir()):
-            raise Conflict(f"{slot_dir} exists and is not a directory.", fix="Move it away, then mount again.")
-        if not slot_dir.exists():
-            return None
-        if is_empty_dir(slot_dir):
-            slot_dir.rmdir()
-            return None
-        marker = self._read_marker(slot_dir)
-        if marker is None:
-            raise Conflict(
-                f"Slot directory {slot_dir} is not empty and was not created by Goldfish (no {MOUNT_FILE}).",
-                fix="Move its files elsewhere (or mount another slot), then mount again; Goldfish never overwrites them.",
-            )
-        if marker.get("workspace") == workspace and isinstance(marker.get("mount_id"), str):
-            head = marker.get("head")
-            if isinstance(head, str) and SHA_RE.fullmatch(head) and self.repo.commit_of(head):
-                return marker
-        left_by = str(marker.get("workspace"))
-        head = marker.get("head")
-        if isinstance(head, str) and SHA_RE.fullmatch(head) and self.repo.commit_of(head):
-            max_bytes = int(self.project.config.workspace.max_file_mb * 1_000_000)
-            scan = scan_slot(slot_dir, max_bytes=max_bytes, rules=IgnoreRules(slot_dir), cache={})
-            base = self.repo.ls_tree(head)
-            if not compare(scan.files, base):
-                trash = temp_dir(self.project.workspaces_dir, slot, ".hibernated-")
-                os.rename(slot_dir, trash)
-                self._dispose(trash, slot, left_by, head)
-                return None
-        raise Conflict(
-            f"Slot {slot} holds files of workspace {left_by!r} left by an interrupted mount or hibernate, "
-            "with changes not saved anywhere.",
-            fix=f"Recover them with mount({left_by!r}, {slot!r}, reason), then save_version or hibernate; "
-            "or mount into another slot.",
-        )
-
-    def _parked_dir(self, workspace: str) -> Path:
-        return self.project.gf_dir / "parked" / workspace
-
-    def _mount_result(
-        self, slot: str, workspace: str, *, already: bool = False, recovered: bool = False,
-        refused: list[str] | None = None, warning: str | None = None, file_count: int | None = None,
-    ) -> MountResult:
-        row = self.project.store.table("mounts").get_doc(slot) or {}
-        latest = self.project.versions.latest(workspace)
-        files = file_count if file_count is not None else len(self.repo.ls_tree(row["head"])) if row.get("head") else 0
-        return MountResult(
-            slot=slot, workspace=workspace, path=str(self.project.slot_path(slot)), already_mounted=already,
-            recovered=recovered, dirty=bool(row.get("dirty")), current_version=latest.version if latest else None,
-            last_checkpoint=checkpoint_text(latest), file_count=files, refused_files=refused or [],
-            warning=warning, state_md=self.project.state_md.read_slot(slot),
-            experiment_context=self.project.state_md.experiment_context(workspace),
-        )
+    def rollback(self, slot: str, version: str, reason: str) -> RollbackResult:
+        """Save the slot as a version, then put an earlier version's files in it."""
+        return slot_dirs.rollback(self, slot, version, reason)
 
     # ---------------------------------------------------------- hibernate
     def hibernate(self, slot: str, reason: str) -> HibernateResult:
@@ -531,10 +366,10 @@ class Workspaces:
         workspace, slot = self.resolve_mounted(slot)
         slot_dir = self.project.slot_path(slot)
         try:
-            with self._mutation() as (tx, refs):
-                row = self._mount_row(tx, slot, workspace)
+            with self.mutation() as (tx, refs):
+                row = self.mount_row(tx, slot, workspace)
                 if slot_dir.is_dir():
-                    outcome = self._sync(tx, refs, slot, row, title=f"hibernate: {reason}")
+                    outcome = self.sync(tx, refs, slot, row, title=f"hibernate: {reason}")
                 else:
                     # The directory is gone after an interrupted hibernate: everything was committed.
                     outcome = SyncOutcome(sha=self._check_head(tx, slot, row), committed=False)
@@ -544,70 +379,26 @@ class Workspaces:
                     details={"sha": outcome.sha, "committed": outcome.committed,
                              "skipped": [s.path for s in outcome.skipped]},
                 )
-                self._regen(tx)
+                self.regen_after(tx)
         except GoldfishError as exc:
             raise type(exc)(
                 f"hibernate({slot}) did not happen: {exc.message} The files in {slot_dir} and the mount are kept.",
                 fix=exc.fix, details=exc.details,
             ) from exc
-        warning = self._remove_slot_dir(slot, slot_dir, workspace, outcome.sha)
+        warning = slot_dirs.remove_slot_dir(self, slot, slot_dir, workspace, outcome.sha)
         self.project.dirty.forget(slot)
         return HibernateResult(
             slot=slot, workspace=workspace, auto_checkpointed=outcome.committed, checkpoint_sha=outcome.sha,
             skipped_files=outcome.skipped, warning=warning, state_md=self.project.state_md.read_global(),
         )
 
-    def _remove_slot_dir(self, slot: str, slot_dir: Path, workspace: str, sha: str) -> str | None:
-        if not slot_dir.is_dir():
-            return None
-        trash = temp_dir(self.project.workspaces_dir, slot, ".hibernated-")
-        try:
-            with self.project.store.lock():
-                os.rename(slot_dir, trash)
-                return self._dispose(trash, slot, workspace, sha)
-        except OSError as exc:
-            return f"The slot was saved and unmounted, but cleaning {slot_dir} failed ({exc}); remove it by hand."
-
-    def _dispose(self, trash: Path, slot: str, workspace: str, sha: str) -> str | None:
-        """Delete a former slot directory without losing anything: unversioned files (ignored,
-        too large, nested .git) are parked and come back at the next mount; the rest is deleted
-        only if it still equals commit ``sha`` (an edit racing the hibernate is kept). Lock held."""
-        tree = self.repo.ls_tree(sha)
-        stamp = now_iso().replace(":", "")
-        parked = park_unversioned(trash, tree, self._parked_dir(workspace) / stamp)
-        scan = scan_slot(trash, max_bytes=1 << 62, rules=IgnoreRules(trash), cache={})
-        if compare(scan.files, tree):
-            kept = self.project.workspaces_dir / f".{slot}.unsaved-{secrets.token_hex(4)}"
-            os.rename(trash, kept)
-            return f"Files changed while hibernating; they were kept in {kept}."
-        shutil.rmtree(trash)
-        if parked:
-            return (f"{parked} unversioned files/directories (ignored or too large) were parked in "
-                    f"{self._parked_dir(workspace)}; they come back at the next mount of {workspace}.")
-        return None
-
-    def _sweep(self) -> None:
-        """Finish work directories left by a crash (lock held, so none is in use)."""
-        for entry in list(self.project.workspaces_dir.iterdir()):
-            if not entry.name.startswith(".") or not entry.is_dir() or entry.is_symlink():
-                continue
-            if ".hibernated-" in entry.name:
-                marker = self._read_marker(entry)
-                head = marker.get("head") if marker else None
-                if marker and isinstance(head, str) and SHA_RE.fullmatch(head) and self.repo.commit_of(head):
-                    slot = entry.name[1:].split(".hibernated-")[0]
-                    self._dispose(entry, slot, str(marker["workspace"]), head)
-                else:
-                    os.rename(entry, entry.with_name(entry.name.replace(".hibernated-", ".unsaved-")))
-        sweep_temp_dirs(self.project.workspaces_dir)
-
     # ---------------------------------------------------------- versions
     def save_version(self, slot: str, message: str) -> SaveVersionResult:
         message = names.reason(message, self.project.config.audit.min_reason_length, what="message")
         workspace, slot = self.resolve_mounted(slot)
-        with self._mutation() as (tx, refs):
-            row = self._mount_row(tx, slot, workspace)
-            outcome = self._sync(tx, refs, slot, row, title=f"save_version: {message}", created_by="save_version",
+        with self.mutation() as (tx, refs):
+            row = self.mount_row(tx, slot, workspace)
+            outcome = self.sync(tx, refs, slot, row, title=f"save_version: {message}", created_by="save_version",
                                  description=message)
             version = outcome.version
             assert version is not None
@@ -616,7 +407,7 @@ class Workspaces:
                 details={"version": version.version, "sha": version.sha, "created": not outcome.reused,
                          "skipped": [s.path for s in outcome.skipped]},
             )
-            self._regen(tx, slot)
+            self.regen_after(tx, slot)
         return SaveVersionResult(
             slot=slot, workspace=workspace, version=version.version, git_tag=version.tag, git_sha=version.sha,
             message=message if not outcome.reused else f"Nothing changed since {version.version}; no new version.",
@@ -627,16 +418,16 @@ class Workspaces:
         """Commit the mounted slot and create version vN, or reuse the version at an unchanged head."""
         reason = names.reason(reason, self.project.config.audit.min_reason_length)
         workspace, slot = self.resolve_mounted(workspace_or_slot)
-        with self._mutation() as (tx, refs):
-            row = self._mount_row(tx, slot, workspace)
-            outcome = self._sync(tx, refs, slot, row, title=f"run: {reason}", created_by="run", description=reason)
+        with self.mutation() as (tx, refs):
+            row = self.mount_row(tx, slot, workspace)
+            outcome = self.sync(tx, refs, slot, row, title=f"run: {reason}", created_by="run", description=reason)
             version = outcome.version
             assert version is not None
             self.project.journal.record(
                 tx, "sync_for_run", reason=reason, workspace=workspace, slot=slot,
                 details={"version": version.version, "sha": version.sha, "reused": outcome.reused},
             )
-            self._regen(tx, slot)
+            self.regen_after(tx, slot)
         return RunVersion(
             workspace=workspace, slot=slot, version=version.version, number=version.number, sha=version.sha,
             tag=version.tag, reused=outcome.reused, skipped_files=outcome.skipped,
@@ -650,82 +441,21 @@ class Workspaces:
         if not isinstance(sha, str) or not SHA_RE.fullmatch(sha):
             raise InvalidInput(f"Invalid commit id {sha!r}.", fix="Pass a full 40-character sha.")
         del tx  # a transaction open in this thread is joined either way
-        with self._mutation() as (active, refs):
+        with self.mutation() as (active, refs):
             self.row(workspace, active)
-            head = self._head(workspace)
+            head = self.head(workspace)
             if not self.repo.is_ancestor(sha, head):
                 raise InvalidInput(f"{sha[:10]} is not on workspace {workspace!r}'s branch.",
                                    fix="Version only commits made for this workspace.")
             version = self.project.versions.create(active, refs, workspace, sha, created_by, description)
-            self._regen(active)
+            self.regen_after(active)
         return version
-
-    # ------------------------------------------------------------ rollback
-    def rollback(self, slot: str, version: str, reason: str) -> RollbackResult:
-        if not isinstance(version, str) or not names.VERSION_RE.fullmatch(version):
-            names.tag_name(version)
-        reason = names.reason(reason, self.project.config.audit.min_reason_length)
-        workspace, slot = self.resolve_mounted(slot)
-        slot_dir = self.project.slot_path(slot)
-        target = self.project.versions.resolve(workspace, version)
-        # Refuse before saving anything if an unversioned file is in the way of the version's files.
-        max_bytes = int(self.project.config.workspace.max_file_mb * 1_000_000)
-        now_versioned = scan_slot(slot_dir, max_bytes=max_bytes, rules=IgnoreRules(slot_dir), cache={}).files
-        blocked = replace_blockers(slot_dir, self.repo.ls_tree(target.sha), set(now_versioned))
-        if blocked:
-            raise Conflict(
-                f"Cannot roll {slot} back to {target.version}: unversioned (ignored or oversized) files are in "
-                f"the way of {', '.join(blocked[:5])}.",
-                fix="Move them out of the slot, then retry the rollback.",
-            )
-        with self._mutation() as (tx, refs):  # 1. save what the slot holds now, as a version
-            row = self._mount_row(tx, slot, workspace)
-            target = self.project.versions.resolve(workspace, version, tx)
-            saved = self._sync(tx, refs, slot, row, title=f"save before rollback to {target.version}: {reason}",
-                               created_by="save_version",
-                               description=f"auto-saved before rollback to {target.version}: {reason}")
-            assert saved.version is not None
-            if not saved.reused:
-                self.project.journal.record(
-                    tx, "save_version", reason=f"auto-save before rollback to {target.version}: {reason}",
-                    workspace=workspace, slot=slot, details={"version": saved.version.version, "sha": saved.sha},
-                )
-        with self._mutation() as (tx, _refs):  # 2. replace the versioned files
-            row = self._mount_row(tx, slot, workspace)
-            if row["head"] != saved.sha:
-                raise Conflict("The slot changed while rolling back.", fix="Retry the rollback.")
-            current = self.repo.ls_tree(saved.sha)
-            wanted = self.repo.ls_tree(target.sha)
-            tmp = temp_dir(self.project.workspaces_dir, slot, ".rollback-")
-            try:
-                self.repo.archive_into(target.sha, tmp)
-                replace_files(slot_dir, tmp, current)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            changes = compare(wanted, current)
-            tx.table("mounts").patch(slot, {
-                "rolled_back_to": target.version, "dirty": bool(changes), "changed_count": len(changes),
-                "changed_files": [{"path": p, "status": s} for s, p in changes[:50]], "dirty_checked_at": now_iso(),
-            })
-            self.project.journal.record(
-                tx, "rollback", reason=reason, workspace=workspace, slot=slot,
-                details={"version": target.version, "sha": target.sha, "saved_as": saved.version.version,
-                         "files": len(changes)},
-            )
-            self._regen(tx, slot)
-        return RollbackResult(
-            slot=slot, workspace=workspace, version=target.version, git_tag=target.tag, files_reverted=len(changes),
-            saved_as=saved.version.version, saved_version_created=not saved.reused,
-            message=(f"{slot} now holds {workspace}@{target.version} ({len(changes)} files changed). The previous "
-                     f"files are {saved.version.version}. save_version or run() commits the rolled-back files."),
-            state_md=self.project.state_md.read_slot(slot),
-        )
 
     # -------------------------------------------------------------- delete
     def delete(self, workspace: str, reason: str) -> DeleteWorkspaceResult:
         names.workspace_name(workspace)
         reason = names.reason(reason, self.project.config.audit.min_reason_length)
-        with self._mutation() as (tx, refs):
+        with self.mutation() as (tx, refs):
             self.row(workspace, tx)
             slot = self.mounted_slot(workspace, tx)
             if slot is not None:
@@ -735,7 +465,7 @@ class Workspaces:
             pattern = re.compile(re.escape(workspace) + r"-v[1-9][0-9]*")
             tags = {r: s for r, s in self.repo.refs(f"refs/tags/{workspace}-v*").items()
                     if pattern.fullmatch(r.removeprefix("refs/tags/"))}
-            tags[DevRepo.branch_ref(workspace)] = self._head(workspace)
+            tags[DevRepo.branch_ref(workspace)] = self.head(workspace)
             for ref, sha in tags.items():
                 # Commits stay reachable under refs/archive/ so past runs keep their provenance.
                 ops += [RefOp("create", f"{ARCHIVE_PREFIX}{workspace}/{ref.removeprefix('refs/')}", new=sha),
@@ -744,9 +474,9 @@ class Workspaces:
             tx.table("workspaces").patch(workspace, {"deleted_at": now_iso(), "delete_reason": reason})
             self.project.journal.record(tx, "delete_workspace", reason=reason, workspace=workspace,
                                         details={"versions_archived": len(tags) - 1})
-            self._regen(tx)
+            self.regen_after(tx)
         self.repo.index_path(workspace).unlink(missing_ok=True)
-        parked = self._parked_dir(workspace)
+        parked = slot_dirs.parked_dir(self, workspace)
         note = f" Unversioned files parked at its last hibernate remain in {parked}." if parked.exists() else ""
         return DeleteWorkspaceResult(
             workspace=workspace, versions_archived=len(tags) - 1,
@@ -786,9 +516,3 @@ class Workspaces:
         from goldfish.workspace_views import slot_infos
 
         return slot_infos(self)
-
-
-def checkpoint_text(version: VersionRow | None) -> str | None:
-    if version is None:
-        return None
-    return f"{version.version} ({version.created_by}, {age(version.created_at)})"
