@@ -43,7 +43,8 @@ SHA_RE = re.compile(r"[0-9a-f]{40}")
 SOFT_SLOT_LIMIT = 3
 
 
-def write_marker(svc: Workspaces, directory: Path, row: dict[str, Any]) -> None:
+def write_marker(directory: Path, row: dict[str, Any]) -> None:
+    """The slot's ``.goldfish-mount.json``: which workspace and commit these files came from."""
     marker = {
         "goldfish": "mounted workspace slot; do not edit",
         "workspace": row["workspace"],
@@ -53,6 +54,7 @@ def write_marker(svc: Workspaces, directory: Path, row: dict[str, Any]) -> None:
         "mounted_at": row["mounted_at"],
     }
     atomic_write(directory / MOUNT_FILE, orjson.dumps(marker, option=orjson.OPT_INDENT_2), durable=False)
+
 
 def read_marker(directory: Path) -> dict[str, Any] | None:
     try:
@@ -111,7 +113,7 @@ def mount(svc: Workspaces, workspace: str, slot: str, reason: str) -> MountResul
                 "last_sync_at": None, "dirty": marker is not None or bool(refused), "changed_count": 0,
                 "changed_files": [], "dirty_checked_at": None, "rolled_back_to": None,
             }
-            write_marker(svc, slot_dir, row)
+            write_marker(slot_dir, row)
             # The per-file blob ids of what was mounted: the baseline of dirty detection.
             tree = svc.repo.ls_tree(mounted_head)
             svc.project.dirty.seed(slot, row, tree)
@@ -145,6 +147,7 @@ def mount(svc: Workspaces, workspace: str, slot: str, reason: str) -> MountResul
         slot, workspace, recovered=marker is not None, refused=refused, warning=" ".join(warnings) or None,
         file_count=len(tree),
     )
+
 
 def _claim_slot_dir(svc: Workspaces, slot: str, slot_dir: Path, workspace: str) -> dict[str, Any] | None:
     """Make the slot directory available. Returns the marker of files to keep (re-mount of
@@ -184,10 +187,14 @@ def _claim_slot_dir(svc: Workspaces, slot: str, slot_dir: Path, workspace: str) 
         "or mount into another slot.",
     )
 
+
 def parked_dir(svc: Workspaces, workspace: str) -> Path:
+    """Where a hibernate keeps the workspace's unversioned files until its next mount."""
     return svc.project.gf_dir / "parked" / workspace
 
-def mount_result(svc: Workspaces, slot: str, workspace: str, *, already: bool = False, recovered: bool = False,
+
+def mount_result(
+    svc: Workspaces, slot: str, workspace: str, *, already: bool = False, recovered: bool = False,
     refused: list[str] | None = None, warning: str | None = None, file_count: int | None = None,
 ) -> MountResult:
     row = svc.project.store.table("mounts").get_doc(slot) or {}
@@ -203,6 +210,7 @@ def mount_result(svc: Workspaces, slot: str, workspace: str, *, already: bool = 
 
 
 def remove_slot_dir(svc: Workspaces, slot: str, slot_dir: Path, workspace: str, sha: str) -> str | None:
+    """After hibernate committed: take the directory away; returns a warning if something stayed."""
     if not slot_dir.is_dir():
         return None
     trash = temp_dir(svc.project.workspaces_dir, slot, ".hibernated-")
@@ -212,6 +220,7 @@ def remove_slot_dir(svc: Workspaces, slot: str, slot_dir: Path, workspace: str, 
             return _dispose(svc, trash, slot, workspace, sha)
     except OSError as exc:
         return f"The slot was saved and unmounted, but cleaning {slot_dir} failed ({exc}); remove it by hand."
+
 
 def _dispose(svc: Workspaces, trash: Path, slot: str, workspace: str, sha: str) -> str | None:
     """Delete a former slot directory without losing anything: unversioned files (ignored,
@@ -230,6 +239,7 @@ def _dispose(svc: Workspaces, trash: Path, slot: str, workspace: str, sha: str) 
         return (f"{parked} unversioned files/directories (ignored or too large) were parked in "
                 f"{parked_dir(svc, workspace)}; they come back at the next mount of {workspace}.")
     return None
+
 
 def _sweep(svc: Workspaces) -> None:
     """Finish work directories left by a crash (lock held, so none is in use)."""

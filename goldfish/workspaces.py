@@ -265,7 +265,7 @@ class Workspaces:
             },
         )
         if outcome.committed:
-            slot_dirs.write_marker(self, slot_dir, {**row, "head": new})
+            slot_dirs.write_marker(slot_dir, {**row, "head": new})
         return outcome
 
     # ------------------------------------------------------------- create
