@@ -16,21 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from goldfish import names, slot_dirs
-from goldfish.devrepo import (
-    ARCHIVE_PREFIX,
-    TRAILER_MOUNT,
-    DevRepo,
-    RefJournal,
-    RefOp,
-    SkippedFile,
-)
+from goldfish.devrepo import ARCHIVE_PREFIX, TRAILER_MOUNT, DevRepo, RefJournal, RefOp, SkippedFile
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.gitcmd import GitError
-from goldfish.slots import (
-    is_empty_dir,
-)
+from goldfish.slots import is_empty_dir
 from goldfish.store import Transaction
 from goldfish.timefmt import now_iso
 from goldfish.versions import CreatedBy, VersionRow
@@ -51,7 +41,6 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 SHA_RE = re.compile(r"[0-9a-f]{40}")
-SOFT_SLOT_LIMIT = 3
 
 
 @dataclass
