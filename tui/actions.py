@@ -1,0 +1,52 @@
+"""Actions a person takes in the dashboard: each one calls the service the MCP tool calls.
+
+The project is opened with ``source="tui"``, so every state transition and audit row these
+services write says the person did it. Nothing here writes to the store itself. Each function
+runs in a worker thread and returns a one-line summary for a notification; errors
+(``GoldfishError`` with its fix) go to the app's central worker-error handler.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from goldfish.project import Project
+
+
+def cancel_run(project: Project, run_id: str, reason: str) -> str:
+    """``cancel(run_id, reason)``."""
+    return project.runs.cancel(run_id, reason).message
+
+
+def finalize_run(project: Project, ref: str, results: dict[str, Any]) -> str:
+    """``finalize_run(record_or_run_id, results)``."""
+    result = project.records.finalize_run(ref, results)
+    outcome = results.get("ml_outcome")
+    return f"Finalized {ref} ({outcome}): {results.get('primary_metric')} = {results.get('value')}." + (
+        f" {result.message}" if getattr(result, "message", None) else ""
+    )
+
+
+def tag_record(project: Project, ref: str, tag: str) -> str:
+    """``tag_record(ref, tag)``."""
+    result = project.records.tag_record(ref, tag)
+    return f"Tagged {getattr(result, 'record_id', ref)} as {tag!r}."
+
+
+def approve_pattern(project: Project, pattern_id: str, reason: str | None = None) -> str:
+    """``manage_patterns(action="approve", pattern_id)``."""
+    pattern = project.patterns.approve(pattern_id, reason)
+    return f"Approved {pattern.id}: later reviews check it."
+
+
+def reject_pattern(project: Project, pattern_id: str, reason: str) -> str:
+    """``manage_patterns(action="reject", pattern_id, reason)``."""
+    pattern = project.patterns.reject(pattern_id, reason)
+    return f"Rejected {pattern.id}."
+
+
+def save_version(project: Project, slot: str, message: str) -> str:
+    """``save_version(slot, message)``."""
+    result = project.workspaces.save_version(slot, message)
+    return result.message if not result.created else f"Saved {result.workspace} {result.version} from {slot}."
