@@ -132,14 +132,15 @@ def iter_findings(svs: Mapping[str, Any] | None) -> Iterable[tuple[str, dict[str
             yield "post", f
 
 
-def finding_views(run: Mapping[str, Any], now: float, *, min_severity: str = "info") -> list[FindingView]:
+def finding_views(run: Mapping[str, Any], now: float, *, min_severity: str = "info",
+                  preflight_warnings: bool = True) -> list[FindingView]:
     rank = {"info": 0, "warning": 1, "error": 2}
     floor = rank.get(min_severity, 0)
     out = []
     age = _age(now, run.get("finished_at") or run.get("updated_at") or run.get("created_at"))
     for i, (phase, f) in enumerate(iter_findings(run.get("svs"))):
         sev = str(f.get("severity") or "info")
-        if rank.get(sev, 0) < floor:
+        if rank.get(sev, 0) < floor or (phase == "preflight" and sev == "warning" and not preflight_warnings):
             continue
         out.append(FindingView(
             key=f"{run['id']}:{phase}:{i}", run_id=run["id"], workspace=str(run.get("workspace") or ""),
@@ -360,7 +361,8 @@ def load_dashboard(project: Project, now: float) -> DashboardView:
     for run in [*(project.store.table("runs", ws_partition(a.workspace)).get_doc(a.run_id) or {} for a in active),
                 *(r for r in recent if r["id"] not in seen)]:
         if run:
-            findings.extend(finding_views(run, now, min_severity="warning"))
+            # Preflight warnings (no contract, default config) repeat on every run: run detail shows them.
+            findings.extend(finding_views(run, now, min_severity="warning", preflight_warnings=False))
     pending = pending_pattern_count(project)
     return DashboardView(
         project_name=project.config.project_name, root=str(project.root), now=now,

@@ -148,6 +148,10 @@ class DashboardScreen(LiveScreen):
         return mounted[0] if mounted else (view.workspaces[0] if view.workspaces else None)
 
     # ------------------------------------------------------------------ actions
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        # The focused table consumes enter (DataTable's select_cursor) and reports the row here.
+        self.action_open()
+
     def action_open(self) -> None:
         name, _key = self._focused()
         if name == "slots":

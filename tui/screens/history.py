@@ -174,6 +174,9 @@ class HistoryScreen(LiveScreen):
 
         self.app.push_screen(CompareScreen(self.query_state.workspace, self.marked[0], self.marked[1]))
 
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        self.action_open()
+
     def action_open(self) -> None:
         row = self.selected()
         if row is None or not row.run_id:
