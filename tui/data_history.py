@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from goldfish.errors import NotFound
+from goldfish.errors import GoldfishError, NotFound
 from tui.data import metric_value, ws_partition
 from tui.format import parse_ts
 from tui.viewmodels import CompareView, ConfigChange, HistoryPage, HistoryQuery, HistoryRow, MetricDelta
@@ -143,12 +143,18 @@ def load_compare(project: Project, workspace: str, left_id: str, right_id: str) 
     lm, rm = _metric_lasts(lrun), _metric_lasts(rrun)
     deltas = [MetricDelta(name=n, left=lm.get(n), right=rm.get(n)) for n in sorted(set(lm) | set(rm))]
     if left.metric_name and left.metric_name == right.metric_name:
+        deltas = [d for d in deltas if d.name != left.metric_name]
         deltas.insert(0, MetricDelta(name=f"{left.metric_name} (primary)", left=left.metric_value,
                                      right=right.metric_value))
     code_summary, code_diff = "", ""
     if left.version and right.version and left.version != right.version:
-        result = project.workspaces.diff(f"{workspace}@{right.version}", f"{workspace}@{left.version}")
-        code_summary, code_diff = result.summary, result.diff_text
+        try:
+            result = project.workspaces.diff(f"{workspace}@{right.version}", f"{workspace}@{left.version}")
+        except (GoldfishError, AttributeError) as exc:  # AttributeError: no workspaces service in this checkout
+            # The config, metric and outcome comparison stands on its own; say why the code is missing.
+            code_summary = f"Code diff {left.version} → {right.version} unavailable: {exc}"
+        else:
+            code_summary, code_diff = result.summary, result.diff_text
     elif left.version == right.version:
         code_summary = f"Same version {left.version}: identical code."
     outcomes = tuple(

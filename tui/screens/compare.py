@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import work
@@ -73,10 +74,11 @@ class CompareScreen(LiveScreen):
                      f"  →  right {view.right.record_id} ({view.right.stage} {view.right.version})")
         self.query_one("#compare-title", Static).update(title)
         code = self.query_one("#code", Static)
+        summary = Text(view.code_summary or "No code difference.", style="dim")
         if view.code_diff:
-            code.update(Syntax(view.code_diff, "diff", theme="ansi_dark", word_wrap=False))
+            code.update(Group(summary, Syntax(view.code_diff, "diff", theme="ansi_dark", word_wrap=False)))
         else:
-            code.update(Text(view.code_summary or "No code difference.", style="dim"))
+            code.update(summary)
 
 
 def _show(value: Any) -> str:

@@ -18,21 +18,18 @@ from tui.screens.base import LiveScreen
 from tui.viewmodels import DashboardView
 from tui.widgets.keyed_table import KeyedTable
 
-SLOT_COLUMNS = [("slot", "slot", 5), ("workspace", "workspace", 16), ("version", "version", 7),
-                ("changes", "dirty", 12), ("goal", "goal", 34)]
-ACTIVE_COLUMNS = [("run", "run", 14), ("workspace", "workspace", 12), ("stage", "stage", 10), ("state", "state", 12),
-                  ("elapsed", "elapsed", 8), ("heartbeat", "heartbeat", 9), ("metric", "metric", 12),
-                  ("value", "value", 9), ("trend", "spark", 14)]
+SLOT_COLUMNS = [("slot", "slot", 4), ("workspace", "workspace", 14), ("ver", "version", 4),
+                ("changes", "dirty", 11), ("goal", "goal", 50)]
+ACTIVE_COLUMNS = [("run", "run", 14), ("workspace", "workspace", 10), ("stage", "stage", 9), ("state", "state", 10),
+                  ("elapsed", "elapsed", 7), ("beat", "heartbeat", 5), ("metric", "metric", 10),
+                  ("value", "value", 7), ("trend", "spark", 14)]
 QUEUE_COLUMNS = [("workspace", "workspace", 12), ("run", "run", 14), ("stage", "stage", 10),
                  ("outcome", "outcome", 9), ("metric", "metric", 12), ("auto value", "value", 10),
                  ("ended", "ended", 8)]
-ALERT_COLUMNS = [("sev", "severity", 9), ("kind", "kind", 10), ("workspace", "workspace", 10),
-                 ("message", "message", 60), ("age", "age", 8)]
-FINDING_COLUMNS = [("sev", "severity", 9), ("run", "run", 14), ("stage", "stage", 9), ("check", "check", 18),
-                   ("message", "message", 50)]
-AUDIT_COLUMNS = [("time", "time", 8), ("by", "source", 6), ("op", "op", 13), ("workspace", "workspace", 10),
-                 ("text", "text", 60)]
-
+ALERT_COLUMNS = [("sev", "severity", 9), ("kind", "kind", 8), ("age", "age", 7), ("message", "message", 120)]
+FINDING_COLUMNS = [("sev", "severity", 9), ("run", "run", 14), ("check", "check", 14), ("message", "message", 100)]
+AUDIT_COLUMNS = [("time", "time", 8), ("by", "source", 4), ("op", "op", 12), ("workspace", "workspace", 10),
+                 ("text", "text", 100)]
 
 class DashboardScreen(LiveScreen):
     """What the agent is doing now, and what needs the person."""
@@ -250,11 +247,13 @@ def dashboard_rows(view: DashboardView) -> dict[str, dict[str, tuple[Any, ...]]]
             for q in view.queue
         },
         "alerts": {
-            a.key: (cells.severity(a.severity), a.kind, a.workspace or "", shorten(a.message, 120), age(a.age))
+            a.key: (cells.severity(a.severity), a.kind, age(a.age).removesuffix(" ago"),
+                    shorten((f"{a.workspace}: " if a.workspace else "") + a.message, 160))
             for a in view.alerts
         },
         "findings": {
-            f.key: (cells.severity(f.severity), f.run_id, f.stage, shorten(f.check, 24), shorten(f.message, 100))
+            f.key: (cells.severity(f.severity), f.run_id, shorten(f.check, 20),
+                    shorten(f"{f.stage}: {f.message}", 140))
             for f in view.findings
         },
         "audit": {
