@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from textual.widgets import Button, Input, Log
 
-from tests.tui_helpers import TuiFixture, module_fixture
+from tests.run_helpers import WRITE_OUTPUTS, create_workspace, file_stage, wait_state
+from tests.tui_helpers import SLEEPER, TuiFixture, _slot_env, module_fixture
 from tui.app import GoldfishApp
 from tui.modals.confirm_cancel import ConfirmCancel
 from tui.modals.finalize_form import FinalizeForm
@@ -30,6 +31,15 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TuiFixture]:
 
 def app_for(fx: TuiFixture, **kw: object) -> GoldfishApp:
     return GoldfishApp(fx.open("tui"), live=False, **kw)  # type: ignore[arg-type]
+
+
+def third_workspace(fx: TuiFixture) -> None:
+    """Workspace ``third`` in w3 with a sleeping stage (nap) and a quick one (quick), created once."""
+    if fx.open("test").store.table("workspaces").has("third"):
+        return
+    create_workspace(fx.env, "third", slot="w3")
+    _slot_env(fx.env, "w3").write([file_stage("nap"), file_stage("quick")], {"nap": SLEEPER, "quick": WRITE_OUTPUTS},
+                                  configs={"quick": {"sleep": 1.5}})
 
 
 async def until(pilot, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -216,15 +226,12 @@ async def test_a_failing_load_is_reported_not_fatal(fx: TuiFixture) -> None:
 async def test_cancel_from_the_dashboard_goes_through_the_runs_service(
         fx: TuiFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     from goldfish.run_inspect import inspect_run
-    from tests.run_helpers import REASON, SPEC, create_workspace
-    from tests.tui_helpers import SLEEPER, _slot_env, wait_state
+    from tests.run_helpers import REASON, SPEC
 
     monkeypatch.setenv("GOLDFISH_TEST_SHIM", "1")  # the runner this run spawns needs the test stand-ins
-    create_workspace(fx.env, "third", slot="w3")
-    _slot_env(fx.env, "w3").write([{"name": "nap", "inputs": {}, "outputs": {"out": {"type": "file", "schema": None}}}],
-                                  {"nap": SLEEPER})
+    third_workspace(fx)
     project = fx.open("test")
-    started = project.runs.run("w3", reason=REASON, results_spec=SPEC)
+    started = project.runs.run("w3", reason=REASON, results_spec=SPEC, stages=["nap"])
     run_id = started.stage_runs[0].stage_run_id
     wait_state(project, run_id, {"running"})
     app = app_for(fx)
@@ -252,3 +259,75 @@ async def test_cancel_from_the_dashboard_goes_through_the_runs_service(
     assert doc["cancel_source"] == "tui" and "wrong learning rate" in doc["cancel_reason"]
     audit = project.store.tail_events("audit", 5, lambda ev: ev.get("op") == "cancel")
     assert audit[0]["source"] == "tui" and audit[0]["details"]["run_id"] == run_id
+
+
+LIVE_SCRIPT = """
+import json, sys
+from goldfish.project import Project
+from tests.run_helpers import SPEC
+project = Project.open(sys.argv[1], source="mcp")
+started = project.runs.run("w3", reason="Another process: a quick run to watch live", results_spec=SPEC,
+                           stages=["quick"])
+run_id = started.stage_runs[0].stage_run_id
+print(run_id, flush=True)
+project.runs.wait(started.pipeline_run_id, 60)
+if hasattr(project, "records"):
+    project.records.finalize_run(run_id, {"primary_metric": "acc", "direction": "maximize", "value": 0.9,
+                                          "dataset_split": "val", "ml_outcome": "success",
+                                          "notes": "Finalized by another process while the TUI watched."})
+"""
+
+
+async def test_changes_by_another_process_appear_within_a_second(
+        fx: TuiFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard is open (watchers on, the slow tick off) while another process runs a pipeline and
+    finalizes it: each change shows within 1 s of reaching the store, with no worker error."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("GOLDFISH_TEST_SHIM", "1")
+    third_workspace(fx)
+    reader = fx.open("test")
+    app = GoldfishApp(fx.open("tui"), live=True, tick_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.settle()
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        proc = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, str(fx.root)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id.startswith("stage-"), run_id
+
+        def stored() -> dict:  # type: ignore[type-arg]
+            return reader.store.table("runs", "ws/third").get_doc(run_id) or {}
+
+        def active() -> bool:
+            return stored().get("state") in ("pending", "preparing", "launching", "running", "post_run")
+
+        milestones = [
+            ("active", active, lambda: run_id in dash.table("active").keys),
+            ("awaiting finalization", lambda: stored().get("state") == "completed"
+             and stored().get("results_status") != "finalized",
+             lambda: run_id in dash.table("queue").keys and run_id not in dash.table("active").keys),
+        ]
+        if hasattr(reader, "records"):
+            milestones.append(("finalized", lambda: stored().get("results_status") == "finalized",
+                               lambda: run_id not in dash.table("queue").keys))
+        lags = {}
+        deadline = time.monotonic() + 60
+        for name, in_store, on_screen in milestones:
+            seen_store = seen_screen = None
+            while seen_store is None or seen_screen is None:
+                now = time.monotonic()
+                assert now < deadline, f"{name}: store {seen_store}, screen {seen_screen}"
+                if seen_store is None and in_store():
+                    seen_store = now
+                if seen_screen is None and on_screen():
+                    seen_screen = now
+                await pilot.pause(0.02)
+            lags[name] = seen_screen - seen_store
+        proc.wait(60)
+        assert proc.returncode == 0
+        print(f"live lags (s): {lags}")
+        assert all(lag < 1.0 for lag in lags.values()), lags
+        assert app.store_events >= len(milestones) and app.errors == []

@@ -150,9 +150,11 @@ def load_compare(project: Project, workspace: str, left_id: str, right_id: str) 
     if left.version and right.version and left.version != right.version:
         try:
             result = project.workspaces.diff(f"{workspace}@{right.version}", f"{workspace}@{left.version}")
-        except (GoldfishError, AttributeError) as exc:  # AttributeError: no workspaces service in this checkout
+        except GoldfishError as exc:
             # The config, metric and outcome comparison stands on its own; say why the code is missing.
             code_summary = f"Code diff {left.version} → {right.version} unavailable: {exc}"
+        except AttributeError:
+            code_summary = f"Code diff {left.version} → {right.version} unavailable: no workspaces diff service."
         else:
             code_summary, code_diff = result.summary, result.diff_text
     elif left.version == right.version:

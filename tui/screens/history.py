@@ -17,7 +17,7 @@ from tui.format import clock, number, shorten
 from tui.messages import HistoryLoaded
 from tui.screens.base import LiveScreen
 from tui.viewmodels import HistoryPage, HistoryQuery, HistoryRow
-from tui.widgets.keyed_table import KeyedTable
+from tui.widgets.keyed_table import CellCache, KeyedTable
 
 COLUMNS = [("", "mark", 1), ("record", "record", 26), ("stage", "stage", 10), ("ver", "version", 5),
            ("created (UTC)", "created", 16), ("state", "state", 10), ("results", "results", 9),
@@ -50,6 +50,7 @@ class HistoryScreen(LiveScreen):
         self.query_state = HistoryQuery(workspace=workspace, limit=PAGE)
         self.page: HistoryPage | None = None
         self.marked: list[str] = []
+        self.cells = CellCache()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="history-title")
@@ -87,7 +88,7 @@ class HistoryScreen(LiveScreen):
 
     def apply(self, page: HistoryPage) -> None:
         self.page = page
-        self.table.sync(history_rows(page.rows, self.marked))
+        self.table.sync(history_rows(page.rows, self.marked, self.cells))
         self.query_one("#history-title", Static).update(title(page, self.marked))
 
     def set_query(self, **changes: Any) -> None:
@@ -217,11 +218,15 @@ def title(page: HistoryPage, marked: list[str]) -> Text:
     return text
 
 
-def history_rows(rows: tuple[HistoryRow, ...], marked: list[str]) -> dict[str, tuple[Any, ...]]:
-    return {
-        r.key: (Text("●", style="magenta") if r.key in marked else "", r.record_id, r.stage or "", r.version or "",
-                clock(r.created)[:16], cells.state(r.state), r.results_status or "", cells.outcome(r.ml_outcome),
-                shorten(r.metric_name, 18), number(r.metric_value), shorten(",".join(r.tags), 20),
-                shorten(r.reason, 80))
-        for r in rows
-    }
+def history_rows(rows: tuple[HistoryRow, ...], marked: list[str],
+                 cache: CellCache | None = None) -> dict[str, tuple[Any, ...]]:
+    cache = cache or CellCache()
+    out = {r.key: cache.get((r, r.key in marked), lambda r=r: _cells(r, r.key in marked)) for r in rows}  # type: ignore[misc]
+    cache.end_round()
+    return out
+
+
+def _cells(r: HistoryRow, marked: bool) -> tuple[Any, ...]:
+    return (Text("●", style="magenta") if marked else "", r.record_id, r.stage or "", r.version or "",
+            clock(r.created)[:16], cells.state(r.state), r.results_status or "", cells.outcome(r.ml_outcome),
+            shorten(r.metric_name, 18), number(r.metric_value), shorten(",".join(r.tags), 20), shorten(r.reason, 80))

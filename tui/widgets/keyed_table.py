@@ -4,7 +4,7 @@ the cursor and scroll position stay where the person left them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,26 @@ class SyncStats:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.removed or self.updated_cells or self.reordered)
+
+
+class CellCache:
+    """Cells built once per distinct view item: an unchanged item yields the very same tuple, so
+    building rows and ``sync``'s comparison cost next to nothing for it. Keeps only the items of
+    the latest round."""
+
+    def __init__(self) -> None:
+        self._cells: dict[Hashable, tuple[Any, ...]] = {}
+        self._next: dict[Hashable, tuple[Any, ...]] = {}
+
+    def get(self, item: Hashable, build: Callable[[], Sequence[Any]]) -> tuple[Any, ...]:
+        cells = self._cells.get(item)
+        if cells is None:
+            cells = tuple(build())
+        self._next[item] = cells
+        return cells
+
+    def end_round(self) -> None:
+        self._cells, self._next = self._next, {}
 
 
 class KeyedTable(DataTable[Any]):
@@ -92,7 +112,7 @@ class KeyedTable(DataTable[Any]):
             elif old != new:
                 for col, a, b in zip(self._column_keys, old, new, strict=False):
                     if a != b:
-                        self.update_cell(key, col, b, update_width=True)
+                        self.update_cell(key, col, b)  # fixed column widths: no re-measure
                         stats.updated_cells += 1
                 shown[key] = new
         stats.added = len(added)
