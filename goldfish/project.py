@@ -19,6 +19,7 @@ from goldfish.store import Store
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
     from goldfish.runs import Runs
+    from goldfish.sources import Sources
 
 CONFIG_FILE = "goldfish.yaml"
 
@@ -86,6 +87,12 @@ class Project:
         from goldfish.runs import Runs
 
         return Runs(self)
+
+    @cached_property
+    def sources(self) -> Sources:
+        from goldfish.sources import Sources
+
+        return Sources(self)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot
