@@ -173,7 +173,10 @@ async def test_sources_and_patterns_screens_open(fx: TuiFixture) -> None:
         await app.settle()
         await pilot.press("s")
         await app.settle()
-        assert isinstance(app.screen, SourcesScreen)
+        sources = app.screen
+        assert isinstance(sources, SourcesScreen)
+        assert sources.query_one("#sources", KeyedTable).keys == ["features"]
+        assert sources.sources[0].format == "npy" and sources.sources[0].extra["lineage"] == "external"
         await pilot.press("escape")
         await pilot.press("p")
         await app.settle()

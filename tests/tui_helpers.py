@@ -87,6 +87,13 @@ def build(tmp: Path, mp: pytest.MonkeyPatch) -> TuiFixture:
     create_workspace(env, "other", slot="w2")
     _slot_env(env, "w2").write([file_stage("crash")], {"crash": CRASH})
     project = env.open("test")
+    from tests.source_helpers import npy_meta, write_npy
+
+    data = env.root / "data" / "features.npy"
+    size = write_npy(data)
+    text = "Synthetic features for the dashboard tests"
+    project.sources.register_source("features", str(data), text, "Register a source so the sources view has a row",
+                                    npy_meta(size, description=text))
     started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
     other = project.runs.run("w2", reason="Second workspace: a stage that crashes", results_spec=SPEC)
     ids = {s.stage: s.stage_run_id for s in (*started.stage_runs, *other.stage_runs)}

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 PATTERN_ORDER = {"pending": 0, "approved": 1, "rejected": 2, "archived": 3}
-_SOURCE_SHOWN = ("format", "location", "gcs_path", "uri", "size_bytes", "created_at", "created_by", "description")
+_SOURCE_DETAIL = ("uri_kind", "status", "metadata_status", "sha256", "reason", "updated_at")
 
 
 def _int(value: Any) -> int | None:
@@ -30,7 +30,8 @@ def load_sources(project: Project) -> tuple[SourceView, ...]:
             location=doc.get("location") or doc.get("gcs_path") or doc.get("uri"),
             size_bytes=_int(doc.get("size_bytes")), created=parse_ts(doc.get("created_at")),
             created_by=doc.get("created_by"), description=doc.get("description"),
-            extra={k: v for k, v in doc.items() if k not in (*_SOURCE_SHOWN, "id", "metadata")},
+            extra={**{k: doc[k] for k in _SOURCE_DETAIL if doc.get(k) is not None},
+                   **({"lineage": _lineage_text(doc["lineage"])} if isinstance(doc.get("lineage"), dict) else {})},
         ))
     return tuple(out)
 
@@ -49,3 +50,12 @@ def load_patterns(project: Project, status: str | None = None) -> tuple[PatternV
         )
         for d in docs
     )
+
+
+def _lineage_text(lineage: dict[str, Any]) -> str:
+    parts = []
+    if lineage.get("run_id"):
+        parts.append(f"from run {lineage['run_id']} output {lineage.get('output_name')}")
+    if lineage.get("parent_sources"):
+        parts.append("parents " + ", ".join(map(str, lineage["parent_sources"])))
+    return "; ".join(parts) or "external"
