@@ -22,16 +22,14 @@ def cancel_run(project: Project, run_id: str, reason: str) -> str:
 def finalize_run(project: Project, ref: str, results: dict[str, Any]) -> str:
     """``finalize_run(record_or_run_id, results)``."""
     result = project.records.finalize_run(ref, results)
-    outcome = results.get("ml_outcome")
-    return f"Finalized {ref} ({outcome}): {results.get('primary_metric')} = {results.get('value')}." + (
-        f" {result.message}" if getattr(result, "message", None) else ""
-    )
+    text = (f"Finalized {result.stage_run_id or ref} ({result.ml_outcome}): "
+            f"{results.get('primary_metric')} = {results.get('value')}.")
+    return text + (" It replaced an earlier finalization." if result.refinalized else "")
 
 
 def tag_record(project: Project, ref: str, tag: str) -> str:
     """``tag_record(ref, tag)``."""
-    result = project.records.tag_record(ref, tag)
-    return f"Tagged {getattr(result, 'record_id', ref)} as {tag!r}."
+    return project.records.tag_record(ref, tag).message
 
 
 def approve_pattern(project: Project, pattern_id: str, reason: str | None = None) -> str:
