@@ -215,6 +215,33 @@ async def test_finalize_form_validates_live_and_lists_every_error(fx: TuiFixture
         assert isinstance(app.screen, DashboardScreen)
 
 
+async def test_save_version_from_the_dashboard_goes_through_the_workspaces_service(fx: TuiFixture) -> None:
+    from tui.modals.prompt import PromptModal
+
+    (fx.root / "workspaces" / "w1" / "notes.md").write_text("notes the person added\n")
+    app = app_for(fx)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.settle()
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        dash.table("slots").focus()
+        dash.table("slots").select_key("w1")
+        await pilot.press("v")
+        modal = app.screen
+        assert isinstance(modal, PromptModal)
+        await pilot.press(*"short")
+        assert modal.query_one("#ok", Button).disabled
+        modal.query_one(Input).value = "Notes from the person watching the run"
+        await pilot.pause()
+        await pilot.click("#ok")
+        await app.settle(timeout=30)
+        assert any(a.startswith("save_version: Saved exp v2") for a in app.actions_done), (app.actions_done,
+                                                                                         app.errors)
+        assert dash.view is not None and dash.view.slots[0].version == "v2"
+    audit = fx.open("test").store.tail_events("audit", 5, lambda ev: ev.get("op") == "save_version")
+    assert audit[0]["source"] == "tui" and audit[0]["reason"] == "Notes from the person watching the run"
+
+
 async def test_a_failing_load_is_reported_not_fatal(fx: TuiFixture) -> None:
     app = app_for(fx)
     async with app.run_test(size=SIZE) as pilot:

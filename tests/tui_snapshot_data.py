@@ -78,6 +78,7 @@ REVIEW_OK = {"decision": "approved", "summary": "rules review: no problems in mo
 def build(root: Path) -> Project:
     init_project(root / "demo", "demo")
     project = Project.open(root / "demo", source="test")
+    _workspaces(project)
     R = "01KF0000000000000000000"  # record id prefix (ULID-shaped, fixed)
     train = run_doc(
         "stage-0000a001", "train", "running", prun="prun-00000001", record=R + "001",
@@ -153,17 +154,9 @@ def build(root: Path) -> Project:
                                 "tags": ["baseline"] if rid == "stage-0000a005" else []}
                for d, rid in zip(docs, _ids(docs), strict=True)}
     with project.store.transaction() as tx:
-        tx.table("workspaces").add({"goal": "Classify review sentiment above 85% val accuracy",
-                                    "created_at": ts("06:00:00")}, doc_id="sentiment")
-        tx.table("workspaces").add({"goal": "Tokenizer experiments", "created_at": ts("06:30:00")}, doc_id="tok")
-        tx.table("mounts").add({"workspace": "sentiment", "dirty": True, "changed_count": 2,
-                                "changed_files": [{"path": "modules/train.py", "status": "modified"}]}, doc_id="w1")
-        tx.table("mounts").add({"workspace": "tok", "dirty": False, "changed_count": 0, "changed_files": []},
-                               doc_id="w2")
-        for n in (1, 2, 3):
-            tx.table("versions", "ws/sentiment").add({"number": n, "tag": f"sentiment-v{n}", "sha": "0" * 40,
-                                                      "created_at": ts(f"0{6 + n}:00:00"), "created_by": "run"},
-                                                     doc_id=f"v{n}")
+        for slot, dirty, count in (("w1", True, 2), ("w2", False, 0)):
+            tx.table("mounts").patch(slot, {"dirty": dirty, "changed_count": count, "changed_files": [
+                {"path": "modules/train.py", "status": "modified"}] if dirty else []})
         for doc, rid in zip(docs, _ids(docs), strict=True):
             tx.table("runs", "ws/sentiment").add(doc, doc_id=rid)
             tx.table("run_index").add({"workspace": "sentiment", "kind": "stage"}, doc_id=rid)
@@ -205,6 +198,29 @@ def build(root: Path) -> Project:
     _run_dir(project, "stage-0000a001", steps=40, beat_age=3.0)
     _run_dir(project, "stage-0000a002", steps=40, beat_age=None)
     return project
+
+
+TRAIN_V1 = "import numpy as np\n\nHIDDEN = 256\nLR = 0.003\n\n\ndef main():\n    print('training', HIDDEN, LR)\n"
+
+
+def _workspaces(project: Project) -> None:
+    """Real workspaces and versions v1..v3 (the compare screen diffs them); their audit rows are
+    replaced below by fixed ones, since they carry wall-clock times."""
+    ws = project.workspaces
+    ws.create("sentiment", goal="Classify review sentiment above 85% val accuracy",
+              reason="Snapshot fixture: the workspace the screens show")
+    ws.mount("sentiment", "w1", reason="Snapshot fixture: mount to write versions")
+    train = project.slot_path("w1") / "modules" / "train.py"
+    train.parent.mkdir(parents=True, exist_ok=True)
+    for text, message in ((TRAIN_V1, "Baseline LSTM, 256 hidden units"),
+                          (TRAIN_V1.replace("LR = 0.003", "LR = 0.001"), "Lower the learning rate to 1e-3"),
+                          (TRAIN_V1.replace("LR = 0.003", "LR = 0.001").replace("HIDDEN = 256", "HIDDEN = 512"),
+                           "Wider LSTM: 512 hidden units")):
+        train.write_text(text)
+        ws.save_version("w1", message)
+    ws.create("tok", goal="Tokenizer experiments", reason="Snapshot fixture: a second workspace")
+    ws.mount("tok", "w2", reason="Snapshot fixture: mount the second workspace")
+    (project.store.root / "events" / "audit.jsonl").unlink()
 
 
 def _ids(docs: list[dict[str, Any]]) -> list[str]:

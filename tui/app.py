@@ -109,10 +109,8 @@ class GoldfishApp(App[int]):
 
     @work(thread=True, group="watch", name="slot watcher", exit_on_error=False)
     def _start_slot_watcher(self) -> None:
-        try:
-            from goldfish.watcher import SlotWatcher
-        except ImportError:  # the workspaces service is not in this checkout
-            return
+        from goldfish.watcher import SlotWatcher
+
         watcher = SlotWatcher(self.project)
         watcher.start()
         self._slot_watcher = watcher

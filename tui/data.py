@@ -96,10 +96,8 @@ def _finite(value: Any) -> float | None:
 
 def series_tail(project: Project, run_id: str, name: str, points: int = SPARK_POINTS) -> tuple[float, ...]:
     """The last values of one metric series (binary, append-only; cheap to read)."""
-    try:
-        from goldfish.metric_series import read_series
-    except ImportError:  # the run engine is not installed in this checkout
-        return ()
+    from goldfish.metric_series import read_series
+
     data = read_series(project.runs_dir / run_id, name)
     if data is None or not len(data):
         return ()
@@ -343,15 +341,6 @@ def pending_pattern_count(project: Project) -> int:
     return sum(1 for d in project.store.table("patterns").iter_raw() if d.get("status") == "pending")
 
 
-def available_services(project: Project) -> tuple[str, ...]:
-    """Which services this checkout has (the dashboard says what it cannot do yet)."""
-    import importlib.util
-
-    wanted = {"workspaces": "goldfish.workspaces", "runs": "goldfish.runs", "records": "goldfish.records",
-              "sources": "goldfish.sources", "patterns": "goldfish.svs.patterns"}
-    return tuple(name for name, mod in wanted.items() if importlib.util.find_spec(mod) is not None)
-
-
 def load_dashboard(project: Project, now: float) -> DashboardView:
     workspaces = workspace_names(project)
     active = load_active(project, now)
@@ -369,5 +358,5 @@ def load_dashboard(project: Project, now: float) -> DashboardView:
         slots=load_slots(project), active=active, queue=load_queue(project, workspaces, now),
         alerts=load_alerts(project, recent, active, workspaces, now, pending),
         findings=tuple(findings[:FINDINGS_SHOWN]), audit=load_audit(project), workspaces=tuple(workspaces),
-        pending_patterns=pending, services=available_services(project),
+        pending_patterns=pending,
     )

@@ -153,8 +153,6 @@ def load_compare(project: Project, workspace: str, left_id: str, right_id: str) 
         except GoldfishError as exc:
             # The config, metric and outcome comparison stands on its own; say why the code is missing.
             code_summary = f"Code diff {left.version} → {right.version} unavailable: {exc}"
-        except AttributeError:
-            code_summary = f"Code diff {left.version} → {right.version} unavailable: no workspaces diff service."
         else:
             code_summary, code_diff = result.summary, result.diff_text
     elif left.version == right.version:

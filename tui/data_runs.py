@@ -48,10 +48,8 @@ def _contract(findings: list[dict[str, Any]], name: str) -> str:
 
 
 def load_metrics(project: Project, run_id: str, names: list[str] | None, points: int) -> tuple[MetricSeries, ...]:
-    try:
-        from goldfish.run_inspect import metric_history
-    except ImportError:  # run engine not in this checkout
-        return ()
+    from goldfish.run_inspect import metric_history
+
     result = metric_history(project, run_id, names, max_points=points)
     return tuple(
         MetricSeries(name=m.name, steps=tuple(m.steps), values=tuple(m.values), total_points=m.total_points)

@@ -105,7 +105,6 @@ class DashboardView:
     audit: tuple[AuditView, ...]
     workspaces: tuple[str, ...]
     pending_patterns: int
-    services: tuple[str, ...] = ()
 
     @property
     def alert_count(self) -> int:
