@@ -253,12 +253,10 @@ async def test_a_failing_load_is_reported_not_fatal(fx: TuiFixture) -> None:
         assert isinstance(app.screen, DashboardScreen) and app.is_running
 
 
-async def test_cancel_from_the_dashboard_goes_through_the_runs_service(
-        fx: TuiFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cancel_from_the_dashboard_goes_through_the_runs_service(fx: TuiFixture) -> None:
     from goldfish.run_inspect import inspect_run
     from tests.run_helpers import REASON, SPEC
 
-    monkeypatch.setenv("GOLDFISH_TEST_SHIM", "1")  # the runner this run spawns needs the test stand-ins
     third_workspace(fx)
     project = fx.open("test")
     started = project.runs.run("w3", reason=REASON, results_spec=SPEC, stages=["nap"])
@@ -308,14 +306,12 @@ if hasattr(project, "records"):
 """
 
 
-async def test_changes_by_another_process_appear_within_a_second(
-        fx: TuiFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_changes_by_another_process_appear_within_a_second(fx: TuiFixture) -> None:
     """The dashboard is open (watchers on, the slow tick off) while another process runs a pipeline and
     finalizes it: each change shows within 1 s of reaching the store, with no worker error."""
     import subprocess
     import sys
 
-    monkeypatch.setenv("GOLDFISH_TEST_SHIM", "1")
     third_workspace(fx)
     reader = fx.open("test")
     app = GoldfishApp(fx.open("tui"), live=True, tick_seconds=3600)

@@ -68,8 +68,8 @@ def _slot_env(env: Env, slot: str) -> Env:
     return other
 
 
-def _install_tui_hooks(shim_dir: Path) -> None:
-    dist = shim_dir / "goldfish_tui_hooks-0.0.dist-info"
+def _install_tui_hooks(site_dir: Path) -> None:
+    dist = site_dir / "goldfish_tui_hooks-0.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: goldfish-tui-hooks\nVersion: 0.0\n")
     (dist / "entry_points.txt").write_text(f"[goldfish.run_hooks]\ntui = {TUI_HOOKS}\n")
@@ -77,7 +77,7 @@ def _install_tui_hooks(shim_dir: Path) -> None:
 
 def build(tmp: Path, mp: pytest.MonkeyPatch) -> TuiFixture:
     env = make_env(tmp, mp, hooks=True)
-    _install_tui_hooks(tmp / "shim")
+    _install_tui_hooks(tmp / "pythonpath")
     env.configure(pre_run_review={"enabled": True}, jobs={"max_parallel_stages": 4, "heartbeat_grace_seconds": 120})
     env.write(
         [file_stage("train"), file_stage("sleeper"), file_stage("blocked"), file_stage("victim")],
