@@ -229,11 +229,13 @@ class Records:
         doc = spec.model_dump(mode="json")
         with self.project.store.transaction() as tx:
             specs = tx.table(SPECS_TABLE, part(ws))
-            replaced = specs.has(stage)
+            earlier = specs.get_doc(stage)
+            replaced = earlier is not None
             specs.put(stage, {"stage": stage, "results_spec": doc, "saved_at": now_iso(),
                               "saved_by": self.project.source})
             audit(tx, self.project, "save_results_spec", workspace=ws, reason=spec.context,
-                  details={"stage": stage, "primary_metric": spec.primary_metric, "replaced": replaced})
+                  details={"stage": stage, "primary_metric": spec.primary_metric, "replaced": replaced,
+                           "replaced_spec": earlier["results_spec"] if earlier else None})
         return SavedSpecResult(
             workspace=ws, stage=stage, results_spec=doc, replaced=replaced,
             message=f"Saved{' (replacing the earlier one)' if replaced else ''}: the next run() of {ws} that includes "
