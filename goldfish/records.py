@@ -73,6 +73,29 @@ def new_record(tx: Transaction, workspace: str, *, record_type: str, version: st
     return record_id
 
 
+def saved_spec_for(project: Project, workspace: str, stages: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The saved results_spec a run of ``stages`` uses when run() gets none, and the stages it came from.
+
+    Stages of one run share one spec, so differing saved specs among them are refused.
+    """
+    saved = {d["id"]: d["results_spec"] for d in project.store.table(SPECS_TABLE, part(workspace)).iter_raw()}
+    used = [s for s in stages if s in saved]
+    if not used:
+        return None, []
+    if any(saved[s] != saved[used[0]] for s in used[1:]):
+        raise InvalidInput(
+            f"Stages {', '.join(used)} have different saved results_specs, and one run has one results_spec.",
+            fix="Run them separately (stages=[...]), or pass results_spec to run() explicitly.")
+    return dict(saved[used[0]]), used
+
+
+def consume_saved_specs(tx: Transaction, workspace: str, stages: list[str]) -> None:
+    """Delete the saved specs a run used (in the transaction that records the run)."""
+    table = tx.table(SPECS_TABLE, part(workspace))
+    for stage in stages:
+        table.delete(stage)
+
+
 class Records:
     def __init__(self, project: Project):
         self.project = project
@@ -294,4 +317,4 @@ def _next_step(run: dict[str, Any]) -> str | None:
     return None
 
 
-__all__ = ["Records", "new_record"]
+__all__ = ["Records", "consume_saved_specs", "new_record", "saved_spec_for"]

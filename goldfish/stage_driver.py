@@ -21,6 +21,7 @@ from goldfish.backends.base import Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.inputs import resolve_inputs
+from goldfish.lineage import index_inputs
 from goldfish.pipeline_validate import validate_pipeline
 from goldfish.pipelines import Pipeline, load_pipeline
 from goldfish.run_request import workspaces_of
@@ -222,6 +223,7 @@ class StageDriver:
             else:
                 transition(tx, self.run_id, "launching", expected="preparing", source=project.source,
                            workspace=self.ws, fields=fields)
+                index_inputs(tx, self.ws, self.run_id, stage_name, resolved)
 
     def review(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
                resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
