@@ -4,7 +4,7 @@ spec's baseline), and which config keys changed. Deltas are signed so positive m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -51,25 +51,6 @@ def config_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) ->
     return diff
 
 
-def _order(run: Mapping[str, Any]) -> tuple[str, str]:
-    return str(run.get("created_at") or ""), str(run.get("id") or "")
-
-
-def previous_finalized(runs: Iterable[Mapping[str, Any]], run: Mapping[str, Any],
-                       skip: frozenset[str] = frozenset()) -> Mapping[str, Any] | None:
-    """The last finalized run of the same stage created before ``run`` (ids in ``skip`` ignored)."""
-    stage, here = run.get("stage"), _order(run)
-    best: Mapping[str, Any] | None = None
-    best_key: tuple[str, str] = ("", "")
-    for other in runs:
-        if other.get("stage") != stage or other.get("results_status") != "finalized" or other.get("id") in skip:
-            continue
-        key = _order(other)
-        if key < here and (best is None or key > best_key):
-            best, best_key = other, key
-    return best
-
-
 def current_best(project: Project, workspace: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
     """(tag, record, run) of the most recently created best/best-* tag whose run is finalized."""
     store = project.store
@@ -93,12 +74,12 @@ def _delta(direction: str, value: float, metric: str, other_metric: str, other: 
 
 
 def compare(project: Project, workspace: str, run: Mapping[str, Any], results: FinalResults,
-            runs: Iterable[Mapping[str, Any]], skip: frozenset[str] = frozenset()) -> tuple[Comparison, list[str]]:
-    """The comparison stored with a finalization, and warnings about targets that could not be used."""
+            previous: Mapping[str, Any] | None) -> tuple[Comparison, list[str]]:
+    """The comparison stored with a finalization (``previous``: the last finalized run of the stage
+    created before this one), and warnings about targets that could not be used."""
     warnings: list[str] = []
     metric, value, direction = results.primary_metric, results.value, results.direction
     comparison = Comparison()
-    previous = previous_finalized(runs, run, skip)
     if previous is not None:
         final = previous.get("results_final") or {}
         prev_value = final.get("value")

@@ -11,12 +11,13 @@ stage runs are listed as left alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from goldfish import names
 from goldfish.comparison import compare
 from goldfish.errors import Conflict, InvalidInput
-from goldfish.gate import BLOCKING_OUTCOMES, blocks_gate
+from goldfish.gate import BLOCKING_OUTCOMES
 from goldfish.record_journal import audit, refresh_state_md
 from goldfish.record_models import (
     FinalizedRun,
@@ -27,6 +28,7 @@ from goldfish.record_models import (
     UnfinalizedRun,
 )
 from goldfish.record_refs import locate_run, part, resolve_record
+from goldfish.record_view import workspace_view
 from goldfish.results_spec import FinalResults, ResultsSpec, ml_outcome_hint, validate_final_results
 from goldfish.timefmt import age, now_iso
 
@@ -41,9 +43,7 @@ TERMINAL = frozenset({"completed", "failed", "terminated", "canceled", "skipped"
 
 def unfinalized(project: Project, workspace: str) -> list[UnfinalizedRun]:
     """Runs of ``workspace`` that block run() until finalized, oldest first."""
-    runs = [r for r in project.store.table("runs", part(workspace)).iter_raw() if blocks_gate(r)]
-    runs.sort(key=lambda r: (str(r.get("finished_at") or ""), str(r["id"])))
-    return [_queue_entry(r) for r in runs]
+    return [_queue_entry(r) for r in workspace_view(project, workspace).blocking_oldest_first]
 
 
 def queue_result(project: Project, workspace: str) -> UnfinalizedResult:
@@ -58,7 +58,7 @@ def queue_result(project: Project, workspace: str) -> UnfinalizedResult:
     return UnfinalizedResult(workspace=workspace, count=len(runs), runs=runs, message=message)
 
 
-def _queue_entry(run: dict[str, Any]) -> UnfinalizedRun:
+def _queue_entry(run: Mapping[str, Any]) -> UnfinalizedRun:
     return UnfinalizedRun(
         stage_run_id=str(run["id"]), record_id=run.get("record_id"), pipeline_run_id=run.get("pipeline_run_id"),
         stage=str(run.get("stage")), state=str(run.get("state")), infra_outcome=str(run.get("infra_outcome")),
@@ -67,7 +67,7 @@ def _queue_entry(run: dict[str, Any]) -> UnfinalizedRun:
     )
 
 
-def finalize_call(run: dict[str, Any]) -> str:
+def finalize_call(run: Mapping[str, Any]) -> str:
     """The finalize_run(...) call for a run, filled from its spec and auto results."""
     spec = run.get("results_spec") or {}
     auto = run.get("results_auto") or {}
@@ -194,8 +194,12 @@ def finalize_run(project: Project, record_or_run_id: object, results: object) ->
         runs = tx.table("runs", part(workspace))
         current = [runs.require(r["id"], what="stage run") for r in targets]
         _refuse_active(current)  # it cannot have become active again, but never trust a stale read
+        # The lock is held and nothing is patched yet: the committed view is the current state.
+        view = workspace_view(project, workspace)
+        done = {r["id"] for r in current}
+        remaining = [r["id"] for r in view.blocking_oldest_first if r["id"] not in done]
         for run in current:
-            comparison, notes = compare(project, workspace, run, final, runs.iter_raw())
+            comparison, notes = compare(project, workspace, run, final, view.previous_finalized(run))
             warnings += notes
             previous = None
             history = list(run.get("results_history") or [])
@@ -219,7 +223,6 @@ def finalize_run(project: Project, record_or_run_id: object, results: object) ->
             "refinalized": [f.stage_run_id for f in finalized if f.refinalized],
         })
         refresh_state_md(tx, project)
-    remaining = [r.stage_run_id for r in unfinalized(project, workspace)]
     return _result(workspace, prun_id, finalized, left, warnings, hint, remaining)
 
 

@@ -24,7 +24,8 @@ from goldfish.record_models import (
     SortBy,
     TrendPoint,
 )
-from goldfish.record_refs import part, primary_metric, resolve_workspace
+from goldfish.record_refs import primary_metric, resolve_workspace
+from goldfish.record_view import Key, WorkspaceView, created_key, workspace_view
 from goldfish.results_spec import compare_values
 from goldfish.timefmt import age
 
@@ -78,56 +79,72 @@ def list_history(
     """Experiment records of a workspace, newest first by default (see the MCP tool for the contract)."""
     _check_args(record_type, sort_by, tagged, min_value, limit, offset)
     ws = resolve_workspace(project, workspace)
-    store = project.store
-    partition = part(ws)
-    runs: dict[str, Doc] = {r["id"]: r for r in store.table("runs", partition).iter_raw()}
-    pruned: set[str] = set()
-    if not include_pruned:
-        pruned = {v["id"] for v in store.table("versions", partition).iter_raw() if v.get("pruned_at")}
-    by_metric = sort_by == "metric"
-    need_metric = by_metric or metric is not None or min_value is not None
-    matched: list[tuple[Any, Doc, Doc | None]] = []
-    for rec in store.table("records", partition).iter_raw():
+    view = workspace_view(project, ws)
+    pruned = frozenset() if include_pruned else view.pruned
+    keep = _filter(view, record_type, stage, tagged, metric, min_value, experiment_group, pruned, finalized_only)
+    matched = view.newest_first if keep is None else [r for r in view.newest_first if keep(r)]
+    end = offset + limit
+    if sort_by == "created":
+        page = matched[offset:end] if desc else matched[::-1][offset:end]
+    else:
+        valued: list[tuple[float, Key, Doc]] = []
+        missing: list[Doc] = []
+        metrics = view.metrics
+        for rec in matched:
+            pm = metrics[rec["id"]]
+            if pm is None or pm[1] is None:
+                missing.append(rec)
+            else:
+                valued.append((pm[1], created_key(rec), rec))
+        pick = heapq.nlargest if desc else heapq.nsmallest
+        top = [rec for _, _, rec in pick(end, valued, key=_value_key)]
+        if len(top) < end:  # records without a value go last, newest first when desc
+            top += missing if desc else missing[::-1]
+        page = top[offset:end]
+    return HistoryResult(workspace=ws, records=[history_record(r, view.run_of(r)) for r in page],
+                         total=len(matched), has_more=end < len(matched))
+
+
+def _value_key(item: tuple[float, Key, Doc]) -> tuple[float, Key]:
+    return item[0], item[1]
+
+
+def _filter(view: WorkspaceView, record_type: str | None, stage: str | None, tagged: bool | str | None,
+            metric: str | None, min_value: float | None, group: str | None, pruned: frozenset[str],
+            finalized_only: bool) -> Callable[[Doc], bool] | None:
+    """One predicate for the filters given (None when nothing filters)."""
+    if (record_type is None and stage is None and tagged is None and metric is None and min_value is None
+            and group is None and not pruned and not finalized_only):
+        return None
+
+    def keep(rec: Doc) -> bool:
         if record_type is not None and rec.get("type", "run") != record_type:
-            continue
+            return False
         if stage is not None and rec.get("stage") != stage:
-            continue
-        if experiment_group is not None and rec.get("experiment_group") != experiment_group:
-            continue
+            return False
+        if group is not None and rec.get("experiment_group") != group:
+            return False
         if tagged is not None:
             tags = rec.get("tags") or ()
-            if (tagged is True and not tags) or (tagged is False and tags) or (
-                    isinstance(tagged, str) and tagged not in tags):
-                continue
+            if tagged is True or tagged is False:
+                if bool(tags) != tagged:
+                    return False
+            elif tagged not in tags:
+                return False
         if pruned and rec.get("version") in pruned:
-            continue
-        run_id = rec.get("stage_run_id")
-        run = runs.get(run_id) if run_id else None
-        if finalized_only and (run is None or run.get("results_status") != "finalized"):
-            continue
-        key: Any = (rec.get("created_at") or "", rec["id"])
-        if need_metric:
-            pm = primary_metric(run)
-            value = pm[1] if pm else None
+            return False
+        if finalized_only or metric is not None or min_value is not None:
+            run = view.run_of(rec)
+            if finalized_only and (run is None or run.get("results_status") != "finalized"):
+                return False
+            pm = view.metrics[rec["id"]]
             if metric is not None and (pm is None or pm[0] != metric):
-                continue
-            if min_value is not None and (value is None or value < min_value):
-                continue
-            if by_metric:
-                # Records without a value go last whichever way the list is sorted.
-                key = ((value is not None) == desc, value if value is not None else 0.0, key)
-        matched.append((key, rec, run))
-    wanted = offset + limit
-    pick = heapq.nlargest if desc else heapq.nsmallest
-    page = pick(wanted, matched, key=_first)[offset:]
-    return HistoryResult(
-        workspace=ws, records=[history_record(rec, run) for _, rec, run in page], total=len(matched),
-        has_more=offset + limit < len(matched),
-    )
+                return False
+            if min_value is not None and (pm is None or pm[1] is None or pm[1] < min_value):
+                return False
+        return True
 
-
-def _first(item: tuple[Any, Doc, Doc | None]) -> Any:
-    return item[0]
+    return keep
 
 
 def history_record(rec: Doc, run: Doc | None) -> HistoryRecord:
@@ -160,27 +177,24 @@ def _final_value(run: Doc) -> float | None:
     return float(value)
 
 
-def recent_trend(runs: list[Doc] | Any, length: int = TREND_LENGTH) -> list[TrendPoint]:
+def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) -> list[TrendPoint]:
     """The last ``length`` finalized runs with a value, newest first."""
-    finalized = (r for r in runs if r.get("results_status") == "finalized" and _final_value(r) is not None)
-    newest: list[Doc] = heapq.nlargest(length, finalized, key=_created)
     points = []
-    for run in newest:
+    for run in finalized_newest_first:
+        value = _final_value(run)
+        if value is None:
+            continue
         final = run.get("results_final") or {}
         tolerance = (run.get("results_spec") or {}).get("tolerance")
-        value = _final_value(run)
-        assert value is not None
         points.append(TrendPoint(
             record_id=str(run.get("record_id")), stage_run_id=run["id"], stage=str(run.get("stage")), value=value,
             primary_metric=str(final.get("primary_metric")), direction=str(final.get("direction")),
             tolerance=float(tolerance) if isinstance(tolerance, (int, float)) else None,
             ml_outcome=str(run.get("ml_outcome")), created_at=str(run.get("created_at")),
         ))
+        if len(points) == length:
+            break
     return points
-
-
-def _created(run: Doc) -> tuple[str, str]:
-    return str(run.get("created_at") or ""), str(run.get("id") or "")
 
 
 def regressions(best: BestRun | None, trend: list[TrendPoint]) -> list[RegressionAlert]:
@@ -218,7 +232,7 @@ def experiment_context(project: Project, workspace: str,
             best_run = BestRun(record_id=record["id"], stage_run_id=run["id"], tag=tag, stage=run.get("stage"),
                                metric=str(final.get("primary_metric")), value=value,
                                direction=str(final.get("direction")), ml_outcome=run.get("ml_outcome"))
-    trend = recent_trend(project.store.table("runs", part(ws)).iter_raw())
+    trend = recent_trend(workspace_view(project, ws).finalized_newest_first)
     alerts = regressions(best_run, trend)
     waiting = queue(project, ws)
     parts = [f"best @{best_run.tag}: {best_run.metric}={best_run.value:g}" if best_run
