@@ -81,7 +81,7 @@ def make_rows(n: int, unfinalized: int) -> tuple[list[tuple[str, dict[str, Any]]
             "profile": "cpu-small", "max_runtime_seconds": 3600, "heartbeat_timeout_seconds": None,
             "depends_on": ["prep"],
             "inputs": {"features": {"kind": "stage", "run_id": "stage-ffffffff", "signal": "features", "source": None,
-                                    "location": f"/proj-dev/.goldfish/runs/stage-ffffffff/outputs/features",
+                                    "location": "/proj-dev/.goldfish/runs/stage-ffffffff/outputs/features",
                                     "type": "npy", "format": "npy"}},
             "outputs": {"model": {"location": f"/proj-dev/.goldfish/runs/{rid}/outputs/model", "type": "file",
                                   "format": "file", "exists": True, "size_bytes": 123456, "artifact": True}},
