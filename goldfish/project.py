@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
     from goldfish.records import Records
     from goldfish.runs import Runs
+    from goldfish.sources import Sources
 
 CONFIG_FILE = "goldfish.yaml"
 
@@ -93,6 +94,12 @@ class Project:
         from goldfish.records import Records
 
         return Records(self)
+
+    @cached_property
+    def sources(self) -> Sources:
+        from goldfish.sources import Sources
+
+        return Sources(self)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot
