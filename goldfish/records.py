@@ -44,6 +44,7 @@ from goldfish.record_refs import (
     resolve_record,
     resolve_workspace,
 )
+from goldfish.record_view import workspace_view
 from goldfish.results_spec import validate_results_spec
 from goldfish.timefmt import age, now_iso
 
@@ -120,6 +121,22 @@ class Records:
 
     def get_experiment_context(self, workspace: str) -> ExperimentContext:
         return experiment_context(self.project, workspace)
+
+    def state_summary(self, workspace: str) -> dict[str, Any] | None:
+        """A few lines' worth for STATE.md's Experiment Summary, or None when the workspace has no records."""
+        view = workspace_view(self.project, workspace)
+        if not view.records:
+            return None
+        context = experiment_context(self.project, workspace)
+        best = context.current_best
+        return {
+            "records": len(view.records),
+            "awaiting_finalization": len(context.awaiting_finalization),
+            "best_tag": best.tag if best else None,
+            "best": f"@{best.tag} ({best.metric}: {best.value:g})" if best else None,
+            "recent_trend": [f"{t.primary_metric}={t.value:g} ({t.ml_outcome})" for t in context.recent_trend[:3]],
+            "regression_alerts": len(context.regression_alerts),
+        }
 
     # -------------------------------------------------------------- inspect
     def inspect_record(self, ref: str, include: list[str] | None = None,

@@ -277,3 +277,14 @@ def test_debug_info(project: Project, rows: Rows) -> None:
     cp = rows.checkpoint("lstm", "v1")
     with pytest.raises(InvalidInput, match="only for run records"):
         project.records.get_debug_info(cp)
+
+
+def test_state_summary(project: Project, rows: Rows) -> None:
+    assert project.records.state_summary("lstm") is None
+    best = rows.run("lstm", value=0.8)
+    project.records.finalize_run(best, final(0.8, "success"))
+    project.records.tag_record(best, "best-v1")
+    rows.run("lstm", value=0.6)
+    summary = project.records.state_summary("lstm")
+    assert summary == {"records": 2, "awaiting_finalization": 1, "best_tag": "best-v1",
+                       "best": "@best-v1 (acc: 0.8)", "recent_trend": ["acc=0.8 (success)"], "regression_alerts": 0}
