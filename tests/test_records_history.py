@@ -288,3 +288,19 @@ def test_state_summary(project: Project, rows: Rows) -> None:
     summary = project.records.state_summary("lstm")
     assert summary == {"records": 2, "awaiting_finalization": 1, "best_tag": "best-v1",
                        "best": "@best-v1 (acc: 0.8)", "recent_trend": ["acc=0.8 (success)"], "regression_alerts": 0}
+
+
+def test_reads_follow_writes_of_another_process(project: Project, rows: Rows) -> None:
+    """The cached view is keyed on the stored tables, so a write by another Project (its own Store,
+    reading the files) is seen at once, and so is a write by this one."""
+    rid = rows.run("lstm", value=0.6)
+    other = Project.open(project.root, source="cli")
+    assert other.records.list_history("lstm").records[0].results_status == "auto"
+    assert other.records.list_unfinalized_runs("lstm").count == 1
+    project.records.finalize_run(rid, final(0.6))
+    project.records.tag_record(rid, "first")
+    seen = other.records.list_history("lstm").records[0]
+    assert seen.results_status == "finalized" and seen.tags == ["first"]
+    assert other.records.list_unfinalized_runs("lstm").count == 0
+    second = rows.run("lstm", value=0.7)
+    assert [r.stage_run_id for r in project.records.list_history("lstm").records] == [second, rid]
