@@ -74,6 +74,15 @@ def new_record(tx: Transaction, workspace: str, *, record_type: str, version: st
     return record_id
 
 
+def checkpoint_record(tx: Transaction, workspace: str, version: str, message: str) -> str | None:
+    """save_version's checkpoint record for ``version`` (None when that version already has one,
+    e.g. a second save with nothing changed)."""
+    records = tx.table("records", part(workspace))
+    if any(r.get("type") == "checkpoint" and r.get("version") == version for r in records.iter_raw()):
+        return None
+    return new_record(tx, workspace, record_type="checkpoint", version=version, message=message)
+
+
 def saved_spec_for(project: Project, workspace: str, stages: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
     """The saved results_spec a run of ``stages`` uses when run() gets none, and the stages it came from.
 
@@ -334,4 +343,4 @@ def _next_step(run: dict[str, Any]) -> str | None:
     return None
 
 
-__all__ = ["Records", "consume_saved_specs", "new_record", "saved_spec_for"]
+__all__ = ["Records", "checkpoint_record", "consume_saved_specs", "new_record", "saved_spec_for"]
