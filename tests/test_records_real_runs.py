@@ -122,6 +122,10 @@ def test_lineage_provenance_history_and_comparison(tmp_path: Path, monkeypatch: 
     ctx = project.records.get_experiment_context("w1")
     assert ctx.current_best is not None and ctx.current_best.stage_run_id == ids["train"]
     assert [a.stage_run_id for a in ctx.regression_alerts] == [train2]  # 0.02 worse, tolerance 0.01
+    # finalize_run and tag_record regenerate STATE.md
+    state = project.state_md.read_global() or ""
+    assert "- exp: 4 records, 0 awaiting finalization; best @best (acc: 0.9)" in state
+    assert "1 regression alert(s)" in state
 
 
 def test_saved_results_spec_is_used_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
