@@ -24,7 +24,6 @@ from goldfish.inputs import resolve_inputs
 from goldfish.lineage import index_inputs
 from goldfish.pipeline_validate import validate_pipeline
 from goldfish.pipelines import Pipeline, load_pipeline
-from goldfish.run_request import workspaces_of
 from goldfish.run_hooks import MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.stage_config import merge_stage_config
@@ -158,7 +157,7 @@ class StageDriver:
             if (self.run_dir / sub).exists():
                 shutil.rmtree(self.run_dir / sub)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        workspaces_of(project).archive(self.ws, doc["sha"], app)
+        project.workspaces.archive(self.ws, doc["sha"], app)
         try:
             pipeline = self.load_pipeline()
             stage = pipeline.stage(stage_name)
