@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from goldfish.devrepo import DevRepo
     from goldfish.dirty import DirtyChecker
     from goldfish.journal import Journal
+    from goldfish.records import Records
     from goldfish.runs import Runs
     from goldfish.sources import Sources
     from goldfish.state_md import StateMd
@@ -93,6 +94,12 @@ class Project:
         from goldfish.runs import Runs
 
         return Runs(self)
+
+    @cached_property
+    def records(self) -> Records:
+        from goldfish.records import Records
+
+        return Records(self)
 
     @cached_property
     def sources(self) -> Sources:

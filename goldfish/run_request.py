@@ -43,6 +43,7 @@ class RunRequest:
     skip_review: bool
     depends_on: dict[str, list[str]] = field(default_factory=dict)
     input_issues: list[Issue] = field(default_factory=list)
+    saved_spec_stages: list[str] = field(default_factory=list)  # results_spec came from save_results_spec
 
     @property
     def reason_summary(self) -> str:
@@ -130,6 +131,28 @@ def _stage_list(pipeline: Pipeline, stages: object, issues: list[Issue]) -> list
     return picked
 
 
+def _saved_spec(project: Project, workspace: str, stages: list[str],
+                issues: list[Issue]) -> tuple[ResultsSpec | None, list[str]]:
+    """run() without results_spec: the spec saved for its stages, else the usual "required" error."""
+    from goldfish.records import saved_spec_for
+
+    try:
+        doc, used = saved_spec_for(project, workspace, stages)
+    except InvalidInput as exc:
+        issues.append(_issue("results_spec", exc))
+        return None, []
+    try:
+        spec = validate_results_spec(doc)
+    except InvalidInput as exc:
+        for issue in _field_issues("results_spec", exc):
+            if doc is None:
+                issue.fix = (f"{issue.fix or ''} Or save one for the stage first: save_results_spec(workspace, "
+                             "stage, results_spec).").strip()
+            issues.append(issue)
+        return None, []
+    return spec, used
+
+
 def build_request(
     project: Project,
     workspace: object,
@@ -154,7 +177,8 @@ def build_request(
         except InvalidInput as exc:
             issues.extend(_field_issues("reason", exc))
     spec: ResultsSpec | None = None
-    if results_spec is not None or not dry_run:
+    use_saved = results_spec is None and not dry_run  # a spec saved by save_results_spec, if any
+    if results_spec is not None:
         try:
             spec = validate_results_spec(results_spec)
         except InvalidInput as exc:
@@ -192,13 +216,16 @@ def build_request(
                     message=f"stage {stage} has no input {unknown!r}.{did_you_mean(unknown, declared)}",
                     fix=f"Override one of its inputs: {', '.join(declared) or '(it has none)'}.",
                 ))
+    saved_from: list[str] = []
+    if use_saved:
+        spec, saved_from = _saved_spec(project, ws, order, issues)
     deps = parsed.dependencies()
     depends_on = {s: [d for d in order if d in deps.get(s, set())] for s in order}
     request = RunRequest(
         workspace=ws, slot=slot, slot_path=slot_path, pipeline_name=pipeline, pipeline=parsed,
         stages=order, reason=run_reason, results_spec=spec, experiment_group=group,
         config_overrides=configs, input_overrides=inputs, skip_review=bool(skip_review),
-        depends_on=depends_on,
+        depends_on=depends_on, saved_spec_stages=saved_from,
     )
     if not issues:
         # Inputs: overrides must exist now; upstreams outside the request need a completed run.

@@ -21,6 +21,7 @@ from goldfish.backends.base import Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.inputs import resolve_inputs
+from goldfish.lineage import index_inputs
 from goldfish.pipeline_validate import validate_pipeline
 from goldfish.pipelines import Pipeline, load_pipeline
 from goldfish.run_hooks import MonitorContext, PostRunContext, ReviewContext
@@ -226,6 +227,7 @@ class StageDriver:
             else:
                 transition(tx, self.run_id, "launching", expected="preparing", source=project.source,
                            workspace=self.ws, fields=fields)
+                index_inputs(tx, self.ws, self.run_id, stage_name, resolved)
                 for name, entry in resolved.items():
                     if entry.get("kind") in ("source", "override_source") and entry.get("source"):
                         project.sources.record_consumption(tx, entry["source"], self.run_id, self.ws,

@@ -221,6 +221,12 @@ def _workspaces(project: Project) -> None:
     ws.create("tok", goal="Tokenizer experiments", reason="Snapshot fixture: a second workspace")
     ws.mount("tok", "w2", reason="Snapshot fixture: mount the second workspace")
     (project.store.root / "events" / "audit.jsonl").unlink()
+    # save_version's checkpoint records carry wall-clock ids and times too: drop them.
+    with project.store.transaction() as tx:
+        records, index = tx.table("records", "ws/sentiment"), tx.table("record_index")
+        for rec_id in records.ids():
+            records.delete(rec_id)
+            index.delete(rec_id)
 
 
 def _ids(docs: list[dict[str, Any]]) -> list[str]:
