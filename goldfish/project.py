@@ -18,6 +18,7 @@ from goldfish.store import Store
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
+    from goldfish.svs.patterns import Patterns
 
 CONFIG_FILE = "goldfish.yaml"
 
@@ -79,6 +80,13 @@ class Project:
     @cached_property
     def store(self) -> Store:
         return Store(self.store_dir)
+
+    @cached_property
+    def patterns(self) -> Patterns:
+        """Failure-pattern knowledge base (SVS)."""
+        from goldfish.svs.patterns import Patterns
+
+        return Patterns(self)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot
