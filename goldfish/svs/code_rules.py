@@ -329,8 +329,9 @@ def training_findings(code: StageCode) -> list[Finding]:
         for s in sources for loop in _loops(s.tree) for node in ast.walk(loop)  # type: ignore[arg-type]
     )
     if logs_progress:
+        # A note, not a warning: the seed's own stage pattern reports progress this way.
         return [_finding(
-            "training_without_metrics", "warning",
+            "training_without_metrics", "info",
             f"{why} but never calls log_metric/log_metrics; progress goes only to runtime_log, so no"
             " metrics summary, results_auto or loss monitoring is possible.",
             fix, stage=code.stage, file=file, line=line, confidence="medium")]
