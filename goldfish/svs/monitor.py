@@ -136,9 +136,9 @@ class RunMonitor:
         if now - float(self.state["last_rules_at"]) >= min(self.interval, RULES_INTERVAL):
             ran = True
             self.state["last_rules_at"] = now
+            findings += self._read_sdk_findings()  # first: SDK findings name the metric
             findings += self._read_metrics(now)
             findings += self._read_logs(now)
-            findings += self._read_sdk_findings()
             self._read_heartbeat(now)
             findings += self._stall(now)
             self._maybe_start_ai(now)
