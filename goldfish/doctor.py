@@ -52,6 +52,19 @@ def _gcloud_credentials() -> tuple[bool, str]:
     return False, "no GOOGLE_APPLICATION_CREDENTIALS and no gcloud application default credentials"
 
 
+def _rust_check() -> Check:
+    from goldfish.rust_stage import rust_toolchain_status
+
+    st = rust_toolchain_status()
+    if st["ok"]:
+        detail = f"{st['cargo_version']}; offline crates in {st['registry']}"
+    elif st["cargo_version"] is None:
+        detail = f"cargo not found. Fix: {st['fix']}"
+    else:
+        detail = f"{st['cargo_version']}; missing crates {', '.join(st['missing_crates'])}. Fix: {st['fix']}"
+    return Check("cargo", st["ok"], detail, "runtime: rust stages")
+
+
 def collect_checks(project_path: str | None) -> list[Check]:
     checks = [
         Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "everything", required=True),
@@ -60,9 +73,7 @@ def collect_checks(project_path: str | None) -> list[Check]:
     checks.append(Check("git", git is not None, git or "not found", "versions (the hidden dev repo)", required=True))
     ok, detail = _docker_daemon()
     checks.append(Check("docker", ok, detail, "jobs.backend: docker (stages in containers)"))
-    cargo = _cmd_version(["cargo", "--version"])
-    checks.append(Check("cargo", cargo is not None, cargo or "not found (scripts/setup-rust.sh installs the crates)",
-                        "runtime: rust stages"))
+    checks.append(_rust_check())
     ok, detail = _gcloud_credentials()
     checks.append(Check("google cloud credentials", ok, detail, "jobs.backend: gce and gcs storage"))
     has_key = bool(os.environ.get("ANTHROPIC_API_KEY"))

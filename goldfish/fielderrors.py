@@ -43,8 +43,10 @@ def show(value: object) -> str:
     """Short repr for messages; long strings and containers are elided."""
     if isinstance(value, str):
         return _quote(value)
-    if isinstance(value, (dict, list, tuple)):
-        return f"{type(value).__name__} of {len(value)} items"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    if isinstance(value, (list, tuple)):
+        return f"an array of {len(value)} items"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -67,7 +69,7 @@ def type_name(value: object) -> str:
 
 
 def suggest(word: object, candidates: Iterable[str]) -> str:
-    """' Did you mean "x"?' by spelling, else by prefix ("goal" → goal_value, "validation" → val), else ''."""
+    """' Did you mean "x"?' by spelling, else by affix ("goal" → goal_value, "validation" → val), else ''."""
     if not isinstance(word, str) or not word:
         return ""
     known = list(candidates)
@@ -75,7 +77,9 @@ def suggest(word: object, candidates: Iterable[str]) -> str:
     if hint:
         return hint
     low = word.lower()
-    near = [c for c in known if c.lower().startswith(low) or low.startswith(c.lower())]
+    if len(low) < 3:
+        return ""  # "a" or "id" would "match" half the keys
+    near = [c for c in known if c.lower().startswith(low) or low.startswith(c.lower()) or c.lower().endswith(low)]
     return f' Did you mean "{min(near, key=len)}"?' if near else ""
 
 
