@@ -87,13 +87,14 @@ class RunMonitor:
     """Incremental monitor of one stage run (not thread-safe: one runner thread calls tick)."""
 
     def __init__(self, run_dir: Path, config: SvsConfig, spec: MonitorSpec | Mapping[str, Any], *,
-                 outputs_dir: Path | None = None):
+                 outputs_dir: Path | None = None, write_stop: bool = True):
         self.run_dir = Path(run_dir)
         self.config = config
         self.spec = spec if isinstance(spec, MonitorSpec) else MonitorSpec.model_validate(spec)
         self.outputs = Path(outputs_dir) if outputs_dir is not None else self.run_dir / "outputs"
         self.rt = self.outputs / ".goldfish"
         self.state_path = self.run_dir / STATE_FILE
+        self.write_stop = write_stop  # False: the caller writes stop_requested from the returned reason
         self.state = self._load()
         self._ai_thread: threading.Thread | None = None
         self._ai_result: tuple[str, Any] | None = None
@@ -359,7 +360,7 @@ class RunMonitor:
         first = errors[0]
         reason = f"SVS monitor stopped the run: {first.check}: {first.message}"[:1000]
         path = self.rt / "stop_requested"
-        if not path.exists():
+        if self.write_stop and not path.exists():
             atomic_write(path, reason)
         self.state["stop_requested"] = reason
         return reason

@@ -77,7 +77,8 @@ def pre_run_review(
                             findings=_test_mode_note(project, [], stage))
     config = _config_values(stage_config)
     patterns = _approved_patterns(project)
-    findings = rules_review(Path(app_dir), pipeline, stage, config, patterns=patterns, inputs=inputs)
+    code = collect_stage_code(Path(app_dir), pipeline.stage(stage))
+    findings = rules_review(Path(app_dir), pipeline, stage, config, patterns=patterns, inputs=inputs, code=code)
     text = _summary(findings)
     model = None
     used: Any = "rules"
@@ -86,7 +87,7 @@ def pre_run_review(
         overrides = overrides or {}
         material = ReviewMaterial(
             stage=stage,
-            code=collect_stage_code(Path(app_dir), pipeline.stage(stage)),
+            code=code,
             app_dir=Path(app_dir),
             pipeline_text=_pipeline_text(Path(app_dir), pipeline),
             stage_config=config,

@@ -105,10 +105,11 @@ def rules_review(
     *,
     patterns: Iterable[Mapping[str, Any]] = (),
     inputs: Mapping[str, Any] | None = None,
+    code: StageCode | None = None,
 ) -> list[Finding]:
     """All findings of the offline rules for one stage (see docs/svs.md for each rule)."""
     spec = pipeline.stage(stage)
-    code = collect_stage_code(Path(app_dir), spec)
+    code = code or collect_stage_code(Path(app_dir), spec)
     findings: list[Finding] = []
     if code.missing_module:
         findings.append(Finding(
