@@ -18,6 +18,7 @@ from goldfish.store import Store
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
+    from goldfish.runs import Runs
     from goldfish.svs.patterns import Patterns
 
 CONFIG_FILE = "goldfish.yaml"
@@ -80,6 +81,12 @@ class Project:
     @cached_property
     def store(self) -> Store:
         return Store(self.store_dir)
+
+    @cached_property
+    def runs(self) -> Runs:
+        from goldfish.runs import Runs
+
+        return Runs(self)
 
     @cached_property
     def patterns(self) -> Patterns:
