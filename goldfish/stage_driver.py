@@ -24,7 +24,7 @@ from goldfish.inputs import resolve_inputs
 from goldfish.pipeline_validate import validate_pipeline
 from goldfish.pipelines import Pipeline, load_pipeline
 from goldfish.run_request import workspaces_of
-from goldfish.run_hooks import MonitorContext, PostRunContext, ReviewContext
+from goldfish.run_hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.stage_config import merge_stage_config
 import contextlib
@@ -387,7 +387,9 @@ class StageDriver:
         status = self.runner.backend.cancel(handle, grace)
         fields = self.collect(doc)
         fields["exit_code"] = status.exit_code
-        self.move("running", to, cause, message, **fields)
+        moved = self.move("running", to, cause, message, **fields)
+        if moved is not None and to == "terminated" and cause != "preempted":
+            self.failed_hooks()
 
     def settle_exit(self, status: Status, handle: Handle) -> None:
         doc = self.doc()
@@ -403,6 +405,24 @@ class StageDriver:
             self.settle("running", "post_run", **fields)
         else:
             self.settle("running", "failed", "exit_nonzero", self.exit_message(doc, code), **fields)
+            self.failed_hooks()
+
+    def failed_hooks(self) -> None:
+        """After a failure: SVS learns a failure pattern from the log (advisory; never raises)."""
+        try:
+            doc = self.doc()
+            if doc.get("state") not in ("failed", "terminated"):
+                return
+            results = self.runner.hooks.failed(FailedContext(project=self.project, run=doc, run_dir=self.run_dir))
+            if results:
+                with self.project.store.transaction() as tx:
+                    table = tx.table("runs", ws_partition(self.ws))
+                    current = table.require(self.run_id)
+                    svs = dict(current.get("svs") or {})
+                    svs["failure_patterns"] = [*svs.get("failure_patterns", []), *results]
+                    table.patch(self.run_id, {"svs": svs})
+        except Exception:
+            self.runner.log(f"{self.run_id} failed hooks: {traceback.format_exc()}")
 
     def exit_message(self, doc: dict[str, Any], code: int) -> str:
         tail = postrun.log_tail(self.log_path, lines=15)
@@ -443,15 +463,20 @@ class StageDriver:
                        "at": now_iso()}
         svs["findings_count"] = int(svs.get("findings_count") or 0) + len(findings) + len(hook.findings)
         fields.update({"outputs": outputs, "svs": svs, "lineage_recorded": True})
-        if missing:
+        if contract:  # first: in blocking mode a violated contract is why an output is missing
+            unwritten = f" (so {'; '.join(missing)})" if missing else ""
+            self.settle("post_run", "failed", "contract",
+                        "Output contract violated (svs.default_enforcement: blocking): " + "; ".join(contract[:5])
+                        + unwritten, **fields)
+        elif missing:
             self.note("; ".join(missing))
             self.settle("post_run", "failed", "missing_output",
                       "The stage exited 0 but " + "; ".join(missing) + ". Write every declared output"
                       " (save_output / get_output_path), or remove it from pipeline.yaml.", **fields)
-        elif contract:
+        elif hook.decision == "failed":
             self.settle("post_run", "failed", "contract",
-                      "Output contract violated (svs.default_enforcement: blocking): " + "; ".join(contract[:5]),
-                      **fields)
+                        str(hook.details.get("error") or "The post-run review failed the stage's outputs."),
+                        **fields)
         else:
             if not self.doc().get("cancel_requested"):
                 postrun.make_read_only(self.outputs_dir)

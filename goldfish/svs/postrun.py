@@ -76,8 +76,8 @@ def _stats_findings(stats: Mapping[str, Any], domain: str, stage: str) -> list[F
 
     out = []
     for key, entry in stats.items():
-        if not isinstance(entry, Mapping):
-            continue
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("total_elements"), int):
+            continue  # not a complete stats entry: nothing to judge
         signal = key.split(".", 1)[0]
         for f in sdk_stats.evaluate(entry, signal=signal, key=key, domain=domain, domain_checks=key == signal):
             found = finding_from_sdk(f.to_dict(), stage=stage)

@@ -87,8 +87,9 @@ def review(ctx: Any) -> dict[str, Any]:
         workspace=run.get("workspace"),
     )
     summary = result.block_message() if result.blocked else result.text
+    provider = f"{result.provider} ({result.model})" if result.model else result.provider
     return {"decision": result.verdict, "summary": summary, "findings": _dump(result.findings),
-            "provider": result.provider, "model": result.model, "duration_ms": result.duration_ms}
+            "provider": provider}
 
 
 def _monitor_for(ctx: Any) -> RunMonitor:

@@ -1,0 +1,225 @@
+"""SVS end to end through run() and the real detached runner: review blocks and skip_review, the
+monitor stopping a diverged run, output stats and blocking contracts, and a failure learned as a
+pattern that then blocks the same code."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from goldfish.run_inspect import inspect_run
+from goldfish.svs.run_findings import run_svs_findings
+from tests.run_helpers import REASON, SPEC, Env, file_stage, make_env, wait_terminal
+
+SVS_ON = {"test_mode": True, "ai_during_run_interval_seconds": 1}
+
+
+def env_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **svs: Any) -> Env:
+    env = make_env(tmp_path, monkeypatch)
+    env.configure(pre_run_review={"enabled": True}, svs={**SVS_ON, **svs})
+    return env
+
+
+def stage_ids(started: Any) -> dict[str, str]:
+    return {s.stage: s.stage_run_id for s in started.stage_runs}
+
+
+def finalize(env: Env, run_id: str) -> None:
+    with env.project.store.transaction() as tx:  # what finalize_run does to the gate
+        tx.table("runs", "ws/exp").patch(run_id, {"results_status": "finalized"})
+
+
+# --------------------------------------------------------------------------- review
+SAFE_BUT_FLAGGED = """\
+from goldfish.io import get_output_path
+from goldfish.metrics import log_metric
+
+log_metric("acc", 0.7)
+get_output_path("out").write_text("ok")
+if False:
+    print(never_defined_anywhere)   # dead code: the rules flag it, the run would not mind
+"""
+MISSPELLED = """\
+from goldfish.io import get_output_path
+
+get_output_path("outt").write_text("ok")
+"""
+
+
+def test_review_blocks_then_skip_review_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = env_with(tmp_path, monkeypatch)
+    env.write([file_stage("flagged"), file_stage("typo")], {"flagged": SAFE_BUT_FLAGGED, "typo": MISSPELLED})
+    project = env.project
+    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    ids = stage_ids(started)
+    done = wait_terminal(project, started.pipeline_run_id)
+    assert done.status == "failed"
+    flagged, typo = project.runs.get(ids["flagged"]), project.runs.get(ids["typo"])
+    for doc in (flagged, typo):
+        assert (doc["state"], doc["cause"], doc["infra_outcome"]) == ("failed", "review_blocked", "blocked")
+        assert doc["svs"]["review"]["decision"] == "blocked" and doc["svs"]["review"]["provider"] == "rules"
+        assert not (project.runs_dir / doc["id"] / "launch.json").exists()  # never launched
+    assert "never_defined_anywhere" in flagged["error"] and "Fix:" in flagged["error"]
+    assert "get_output_path('out')" in typo["error"]
+    shown = inspect_run(project, ids["typo"], include=["svs"]).svs or {}
+    assert shown["review"]["findings"][0]["check"] == "unknown_signal"
+
+    # blocked runs do not hold the gate; skip_review runs them and records the bypass
+    again = project.runs.run("w1", reason=REASON, results_spec=SPEC, skip_review=True)
+    ids = stage_ids(again)
+    wait_terminal(project, again.pipeline_run_id)
+    flagged, typo = project.runs.get(ids["flagged"]), project.runs.get(ids["typo"])
+    assert flagged["state"] == "completed"
+    assert flagged["svs"]["skip_review"] is True and flagged["svs"]["review"]["decision"] == "skipped"
+    assert (typo["state"], typo["cause"]) == ("failed", "exit_nonzero") and "outt" in typo["error"]
+    assert run_svs_findings(project, ids["flagged"]).skip_review is True
+
+
+# --------------------------------------------------------------------------- monitor
+DIVERGING = """\
+import time
+from goldfish.io import get_output_path, heartbeat, flush_metrics
+from goldfish.metrics import log_metric
+
+for step in range(3000):
+    loss = float("nan") if step >= 10 else 1.0 / (step + 1)
+    log_metric("train/loss", loss, step=step)
+    flush_metrics()
+    heartbeat()
+    time.sleep(0.02)   # never looks at should_stop()
+get_output_path("model").write_text("finished")
+"""
+
+
+def test_monitor_stops_a_diverged_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = env_with(tmp_path, monkeypatch, ai_during_run_auto_stop=True, ai_during_run_stop_grace_seconds=1)
+    env.write([file_stage("train", outputs=("model",))], {"train": DIVERGING})
+    project = env.project
+    started = project.runs.run("w1", reason=REASON, results_spec={**SPEC, "primary_metric": "train/loss",
+                                                                   "direction": "minimize", "min_value": 1.0,
+                                                                   "goal_value": 0.1})
+    run_id = started.stage_runs[0].stage_run_id
+    begin = time.monotonic()
+    wait_terminal(project, started.pipeline_run_id, timeout=60)
+    assert time.monotonic() - begin < 40  # far sooner than the 60 s the loop would take
+    doc = project.runs.get(run_id)
+    assert (doc["state"], doc["cause"], doc["infra_outcome"]) == ("terminated", "ai_stopped", "crashed")
+    assert "non_finite_metric" in doc["error"]
+    during = doc["svs"]["during"]
+    assert [f["check"] for f in during if f["severity"] == "error"] == ["non_finite_metric"]
+    assert doc["svs"]["review"]["decision"] == "approved"
+    assert (project.runs_dir / run_id / "outputs" / ".goldfish" / "stop_requested").is_file()
+    log = (project.runs_dir / run_id / "logs" / "stdout.log").read_text()
+    assert "stop requested: SVS monitor stopped the run" in log
+
+
+# --------------------------------------------------------------------------- outputs
+def npy_stage(name: str) -> dict[str, Any]:
+    return {"name": name, "outputs": {"emb": {"type": "npy", "schema": {"kind": "tensor", "shape": [None, 4],
+                                                                        "dtype": "float32"}}}}
+
+
+NEAR_CONSTANT = """\
+import numpy as np
+from goldfish.io import save_output
+x = np.zeros((5000, 4), dtype=np.float32)
+x[:3, 0] = 1.0
+save_output("emb", x)
+"""
+CONSTANT = """\
+import numpy as np
+from goldfish.io import save_output
+save_output("emb", np.full((1000, 4), 7.0, dtype=np.float32))
+"""
+WRONG_SHAPE_CAUGHT = """\
+import numpy as np
+from goldfish.io import save_output, ContractViolation
+try:
+    save_output("emb", np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32))
+except ContractViolation as exc:
+    print("ignoring", exc)
+"""
+WRONG_SHAPE = """\
+import numpy as np
+from goldfish.io import save_output
+save_output("emb", np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32))
+"""
+
+
+def test_low_entropy_output_is_a_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = env_with(tmp_path, monkeypatch)
+    env.write([npy_stage("emb")], {"emb": NEAR_CONSTANT})
+    project = env.project
+    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    wait_terminal(project, started.pipeline_run_id)
+    doc = project.runs.get(started.stage_runs[0].stage_run_id)
+    assert doc["state"] == "completed"
+    assert [f["check"] for f in doc["svs"]["post"]["findings"]] == ["entropy_min"]
+    details = doc["svs"]["post"]["hook"]["details"]
+    assert details["fail"] is False and details["ml_outcome_hint"] == "unknown"  # acc was never logged
+    assert [f["check"] for f in doc["svs"]["post"]["hook"]["findings"]] == ["primary_metric_missing"]
+    assert doc["ml_outcome"] == "unknown"  # the hint never sets the outcome
+
+
+def test_blocking_contracts_and_failing_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = env_with(tmp_path, monkeypatch, default_enforcement="blocking", default_policy="fail")
+    env.write([npy_stage("caught"), npy_stage("uncaught"), npy_stage("constant")],
+              {"caught": WRONG_SHAPE_CAUGHT, "uncaught": WRONG_SHAPE, "constant": CONSTANT})
+    project = env.project
+    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    ids = stage_ids(started)
+    wait_terminal(project, started.pipeline_run_id)
+    caught, uncaught, constant = (project.runs.get(ids[s]) for s in ("caught", "uncaught", "constant"))
+    assert (caught["state"], caught["cause"]) == ("failed", "contract") and "emb" in caught["error"]
+    assert (uncaught["state"], uncaught["cause"]) == ("failed", "exit_nonzero")
+    assert "ContractViolation" in uncaught["error"]
+    assert (constant["state"], constant["cause"]) == ("failed", "contract")
+    assert "default_policy is fail" in constant["error"] and "constant" in constant["error"]
+    assert constant["infra_outcome"] == "crashed"
+
+
+# --------------------------------------------------------------------------- failure patterns
+FAILING = """\
+from goldfish.io import get_output_path
+from goldfish.metrics import log_metric
+
+
+def normalise(items):
+    scale = 1.0 / len(items)
+    return [x * scale for x in items]
+
+
+log_metric("acc", 0.5)
+values = normalise([])
+get_output_path("out").write_text(str(values))
+"""
+
+
+def test_failure_learned_approved_then_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = env_with(tmp_path, monkeypatch, auto_learn_failures=True)
+    env.write([file_stage("prep")], {"prep": FAILING})
+    project = env.project
+    first = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    run_id = first.stage_runs[0].stage_run_id
+    wait_terminal(project, first.pipeline_run_id)
+    deadline = time.monotonic() + 15
+    while not (project.runs.get(run_id)["svs"].get("failure_patterns")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    doc = project.runs.get(run_id)
+    assert (doc["state"], doc["cause"], doc["svs"]["review"]["decision"]) == ("failed", "exit_nonzero", "approved")
+    [learned] = doc["svs"]["failure_patterns"]
+    pattern = project.patterns.get(learned["pattern_id"])
+    assert pattern.status == "pending" and pattern.source_run_id == run_id and pattern.workspace == "exp"
+    assert pattern.signature.startswith("ZeroDivisionError: float division by zero @ scale=1.0/len(items)")
+    assert [p.id for p in run_svs_findings(project, run_id).failure_patterns] == [pattern.id]
+
+    finalize(env, run_id)
+    project.patterns.approve(pattern.id, "empty input reaches normalise(); check it before running")
+    second = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    wait_terminal(project, second.pipeline_run_id)
+    blocked = project.runs.get(second.stage_runs[0].stage_run_id)
+    assert (blocked["state"], blocked["cause"]) == ("failed", "review_blocked")
+    assert pattern.id in blocked["error"] and "modules/prep.py:6" in blocked["error"]
