@@ -223,3 +223,26 @@ def test_failure_learned_approved_then_blocks(tmp_path: Path, monkeypatch: pytes
     blocked = project.runs.get(second.stage_runs[0].stage_run_id)
     assert (blocked["state"], blocked["cause"]) == ("failed", "review_blocked")
     assert pattern.id in blocked["error"] and "modules/prep.py:6" in blocked["error"]
+
+
+# --------------------------------------------------------------------------- dashboard
+def test_dashboard_shows_each_finding_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from goldfish.dashboard import dashboard
+
+    env = env_with(tmp_path, monkeypatch)
+    env.write([file_stage("typo"), npy_stage("emb")], {"typo": MISSPELLED, "emb": CONSTANT})
+    project = env.project
+    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    ids = stage_ids(started)
+    wait_terminal(project, started.pipeline_run_id)
+    first = dashboard(project)
+    seen = {(a.run_id, a.phase, a.check) for a in first.alerts.svs_findings}
+    assert (ids["typo"], "review", "unknown_signal") in seen
+    assert (ids["emb"], "post_run", "constant_output") in seen
+    assert [f.run_id for f in first.alerts.failed_recent] == [ids["typo"]]
+    assert first.alerts.failed_recent[0].cause == "review_blocked"
+    assert first.pending_finalization["exp"].run_ids == [ids["emb"]]  # completed: awaits finalize_run
+    assert [(m.slot, m.workspace) for m in first.mounted] == [("w1", "exp")]
+    assert first.active == [] and "new SVS finding" in first.message
+    second = dashboard(project)
+    assert second.alerts.svs_findings == [] and second.alerts.failed_recent == first.alerts.failed_recent

@@ -87,3 +87,16 @@ async def test_svs_tools_over_stdio(tmp_path: Path) -> None:
         assert nope.is_error and "not found" in nope.content[0].text
         malformed = await client.call_tool("get_run_svs_findings", {"stage_run_id": "../etc"})
         assert malformed.is_error
+
+
+async def test_dashboard_over_stdio(tmp_path: Path) -> None:
+    root = _seed(tmp_path)
+    async with Client(_params(root)) as client:
+        first = await client.call_tool("dashboard", {})
+        assert not first.is_error, first.content
+        alerts = first.structured_content["alerts"]["svs_findings"]
+        assert {(a["phase"], a["check"]) for a in alerts} == {("review", "unpinned_requirement"),
+                                                              ("during_run", "loss_spike")}
+        assert first.structured_content["pending_patterns"] == 1
+        second = await client.call_tool("dashboard", {})
+        assert second.structured_content["alerts"]["svs_findings"] == []
