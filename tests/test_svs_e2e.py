@@ -246,3 +246,34 @@ def test_dashboard_shows_each_finding_once(tmp_path: Path, monkeypatch: pytest.M
     assert first.active == [] and "new SVS finding" in first.message
     second = dashboard(project)
     assert second.alerts.svs_findings == [] and second.alerts.failed_recent == first.alerts.failed_recent
+
+
+def test_anthropic_review_through_the_runner_sees_the_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.svs_helpers import fake_anthropic
+
+    with fake_anthropic() as fake:
+        env = env_with(tmp_path, monkeypatch, agent_provider="anthropic", anthropic_base_url=fake.url,
+                       anthropic_api_key="sk-test")
+        clean = SAFE_BUT_FLAGGED.replace("if False:\n    print(never_defined_anywhere)", "")
+        env.write([file_stage("flagged")], {"flagged": clean})
+        project = env.project
+        fake.reply_tool("submit_review", {"verdict": "approved", "findings": [], "summary": "fine"})
+        first = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+        wait_terminal(project, first.pipeline_run_id)
+        first_id = first.stage_runs[0].stage_run_id
+        assert project.runs.get(first_id)["state"] == "completed"
+        finalize(env, first_id)
+        (env.slot / "modules" / "flagged.py").write_text(SAFE_BUT_FLAGGED.replace("0.7", "0.8"))
+        fake.reply_tool("submit_review", {"verdict": "blocked", "summary": "metric is hard-coded", "findings": [
+            {"severity": "error", "confidence": "high", "file": "modules/flagged.py", "line": 4,
+             "message": "acc is a constant, not measured", "fix": "compute it on the validation split"}]})
+        second = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+        wait_terminal(project, second.pipeline_run_id)
+    doc = project.runs.get(second.stage_runs[0].stage_run_id)
+    assert (doc["state"], doc["cause"]) == ("failed", "review_blocked")
+    assert doc["svs"]["review"]["provider"] == "anthropic (claude-sonnet-4-5)"
+    assert "acc is a constant" in doc["error"]
+    prompt = fake.requests[-1]["body"]["messages"][0]["content"]
+    assert f"diff against {first_id}" in prompt and '+log_metric("acc", 0.8)' in prompt
+    rules_section = prompt.split("<rules_findings>", 1)[1].split("</rules_findings>", 1)[0]
+    assert "undefined_name" in rules_section  # the rules ran first and Claude saw their findings

@@ -410,6 +410,8 @@ def test_stale_input_warns(tmp_path: Path) -> None:
     assert [(f.check, f.severity) for f in found] == [("stale_input", "warning")]
     same = {"features": {"kind": "stage", "run_id": "stage-00000002", "latest_run_id": "stage-00000002"}}
     assert review(tmp_path, GOOD_TRAIN, config=GOOD_CONFIG, inputs=same) == []
+    newer_failed = {"features": {**inputs["features"], "latest_state": "failed"}}
+    assert review(tmp_path, GOOD_TRAIN, config=GOOD_CONFIG, inputs=newer_failed) == []
 
 
 def test_missing_module_blocks(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from goldfish.svs.pattern_rules import Detection, find_matches
 # A requirement line: name, optional extras, then the version part.
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 _PINNED = re.compile(r"===?\s*[^\s,*;]+")
+_ACTIVE_STATES = ("pending", "preparing", "launching", "running", "post_run")
 _PATTERN_SEVERITY = {"critical": "error", "high": "error", "medium": "warning", "low": "info"}
 
 
@@ -78,21 +79,24 @@ def pattern_findings(code: StageCode, patterns: Iterable[Mapping[str, Any]]) -> 
 
 
 def input_findings(stage: str, inputs: Mapping[str, Any] | None) -> list[Finding]:
-    """Inputs resolved to an upstream run while a newer run of that stage exists."""
+    """Inputs resolved to an upstream run while a newer run of that stage is still in progress.
+
+    A newer run that failed, was canceled or was finalized as a miss was skipped on purpose."""
     out = []
     for name, info in (inputs or {}).items():
         if not isinstance(info, Mapping):
             continue
         chosen, latest = info.get("run_id"), info.get("latest_run_id")
-        if not chosen or not latest or chosen == latest or info.get("kind") in ("override_run", "override_path"):
+        state = info.get("latest_state")
+        if not chosen or not latest or chosen == latest or state not in _ACTIVE_STATES:
             continue
-        state = info.get("latest_state") or "unknown"
         out.append(Finding(
             source="rules", check="stale_input", severity="warning", confidence="medium", stage=stage,
             signal=str(name),
-            message=f"input {name} uses {chosen}, but a newer run {latest} of that stage exists"
-                    f" (state {state}).",
-            fix=f"If the newer run is what you meant, wait for it or pass inputs_override={{'{name}': '{latest}'}}.",
+            message=f"input {name} uses {chosen}, but a newer run {latest} of that stage is still {state}:"
+                    " this run reads the older output.",
+            fix=f"If the newer run is what you meant, wait for it to complete, then run again (or pass"
+                f" inputs_override={{'{name}': '{latest}'}} once it has).",
         ))
     return out
 
