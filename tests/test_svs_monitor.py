@@ -12,7 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from goldfish.config.svs import SvsConfig
+from goldfish.svs import monitor_rules as mr
 from goldfish.svs.monitor import STATE_FILE, MonitorSpec, RunMonitor
 from tests.sdk_helpers import REPO, StageEnv, ok
 from tests.svs_helpers import fake_anthropic
@@ -281,3 +285,19 @@ def test_ai_monitor_disabled_after_three_failures(tmp_path: Path) -> None:
     assert len(fake.requests) == 3
     assert checks(found) == ["ai_monitor_disabled"] and "malformed" in found[0].message
     assert monitor.state["ai_disabled"] is True
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.01, 100.0), max_size=150), st.lists(st.floats(0.01, 2000.0), min_size=1, max_size=150))
+def test_first_spike_matches_the_definition(recent: list[float], new: list[float]) -> None:
+    """The O(n) sliding minimum finds the same first spike as checking each value against the
+    minimum of the SPIKE_WINDOW values before it (with at least SPIKE_MIN_HISTORY of them)."""
+    history = list(recent)
+    expected = None
+    for value in new:
+        window = history[-mr.SPIKE_WINDOW:]
+        if len(window) >= mr.SPIKE_MIN_HISTORY and value > mr.SPIKE_RATIO * min(window):
+            expected = (value, mr.SPIKE_RATIO * min(window))
+            break
+        history.append(value)
+    assert mr.first_spike(recent, new) == expected

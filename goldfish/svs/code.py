@@ -37,6 +37,14 @@ class SourceFile:
     tree: ast.Module | None = None
     syntax_error: SyntaxError | None = None
     aliases: dict[str, str] = field(default_factory=dict)
+    _nodes: list[ast.AST] | None = field(default=None, repr=False)
+    _calls: list[ast.Call] | None = field(default=None, repr=False)
+
+    def nodes(self) -> list[ast.AST]:
+        """Every node of the tree (one walk, cached: the rules look at it many times)."""
+        if self._nodes is None:
+            self._nodes = list(ast.walk(self.tree)) if self.tree is not None else []
+        return self._nodes
 
     @property
     def is_python(self) -> bool:
@@ -74,9 +82,9 @@ class SourceFile:
         return None
 
     def calls(self) -> list[ast.Call]:
-        if self.tree is None:
-            return []
-        return [node for node in ast.walk(self.tree) if isinstance(node, ast.Call)]
+        if self._calls is None:
+            self._calls = [node for node in self.nodes() if isinstance(node, ast.Call)]
+        return self._calls
 
     def sdk_calls(self, *names: str) -> list[tuple[str, ast.Call]]:
         out: list[tuple[str, ast.Call]] = []

@@ -283,8 +283,8 @@ def save_output_findings(code: StageCode, stage: Stage) -> list[Finding]:
 
 
 # --------------------------------------------------------------------------- training and loops
-def _loops(tree: ast.Module) -> Iterator[ast.For | ast.AsyncFor | ast.While]:
-    for node in ast.walk(tree):
+def _loops(source: SourceFile) -> Iterator[ast.For | ast.AsyncFor | ast.While]:
+    for node in source.nodes():
         if isinstance(node, ast.For | ast.AsyncFor | ast.While):
             yield node
 
@@ -297,7 +297,7 @@ def _optimizer_loop(source: SourceFile) -> ast.For | ast.AsyncFor | ast.While | 
     """A loop that runs backward() or <optimizer>.step(): a training loop whatever the stage's name."""
     if source.tree is None:
         return None
-    for loop in _loops(source.tree):
+    for loop in _loops(source):
         for node in ast.walk(loop):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
@@ -312,13 +312,11 @@ def _optimizer_loop(source: SourceFile) -> ast.For | ast.AsyncFor | ast.While | 
 def training_findings(code: StageCode) -> list[Finding]:
     """A training stage that logs no metrics leaves nothing to judge it by (blocks)."""
     sources = code.python_files
-    if not sources:
+    if not sources or any(s.sdk_calls("log_metric", "log_metrics") for s in sources):
         return []
     by_name = bool(_TRAINING_NAME.search(code.stage.lower()) or _TRAINING_NAME.search(code.module.lower()))
     loop_src = next(((s, loop) for s in sources if (loop := _optimizer_loop(s)) is not None), None)
     if not by_name and loop_src is None:
-        return []
-    if any(s.sdk_calls("log_metric", "log_metrics") for s in sources):
         return []
     why = f"stage {code.stage} trains" + (" (it runs an optimizer loop)" if loop_src and not by_name else "")
     file, line = (loop_src[0].path, loop_src[1].lineno) if loop_src else (code.module, None)
@@ -326,7 +324,7 @@ def training_findings(code: StageCode) -> list[Finding]:
            " (from goldfish.metrics import log_metric) inside the training loop.")
     logs_progress = any(
         isinstance(node, ast.Call) and s.sdk_function(node) == "runtime_log"
-        for s in sources for loop in _loops(s.tree) for node in ast.walk(loop)  # type: ignore[arg-type]
+        for s in sources for loop in _loops(s) for node in ast.walk(loop)
     )
     if logs_progress:
         # A note, not a warning: the seed's own stage pattern reports progress this way.
@@ -385,7 +383,7 @@ def long_loop_findings(code: StageCode) -> list[Finding]:
     out = []
     for source in sources:
         covered: set[int] = set()  # ids of nodes inside loops already reported
-        for loop in _loops(source.tree):  # type: ignore[arg-type]
+        for loop in _loops(source):
             if id(loop) in covered:
                 continue
             why = _is_long(loop)
@@ -407,7 +405,7 @@ def long_loop_findings(code: StageCode) -> list[Finding]:
 def _config_names(source: SourceFile) -> set[str]:
     """Variables bound to get_config()'s result."""
     names: set[str] = set()
-    for node in ast.walk(source.tree):  # type: ignore[arg-type]
+    for node in source.nodes():
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
                 and source.sdk_function(node.value) == "get_config":
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
@@ -432,10 +430,10 @@ def _config_path(source: SourceFile, node: ast.expr, names: set[str]) -> list[st
     return None
 
 
-def _guarded_keys(tree: ast.Module) -> set[str]:
+def _guarded_keys(source: SourceFile) -> set[str]:
     """Keys the code tests with `"x" in ...` or assigns (cfg["x"] = ...): reading them is intended."""
     keys: set[str] = set()
-    for node in ast.walk(tree):
+    for node in source.nodes():
         if isinstance(node, ast.Compare) and any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
             key = _literal_str(node.left)
             if key:
@@ -452,10 +450,10 @@ def _guarded_keys(tree: ast.Module) -> set[str]:
     return keys
 
 
-def _in_key_error_try(tree: ast.Module) -> set[int]:
+def _in_key_error_try(source: SourceFile) -> set[int]:
     """Line numbers covered by a try whose handler catches KeyError (or everything)."""
     lines: set[int] = set()
-    for node in ast.walk(tree):
+    for node in source.nodes():
         if not isinstance(node, ast.Try):
             continue
         names = set()
@@ -488,13 +486,13 @@ def config_key_findings(code: StageCode, config: Mapping[str, Any]) -> list[Find
     if main is None or main.tree is None:
         return []
     names = _config_names(main)
-    guarded = _guarded_keys(main.tree)
-    protected = _in_key_error_try(main.tree)
+    guarded = _guarded_keys(main)
+    protected = _in_key_error_try(main)
     known = {**{k: True for k in RUNTIME_CONFIG_KEYS}, **dict(config)}
     out: list[Finding] = []
     seen: set[str] = set()
     where = f"configs/{code.stage}.yaml (or the stage's defaults in pipeline.yaml), or pass it in config_override"
-    for node in ast.walk(main.tree):
+    for node in main.nodes():
         if not isinstance(node, ast.Subscript | ast.Call):
             continue
         path: list[str] | None = None

@@ -132,10 +132,9 @@ class RunMonitor:
         now = time.time() if now is None else now
         if not self.config.enabled:
             return MonitorTick([], None)
+        before = self._signature()
         findings: list[Finding] = self._collect_ai(now)
-        ran = bool(findings)
         if now - float(self.state["last_rules_at"]) >= min(self.interval, RULES_INTERVAL):
-            ran = True
             self.state["last_rules_at"] = now
             findings += self._read_sdk_findings()  # first: SDK findings name the metric
             findings += self._read_metrics(now)
@@ -145,9 +144,16 @@ class RunMonitor:
             self._maybe_start_ai(now)
         new = [f for f in findings if self._first_time(f, now)]
         stop = self._maybe_stop(new)
-        if ran:
-            self._save()
+        if new or stop or self._signature() != before:
+            self._save()  # an idle tick writes nothing
         return MonitorTick(new, stop)
+
+    def _signature(self) -> tuple[Any, ...]:
+        """What a rules pass can change (cheap to compare; last_rules_at need not survive a restart)."""
+        s = self.state
+        return (tuple(sorted(s["offsets"].items())), len(s["emitted"]), s["stalled"], s["heartbeat_ts"],
+                s["sdk_findings"]["size"], s["sdk_findings"]["mtime_ns"], s["last_ai_at"], s["ai_failures"],
+                s["ai_disabled"], s["stop_requested"], s["ai_summary"])
 
     def close(self, timeout: float = 5.0) -> None:
         """Wait for an AI call in flight (its answer is picked up by a later tick)."""
@@ -209,6 +215,7 @@ class RunMonitor:
         lines = self._read_new(self.rt / "metrics.jsonl", "metrics")
         if lines:
             self._activity(now)
+        batches: dict[str, list[tuple[float, Any]]] = {}
         for line in lines:
             try:
                 record = json.loads(line)
@@ -225,48 +232,60 @@ class RunMonitor:
                         f"{count} metric value(s) were NaN/Inf and were dropped by log_metric.",
                         fix="Lower the learning rate, clip gradients, check inputs for NaN/Inf.", value=count))
                 continue
-            if record.get("type") != "metric" or not isinstance(record.get("name"), str):
+            name, value = record.get("name"), record.get("value")
+            if record.get("type") != "metric" or not isinstance(name, str):
                 continue
-            value = record.get("value")
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
-            out += self._metric(record["name"], float(value), record.get("step"))
+            batches.setdefault(name, []).append((float(value), record.get("step")))
+        for name, values in batches.items():
+            out += self._ingest(name, values)
         return out
 
-    def _metric(self, name: str, value: float, step: Any) -> list[Finding]:
+    def _emitted(self, check: str, signal: str) -> bool:
+        return f"monitor:{check}:{signal}" in self.state["emitted"]
+
+    def _ingest(self, name: str, values: list[tuple[float, Any]]) -> list[Finding]:
+        """New values of one metric, in order: NaN/Inf, spikes, then the trend rules once per batch."""
         series_all = self.state["series"]
         if name not in series_all and len(series_all) >= MAX_TRACKED_METRICS:
             return []
-        self.state["ai_new_metrics"] += 1
+        self.state["ai_new_metrics"] += len(values)
         series = series_all.setdefault(name, {"count": 0, "recent": [], "min": None, "max": None, "last": None})
         out: list[Finding] = []
-        if not math.isfinite(value):
+        bad = next(((v, step) for v, step in values if not math.isfinite(v)), None)
+        if bad is not None:
             out.append(self._finding(
-                "non_finite_metric", "error", f"metric {name} is {value} (step {step}).",
+                "non_finite_metric", "error", f"metric {name} is {bad[0]} (step {bad[1]}).",
                 fix="Lower the learning rate, clip gradients, check inputs for NaN/Inf.", signal=name))
+        finite = [(v, step) for v, step in values if math.isfinite(v)]
+        if not finite:
             return out
         recent: list[float] = series["recent"]
-        tracked = mr.is_loss(name) or name == self.spec.primary_metric
-        if tracked and mr.is_loss(name):
-            hit = mr.spike(recent, value)
+        new = [v for v, _ in finite]
+        loss = mr.is_loss(name)
+        if loss and not self._emitted("loss_spike", name):
+            hit = mr.first_spike(recent, new)
             if hit is not None:
                 out.append(self._finding(
                     "loss_spike", "warning",
-                    f"{name} jumped to {value:.4g}, above {mr.SPIKE_RATIO:g}x its recent minimum ({hit[1] / mr.SPIKE_RATIO:.4g}).",
+                    f"{name} jumped to {hit[0]:.4g}, above {mr.SPIKE_RATIO:g}x its recent minimum"
+                    f" ({hit[1] / mr.SPIKE_RATIO:.4g}).",
                     fix="Watch for recovery; if it keeps rising lower the learning rate or clip gradients.",
-                    signal=name, value=value, threshold=hit[1]))
-        series.update(count=series["count"] + 1, last=value, last_step=step,
-                      min=value if series["min"] is None else min(series["min"], value),
-                      max=value if series["max"] is None else max(series["max"], value))
-        recent.append(value)
+                    signal=name, value=hit[0], threshold=hit[1]))
+        low, high = min(new), max(new)
+        series.update(count=series["count"] + len(new), last=new[-1], last_step=finite[-1][1],
+                      min=low if series["min"] is None else min(series["min"], low),
+                      max=high if series["max"] is None else max(series["max"], high))
+        recent.extend(new)
         del recent[: max(0, len(recent) - mr.RECENT_KEEP)]
-        if tracked:
+        if loss or name == self.spec.primary_metric:
             out += self._trend_rules(name, recent)
         return out
 
     def _trend_rules(self, name: str, recent: list[float]) -> list[Finding]:
         out: list[Finding] = []
-        if mr.is_loss(name):
+        if mr.is_loss(name) and not self._emitted("loss_diverged", name):
             hit = mr.diverged(recent)
             if hit is not None:
                 out.append(self._finding(
@@ -275,6 +294,8 @@ class RunMonitor:
                     f" {mr.DIVERGED_RUN} values (now {hit[0]:.4g}): training diverged.",
                     fix="Lower the learning rate, add gradient clipping or warmup, then run again.",
                     signal=name, value=hit[0], threshold=hit[1]))
+        if self._emitted("plateau", name):
+            return out
         minimize = mr.is_loss(name) if name != self.spec.primary_metric else self.spec.direction != "maximize"
         flat = mr.plateau(recent, minimize=minimize)
         if flat is not None:

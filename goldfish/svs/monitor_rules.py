@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import deque
 from typing import Any
 
 LOSS_NAME = re.compile(r"(?:^|[/_.\-])loss(?:$|[/_.\-])", re.IGNORECASE)
@@ -33,16 +34,22 @@ def is_loss(name: str) -> bool:
     return bool(LOSS_NAME.search(name)) or name.lower() == "loss"
 
 
-def spike(recent: list[float], value: float) -> tuple[float, float] | None:
-    """(value, threshold) when ``value`` exceeds SPIKE_RATIO × the minimum of the previous window."""
-    window = [v for v in recent[-SPIKE_WINDOW:] if math.isfinite(v)]
-    if len(window) < SPIKE_MIN_HISTORY:
-        return None
-    low = min(window)
-    if low <= 0:
-        return None
-    limit = SPIKE_RATIO * low
-    return (value, limit) if value > limit else None
+def first_spike(recent: list[float], new: list[float]) -> tuple[float, float] | None:
+    """The first of ``new`` that spikes against the SPIKE_WINDOW values before it (sliding minimum, O(n))."""
+    values = recent[-SPIKE_WINDOW:] + new
+    start = len(values) - len(new)
+    window: deque[int] = deque()  # indices of increasing values: the front is the window minimum
+    for i, value in enumerate(values):
+        if i >= start and i >= SPIKE_MIN_HISTORY:
+            while window and window[0] < i - SPIKE_WINDOW:
+                window.popleft()
+            low = values[window[0]] if window else None
+            if low is not None and low > 0 and value > SPIKE_RATIO * low:
+                return value, SPIKE_RATIO * low
+        while window and values[window[-1]] >= value:
+            window.pop()
+        window.append(i)
+    return None
 
 
 def diverged(recent: list[float]) -> tuple[float, float] | None:
