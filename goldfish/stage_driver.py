@@ -21,12 +21,12 @@ from goldfish.backends.base import Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.inputs import resolve_inputs
-from goldfish.pipeline_validate import validate_pipeline
 from goldfish.pipelines import Pipeline, load_pipeline
 from goldfish.run_request import workspaces_of
 from goldfish.run_hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.stage_config import merge_stage_config
+from goldfish.svs.preflight import preflight
 import contextlib
 
 if TYPE_CHECKING:
@@ -163,19 +163,11 @@ class StageDriver:
             raise StageFailure("failed", "preflight", f"Preflight failed: {exc}") from None
         override = doc.get("config_override") or {}
         input_override = doc.get("inputs_override") or {}
-        gce = project.config.gce
-        report = validate_pipeline(
-            pipeline, app, stages=[stage_name],
-            config_override={stage_name: override} if override else None,
-            overridden_inputs={stage_name: set(input_override)},
-            backend=project.config.jobs.backend,
-            profile_overrides=gce.profile_overrides if gce else None,
-            zones=gce.zones if gce else None,
-            source_schemas=self.runner.source_schema,
-        )
-        preflight = {"errors": [i.model_dump() for i in report.errors],
-                     "warnings": [i.model_dump() for i in report.warnings]}
-        svs = {**(doc.get("svs") or {}), "preflight": preflight}
+        report = preflight(project, app_dir=app, pipeline=pipeline, stage=stage_name,
+                           config_override=override or None, overridden_inputs=set(input_override))
+        preflight_doc = {"errors": [i.model_dump() for i in report.errors],
+                         "warnings": [i.model_dump() for i in report.warnings]}
+        svs = {**(doc.get("svs") or {}), "preflight": preflight_doc}
         if report.errors:
             shown = "; ".join(i.render() for i in report.errors[:8])
             more = f" (+{len(report.errors) - 8} more: inspect_run include=['svs'])" if len(report.errors) > 8 else ""
@@ -188,7 +180,7 @@ class StageDriver:
         if problems:
             raise StageFailure("failed", "input_error",
                                "Input resolution failed: " + "; ".join(i.render() for i in problems), **prepared)
-        review = self.review(doc, app, pipeline, stage_name, config.values, resolved, preflight)
+        review = self.review(doc, app, pipeline, stage_name, config.values, resolved, preflight_doc)
         svs["review"] = review
         svs["skip_review"] = bool(doc.get("skip_review"))
         prepared["inputs"] = resolved

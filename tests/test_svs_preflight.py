@@ -41,7 +41,7 @@ def setup(tmp_path: Path, metadata: dict[str, Any] | None, **svs: Any) -> tuple[
 def test_clean_stage_passes_with_warnings(tmp_path: Path) -> None:
     project, app, pipeline = setup(tmp_path, SALES)
     result = preflight(project, app_dir=app, pipeline=pipeline, stage="preprocess")
-    assert result.ok and not result.skipped
+    assert result.ok
     assert any("no contract" in w.message for w in result.warnings)
     assert [f.severity for f in result.findings("preprocess")] == ["warning"] * len(result.warnings)
 
@@ -76,7 +76,8 @@ def test_input_errors_are_added(tmp_path: Path) -> None:
     assert result.warnings[-1].fix == "rerun preprocess"
 
 
-def test_svs_disabled_skips_preflight(tmp_path: Path) -> None:
+def test_preflight_runs_with_svs_disabled(tmp_path: Path) -> None:
+    """An invalid pipeline cannot run: switching SVS off does not skip these checks."""
     project, app, pipeline = setup(tmp_path, None, enabled=False)
     result = preflight(project, app_dir=app, pipeline=pipeline, stage="preprocess")
-    assert result.skipped and result.ok and result.warnings == []
+    assert not result.ok and "register_source first" in (result.errors[0].fix or "")

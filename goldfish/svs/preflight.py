@@ -4,6 +4,9 @@ Pipeline and config validation for the one stage (``validate_pipeline(..., stage
 dataset contracts compared against the registered sources' metadata), plus the input-resolution
 problems the runner found. Errors fail the stage run with cause ``preflight`` (the runner does
 that); warnings are stored on the run and shown by ``inspect_run(include=["svs"])``.
+
+It runs whatever ``svs.enabled`` says: a pipeline or config that does not validate cannot run, so
+switching SVS off must not turn these errors into later, vaguer ones.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ class PreflightResult(BaseModel):
 
     errors: list[Issue] = Field(default_factory=list, description="Problems that stop the stage")
     warnings: list[Issue] = Field(default_factory=list, description="Problems worth knowing")
-    skipped: bool = Field(default=False, description="True when svs.enabled is false (preflight off)")
 
     @property
     def ok(self) -> bool:
@@ -92,8 +94,6 @@ def preflight(
     """Validate ``stage`` as archived in ``app_dir``. ``config_override``: this stage's override
     (flat); ``overridden_inputs``: inputs the run supplies through inputs_override."""
     config = project.config
-    if not config.svs.enabled:
-        return PreflightResult(skipped=True)
     report = validate_pipeline(
         pipeline,
         Path(app_dir),
