@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
 from goldfish import __version__
@@ -18,7 +22,17 @@ status() to orient -> create_workspace()/mount(workspace, slot, reason) -> edit 
 
 def build_server(project_arg: str | None = None, start: Path | None = None) -> tuple[MCPServer, ServerContext]:
     ctx = ServerContext(project_arg, start)
-    server = MCPServer(name="goldfish", version=__version__, instructions=INSTRUCTIONS)
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[dict[str, Any]]:
+        # The slot watcher lives exactly as long as the server (started lazily once a project opens).
+        await anyio.to_thread.run_sync(ctx.start_watching)
+        try:
+            yield {}
+        finally:
+            await anyio.to_thread.run_sync(ctx.stop_watching)
+
+    server = MCPServer(name="goldfish", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
     register_all(server, ctx)
     return server, ctx
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from goldfish.issues import Issue
+from goldfish.metadata import infer_size_and_hash
 from goldfish.svs.preflight import preflight
 from tests.svs_helpers import make_project, write_app
 
@@ -29,9 +30,12 @@ SALES = {"kind": "tabular", "columns": ["price", "volume"], "dtypes": {"price": 
 def setup(tmp_path: Path, metadata: dict[str, Any] | None, **svs: Any) -> tuple[Any, Path, Any]:
     project = make_project(tmp_path, svs=svs)
     if metadata is not None:
+        data = tmp_path / "sales.csv"
+        data.write_text("price,volume\n1.5,10\n")
+        size, digest = infer_size_and_hash(data)
         with project.store.transaction() as tx:
-            tx.table("sources").add({"location": "/data/sales.csv", "format": "csv", "metadata": metadata},
-                                    doc_id="sales")
+            tx.table("sources").add({"name": "sales", "location": str(data), "format": "csv", "size_bytes": size, "sha256": digest,
+                                     "metadata": metadata}, doc_id="sales")
     app = tmp_path / "app"
     pipeline = write_app(app, PIPELINE, {"preprocess": "def main():\n    pass\n", "train": "def main():\n    pass\n"},
                          configs={"train": {"lr": 0.1}, "preprocess": {}})
@@ -56,6 +60,14 @@ def test_unregistered_source_and_schema_mismatch(tmp_path: Path) -> None:
     assert [e.location for e in result.errors] == ["stages[0].inputs.raw.schema"]
     assert "registered source sales" in result.errors[0].message
     assert "Preflight found 1 error(s)" in result.error_message()
+
+
+def test_changed_source_file_is_an_error(tmp_path: Path) -> None:
+    project, app, pipeline = setup(tmp_path, SALES)
+    (tmp_path / "sales.csv").write_text("price,volume\n1.5,10\n2.5,20\n")
+    result = preflight(project, app_dir=app, pipeline=pipeline, stage="preprocess")
+    assert [e.location for e in result.errors] == ["stages[0].inputs.raw"]
+    assert "changed since registration" in result.errors[0].message
 
 
 def test_config_errors_and_overrides(tmp_path: Path) -> None:

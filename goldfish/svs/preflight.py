@@ -53,20 +53,6 @@ class PreflightResult(BaseModel):
         return out
 
 
-def source_schemas(project: Project) -> Any:
-    """``source_schemas(name)`` for validate_pipeline, from the ``sources`` table."""
-    table = project.store.table("sources")
-
-    def lookup(name: str) -> dict[str, Any] | None:
-        row = table.get_doc(name)
-        if row is None:
-            return None
-        metadata = row.get("metadata")
-        return metadata if isinstance(metadata, dict) else {}
-
-    return lookup
-
-
 def _issues(items: Iterable[Issue | Mapping[str, Any] | str] | None, where: str) -> list[Issue]:
     out = []
     for item in items or ():
@@ -87,25 +73,28 @@ def preflight(
     pipeline: Pipeline,
     stage: str,
     config_override: Mapping[str, Any] | None = None,
-    overridden_inputs: Iterable[str] = (),
+    inputs_override: Mapping[str, Any] | None = None,
     input_errors: Iterable[Issue | Mapping[str, Any] | str] | None = None,
     input_warnings: Iterable[Issue | Mapping[str, Any] | str] | None = None,
 ) -> PreflightResult:
-    """Validate ``stage`` as archived in ``app_dir``. ``config_override``: this stage's override
-    (flat); ``overridden_inputs``: inputs the run supplies through inputs_override."""
+    """Validate ``stage`` as archived in ``app_dir``. ``config_override`` / ``inputs_override``:
+    this stage's overrides (flat). Registered sources the stage reads must be as registered
+    (``project.sources.preflight``: a changed or missing file is an error)."""
     config = project.config
+    overrides = dict(inputs_override or {})
     report = validate_pipeline(
         pipeline,
         Path(app_dir),
         stages=[stage],
         config_override={stage: dict(config_override)} if config_override else None,
-        overridden_inputs={stage: set(overridden_inputs)},
+        overridden_inputs={stage: set(overrides)},
         backend=config.jobs.backend,
         profile_overrides=config.gce.profile_overrides if config.gce is not None else None,
         zones=config.gce.zones if config.gce is not None else None,
-        source_schemas=source_schemas(project),
+        source_schemas=project.sources.source_schemas,
     )
+    sources = project.sources.preflight(pipeline.stage(stage), overrides, location=f"stages[{pipeline.index(stage)}]")
     return PreflightResult(
-        errors=[*report.errors, *_issues(input_errors, f"stages[{stage}].inputs")],
+        errors=[*report.errors, *sources, *_issues(input_errors, f"stages[{stage}].inputs")],
         warnings=[*report.warnings, *_issues(input_warnings, f"stages[{stage}].inputs")],
     )
