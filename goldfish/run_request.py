@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from goldfish import names
 from goldfish.errors import GoldfishError, InvalidInput
@@ -25,21 +25,6 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 MAX_GROUP = 128
-
-
-class WorkspacesPort(Protocol):
-    """What the run engine uses of the workspaces service (``project.workspaces``)."""
-
-    def resolve(self, name_or_slot: str) -> tuple[str, str | None]: ...
-
-    def sync_for_run(self, workspace_or_slot: str, reason: str) -> Any: ...
-
-    def archive(self, workspace: str, sha: str, dest: Path) -> Any: ...
-
-
-def workspaces_of(project: Project) -> WorkspacesPort:
-    service: WorkspacesPort = getattr(project, "workspaces")  # noqa: B009 - typed port onto the service
-    return service
 
 
 @dataclass
@@ -95,7 +80,7 @@ def resolve_mounted(project: Project, workspace: object) -> tuple[str, str]:
         )
     if workspace not in project.config.slots:
         names.workspace_name(workspace)
-    name, slot = workspaces_of(project).resolve(workspace)
+    name, slot = project.workspaces.resolve(workspace)
     if slot is None:
         raise InvalidInput(
             f"Workspace {name} is not mounted, and run() runs what is in a mounted slot.",

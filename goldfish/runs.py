@@ -23,7 +23,7 @@ from goldfish.issues import Issue
 from goldfish.lease import LeaseFile
 from goldfish.pipeline_validate import validate_pipeline
 from goldfish.reconciler import reconcile, runner_alive, spawn_runner
-from goldfish.run_request import RunRequest, build_request, workspaces_of
+from goldfish.run_request import RunRequest, build_request
 from goldfish.runstate import (
     ACTIVE,
     PIPELINE_TERMINAL,
@@ -160,7 +160,7 @@ class Runs:
         if dry_run:
             return self.dry_run(request)
         check_gate(self.project, request.workspace)
-        version = workspaces_of(self.project).sync_for_run(request.slot, request.reason_summary)
+        version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
         result = self.record(request, version)
         runner_id = LeaseFile(self.project.runs_dir / result.pipeline_run_id).reserve(
             self.project.config.jobs.runner_lease_seconds)

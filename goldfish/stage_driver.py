@@ -22,7 +22,6 @@ from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.inputs import resolve_inputs
 from goldfish.pipelines import Pipeline, load_pipeline
-from goldfish.run_request import workspaces_of
 from goldfish.run_hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.stage_config import merge_stage_config
@@ -157,7 +156,7 @@ class StageDriver:
             if (self.run_dir / sub).exists():
                 shutil.rmtree(self.run_dir / sub)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        workspaces_of(project).archive(self.ws, doc["sha"], app)
+        project.workspaces.archive(self.ws, doc["sha"], app)
         try:
             pipeline = self.load_pipeline()
             stage = pipeline.stage(stage_name)
