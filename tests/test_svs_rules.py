@@ -308,6 +308,18 @@ def test_non_training_stage_needs_no_metrics(tmp_path: Path) -> None:
     assert review(tmp_path, code, stage="prepare") == []
 
 
+def test_writing_metrics_jsonl_directly_counts(tmp_path: Path) -> None:
+    code = """\
+    import json, os
+    from pathlib import Path
+
+    rt = Path(os.environ["GOLDFISH_OUTPUTS_DIR"]) / ".goldfish"
+    with open(rt / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"type": "metric", "name": "acc", "value": 0.5, "step": 0}) + "\\n")
+    """
+    assert review(tmp_path, code, stage="train") == []
+
+
 def test_metrics_logged_in_a_helper_count(tmp_path: Path) -> None:
     main = "from modules.track import record\n\ndef main():\n    record(1.0)\n"
     helper = "from goldfish.metrics import log_metric\n\ndef record(v):\n    log_metric('train/loss', v)\n"

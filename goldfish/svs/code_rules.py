@@ -309,10 +309,16 @@ def _optimizer_loop(source: SourceFile) -> ast.For | ast.AsyncFor | ast.While | 
     return None
 
 
+def _writes_metrics_file(source: SourceFile) -> bool:
+    """The stage writes the on-disk metrics contract (.goldfish/metrics.jsonl) itself."""
+    return any(isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.endswith("metrics.jsonl")
+               for n in source.nodes())
+
+
 def training_findings(code: StageCode) -> list[Finding]:
     """A training stage that logs no metrics leaves nothing to judge it by (blocks)."""
     sources = code.python_files
-    if not sources or any(s.sdk_calls("log_metric", "log_metrics") for s in sources):
+    if not sources or any(s.sdk_calls("log_metric", "log_metrics") or _writes_metrics_file(s) for s in sources):
         return []
     by_name = bool(_TRAINING_NAME.search(code.stage.lower()) or _TRAINING_NAME.search(code.module.lower()))
     loop_src = next(((s, loop) for s in sources if (loop := _optimizer_loop(s)) is not None), None)
