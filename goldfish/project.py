@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from goldfish.runs import Runs
     from goldfish.sources import Sources
     from goldfish.state_md import StateMd
+    from goldfish.svs.patterns import Patterns
     from goldfish.versions import Versions
     from goldfish.workspaces import Workspaces
 
@@ -106,6 +107,13 @@ class Project:
         from goldfish.sources import Sources
 
         return Sources(self)
+
+    @cached_property
+    def patterns(self) -> Patterns:
+        """Failure-pattern knowledge base (SVS)."""
+        from goldfish.svs.patterns import Patterns
+
+        return Patterns(self)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot

@@ -6,9 +6,20 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server.context import ServerContext
-from mcp_server.tools import journal_tools, project_tools, record_tools, run_tools, source_tools, workspace_tools
+from mcp_server.tools import (
+    dashboard_tools,
+    journal_tools,
+    project_tools,
+    record_tools,
+    run_tools,
+    source_tools,
+    svs_tools,
+    workspace_tools,
+)
 
-MODULES = [project_tools, workspace_tools, journal_tools, run_tools, source_tools, record_tools]
+MODULES = [
+    project_tools, workspace_tools, journal_tools, run_tools, record_tools, source_tools, svs_tools, dashboard_tools,
+]
 
 
 def register_all(server: MCPServer, ctx: ServerContext) -> None:
