@@ -205,7 +205,8 @@ class DemoTour:
     def run_pipeline(self, project: Project, slot: str) -> RunResult:
         self.say.step("Run", "run() records first and executes second: it commits the slot as a new version, writes "
                       "one stage run and one experiment record per stage with your results_spec, then a detached "
-                      "runner executes the stages from that commit (never from the live files).")
+                      "runner executes the stages from that commit (never from the live files). SVS reviews the "
+                      "code before each stage launches and checks every output against its schema.")
         self.say.call(f"run({slot!r}, reason={{description, hypothesis, approach, goal}}, results_spec={{primary_metric: "
                       f"'val/accuracy', direction: maximize, min_value: 0.90, goal_value: 0.95, ...}})")
         progress = StageProgress(self.say)
@@ -335,10 +336,11 @@ class DemoTour:
         self.say.call(f"get_lineage({evaluate_id!r}, direction='upstream')")
         self._lineage(project, evaluate_id, depth=0)
         self._dashboard(project)
+        exe = goldfish_command()
         self.say._out()
         self.say._out(f"Done in {self.say.elapsed():.0f}s. The project is at {project.root}")
-        self.say._out(f"  Dashboard:    cd {project.root} && goldfish tui")
-        self.say._out(f"  Claude Code:  cd {project.root} && claude mcp add goldfish -- goldfish serve")
+        self.say._out(f"  Dashboard:    cd {project.root} && {exe} tui")
+        self.say._out(f"  Claude Code:  cd {project.root} && claude mcp add goldfish -- {exe} serve")
         self.say._out("  Then ask Claude: \"What is the best run so far, and why did the typo branch fail?\"")
 
     def _lineage(self, project: Project, run_id: str, depth: int) -> None:
@@ -382,6 +384,16 @@ def svs_findings(doc: dict[str, Any], phases: tuple[str, ...] = ("preflight", "r
         post = svs.get("post") or {}
         found += list(post.get("findings") or []) + list((post.get("hook") or {}).get("findings") or [])
     return [f for f in found if isinstance(f, dict)]
+
+
+def goldfish_command() -> str:
+    """``goldfish`` when that is this installation on PATH, else the absolute path of its script
+    (after ``make demo`` it lives in .venv/bin, which is rarely on PATH)."""
+    script = Path(sys.executable).parent / "goldfish"
+    found = shutil.which("goldfish")
+    if found is not None and (not script.exists() or Path(found).resolve() == script.resolve()):
+        return "goldfish"
+    return str(script) if script.exists() else "goldfish"
 
 
 def _started(result: object) -> RunResult:

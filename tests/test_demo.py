@@ -143,7 +143,7 @@ def test_the_tour_explains_what_happened(demo: tuple[Path, Any]) -> None:
         "Registered digits", "digits_mlp@v1", "refused: Workspace digits_mlp has 3 unfinalized runs",
         "'best-v1'", "cause review_blocked", "load_input('train_feature')", "evaluate <- train",
         "preprocess <- source digits", f"The project is at {root}",
-        "claude mcp add goldfish -- goldfish serve", "goldfish tui",
+        "claude mcp add goldfish -- ", "goldfish tui",
     ):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out}"
     assert proc.stderr.strip() == "" or "Traceback" not in proc.stderr
