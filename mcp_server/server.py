@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import ValidationError
 
 from goldfish import __version__
+from mcp_server.arg_errors import describe_unknown_tool, describe_validation
 from mcp_server.context import ServerContext
 from mcp_server.resources import register_resources
 from mcp_server.tools import register_all
@@ -21,9 +25,27 @@ After losing context: status(), get_experiment_context(workspace), list_history(
 Record decisions with log_thought(). Never run git yourself: versions are managed for you."""
 
 
+class GoldfishServer(MCPServer):
+    """MCPServer whose argument errors read as one line per bad argument, with the fix."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(describe_validation(name, exc.__cause__)) from exc.__cause__
+            if self._tool_manager.get_tool(name) is None:
+                known = [t.name for t in self._tool_manager.list_tools()]
+                raise ToolError(describe_unknown_tool(name, known)) from exc
+            raise
+
+
 def build_server(project_arg: str | None = None, start: Path | None = None) -> tuple[MCPServer, ServerContext]:
     ctx = ServerContext(project_arg, start)
-    server = MCPServer(name="goldfish", version=__version__, instructions=INSTRUCTIONS)
+    # WARNING: stderr is the MCP client's log; per-call INFO lines (every rejected argument) are noise there.
+    server = GoldfishServer(name="goldfish", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
     register_all(server, ctx)
     register_resources(server, ctx)
     return server, ctx

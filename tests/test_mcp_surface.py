@@ -178,3 +178,22 @@ async def test_initialize_project_refuses_relative_roots_and_a_second_project(tm
         other = await client.call_tool("initialize_project", {"project_name": "q", "project_root": str(tmp_path / "q")})
         assert other.is_error and "already serves the project" in other.content[0].text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "p-dev"]
+
+
+async def test_argument_errors_are_one_line_per_argument(tmp_path: Path) -> None:
+    server, _ctx = build_server(start=tmp_path)
+    async with Client(server) as client:
+        bad = await client.call_tool("initialize_project", {"project_name": "z" * 1000, "project_root": 5})
+        text = bad.content[0].text
+        assert bad.is_error
+        assert text.splitlines()[:3] == [
+            "Invalid arguments for initialize_project:",
+            "- project_name: String should have at most 64 characters (got a 1000-character string)",
+            "- project_root: Input should be a valid string (got 5)",
+        ]
+        assert "Fix:" in text and "errors.pydantic.dev" not in text
+        missing = await client.call_tool("initialize_project", {})
+        assert "- project_name: required but missing" in missing.content[0].text
+        unknown = await client.call_tool("statsu", {})
+        assert unknown.is_error and 'Did you mean "status"?' in unknown.content[0].text
+    assert list(tmp_path.iterdir()) == []
