@@ -26,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="create a demo project and run a real experiment end to end")
     s.add_argument("--dir", default="demo-project", help="where to create the demo project (default: ./demo-project)")
 
+    s = sub.add_parser("runner", help="(internal) drive one pipeline run; started by run() and the reconciler")
+    s.add_argument("pipeline_run_id", help="prun-… id")
+    s.add_argument("--runner-id", required=True, help="lease id reserved for this runner")
+
     s = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     s.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     s.add_argument("--port", type=int, default=8765, help="port for streamable-http (bound to 127.0.0.1)")
@@ -64,10 +68,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if cmd == "status":
         from goldfish.project import Project
+        from goldfish.reconciler import reconcile_quietly
         from goldfish.status import render_status_text
 
-        print(render_status_text(Project.open(args.project)))
+        project = Project.open(args.project)
+        reconcile_quietly(project)
+        print(render_status_text(project))
         return 0
+    if cmd == "runner":
+        from goldfish.runner import main as runner_main
+
+        return runner_main(args.pipeline_run_id, args.runner_id, args.project)
     if cmd == "doctor":
         from goldfish.doctor import run_doctor
 

@@ -18,6 +18,7 @@ from goldfish.store import Store
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
+    from goldfish.runs import Runs
 
 CONFIG_FILE = "goldfish.yaml"
 
@@ -79,6 +80,12 @@ class Project:
     @cached_property
     def store(self) -> Store:
         return Store(self.store_dir)
+
+    @cached_property
+    def runs(self) -> Runs:
+        from goldfish.runs import Runs
+
+        return Runs(self)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot

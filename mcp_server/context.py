@@ -34,6 +34,9 @@ class ServerContext:
                 try:
                     self._project = Project.open(self.project_arg, start=self.start, source="mcp")
                     self.open_error = None
+                    from goldfish.reconciler import reconcile_quietly
+
+                    reconcile_quietly(self._project)
                 except GoldfishError as exc:
                     self.open_error = exc
             return self._project

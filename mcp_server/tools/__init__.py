@@ -6,9 +6,9 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server.context import ServerContext
-from mcp_server.tools import config_tools, project_tools
+from mcp_server.tools import config_tools, project_tools, run_tools
 
-MODULES = [project_tools, config_tools]
+MODULES = [project_tools, run_tools, config_tools]
 
 
 def register_all(server: MCPServer, ctx: ServerContext) -> None:

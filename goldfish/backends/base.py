@@ -1,0 +1,103 @@
+"""The backend protocol: how a stage process is started, watched, read, stopped and cleaned up.
+
+The runner drives every backend through these methods only; nothing else knows whether a stage is
+a local process, a container or a VM. Contract every implementation keeps:
+
+* **Durable handles.** ``launch`` returns a JSON-serialisable handle and must have made the launch
+  discoverable on disk (``find_launch``) before it returns, so that a *different* process (a new
+  runner after a crash) can call ``status``/``logs``/``cancel`` with it.
+* **Evidence of success.** ``status`` reports an exit code only from evidence written by the stage's
+  own supervisor (an exit-code file, a container's recorded state). A process that is gone without
+  such evidence is reported as ``lost`` — never as exit code 0 (lessons §6.2 #11, #12).
+* **Idempotence.** ``cancel`` and ``cleanup`` may be called several times, after the stage already
+  ended, or by a process that did not launch it.
+* **No user input reaches a shell.** Commands are argv lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+Handle = dict[str, Any]
+
+
+class Capabilities(BaseModel):
+    """What a backend can do (shown by inspect_run and used by the runner)."""
+
+    reattach: bool = Field(description="A new runner can adopt a stage launched by a dead one")
+    signals: bool = Field(description="Stop requests are delivered as SIGTERM to the whole stage")
+    live_logs: bool = Field(description="Logs can be read while the stage runs")
+    memory_limit: bool = Field(description="A memory cap is enforced on the stage")
+    gpus: bool = Field(default=False, description="Stages can be given GPUs")
+
+
+@dataclass
+class LaunchSpec:
+    """Everything needed to start one stage process."""
+
+    run_id: str
+    run_dir: Path
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    memory_limit_mb: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "logs" / "stdout.log"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What a backend knows about a launched stage right now."""
+
+    alive: bool
+    exit_code: int | None = None
+
+    @property
+    def lost(self) -> bool:
+        """Gone without evidence of how it ended (treated as failure, cause ``orphaned``)."""
+        return not self.alive and self.exit_code is None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def capabilities(self) -> Capabilities:
+        """Static facts about this backend."""
+        ...
+
+    def launch(self, spec: LaunchSpec) -> Handle:
+        """Start the stage and return its durable handle (see the module contract).
+
+        Raises on failure to start; a stage that starts and then fails is reported by ``status``.
+        """
+        ...
+
+    def find_launch(self, run_dir: Path) -> Handle | None:
+        """The handle of a launch recorded under ``run_dir`` (for re-attach), or None."""
+        ...
+
+    def status(self, handle: Handle) -> Status:
+        """Alive, ended with an exit code, or lost. Cheap: the runner calls it every poll tick."""
+        ...
+
+    def logs(self, handle: Handle, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
+        """Log bytes from ``offset`` (at most ``limit``) and the offset after them."""
+        ...
+
+    def cancel(self, handle: Handle, grace_seconds: float) -> Status:
+        """Ask the stage to stop (SIGTERM or equivalent), wait up to ``grace_seconds``, then force it.
+
+        Returns the status once it is no longer alive (or the last one seen)."""
+        ...
+
+    def cleanup(self, handle: Handle) -> None:
+        """Release what the launch holds (leftover processes, containers, VMs). Idempotent."""
+        ...

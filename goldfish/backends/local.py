@@ -1,0 +1,202 @@
+"""The local backend: each stage is a process group on this machine, led by ``launcher.py``.
+
+Files under the stage's run dir: ``launch_spec.json`` (what to run), ``launch.json`` (pid, pgid,
+process start time, cmd, started_at; written before ``launch`` returns), ``exit_code`` (written by
+the launcher), ``logs/stdout.log``. Liveness compares the process start time recorded at launch,
+so a recycled pid is never mistaken for the stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from goldfish.backends.base import Capabilities, Handle, LaunchSpec, Status
+from goldfish.fsutil import atomic_write
+from goldfish.runstate import now_iso
+
+LAUNCHER = Path(__file__).with_name("launcher.py")
+EXIT_FILE = "exit_code"
+LAUNCH_FILE = "launch.json"
+SPEC_FILE = "launch_spec.json"
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), or None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):  # a zombie has ended; only its parent has not reaped it yet
+        return None
+    return int(fields[19])
+
+
+def pid_alive(pid: int | None, start: int | None = None) -> bool:
+    """True when ``pid`` runs and (when given) started at ``start`` — not a zombie, not a reused pid."""
+    if not pid:
+        return False
+    if os.path.isdir("/proc"):
+        now = proc_start_time(pid)
+        if now is None:
+            return False
+        return start is None or now == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_exit_code(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None  # never happens with the atomic writer; a torn file is no evidence
+
+
+class LocalBackend:
+    """Subprocess backend (the embedded default)."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(reattach=True, signals=True, live_logs=True, memory_limit=True, gpus=False)
+
+    # ------------------------------------------------------------------ launch
+    def launch(self, spec: LaunchSpec) -> Handle:
+        run_dir = spec.run_dir
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        exit_file = run_dir / EXIT_FILE
+        launch_file = run_dir / LAUNCH_FILE
+        exit_file.unlink(missing_ok=True)
+        spec_file = run_dir / SPEC_FILE
+        atomic_write(
+            spec_file,
+            json.dumps(
+                {
+                    "argv": spec.argv,
+                    "env": spec.env,
+                    "cwd": str(spec.cwd),
+                    "log_file": str(spec.log_path),
+                    "exit_file": str(exit_file),
+                    "launch_file": str(launch_file),
+                    "memory_limit_mb": spec.memory_limit_mb,
+                }
+            ),
+            durable=False,
+        )
+        with open(spec.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-u", str(LAUNCHER), str(spec_file)],
+                cwd=run_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        with self._lock:
+            self._children[proc.pid] = proc
+        handle: Handle = {
+            "pid": proc.pid,
+            "pgid": proc.pid,
+            "proc_start": proc_start_time(proc.pid),
+            "cmd": spec.argv,
+            "started_at": now_iso(),
+            "run_dir": str(run_dir),
+        }
+        # The launcher runs the stage only once this names it (see launcher.py).
+        atomic_write(launch_file, json.dumps(handle))
+        return handle
+
+    def find_launch(self, run_dir: Path) -> Handle | None:
+        try:
+            handle = json.loads((run_dir / LAUNCH_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return handle if isinstance(handle, dict) and handle.get("pid") else None
+
+    # ------------------------------------------------------------------ watch
+    def _reap(self, pid: int) -> None:
+        with self._lock:
+            proc = self._children.get(pid)
+        if proc is not None and proc.poll() is not None:
+            with self._lock:
+                self._children.pop(pid, None)
+
+    def status(self, handle: Handle) -> Status:
+        exit_file = Path(handle["run_dir"]) / EXIT_FILE
+        code = read_exit_code(exit_file)
+        if code is not None:
+            self._reap(int(handle["pid"]))
+            return Status(alive=False, exit_code=code)
+        self._reap(int(handle["pid"]))
+        if pid_alive(int(handle["pid"]), handle.get("proc_start")):
+            return Status(alive=True)
+        # The launcher writes the file before it exits: read again to close the race.
+        return Status(alive=False, exit_code=read_exit_code(exit_file))
+
+    def logs(self, handle: Handle, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
+        path = Path(handle["run_dir"]) / "logs" / "stdout.log"
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(limit)
+        except FileNotFoundError:
+            return b"", offset
+        return data, offset + len(data)
+
+    # ------------------------------------------------------------------- stop
+    def _signal_group(self, handle: Handle, sig: int) -> None:
+        pgid = int(handle.get("pgid") or handle["pid"])
+        # Only signal a group we can prove is ours: the leader is alive with its recorded start
+        # time, or (leader gone) processes of the group may linger and still belong to the stage.
+        if pid_alive(int(handle["pid"]), handle.get("proc_start")) or sig == signal.SIGKILL:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+
+    def cancel(self, handle: Handle, grace_seconds: float) -> Status:
+        self._signal_group(handle, signal.SIGTERM)
+        deadline = time.monotonic() + max(0.0, grace_seconds)
+        status = self.status(handle)
+        while status.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = self.status(handle)
+        if status.alive:
+            self._signal_group(handle, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while status.alive and time.monotonic() < deadline:
+                time.sleep(0.02)
+                status = self.status(handle)
+        self.cleanup(handle)
+        return status
+
+    def cleanup(self, handle: Handle) -> None:
+        """Kill what is left of the stage's process group (e.g. workers the stage forked)."""
+        if self.status(handle).alive:
+            return
+        pgid = int(handle.get("pgid") or handle["pid"])
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)

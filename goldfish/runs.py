@@ -1,0 +1,414 @@
+"""The ``Runs`` service (``project.runs``): run, wait, status, cancel.
+
+run() is provenance first (DESIGN §4.1): the request is validated (nothing written on bad input),
+the slot is synced into a version, then one transaction creates the pipeline run, a stage run and
+an experiment record per stage, the run index entries and the audit row — and only then is the
+detached runner spawned. Everything after that happens in the runner.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+from ulid import ULID
+
+from goldfish import names
+from goldfish.errors import InvalidInput, NotFound
+from goldfish.gate import check_gate, gate_message, unfinalized_runs
+from goldfish.issues import Issue
+from goldfish.lease import LeaseFile
+from goldfish.pipeline_validate import validate_pipeline
+from goldfish.reconciler import reconcile, runner_alive, spawn_runner
+from goldfish.run_request import RunRequest, build_request, workspaces_of
+from goldfish.runstate import (
+    ACTIVE,
+    PIPELINE_TERMINAL,
+    TERMINAL,
+    now_iso,
+    pipeline_state_of,
+    transition,
+    ws_partition,
+)
+
+if TYPE_CHECKING:
+    from goldfish.project import Project
+    from goldfish.store import Transaction
+
+AUDIT_LOG = "audit"
+WAIT_POLL = 0.25
+DEFAULT_WAIT_SECONDS = 600.0
+
+
+class StageRunInfo(BaseModel):
+    stage: str = Field(description="Stage name")
+    stage_run_id: str = Field(description="Stage run id (inspect_run, logs, cancel, finalize_run)")
+    record_id: str = Field(description="Experiment record id (ULID)")
+    state: str = Field(description="pending, preparing, launching, running, post_run, completed, failed, "
+                                   "terminated, canceled or skipped")
+    cause: str | None = Field(default=None, description="Why it failed/terminated/was canceled or skipped")
+    error: str | None = Field(default=None, description="What went wrong and what to do")
+    infra_outcome: str | None = Field(default=None, description="Set once terminal")
+    results_status: str = Field(default="missing", description="missing, auto or finalized")
+
+
+class RunResult(BaseModel):
+    """A pipeline run: what was recorded, and the state of each stage run."""
+
+    pipeline_run_id: str = Field(description="prun-… id of the whole pipeline run")
+    workspace: str
+    slot: str | None = None
+    version: str = Field(description="Version (vN) every stage of this run executes")
+    sha: str = Field(description="Commit of that version")
+    reused_version: bool = Field(default=False, description="True when the slot was unchanged since vN")
+    stages: list[str] = Field(description="Stages of this run, in run order")
+    stage_runs: list[StageRunInfo]
+    status: Literal["pending", "running", "completed", "failed", "canceled"] = Field(
+        description="Pipeline state; terminal once every stage run is")
+    done: bool = Field(description="True when every stage run is terminal")
+    message: str = Field(description="What happened and what to do next")
+    note: str | None = Field(default=None, description="Set when wait=True gave up before the run ended")
+    skipped_files: list[dict[str, Any]] = Field(default_factory=list,
+                                                description="Slot files left out of the version (too large)")
+
+
+class GateInfo(BaseModel):
+    blocked: bool
+    unfinalized: list[str] = Field(default_factory=list)
+    message: str | None = None
+
+
+class DryRunResult(BaseModel):
+    """What a run would do; nothing was written or launched."""
+
+    dry_run: Literal[True] = True
+    valid: bool = Field(description="True when the run could start (no errors, gate open)")
+    workspace: str
+    stages: list[str] = Field(description="Stages that would run, in run order")
+    errors: list[Issue] = Field(default_factory=list)
+    warnings: list[Issue] = Field(default_factory=list)
+    gate: GateInfo
+
+
+class CancelResult(BaseModel):
+    success: bool = Field(description="True when the run is (or is now being) canceled")
+    run_id: str
+    previous_state: str
+    state: str = Field(description="State after the request (terminal once the stage stopped)")
+    message: str
+    canceled: list[str] = Field(default_factory=list, description="Stage runs the request applies to")
+
+
+def _new_id(prefix: str, taken: Callable[[str], bool]) -> str:
+    while True:
+        candidate = f"{prefix}-{secrets.token_hex(4)}"
+        if not taken(candidate):
+            return candidate
+
+
+def audit(tx: Transaction, project: Project, op: str, *, workspace: str | None, slot: str | None,
+          reason: str | None, details: dict[str, Any]) -> None:
+    journal = getattr(project, "journal", None)
+    if journal is not None:
+        journal.record(tx, op, reason=reason, workspace=workspace, slot=slot, details=details)
+        return
+    tx.append_event(AUDIT_LOG, {"ts": now_iso(), "op": op, "source": project.source, "workspace": workspace,
+                                "slot": slot, "reason": reason, "details": details})
+
+
+def _regenerate_state_md(project: Project) -> Callable[[], None]:
+    def run() -> None:
+        state_md = getattr(project, "state_md", None)
+        if state_md is not None:
+            state_md.regenerate_quietly()
+
+    return run
+
+
+class Runs:
+    def __init__(self, project: Project):
+        self.project = project
+        self._next_check: dict[str, float] = {}
+
+    # -------------------------------------------------------------------- run
+    def run(
+        self,
+        workspace: str,
+        stages: list[str] | None = None,
+        pipeline: str | None = None,
+        config_override: dict[str, Any] | None = None,
+        inputs_override: dict[str, Any] | None = None,
+        reason: str | dict[str, Any] | None = None,
+        results_spec: dict[str, Any] | None = None,
+        experiment_group: str | None = None,
+        wait: bool = False,
+        dry_run: bool = False,
+        skip_review: bool = False,
+        *,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        progress: Callable[[RunResult], None] | None = None,
+    ) -> RunResult | DryRunResult:
+        """Record a pipeline run and start it (see the module docstring); dry_run only validates."""
+        request = build_request(
+            self.project, workspace, stages=stages, pipeline=pipeline, config_override=config_override,
+            inputs_override=inputs_override, reason=reason, results_spec=results_spec,
+            experiment_group=experiment_group, dry_run=dry_run, skip_review=skip_review,
+        )
+        if dry_run:
+            return self.dry_run(request)
+        check_gate(self.project, request.workspace)
+        version = workspaces_of(self.project).sync_for_run(request.slot, request.reason_summary)
+        result = self.record(request, version)
+        runner_id = LeaseFile(self.project.runs_dir / result.pipeline_run_id).reserve(
+            self.project.config.jobs.runner_lease_seconds)
+        if runner_id is not None:
+            try:
+                spawn_runner(self.project, result.pipeline_run_id, runner_id)
+            except OSError as exc:
+                result.message += f" The runner did not start ({exc}); it is retried when the project is next opened."
+        if wait:
+            return self.wait(result.pipeline_run_id, wait_seconds, progress)
+        return result
+
+    def dry_run(self, request: RunRequest) -> DryRunResult:
+        project = self.project
+        gce = project.config.gce
+        sources = project.store.table("sources")
+        report = validate_pipeline(
+            request.pipeline, request.slot_path, stages=request.stages,
+            config_override={s: o for s, o in request.config_overrides.items() if o} or None,
+            overridden_inputs={s: set(o) for s, o in request.input_overrides.items()},
+            backend=project.config.jobs.backend,
+            profile_overrides=gce.profile_overrides if gce else None, zones=gce.zones if gce else None,
+            source_schemas=lambda name: (dict((sources.get_doc(name) or {}).get("metadata") or {})
+                                         if sources.has(name) else None),
+        )
+        errors = list(report.errors)
+        known = {(i.location, i.message) for i in errors}
+        errors += [i for i in request.input_issues if (i.location, i.message) not in known]
+        blocking = unfinalized_runs(project, request.workspace)
+        gate = GateInfo(blocked=bool(blocking), unfinalized=[r["id"] for r in blocking])
+        if blocking:
+            message, fix = gate_message(request.workspace, blocking)
+            gate.message = f"{message} Fix: {fix}"
+        return DryRunResult(valid=not errors and not blocking, workspace=request.workspace, stages=request.stages,
+                            errors=errors, warnings=list(report.warnings), gate=gate)
+
+    def record(self, request: RunRequest, version: Any) -> RunResult:
+        """One transaction: pipeline run, stage runs, records, index entries, audit row."""
+        project = self.project
+        part = ws_partition(request.workspace)
+        now = now_iso()
+        spec = request.results_spec.model_dump() if request.results_spec else None
+        reason = request.reason.model_dump() if request.reason else None
+        with project.store.transaction() as tx:
+            index = tx.table("run_index")
+            prun_id = _new_id("prun", index.has)
+            stage_ids: dict[str, str] = {}
+            for stage in request.stages:
+                stage_ids[stage] = _new_id("stage", lambda c: index.has(c) or c in stage_ids.values())
+            records = tx.table("records", part)
+            runs = tx.table("runs", part)
+            record_ids: dict[str, str] = {}
+            for stage in request.stages:
+                rid = stage_ids[stage]
+                record_ids[stage] = str(ULID())
+                records.add({
+                    "type": "run", "workspace": request.workspace, "stage_run_id": rid,
+                    "pipeline_run_id": prun_id, "stage": stage, "version": version.version,
+                    "experiment_group": request.experiment_group, "created_at": now, "tags": [],
+                }, doc_id=record_ids[stage])
+                runs.add({
+                    "workspace": request.workspace, "pipeline_run_id": prun_id, "stage": stage,
+                    "record_id": record_ids[stage], "version": version.version, "sha": version.sha,
+                    "state": "pending", "cause": None, "error": None, "history": [],
+                    "created_at": now, "started_at": None, "finished_at": None, "updated_at": now,
+                    "reason": reason, "reason_summary": request.reason_summary, "results_spec": spec,
+                    "experiment_group": request.experiment_group, "config": None,
+                    "config_override": request.config_overrides.get(stage) or {},
+                    "inputs_override": request.input_overrides.get(stage) or {},
+                    "profile": None, "max_runtime_seconds": None, "heartbeat_timeout_seconds": None,
+                    "depends_on": request.depends_on.get(stage, []), "inputs": {}, "outputs": {},
+                    "backend": project.config.jobs.backend, "backend_handle": None,
+                    "run_dir": str(project.runs_dir / rid), "cancel_requested": False, "cancel_reason": None,
+                    "skip_review": request.skip_review, "infra_outcome": None, "results_status": "missing",
+                    "ml_outcome": "unknown", "results_auto": None, "results_final": None,
+                    "results_history": [], "comparison": None, "finalized_at": None, "metrics_summary": {},
+                    "svs": {"preflight": None, "review": None, "skip_review": request.skip_review,
+                            "during": [], "post": None, "findings_count": 0},
+                    "lineage_recorded": False, "exit_code": None,
+                }, doc_id=rid)
+                index.add({"workspace": request.workspace, "kind": "stage"}, doc_id=rid)
+            tx.table("pipeline_runs", part).add({
+                "workspace": request.workspace, "slot": request.slot, "version": version.version,
+                "sha": version.sha, "pipeline": request.pipeline_name, "stages": request.stages,
+                "state": "pending", "created_at": now, "updated_at": now, "finished_at": None,
+                "reason": reason, "reason_summary": request.reason_summary, "results_spec": spec,
+                "experiment_group": request.experiment_group, "config_override": request.config_overrides,
+                "inputs_override": request.input_overrides, "skip_review": request.skip_review,
+                "dry_run": False, "stage_runs": stage_ids, "runner": None,
+            }, doc_id=prun_id)
+            index.add({"workspace": request.workspace, "kind": "pipeline"}, doc_id=prun_id)
+            tx.table("active_pipelines").add({"workspace": request.workspace, "created_at": now}, doc_id=prun_id)
+            audit(tx, project, "run", workspace=request.workspace, slot=request.slot,
+                  reason=request.reason_summary,
+                  details={"pipeline_run_id": prun_id, "stage_runs": stage_ids, "version": version.version,
+                           "reused_version": bool(getattr(version, "reused", False))})
+            tx.after_commit(_regenerate_state_md(project))
+        result = self.status(prun_id)
+        result.reused_version = bool(getattr(version, "reused", False))
+        result.skipped_files = [f if isinstance(f, dict) else f.model_dump()
+                                for f in getattr(version, "skipped_files", []) or []]
+        result.message = (
+            f"Recorded {prun_id} ({len(request.stages)} stage run(s)) on {version.version}; the runner executes it in"
+            f" the background. Follow with inspect_run(stage_run_id) and logs(stage_run_id, follow=True)."
+        )
+        return result
+
+    # ----------------------------------------------------------------- status
+    def _locate(self, run_id: object) -> tuple[str, str]:
+        if not isinstance(run_id, str) or not (names.STAGE_RUN_RE.fullmatch(run_id)
+                                               or names.PIPELINE_RUN_RE.fullmatch(run_id)):
+            raise InvalidInput(f"Invalid run id {run_id!r}.",
+                               fix="Use a stage run id like stage-1a2b3c4d or a pipeline run id like prun-1a2b3c4d.")
+        entry = self.project.store.table("run_index").get_doc(run_id)
+        if entry is None:
+            raise NotFound(f"Run {run_id} not found.", fix="Use a run id returned by run() or list_history().")
+        return str(entry["workspace"]), str(entry.get("kind") or ("stage" if run_id.startswith("stage-") else "pipeline"))
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The stored document of a stage or pipeline run."""
+        ws, kind = self._locate(run_id)
+        table = "runs" if kind == "stage" else "pipeline_runs"
+        return self.project.store.table(table, ws_partition(ws)).require(run_id, what=f"{kind} run")
+
+    def status(self, prun_id: str) -> RunResult:
+        ws, kind = self._locate(prun_id)
+        if kind != "pipeline":
+            prun_id = self.get(prun_id)["pipeline_run_id"]
+        prun = self.project.store.table("pipeline_runs", ws_partition(ws)).require(prun_id, what="pipeline run")
+        runs = self.project.store.table("runs", ws_partition(ws))
+        infos = []
+        for stage in prun["stages"]:
+            doc = runs.get_doc(prun["stage_runs"][stage]) or {}
+            infos.append(StageRunInfo(
+                stage=stage, stage_run_id=doc.get("id", prun["stage_runs"][stage]), record_id=doc.get("record_id", ""),
+                state=doc.get("state", "pending"), cause=doc.get("cause"), error=doc.get("error"),
+                infra_outcome=doc.get("infra_outcome"), results_status=doc.get("results_status") or "missing",
+            ))
+        done = all(i.state in TERMINAL for i in infos)
+        # Two lock-free reads may see two versions of the partition: derive the pipeline state from
+        # the stage states just read (it is a function of them) so status and done always agree.
+        state = pipeline_state_of(i.state for i in infos) if done else prun["state"]
+        if not done and state in PIPELINE_TERMINAL:
+            state = "running"
+        counts: dict[str, int] = {}
+        for info in infos:
+            counts[info.state] = counts.get(info.state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        if done:
+            finalize = [i.stage_run_id for i in infos if i.infra_outcome in ("completed", "preempted", "crashed")]
+            message = f"{prun_id} is {state} ({summary})."
+            if finalize:
+                message += f" Finalize each with finalize_run(...) before the next run: {', '.join(finalize)}."
+        else:
+            message = f"{prun_id} is {state} ({summary})."
+        return RunResult(
+            pipeline_run_id=prun_id, workspace=ws, slot=prun.get("slot"), version=prun["version"], sha=prun["sha"],
+            stages=prun["stages"], stage_runs=infos, status=state, done=done, message=message,
+        )
+
+    def list_active(self) -> list[dict[str, Any]]:
+        """Pipeline runs that are not terminal (from the small active_pipelines table)."""
+        out = []
+        for entry in self.project.store.table("active_pipelines").docs():
+            prun = self.project.store.table("pipeline_runs", ws_partition(entry["workspace"])).get_doc(entry["id"])
+            if prun is not None and prun.get("state") not in PIPELINE_TERMINAL:
+                out.append(prun)
+        return out
+
+    # ------------------------------------------------------------------- wait
+    def poll(self, run_id: str) -> RunResult:
+        """``status``, and every half lease a check that a runner drives it (else reconcile)."""
+        result = self.status(run_id)
+        now = time.monotonic()
+        lease_check = max(1.0, self.project.config.jobs.runner_lease_seconds / 2)
+        if not result.done and now >= self._next_check.get(result.pipeline_run_id, now + lease_check) - lease_check:
+            self._next_check[result.pipeline_run_id] = now + lease_check
+            if not runner_alive(self.project, result.pipeline_run_id):
+                reconcile(self.project)
+        return result
+
+    def wait(self, run_id: str, timeout: float = DEFAULT_WAIT_SECONDS,
+             progress: Callable[[RunResult], None] | None = None) -> RunResult:
+        """Block until the pipeline run is terminal or ``timeout`` passes (then ``note`` says so)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            result = self.poll(run_id)
+            if progress is not None:
+                progress(result)
+            if result.done:
+                return result
+            if time.monotonic() >= deadline:
+                result.note = (
+                    f"Still {result.status} after waiting {timeout:.0f}s; it keeps running in the background."
+                    " Follow it with inspect_run(stage_run_id) and logs(stage_run_id, cursor=...)."
+                )
+                return result
+            time.sleep(WAIT_POLL)
+
+    # ----------------------------------------------------------------- cancel
+    def cancel(self, run_id: str, reason: str, *, wait_seconds: float | None = None) -> CancelResult:
+        """Cancel a stage run (or every stage run of a pipeline run) from any non-terminal state."""
+        text = names.reason(reason, self.project.config.audit.min_reason_length)
+        ws, kind = self._locate(run_id)
+        part = ws_partition(ws)
+        if kind == "pipeline":
+            prun = self.project.store.table("pipeline_runs", part).require(run_id, what="pipeline run")
+            targets = list(prun["stage_runs"].values())
+            previous = prun["state"]
+        else:
+            targets = [run_id]
+            previous = self.get(run_id)["state"]
+        applied: list[str] = []
+        with self.project.store.transaction() as tx:
+            runs = tx.table("runs", part)
+            for rid in targets:
+                doc = runs.require(rid, what="stage run")
+                if doc["state"] in TERMINAL:
+                    continue
+                applied.append(rid)
+                runs.patch(rid, {"cancel_requested": True, "cancel_reason": text,
+                                 "cancel_requested_at": now_iso(), "cancel_source": self.project.source})
+                if doc["state"] == "pending":
+                    # Nothing of it exists yet outside the store: cancel right here.
+                    transition(tx, rid, "canceled", expected="pending", cause="manual", error=f"Canceled: {text}",
+                               source=self.project.source, workspace=ws)
+            if applied:
+                audit(tx, self.project, "cancel", workspace=ws, slot=None, reason=text,
+                      details={"run_id": run_id, "stage_runs": applied})
+        if not applied:
+            return CancelResult(success=False, run_id=run_id, previous_state=previous, state=previous,
+                                message=f"{run_id} is already {previous}; nothing to cancel.")
+        prun_id = run_id if kind == "pipeline" else self.get(run_id)["pipeline_run_id"]
+        if not runner_alive(self.project, prun_id):
+            reconcile(self.project)
+        grace = float(self.project.config.local.stop_grace_seconds)
+        limit = grace + 10.0 if wait_seconds is None else wait_seconds
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            states = [self.get(rid)["state"] for rid in applied]
+            if all(s in TERMINAL for s in states):
+                break
+            time.sleep(0.1)
+        current = self.get(run_id)["state"]
+        still = [rid for rid in applied if self.get(rid)["state"] in ACTIVE]
+        message = (f"Canceled {', '.join(applied)}." if not still else
+                   f"Cancel requested for {', '.join(applied)}; {', '.join(still)} still stopping (the runner"
+                   " stops the stage within local.stop_grace_seconds). Check with inspect_run.")
+        return CancelResult(success=True, run_id=run_id, previous_state=previous, state=current, message=message,
+                            canceled=applied)
+

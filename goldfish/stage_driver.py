@@ -1,0 +1,472 @@
+"""One stage run, driven from its current state to a terminal one (a thread of the runner).
+
+Each phase is idempotent given the stored state, so a new runner re-attaches by simply driving
+again: ``preparing`` is redone from scratch, ``launching`` adopts a recorded launch or launches,
+``running`` keeps supervising (or settles a stage that ended while nobody watched), ``post_run``
+is redone. Failure is the default: any phase that cannot prove success moves the run to a failed
+or terminated state with the cause and an error message that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from goldfish import metric_series, postrun, stage_env
+from goldfish.backends.base import Handle, LaunchSpec, Status
+from goldfish.errors import GoldfishError
+from goldfish.fsutil import atomic_write
+from goldfish.inputs import resolve_inputs
+from goldfish.pipeline_validate import validate_pipeline
+from goldfish.pipelines import Pipeline, load_pipeline
+from goldfish.run_request import workspaces_of
+from goldfish.run_hooks import MonitorContext, PostRunContext, ReviewContext
+from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
+from goldfish.stage_config import merge_stage_config
+import contextlib
+
+if TYPE_CHECKING:
+    from goldfish.runner import Runner
+
+TICK = 0.2
+SUMMARY_PUSH_SECONDS = 2.0
+SUMMARY_NAMES = 100
+DURING_KEPT = 200
+MAX_SUPERVISE_ERRORS = 25
+
+
+class StageFailure(Exception):
+    """A phase ends the run: ``to`` state, ``cause``, message."""
+
+    def __init__(self, to: str, cause: str, message: str, **fields: Any):
+        super().__init__(message)
+        self.to, self.cause, self.message, self.fields = to, cause, message, fields
+
+
+def bounded_summary(index: metric_series.SeriesIndex, prefer: list[str]) -> dict[str, dict[str, Any]]:
+    """At most SUMMARY_NAMES metrics for the run document: preferred names, then the most logged."""
+    full = index.summary()
+    if len(full) <= SUMMARY_NAMES:
+        return full
+    order = [n for n in prefer if n in full]
+    order += sorted((n for n in full if n not in order), key=lambda n: (-full[n]["count"], n))
+    return {n: full[n] for n in order[:SUMMARY_NAMES]}
+
+
+class StageDriver:
+    def __init__(self, runner: Runner, run_id: str):
+        self.runner = runner
+        self.project = runner.project
+        self.run_id = run_id
+        self.ws = runner.workspace
+        self.run_dir = self.project.runs_dir / run_id
+        self.outputs_dir = self.run_dir / "outputs"
+        self.runtime_dir = self.outputs_dir / ".goldfish"
+        self.log_path = self.run_dir / "logs" / "stdout.log"
+        self.monitor_state: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- helpers
+    def doc(self) -> dict[str, Any]:
+        return self.project.store.table("runs", ws_partition(self.ws)).require(self.run_id, what="stage run")
+
+    def note(self, text: str) -> None:
+        """A line in the stage log, so whoever reads logs() sees what Goldfish did and why."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(f"[goldfish {now_iso()[:19]}Z] {text}\n")
+
+    def move(self, expected: str, to: str, cause: str | None = None, error: str | None = None,
+             **fields: Any) -> dict[str, Any] | None:
+        with self.project.store.transaction() as tx:
+            return transition(tx, self.run_id, to, expected=expected, cause=cause, error=error,
+                              source=self.project.source, workspace=self.ws, fields=fields)
+
+    def settle(self, expected: str, to: str, cause: str | None = None, error: str | None = None,
+               **fields: Any) -> None:
+        """``move``, unless a cancel request is already stored: then the run ends canceled (same
+        transaction, so a cancel is never lost to a concurrent success)."""
+        with self.project.store.transaction() as tx:
+            current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
+            if current.get("cancel_requested") and to != "canceled":
+                to, cause, error = "canceled", "manual", _cancel_text(current)
+            transition(tx, self.run_id, to, expected=expected, cause=cause, error=error,
+                       source=self.project.source, workspace=self.ws, fields=fields)
+
+    def patch(self, fields: dict[str, Any]) -> None:
+        with self.project.store.transaction() as tx:
+            table = tx.table("runs", ws_partition(self.ws))
+            if table.has(self.run_id):
+                table.patch(self.run_id, fields)
+
+    def load_pipeline(self) -> Pipeline:
+        return load_pipeline(self.run_dir / "app", self.runner.prun.get("pipeline"))
+
+    # ------------------------------------------------------------------ drive
+    def drive(self) -> None:
+        while not self.runner.lease_lost():
+            doc = self.doc()
+            state = doc["state"]
+            if state in TERMINAL:
+                return
+            try:
+                if state == "pending":
+                    if doc.get("cancel_requested"):
+                        self.move("pending", "canceled", "manual", _cancel_text(doc))
+                    else:
+                        self.move("pending", "preparing")
+                elif state == "preparing":
+                    self.prepare(doc)
+                elif state == "launching":
+                    self.launch(doc)
+                elif state == "running":
+                    self.supervise(doc)
+                elif state == "post_run":
+                    self.post_run(doc)
+            except StageFailure as failure:
+                self.note(f"{failure.to} ({failure.cause}): {failure.message}")
+                self.move(state, failure.to, failure.cause, failure.message, **failure.fields)
+            except Exception as exc:
+                self.runner.log(f"{self.run_id} {state}: {traceback.format_exc()}")
+                self.unexpected(state, exc)
+
+    def unexpected(self, state: str, exc: Exception) -> None:
+        text = exc.message if isinstance(exc, GoldfishError) else f"{type(exc).__name__}: {exc}"
+        causes = {"preparing": "prepare_error", "launching": "launch_error", "post_run": "post_run_error"}
+        if state in causes:
+            self.note(f"failed in {state}: {text}")
+            self.move(state, "failed", causes[state], f"Goldfish error while {state}: {text}")
+        else:
+            time.sleep(1.0)  # running: a store or file hiccup; supervision resumes next round
+
+    # ---------------------------------------------------------------- prepare
+    def prepare(self, doc: dict[str, Any]) -> None:
+        if doc.get("cancel_requested"):
+            self.move("preparing", "canceled", "manual", _cancel_text(doc))
+            return
+        project, stage_name = self.project, doc["stage"]
+        app = self.run_dir / "app"
+        if app.exists():
+            shutil.rmtree(app)
+        for sub in ("outputs", "inputs"):
+            if (self.run_dir / sub).exists():
+                shutil.rmtree(self.run_dir / sub)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        workspaces_of(project).archive(self.ws, doc["sha"], app)
+        try:
+            pipeline = self.load_pipeline()
+            stage = pipeline.stage(stage_name)
+        except GoldfishError as exc:
+            raise StageFailure("failed", "preflight", f"Preflight failed: {exc}") from None
+        override = doc.get("config_override") or {}
+        input_override = doc.get("inputs_override") or {}
+        gce = project.config.gce
+        report = validate_pipeline(
+            pipeline, app, stages=[stage_name],
+            config_override={stage_name: override} if override else None,
+            overridden_inputs={stage_name: set(input_override)},
+            backend=project.config.jobs.backend,
+            profile_overrides=gce.profile_overrides if gce else None,
+            zones=gce.zones if gce else None,
+            source_schemas=self.runner.source_schema,
+        )
+        preflight = {"errors": [i.model_dump() for i in report.errors],
+                     "warnings": [i.model_dump() for i in report.warnings]}
+        svs = {**(doc.get("svs") or {}), "preflight": preflight}
+        if report.errors:
+            shown = "; ".join(i.render() for i in report.errors[:8])
+            more = f" (+{len(report.errors) - 8} more: inspect_run include=['svs'])" if len(report.errors) > 8 else ""
+            raise StageFailure("failed", "preflight", f"Preflight failed: {shown}{more}", svs=svs)
+        config = merge_stage_config(pipeline, stage_name, app, override or None)
+        in_run = {s: rid for s, rid in (self.runner.prun.get("stage_runs") or {}).items() if rid != self.run_id}
+        resolved, problems = resolve_inputs(project, self.ws, pipeline, stage_name, in_run=in_run,
+                                            overrides=input_override)
+        prepared = {"svs": svs, "config": config.values, "profile": config.profile}
+        if problems:
+            raise StageFailure("failed", "input_error",
+                               "Input resolution failed: " + "; ".join(i.render() for i in problems), **prepared)
+        review = self.review(doc, app, pipeline, stage_name, config.values, resolved, preflight)
+        svs["review"] = review
+        svs["skip_review"] = bool(doc.get("skip_review"))
+        prepared["inputs"] = resolved
+        if review.get("decision") == "blocked":
+            raise StageFailure("failed", "review_blocked", f"Pre-run review blocked: {review.get('summary')}",
+                               **prepared)
+        binary = self.build_rust(stage, app) if stage.runtime == "rust" else None
+        stage_env.stage_inputs(self.run_dir / "inputs", resolved)
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        runtime_config = stage_env.stage_runtime_config(stage, config, self.run_dir / "inputs", resolved)
+        env = stage_env.stage_environment(project, doc, self.run_dir, config, runtime_config)
+        argv = [str(binary)] if binary else stage_env.python_argv(app, stage_name)
+        max_runtime = config.max_runtime_seconds or project.config.defaults.timeout_seconds
+        launch = {"argv": argv, "env": env, "cwd": str(app),
+                  "memory_limit_mb": stage_env.memory_limit_mb(project, config)}
+        atomic_write(self.run_dir / "launch_request.json", json.dumps(launch), durable=False)
+        with project.store.transaction() as tx:
+            current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
+            fields = {
+                **prepared,
+                "max_runtime_seconds": max_runtime,
+                "max_runtime_source": "compute" if config.max_runtime_seconds else "defaults",
+                "heartbeat_timeout_seconds": config.heartbeat_timeout_seconds,
+                "memory_limit_mb": launch["memory_limit_mb"],
+                "run_dir": str(self.run_dir),
+                "backend": self.runner.backend_name,
+            }
+            if current.get("cancel_requested"):
+                transition(tx, self.run_id, "canceled", expected="preparing", cause="manual",
+                           error=_cancel_text(current), source=project.source, workspace=self.ws, fields=fields)
+            else:
+                transition(tx, self.run_id, "launching", expected="preparing", source=project.source,
+                           workspace=self.ws, fields=fields)
+
+    def review(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
+               resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
+        cfg = self.project.config
+        if doc.get("skip_review"):
+            return {"decision": "skipped", "summary": "skip_review=True", "findings": [], "provider": None,
+                    "at": now_iso()}
+        if not (cfg.svs.enabled and cfg.pre_run_review.enabled):
+            return {"decision": "skipped", "summary": "disabled (svs.enabled / pre_run_review.enabled)",
+                    "findings": [], "provider": None, "at": now_iso()}
+        ctx = ReviewContext(
+            project=self.project, run=doc, app_dir=app, pipeline=pipeline, stage=stage, config=config,
+            inputs=resolved, preflight=preflight, config_override=doc.get("config_override") or {},
+            inputs_override=doc.get("inputs_override") or {},
+        )
+        result = self.runner.hooks.review(ctx)
+        return {**result.model_dump(), "at": now_iso()}
+
+    def build_rust(self, stage: Any, app: Path) -> Path:
+        from goldfish.rust_stage import build_rust_stage
+
+        try:
+            return build_rust_stage(app, stage.name, entrypoint=stage.entrypoint,
+                                    crate_path=stage_env.PACKAGE_ROOT / "goldfish-rust",
+                                    target_dir=self.project.gf_dir / "cargo-target", log=self.note)
+        except GoldfishError as exc:
+            raise StageFailure("failed", "preflight", f"Rust build failed: {exc}") from None
+
+    # ----------------------------------------------------------------- launch
+    def launch(self, doc: dict[str, Any]) -> None:
+        backend = self.runner.backend
+        # One transaction (under the project lock): a cancel either lands before it, and nothing is
+        # launched, or after it, and sees the run running.
+        with self.project.store.transaction() as tx:
+            current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
+            if current["state"] != "launching":
+                return
+            if current.get("cancel_requested"):
+                transition(tx, self.run_id, "canceled", expected="launching", cause="manual",
+                           error=_cancel_text(current), source=self.project.source, workspace=self.ws)
+                return
+            handle = backend.find_launch(self.run_dir)
+            if handle is None:
+                try:
+                    request = json.loads((self.run_dir / "launch_request.json").read_text())
+                except (FileNotFoundError, ValueError):
+                    transition(tx, self.run_id, "failed", expected="launching", cause="launch_error",
+                               error="The launch request written while preparing is missing; run the stage again.",
+                               source=self.project.source, workspace=self.ws)
+                    return
+                spec = LaunchSpec(run_id=self.run_id, run_dir=self.run_dir, argv=request["argv"],
+                                  env=request["env"], cwd=Path(request["cwd"]),
+                                  memory_limit_mb=request.get("memory_limit_mb"))
+                try:
+                    handle = backend.launch(spec)
+                except OSError as exc:
+                    transition(tx, self.run_id, "failed", expected="launching", cause="launch_error",
+                               error=f"Could not start the stage: {exc}", source=self.project.source,
+                               workspace=self.ws)
+                    return
+            transition(tx, self.run_id, "running", expected="launching", source=self.project.source,
+                       workspace=self.ws, fields={"backend_handle": handle})
+
+    # -------------------------------------------------------------- supervise
+    def supervise(self, doc: dict[str, Any]) -> None:
+        cfg = self.project.config
+        backend = self.runner.backend
+        handle: Handle = doc["backend_handle"]
+        started = parse_iso(doc.get("started_at")) or time.time()
+        prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
+        stop_seen: float | None = None
+        last_push = 0.0
+        errors = 0
+        while not self.runner.lease_lost():
+            try:
+                status = backend.status(handle)
+                index, changed = metric_series.ingest(self.run_dir)
+                if not status.alive:
+                    self.settle_exit(status, handle)
+                    return
+                doc = self.doc()
+                if doc["state"] != "running":
+                    return
+                now = time.time()
+                reason = self.stop_reason(doc, now, started)
+                stop_file = self.runtime_dir / "stop_requested"
+                if reason is None and stop_file.exists():
+                    stop_seen = stop_seen or now
+                    grace = cfg.svs.ai_during_run_stop_grace_seconds
+                    if now - stop_seen > grace:
+                        text = stop_file.read_text(errors="replace").strip() or "stop requested"
+                        reason = ("terminated", "ai_stopped",
+                                  f"Stopped: {text}; the stage did not exit within {grace}s of the request.")
+                if reason is None:
+                    self.monitor(doc, now - started, index, stop_file)
+                if reason is not None:
+                    self.stop(handle, doc, reason)
+                    return
+                if changed and now - last_push >= SUMMARY_PUSH_SECONDS:
+                    self.patch({"metrics_summary": bounded_summary(index, prefer)})
+                    last_push = now
+                errors = 0
+            except (OSError, GoldfishError) as exc:
+                errors += 1
+                self.runner.log(f"{self.run_id} supervise error {errors}: {exc}")
+                if errors >= MAX_SUPERVISE_ERRORS:
+                    self.stop(handle, self.doc(), ("terminated", "orphaned",
+                              f"Goldfish could not supervise the stage ({exc}); it was stopped."))
+                    return
+            time.sleep(TICK)
+
+    def stop_reason(self, doc: dict[str, Any], now: float, started: float) -> tuple[str, str, str] | None:
+        cfg = self.project.config
+        if doc.get("cancel_requested"):
+            return ("canceled", "manual", _cancel_text(doc))
+        limit = doc.get("max_runtime_seconds")
+        if limit and now - started > limit:
+            cause = "max_runtime_exceeded" if doc.get("max_runtime_source") == "compute" else "timeout"
+            where = "compute.max_runtime_seconds" if cause == "max_runtime_exceeded" else "defaults.timeout_seconds"
+            return ("terminated", cause,
+                    f"Ran longer than {where} = {limit}s and was stopped. Raise it in the stage config, or"
+                    " make the stage checkpoint and resume.")
+        preempt = cfg.local.simulate_preemption_after_seconds
+        if preempt and now - started > preempt:
+            return ("terminated", "preempted", f"Simulated preemption after {preempt}s (local.simulate_preemption_after_seconds).")
+        timeout = doc.get("heartbeat_timeout_seconds")
+        if timeout and now - started > cfg.jobs.heartbeat_grace_seconds:
+            beat = _heartbeat_time(self.runtime_dir / "heartbeat")
+            age = now - max(beat or started, started)
+            if age > timeout:
+                return ("terminated", "no_heartbeat",
+                        f"No heartbeat for {age:.0f}s (compute.heartbeat_timeout_seconds = {timeout}). Call"
+                        " goldfish.io.heartbeat() inside long loops, or raise the timeout.")
+        return None
+
+    def monitor(self, doc: dict[str, Any], elapsed: float, index: metric_series.SeriesIndex,
+                stop_file: Path) -> None:
+        hooks = self.runner.hooks
+        if not hooks.providers:
+            return
+        ctx = MonitorContext(project=self.project, run=doc, run_dir=self.run_dir, elapsed_seconds=elapsed,
+                             metrics_summary=index.summary(), state=self.monitor_state)
+        result = hooks.monitor(ctx)
+        if result.findings:
+            svs = dict(doc.get("svs") or {})
+            during = [*svs.get("during", []), *({**f, "at": now_iso()} for f in result.findings)][-DURING_KEPT:]
+            svs["during"] = during
+            svs["findings_count"] = int(svs.get("findings_count") or 0) + len(result.findings)
+            self.patch({"svs": svs})
+        if result.request_stop and not stop_file.exists():
+            reason = result.stop_reason or "stop requested by the during-run monitor"
+            atomic_write(stop_file, reason)
+            self.note(f"stop requested: {reason}")
+
+    def stop(self, handle: Handle, doc: dict[str, Any], reason: tuple[str, str, str]) -> None:
+        to, cause, message = reason
+        grace = float(self.project.config.local.stop_grace_seconds)
+        self.note(f"stopping the stage ({cause}): {message}")
+        stop_file = self.runtime_dir / "stop_requested"
+        if not stop_file.exists():
+            with contextlib.suppress(OSError):
+                atomic_write(stop_file, message, durable=False)
+        status = self.runner.backend.cancel(handle, grace)
+        fields = self.collect(doc)
+        fields["exit_code"] = status.exit_code
+        self.move("running", to, cause, message, **fields)
+
+    def settle_exit(self, status: Status, handle: Handle) -> None:
+        doc = self.doc()
+        fields = self.collect(doc)
+        code = status.exit_code
+        fields["exit_code"] = code
+        self.runner.backend.cleanup(handle)
+        if code is None:
+            self.settle("running", "terminated", "orphaned",
+                        "The stage process ended without recording an exit code (killed outside Goldfish, or the"
+                        " machine restarted); treated as a failure.", **fields)
+        elif code == 0:
+            self.settle("running", "post_run", **fields)
+        else:
+            self.settle("running", "failed", "exit_nonzero", self.exit_message(doc, code), **fields)
+
+    def exit_message(self, doc: dict[str, Any], code: int) -> str:
+        tail = postrun.log_tail(self.log_path, lines=15)
+        what = f"signal {code - 128}" if code > 128 else f"code {code}"
+        hint = ""
+        if "MemoryError" in tail and doc.get("memory_limit_mb"):
+            hint = (f" It hit the memory limit of {doc['memory_limit_mb']} MB (local.memory_limit_mb or the"
+                    " compute profile); raise it or use less memory.")
+        return f"The stage exited with {what}.{hint} Last log lines:\n{tail}" if tail else f"The stage exited with {what}.{hint}"
+
+    def collect(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Metrics summary and auto results, for any run that got to execute."""
+        index, _ = metric_series.ingest(self.run_dir)
+        prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
+        auto = postrun.results_auto(doc.get("results_spec"), index.summary())
+        fields: dict[str, Any] = {"metrics_summary": bounded_summary(index, prefer), "metrics_lost": index.lost}
+        if auto is not None and doc.get("results_status") != "finalized":
+            fields["results_auto"] = auto
+            fields["results_status"] = "auto"
+        return fields
+
+    # --------------------------------------------------------------- post_run
+    def post_run(self, doc: dict[str, Any]) -> None:
+        cfg = self.project.config
+        pipeline = self.load_pipeline()
+        stage = pipeline.stage(doc["stage"])
+        outputs, missing = postrun.collect_outputs(stage, self.outputs_dir)
+        fields = self.collect(doc)
+        stats, findings, problems = postrun.read_svs_files(self.runtime_dir)
+        contract = postrun.contract_errors(findings, cfg.svs.default_enforcement) if cfg.svs.enabled else []
+        hook = self.runner.hooks.post_run(PostRunContext(
+            project=self.project, run=doc, run_dir=self.run_dir, outputs=outputs,
+            metrics_summary=fields["metrics_summary"], stats=stats, findings=findings,
+            results_auto=fields.get("results_auto"),
+        ))
+        svs = dict(doc.get("svs") or {})
+        svs["post"] = {"stats": stats, "findings": findings, "problems": problems, "hook": hook.model_dump(),
+                       "at": now_iso()}
+        svs["findings_count"] = int(svs.get("findings_count") or 0) + len(findings) + len(hook.findings)
+        fields.update({"outputs": outputs, "svs": svs, "lineage_recorded": True})
+        if missing:
+            self.note("; ".join(missing))
+            self.settle("post_run", "failed", "missing_output",
+                      "The stage exited 0 but " + "; ".join(missing) + ". Write every declared output"
+                      " (save_output / get_output_path), or remove it from pipeline.yaml.", **fields)
+        elif contract:
+            self.settle("post_run", "failed", "contract",
+                      "Output contract violated (svs.default_enforcement: blocking): " + "; ".join(contract[:5]),
+                      **fields)
+        else:
+            if not self.doc().get("cancel_requested"):
+                postrun.make_read_only(self.outputs_dir)
+            self.settle("post_run", "completed", **fields)
+
+
+def _cancel_text(doc: dict[str, Any]) -> str:
+    return f"Canceled: {doc.get('cancel_reason') or 'no reason given'}"
+
+
+def _heartbeat_time(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text())["timestamp"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return None
