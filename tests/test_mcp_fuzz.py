@@ -128,11 +128,17 @@ async def test_fuzz_every_tool_in_process(sandbox: tuple[Path, set[Path]]) -> No
 
             one()
 
+        failures: list[str] = []
+
         def fuzz_all() -> None:
             for tool in tools:
-                fuzz(tool.name, tool.input_schema)
+                try:
+                    fuzz(tool.name, tool.input_schema)
+                except AssertionError as exc:  # keep going: report every tool that crashes at once
+                    failures.append(str(exc).splitlines()[0])
 
         await anyio.to_thread.run_sync(fuzz_all)
+        assert not failures, "\n".join(failures)
         status = await client.call_tool("status", {})
         assert not status.is_error and status.structured_content["initialized"]
     assert len(set(calls)) == len(tools)
@@ -159,10 +165,15 @@ async def test_fuzz_over_stdio(sandbox: tuple[Path, set[Path]]) -> None:
         tools = (await client.list_tools()).tools
         await _prepare(client, {t.name for t in tools})
         before = _snapshot(root, skip)
+        failures = []
         for tool in tools:
             for case in STDIO_CASES:
                 args = _stdio_args(tool.input_schema, case)
-                _check(tool.name, args, await client.call_tool(tool.name, args))
+                try:
+                    _check(tool.name, args, await client.call_tool(tool.name, args))
+                except AssertionError as exc:
+                    failures.append(str(exc)[:300])
+        assert not failures, "\n".join(failures)
         version = await client.call_tool("goldfish_version", {})
         assert not version.is_error
     assert _snapshot(root, skip) == before
