@@ -65,7 +65,9 @@ def near_miss(key: str, candidates: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def _key_warnings(data: dict[str, Any], label: str) -> list[Issue]:
+def _key_warnings(data: dict[str, Any], label: str, *, compute_keys: bool) -> list[Issue]:
+    """Near-miss keys; ``compute_keys`` also reports unknown compute.* keys (validate_pipeline already
+    does for configs of pipeline stages)."""
     out: list[Issue] = []
     for key in data:
         if not isinstance(key, str):
@@ -78,7 +80,7 @@ def _key_warnings(data: dict[str, Any], label: str) -> list[Issue]:
                 fix=f"Rename it to {target} (or ignore this warning if {key!r} is deliberate).",
             ))
     compute = data.get("compute")
-    if isinstance(compute, dict):
+    if compute_keys and isinstance(compute, dict):
         for key in compute:
             if isinstance(key, str) and key not in COMPUTE_KEYS:
                 target = near_miss(key, COMPUTE_KEYS)
@@ -221,7 +223,7 @@ def _check_config_files(root: Path, stage_names: set[str], out: _Collector, pref
                 fix="Write the stage config as key: value lines (e.g. lr: 0.001).",
             )], prefix)
             continue
-        out.add("warning", _key_warnings(data, label), prefix)
+        out.add("warning", _key_warnings(data, label, compute_keys=path.stem not in stage_names), prefix)
 
 
 def validate_config(project: Project, workspace: str | None = None) -> ConfigCheckResult:
