@@ -18,8 +18,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None:
-    """Write ``path`` so that a crash leaves either the old or the new content, never a torn file."""
+def atomic_write(path: Path, data: bytes | str, *, durable: bool = True, sync_dir: bool | None = None) -> None:
+    """Write ``path`` so that a crash leaves either the old or the new content, never a torn file.
+
+    ``durable`` fsyncs the data before the rename (no torn file). ``sync_dir`` (default: same as
+    ``durable``) also fsyncs the directory, so the rename itself survives a crash; derived files
+    that are rewritten anyway (STATE.md) can skip that."""
     if isinstance(data, str):
         data = data.encode()
     path = Path(path)
@@ -36,7 +40,7 @@ def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    if durable:
+    if durable if sync_dir is None else sync_dir:
         fsync_dir(path.parent)
 
 

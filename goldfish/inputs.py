@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from goldfish import names
-from goldfish.errors import InvalidInput
+from goldfish.errors import InvalidInput, NotFound
 from goldfish.issues import Issue
 from goldfish.names import did_you_mean
 from goldfish.pipelines import InputSignal, Pipeline
@@ -235,14 +235,10 @@ def resolve_inputs(
                               "latest_state": latest.get("state") if latest else None}
             continue
         if spec.dataset is not None:
-            row = project.store.table("sources").get_doc(spec.dataset)
-            if row is None:
-                issues.append(Issue(
-                    location=f"{where}.dataset",
-                    message=f"dataset {spec.dataset!r} is not a registered source."
-                            f"{did_you_mean(spec.dataset, project.store.table('sources').ids())}",
-                    fix="register_source first, or fix the name (manage_sources(action='list') lists them).",
-                ))
+            try:
+                row = project.sources.resolve_for_input(spec.dataset)
+            except NotFound as exc:
+                issues.append(Issue(location=f"{where}.dataset", message=exc.message, fix=exc.fix))
                 continue
             location = source_location(project, row)
             if "://" in location and project.config.jobs.backend in ("local", "docker"):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.fsutil import inside
 from goldfish.issues import Issue, issues_error
+from goldfish.metadata import validate_source_metadata
 from goldfish.names import did_you_mean
 from goldfish.pipelines import InputSignal, OutputSignal, Pipeline, Stage, kinds_for_type, validation_issues
 from goldfish.profiles import (
@@ -311,6 +312,34 @@ class _Validator:
                 )
             elif signal.dataset is not None:
                 self.dataset(stage.name, where, signal)
+        for name, out in stage.outputs.items():
+            if out.artifact:
+                self.artifact(stage.name, name, out)
+
+    def artifact(self, stage: str, name: str, out: OutputSignal) -> None:
+        """Artifact outputs are registered as sources when the stage completes; say now if that
+        will not work (the run itself never fails for it)."""
+        where = f"{self.loc(stage)}.outputs.{name}"
+        later = "promote_artifact it after the run, or fix pipeline.yaml"
+        if out.type == "directory":
+            self.warn(where, f"artifact output {name} is a directory, and directory sources are rejected.",
+                      "Make it a file type (npy, npz, csv or file), or drop artifact: true.")
+            return
+        if out.metadata is None:
+            self.warn(f"{where}.metadata", f"artifact output {name} has no metadata:, so it will not be"
+                      f" registered as a source when {stage} completes.",
+                      f"Add a metadata: block (Data Source Metadata rules, size_bytes may be null), or {later}.")
+            return
+        try:
+            validate_source_metadata(out.metadata)
+        except InvalidInput as exc:
+            self.warn(f"{where}.metadata", f"metadata of artifact output {name} is invalid, so it will not be"
+                      f" registered as a source: {exc.message}", f"Correct the fields listed, or {later}.")
+            return
+        fmt = out.metadata["source"]["format"]
+        if fmt in ("npy", "npz", "csv") and fmt != out.format:
+            self.warn(f"{where}.metadata.source.format", f"is {fmt!r} but output {name} is {out.format!r}, so it"
+                      " will not be registered as a source.", f"Use format {out.format!r} or \"file\".")
 
     def module(self, stage: Stage) -> None:
         path = self.root / stage.module_path

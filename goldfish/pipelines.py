@@ -163,13 +163,27 @@ class OutputSignal(_Signal):
     """A stage output."""
 
     type: SignalType = Field(default="directory", description="Signal type (default directory)")
-    artifact: StrictBool = Field(default=False, description="Mark the output as an artifact")
+    artifact: StrictBool = Field(
+        default=False,
+        description="Register the output as a data source when its stage completes (needs metadata:)",
+    )
     metadata: dict[str, Any] | None = Field(
         default=None, description="Source metadata (validated when the artifact is registered)"
+    )
+    source_name: SourceName | None = Field(
+        default=None,
+        description="Name of the auto-registered source; default <workspace>-<stage>-<output>-<run id hex>."
+        " A fixed name registers only the first completed run (later ones get a warning)",
     )
 
     @model_validator(mode="after")
     def _defaults(self) -> OutputSignal:
+        if self.source_name is not None and not self.artifact:
+            raise custom_error(
+                f"output {self.name} sets source_name: {self.source_name} but not artifact: true.",
+                "Add artifact: true (and a metadata: block) to register it, or remove source_name.",
+                sub=".source_name",
+            )
         self._check_kind(self.type)
         if self.format is None:
             self.format = self.type

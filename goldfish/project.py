@@ -18,7 +18,14 @@ from goldfish.store import Store
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
+    from goldfish.devrepo import DevRepo
+    from goldfish.dirty import DirtyChecker
+    from goldfish.journal import Journal
     from goldfish.runs import Runs
+    from goldfish.sources import Sources
+    from goldfish.state_md import StateMd
+    from goldfish.versions import Versions
+    from goldfish.workspaces import Workspaces
 
 CONFIG_FILE = "goldfish.yaml"
 
@@ -87,8 +94,51 @@ class Project:
 
         return Runs(self)
 
+    @cached_property
+    def sources(self) -> Sources:
+        from goldfish.sources import Sources
+
+        return Sources(self)
+
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot
+
+    # Services: one per concern, created on first use.
+    @cached_property
+    def dev_repo(self) -> DevRepo:
+        from goldfish.devrepo import DevRepo
+
+        return DevRepo(self.dev_path, self.gf_dir)
+
+    @cached_property
+    def workspaces(self) -> Workspaces:
+        from goldfish.workspaces import Workspaces
+
+        return Workspaces(self)
+
+    @cached_property
+    def versions(self) -> Versions:
+        from goldfish.versions import Versions
+
+        return Versions(self)
+
+    @cached_property
+    def journal(self) -> Journal:
+        from goldfish.journal import Journal
+
+        return Journal(self)
+
+    @cached_property
+    def state_md(self) -> StateMd:
+        from goldfish.state_md import StateMd
+
+        return StateMd(self)
+
+    @cached_property
+    def dirty(self) -> DirtyChecker:
+        from goldfish.dirty import DirtyChecker
+
+        return DirtyChecker(self)
 
     def reload_config(self) -> GoldfishConfig:
         """Re-read goldfish.yaml; on error the running config stays and the error is raised.

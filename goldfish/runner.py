@@ -59,12 +59,6 @@ class Runner:
     def lease_lost(self) -> bool:
         return self.keeper is not None and self.keeper.lost.is_set()
 
-    def source_schema(self, name: str) -> dict[str, Any] | None:
-        row = self.project.store.table("sources").get_doc(name)
-        if row is None:
-            return None
-        return dict(row.get("metadata") or {})
-
     def read(self) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
         part = ws_partition(self.workspace)
         prun = self.project.store.table("pipeline_runs", part).get_doc(self.prun_id)

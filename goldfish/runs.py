@@ -176,17 +176,18 @@ class Runs:
     def dry_run(self, request: RunRequest) -> DryRunResult:
         project = self.project
         gce = project.config.gce
-        sources = project.store.table("sources")
         report = validate_pipeline(
             request.pipeline, request.slot_path, stages=request.stages,
             config_override={s: o for s, o in request.config_overrides.items() if o} or None,
             overridden_inputs={s: set(o) for s, o in request.input_overrides.items()},
             backend=project.config.jobs.backend,
             profile_overrides=gce.profile_overrides if gce else None, zones=gce.zones if gce else None,
-            source_schemas=lambda name: (dict((sources.get_doc(name) or {}).get("metadata") or {})
-                                         if sources.has(name) else None),
+            source_schemas=project.sources.source_schemas,
         )
         errors = list(report.errors)
+        for stage in request.stages:  # sources changed since registration
+            errors += project.sources.preflight(request.pipeline.stage(stage), request.input_overrides.get(stage) or {},
+                                                location=f"stages[{request.pipeline.index(stage)}]")
         known = {(i.location, i.message) for i in errors}
         errors += [i for i in request.input_issues if (i.location, i.message) not in known]
         blocking = unfinalized_runs(project, request.workspace)

@@ -30,6 +30,8 @@ from goldfish.stage_config import merge_stage_config
 import contextlib
 
 if TYPE_CHECKING:
+    from goldfish.artifacts import ArtifactPlan
+    from goldfish.store import Transaction
     from goldfish.runner import Runner
 
 TICK = 0.2
@@ -171,8 +173,11 @@ class StageDriver:
             backend=project.config.jobs.backend,
             profile_overrides=gce.profile_overrides if gce else None,
             zones=gce.zones if gce else None,
-            source_schemas=self.runner.source_schema,
+            source_schemas=project.sources.source_schemas,
         )
+        # A registered source whose file changed since registration blocks the run here.
+        report.errors.extend(project.sources.preflight(stage, input_override,
+                                                       location=f"stages[{pipeline.index(stage_name)}]"))
         preflight = {"errors": [i.model_dump() for i in report.errors],
                      "warnings": [i.model_dump() for i in report.warnings]}
         svs = {**(doc.get("svs") or {}), "preflight": preflight}
@@ -222,6 +227,10 @@ class StageDriver:
             else:
                 transition(tx, self.run_id, "launching", expected="preparing", source=project.source,
                            workspace=self.ws, fields=fields)
+                for name, entry in resolved.items():
+                    if entry.get("kind") in ("source", "override_source") and entry.get("source"):
+                        project.sources.record_consumption(tx, entry["source"], self.run_id, self.ws,
+                                                           input_name=name, stage=stage_name)
 
     def review(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
                resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
@@ -455,7 +464,31 @@ class StageDriver:
         else:
             if not self.doc().get("cancel_requested"):
                 postrun.make_read_only(self.outputs_dir)
-            self.settle("post_run", "completed", **fields)
+            # artifact: true outputs become sources in the same transaction that completes the run.
+            plan = self.project.sources.prepare_artifacts({**doc, "outputs": outputs}, stage)
+            with self.project.store.transaction() as tx:
+                self.settle("post_run", "completed", **fields)
+                if plan.rows or plan.findings:
+                    self.register_artifacts(tx, plan)
+
+    def register_artifacts(self, tx: Transaction, plan: ArtifactPlan) -> None:
+        runs = tx.table("runs", ws_partition(self.ws))
+        current = runs.require(self.run_id)
+        if current["state"] != "completed":
+            return
+        findings = self.project.sources.commit_artifacts(tx, plan)
+        svs = dict(current.get("svs") or {})
+        post = dict(svs.get("post") or {})
+        post["findings"] = [*(post.get("findings") or []), *findings]
+        svs["post"] = post
+        svs["findings_count"] = int(svs.get("findings_count") or 0) + len(findings)
+        runs.patch(self.run_id, {"svs": svs})
+
+        def log_findings() -> None:
+            for finding in findings:
+                self.note(f"artifacts: {finding['message']}")
+
+        tx.after_commit(log_findings)
 
 
 def _cancel_text(doc: dict[str, Any]) -> str:

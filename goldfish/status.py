@@ -7,7 +7,6 @@ from goldfish.project import Project
 
 def render_status_text(project: Project) -> str:
     cfg = project.config
-    mounts = {d["id"]: d for d in project.store.table("mounts").docs()}
     lines = [
         f"Goldfish project {cfg.project_name}",
         f"  project:  {project.root}",
@@ -15,7 +14,10 @@ def render_status_text(project: Project) -> str:
         f"  backend:  {cfg.jobs.backend}",
         "  slots:",
     ]
-    for slot in cfg.slots:
-        m = mounts.get(slot)
-        lines.append(f"    {slot}: {m['workspace']}" if m else f"    {slot}: (empty)")
+    for info in project.workspaces.slot_status():
+        if info.workspace is None:
+            lines.append(f"    {info.slot}: (empty)")
+            continue
+        state = f"dirty ({info.changed_count} files)" if info.dirty else ("clean" if info.dirty is False else "unknown")
+        lines.append(f"    {info.slot}: {info.workspace} {info.current_version or '(no versions)'} {state}")
     return "\n".join(lines)

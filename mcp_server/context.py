@@ -8,12 +8,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
 from goldfish.errors import GoldfishError, NotInitialized
 from goldfish.project import Project
+
+if TYPE_CHECKING:
+    from goldfish.watcher import SlotWatcher
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +30,8 @@ class ServerContext:
         self._project: Project | None = None
         self._lock = threading.Lock()
         self.open_error: GoldfishError | None = None
+        self._watching = False
+        self.watcher: SlotWatcher | None = None
 
     def try_open(self) -> Project | None:
         with self._lock:
@@ -39,7 +44,32 @@ class ServerContext:
                     reconcile_quietly(self._project)
                 except GoldfishError as exc:
                     self.open_error = exc
+            if self._project is not None:
+                self._ensure_watcher(self._project)
             return self._project
+
+    # The slot watcher runs while the server is up (between start_watching and stop_watching)
+    # and a project is open, so status() reads dirty state instead of hashing every slot.
+    def start_watching(self) -> None:
+        self._watching = True
+        self.try_open()
+
+    def stop_watching(self) -> None:
+        with self._lock:
+            self._watching = False
+            watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _ensure_watcher(self, project: Project) -> None:
+        if not self._watching or (self.watcher is not None and self.watcher.project is project):
+            return
+        from goldfish.watcher import SlotWatcher
+
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.watcher = SlotWatcher(project)
+        self.watcher.start(wait=0)
 
     def project(self) -> Project:
         """The open project, or a ToolError telling the agent how to initialize one."""
@@ -58,6 +88,7 @@ class ServerContext:
         with self._lock:
             self._project = project
             self.open_error = None
+            self._ensure_watcher(project)
 
 
 @contextmanager

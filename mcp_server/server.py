@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import ValidationError
@@ -44,8 +47,20 @@ class GoldfishServer(MCPServer):
 
 def build_server(project_arg: str | None = None, start: Path | None = None) -> tuple[MCPServer, ServerContext]:
     ctx = ServerContext(project_arg, start)
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[dict[str, Any]]:
+        # The slot watcher lives exactly as long as the server (started lazily once a project opens).
+        await anyio.to_thread.run_sync(ctx.start_watching)
+        try:
+            yield {}
+        finally:
+            await anyio.to_thread.run_sync(ctx.stop_watching)
+
     # WARNING: stderr is the MCP client's log; per-call INFO lines (every rejected argument) are noise there.
-    server = GoldfishServer(name="goldfish", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    server = GoldfishServer(
+        name="goldfish", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING"
+    )
     register_all(server, ctx)
     register_resources(server, ctx)
     return server, ctx

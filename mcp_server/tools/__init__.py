@@ -6,9 +6,16 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server.context import ServerContext
-from mcp_server.tools import config_tools, project_tools, run_tools
+from mcp_server.tools import (
+    config_tools,
+    journal_tools,
+    project_tools,
+    run_tools,
+    source_tools,
+    workspace_tools,
+)
 
-MODULES = [project_tools, run_tools, config_tools]
+MODULES = [project_tools, workspace_tools, journal_tools, run_tools, source_tools, config_tools]
 
 
 def register_all(server: MCPServer, ctx: ServerContext) -> None:

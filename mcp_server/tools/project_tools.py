@@ -13,13 +13,17 @@ from pydantic import BaseModel, Field
 from goldfish import __version__
 from goldfish.init import InitResult, init_project
 from goldfish.project import Project
+from goldfish.workspace_models import SlotInfo
 from mcp_server.context import ServerContext, guarded
 
+RECENT_AUDIT = 5
 
-class SlotSummary(BaseModel):
-    slot: str = Field(description="Slot name, e.g. w1.")
-    state: str = Field(description="'empty' or 'mounted'.")
-    workspace: str | None = Field(default=None, description="Mounted workspace, if any.")
+
+class RecentAction(BaseModel):
+    op: str
+    reason: str | None = None
+    ts: str
+    workspace: str | None = None
 
 
 class StatusResult(BaseModel):
@@ -27,7 +31,8 @@ class StatusResult(BaseModel):
     message: str = Field(description="One-line orientation, including what to do next.")
     project_name: str | None = Field(default=None, description="Project name from goldfish.yaml.")
     backend: str | None = Field(default=None, description="Execution backend (jobs.backend).")
-    slots: list[SlotSummary] = Field(default_factory=list, description="Every configured slot.")
+    slots: list[SlotInfo] = Field(default_factory=list, description="Every configured slot.")
+    recent_audit: list[RecentAction] = Field(default_factory=list, description="The last 5 audited actions, newest first.")
     state_md: str | None = Field(default=None, description="The global STATE.md narrative.")
 
 
@@ -36,22 +41,25 @@ class VersionResult(BaseModel):
 
 
 def status_of(project: Project) -> StatusResult:
-    mounts = {d["id"]: d for d in project.store.table("mounts").docs()}
-    slots = [
-        SlotSummary(slot=s, state="mounted" if s in mounts else "empty", workspace=mounts.get(s, {}).get("workspace"))
-        for s in project.config.slots
+    slots = project.workspaces.slot_status()
+    mounted = [s for s in slots if s.workspace]
+    dirty = [s.slot for s in mounted if s.dirty]
+    hint = (
+        f" Unsaved changes in {', '.join(dirty)}." if dirty
+        else (" create_workspace() then mount() to start." if not mounted else "")
+    )
+    recent = [
+        RecentAction(op=a.op, reason=a.reason, ts=a.ts, workspace=a.workspace)
+        for a in project.journal.recent(RECENT_AUDIT)
     ]
-    try:
-        state_md = project.state_md_path.read_text()
-    except FileNotFoundError:
-        state_md = None
     return StatusResult(
         initialized=True,
-        message=f"Project {project.config.project_name}: {sum(1 for s in slots if s.workspace)} of {len(slots)} slots mounted.",
+        message=f"Project {project.config.project_name}: {len(mounted)} of {len(slots)} slots mounted.{hint}",
         project_name=project.config.project_name,
         backend=project.config.jobs.backend,
         slots=slots,
-        state_md=state_md,
+        recent_audit=recent,
+        state_md=project.state_md.read_global(),
     )
 
 
@@ -59,7 +67,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     @server.tool(annotations=ToolAnnotations(title="Project status", read_only_hint=True, open_world_hint=False))
     @guarded
     def status() -> StatusResult:
-        """Orientation: slots and what is mounted in them, and the STATE.md narrative.
+        """Orientation: each slot's workspace, version and unsaved changes, recent actions, STATE.md.
 
         Call this first in a new conversation or after losing context. If the project is not
         initialized, the result says so and how to initialize it.

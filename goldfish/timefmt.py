@@ -1,0 +1,41 @@
+"""Timestamps as stored (ISO 8601 UTC with a Z) and as shown to people ("5m ago")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def now_iso() -> str:
+    """Current UTC time, e.g. ``2026-01-01T12:00:00.123456Z`` (sortable as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def age(text: str | None, *, now: datetime | None = None) -> str:
+    """'45s ago', '5m ago', '3h ago', '2d ago'; '' when the timestamp is unreadable."""
+    if not text:
+        return ""
+    then = parse_iso(text)
+    if then is None:
+        return ""
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+def clock(text: str | None) -> str:
+    """'HH:MM' (UTC) of a stored timestamp, for STATE.md action lines."""
+    then = parse_iso(text or "")
+    return then.strftime("%H:%M") if then else "--:--"
