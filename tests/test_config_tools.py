@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from mcp import Client
 
@@ -53,8 +53,10 @@ class Env:
         self.write("modules/train.py", MODULE)
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+@asynccontextmanager
+async def open_env(tmp_path: Path) -> AsyncIterator[Env]:
+    # A context manager, not an async yield fixture: the client's task group must be entered and
+    # exited in the same task.
     init_project(tmp_path / "proj", "proj")
     server, _ctx = build_server(str(tmp_path / "proj"))
     async with Client(server) as client:
@@ -66,86 +68,91 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         yield e
 
 
-async def test_valid_workspace(env: Env) -> None:
-    env.good_workspace()
-    res = await env.call("validate_config", workspace="w1")
-    sc = res.structured_content
-    assert not res.is_error and sc["valid"] is True, sc
-    assert sc["errors"] == []
-    assert {"goldfish.yaml", "w1/pipeline.yaml", "w1/configs/train.yaml", "w1/modules/train.py"} <= set(
-        sc["files_checked"]
-    )
-    assert sc["workspaces"] == ["exp"]
-    by_name = await env.call("validate_config", workspace="exp")
-    assert by_name.structured_content["files_checked"] == sc["files_checked"]
-    every = await env.call("validate_config")
-    assert every.structured_content["workspaces"] == ["exp"]
+async def test_valid_workspace(tmp_path: Path) -> None:
+    async with open_env(tmp_path) as env:
+        env.good_workspace()
+        res = await env.call("validate_config", workspace="w1")
+        sc = res.structured_content
+        assert not res.is_error and sc["valid"] is True, sc
+        assert sc["errors"] == []
+        assert {"goldfish.yaml", "w1/pipeline.yaml", "w1/configs/train.yaml", "w1/modules/train.py"} <= set(
+            sc["files_checked"]
+        )
+        assert sc["workspaces"] == ["exp"]
+        by_name = await env.call("validate_config", workspace="exp")
+        assert by_name.structured_content["files_checked"] == sc["files_checked"]
+        every = await env.call("validate_config")
+        assert every.structured_content["workspaces"] == ["exp"]
 
 
-async def test_every_problem_at_once_and_nothing_written(env: Env) -> None:
-    env.write("pipeline.yaml", yaml.safe_dump({"stages": [STAGE]}, sort_keys=False))
-    env.write("configs/train.yaml", "compute:\n  profile: local\nlearnig_rate: 0.01\nbatchsize: 32\nepochs: 3\n")
-    env.write("configs/trian.yaml", "compute:\n  profil: local\n")
-    env.write("configs/eval.yaml", "lr: [1, 2\n")
-    before = _tree(env.root), _tree(env.root.parent / "proj-dev")
-    res = await env.call("validate_config", workspace="w1")
-    sc = res.structured_content
-    assert sc["valid"] is False
-    errors = {e["location"]: e for e in sc["errors"]}
-    assert any("modules/train.py" in loc for loc in errors), errors
-    eval_err = [e for loc, e in errors.items() if loc.startswith("w1/configs/eval.yaml")]
-    assert eval_err and "line" in eval_err[0]["location"] and eval_err[0]["fix"]
-    warnings = {w["location"]: w for w in sc["warnings"]}
-    assert "'learning_rate'" in warnings["w1/configs/train.yaml: learnig_rate"]["message"]
-    assert "'batch_size'" in warnings["w1/configs/train.yaml: batchsize"]["message"]
-    assert "Did you mean 'train'" in warnings["w1/configs/trian.yaml"]["message"]
-    assert "Did you mean 'profile'" in warnings["w1/configs/trian.yaml: compute.profil"]["message"]
-    assert not any("epochs" in loc for loc in warnings)
-    assert (_tree(env.root), _tree(env.root.parent / "proj-dev")) == before
+async def test_every_problem_at_once_and_nothing_written(tmp_path: Path) -> None:
+    async with open_env(tmp_path) as env:
+        env.write("pipeline.yaml", yaml.safe_dump({"stages": [STAGE]}, sort_keys=False))
+        env.write("configs/train.yaml", "compute:\n  profile: local\nlearnig_rate: 0.01\nbatchsize: 32\nepochs: 3\n")
+        env.write("configs/trian.yaml", "compute:\n  profil: local\n")
+        env.write("configs/eval.yaml", "lr: [1, 2\n")
+        before = _tree(env.root), _tree(env.root.parent / "proj-dev")
+        res = await env.call("validate_config", workspace="w1")
+        sc = res.structured_content
+        assert sc["valid"] is False
+        errors = {e["location"]: e for e in sc["errors"]}
+        assert any("modules/train.py" in loc for loc in errors), errors
+        eval_err = [e for loc, e in errors.items() if loc.startswith("w1/configs/eval.yaml")]
+        assert eval_err and "line" in eval_err[0]["location"] and eval_err[0]["fix"]
+        warnings = {w["location"]: w for w in sc["warnings"]}
+        assert "'learning_rate'" in warnings["w1/configs/train.yaml: learnig_rate"]["message"]
+        assert "'batch_size'" in warnings["w1/configs/train.yaml: batchsize"]["message"]
+        assert "Did you mean 'train'" in warnings["w1/configs/trian.yaml"]["message"]
+        assert "Did you mean 'profile'" in warnings["w1/configs/trian.yaml: compute.profil"]["message"]
+        assert not any("epochs" in loc for loc in warnings)
+        assert (_tree(env.root), _tree(env.root.parent / "proj-dev")) == before
 
 
-async def test_broken_goldfish_yaml_is_reported(env: Env) -> None:
-    env.good_workspace()
-    cfg = env.root / "goldfish.yaml"
-    cfg.write_text(cfg.read_text() + "\njobz:\n  backend: local\n")
-    sc = (await env.call("validate_config", workspace="w1")).structured_content
-    assert sc["valid"] is False
-    [err] = [e for e in sc["errors"] if e["location"].startswith("goldfish.yaml")]
-    assert "jobz" in err["location"] + err["message"] and "jobs" in err["message"] + (err["fix"] or "")
+async def test_broken_goldfish_yaml_is_reported(tmp_path: Path) -> None:
+    async with open_env(tmp_path) as env:
+        env.good_workspace()
+        cfg = env.root / "goldfish.yaml"
+        cfg.write_text(cfg.read_text() + "\njobz:\n  backend: local\n")
+        sc = (await env.call("validate_config", workspace="w1")).structured_content
+        assert sc["valid"] is False
+        [err] = [e for e in sc["errors"] if e["location"].startswith("goldfish.yaml")]
+        assert "jobz" in err["location"] + err["message"] and "jobs" in err["message"] + (err["fix"] or "")
 
 
-async def test_bad_workspace_arguments(env: Env) -> None:
-    empty = await env.call("validate_config", workspace="w2")
-    assert empty.is_error and "mount" in empty.content[0].text
-    unknown = await env.call("validate_config", workspace="exq")
-    assert unknown.is_error and '"exp"' in unknown.content[0].text
-    traversal = await env.call("validate_config", workspace="../x")
-    assert traversal.is_error and "workspace name" in traversal.content[0].text
-    nopipe = await env.call("validate_config", workspace="w1")
-    assert nopipe.structured_content["errors"][0]["location"] == "w1/pipeline.yaml"
+async def test_bad_workspace_arguments(tmp_path: Path) -> None:
+    async with open_env(tmp_path) as env:
+        empty = await env.call("validate_config", workspace="w2")
+        assert empty.is_error and "mount" in empty.content[0].text
+        unknown = await env.call("validate_config", workspace="exq")
+        assert unknown.is_error and '"exp"' in unknown.content[0].text
+        traversal = await env.call("validate_config", workspace="../x")
+        assert traversal.is_error and "workspace name" in traversal.content[0].text
+        nopipe = await env.call("validate_config", workspace="w1")
+        assert nopipe.structured_content["errors"][0]["location"] == "w1/pipeline.yaml"
 
 
-async def test_reload_config(env: Env) -> None:
-    cfg = env.root / "goldfish.yaml"
-    original = cfg.read_text()
-    cfg.write_text(original.replace("max_parallel_stages: 2", "max_parallel_stages: 3"))
-    res = await env.call("reload_config")
-    assert not res.is_error, res.content
-    assert res.structured_content["changed_sections"] == ["jobs"]
-    assert "jobs" in res.structured_content["message"]
+async def test_reload_config(tmp_path: Path) -> None:
+    async with open_env(tmp_path) as env:
+        cfg = env.root / "goldfish.yaml"
+        original = cfg.read_text()
+        cfg.write_text(original.replace("max_parallel_stages: 2", "max_parallel_stages: 3"))
+        res = await env.call("reload_config")
+        assert not res.is_error, res.content
+        assert res.structured_content["changed_sections"] == ["jobs"]
+        assert "jobs" in res.structured_content["message"]
 
-    cfg.write_text(original.replace("max_parallel_stages: 2", "max_parallel_stages: lots"))
-    broken = await env.call("reload_config")
-    assert broken.is_error and "max_parallel_stages" in broken.content[0].text
-    cfg.write_text(original.replace("max_parallel_stages: 2", "max_parallel_stages: 3"))
-    again = await env.call("reload_config")
-    assert again.structured_content["changed_sections"] == [], "the broken file must not have been applied"
+        cfg.write_text(original.replace("max_parallel_stages: 2", "max_parallel_stages: lots"))
+        broken = await env.call("reload_config")
+        assert broken.is_error and "max_parallel_stages" in broken.content[0].text
+        cfg.write_text(original.replace("max_parallel_stages: 2", "max_parallel_stages: 3"))
+        again = await env.call("reload_config")
+        assert again.structured_content["changed_sections"] == [], "the broken file must not have been applied"
 
-    cfg.write_text(original.replace("dev_repo_path: proj-dev", "dev_repo_path: elsewhere-dev"))
-    moved = await env.call("reload_config")
-    assert moved.is_error and "Restart the server" in moved.content[0].text
-    cfg.write_text(original)
-    back = await env.call("reload_config")
-    assert back.structured_content["changed_sections"] == ["jobs"]
-    status = await env.call("status")
-    assert status.structured_content["initialized"] is True
+        cfg.write_text(original.replace("dev_repo_path: proj-dev", "dev_repo_path: elsewhere-dev"))
+        moved = await env.call("reload_config")
+        assert moved.is_error and "Restart the server" in moved.content[0].text
+        cfg.write_text(original)
+        back = await env.call("reload_config")
+        assert back.structured_content["changed_sections"] == ["jobs"]
+        status = await env.call("status")
+        assert status.structured_content["initialized"] is True

@@ -107,7 +107,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         version_limit: Annotated[int, Field(ge=1, le=100, description="Versions per page (newest first).")] = 10,
         version_offset: Annotated[int, Field(ge=0, description="Versions to skip, for paging.")] = 0,
         include: Annotated[
-            list[Literal["pipeline"]] | None, Field(description="Extra sections: 'pipeline' adds pipeline.yaml.")
+            list[Literal["pipeline"]] | None, Field(max_length=5, description="Extra sections: 'pipeline' adds pipeline.yaml.")
         ] = None,
     ) -> InspectWorkspaceResult:
         """A workspace's goal, lineage (parent, forks), visible versions and tags."""
