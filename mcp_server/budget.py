@@ -26,7 +26,7 @@ def fit_page(result: M, field: str, *, budget: int = MAX_RESULT_BYTES) -> M:
     """``result`` with its list ``field`` cut to the longest prefix (at least one row) that fits
     ``budget``; ``has_more`` is set when rows were cut."""
     rows = getattr(result, field)
-    if result_bytes(result) <= budget or len(rows) <= 1:
+    if rows is None or len(rows) <= 1 or result_bytes(result) <= budget:
         return result
     base = result_bytes(result.model_copy(update={field: []}))
     sizes = [len(to_json(row)) + 1 for row in rows]

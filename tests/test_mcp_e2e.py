@@ -153,7 +153,7 @@ async def test_new_experiment_flow_over_stdio(tmp_path: Path) -> None:
         pending = await call("list_unfinalized_runs", workspace="lstm_baseline")
         assert run_id in json.dumps(pending)
 
-        value = infra["dashboard"]["metrics"]["val_r2"]["value"]
+        value = infra["dashboard"]["metrics"]["val_r2"]["last"]
         await call("finalize_run", record_or_run_id=run_id, results={
             "primary_metric": "val_r2", "direction": "maximize", "value": value, "dataset_split": "val",
             "ml_outcome": "success", "notes": "Reached the goal on the held-out rows.",

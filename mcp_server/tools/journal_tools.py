@@ -9,6 +9,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from goldfish.journal import AuditLogResult, ThoughtResult, ThoughtsResult
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 SlotOrName = Annotated[str, Field(min_length=1, max_length=64, description="A workspace name or a slot (e.g. w1).")]
@@ -42,7 +43,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         offset: Annotated[int, Field(ge=0, description="Thoughts to skip, for paging.")] = 0,
     ) -> ThoughtsResult:
         """The thoughts logged for a workspace, newest first."""
-        return ctx.project().journal.thoughts(workspace, limit, offset)
+        return fit_page(ctx.project().journal.thoughts(workspace, limit, offset), "thoughts")
 
     @server.tool(annotations=ToolAnnotations(title="Audit log", read_only_hint=True, open_world_hint=False))
     @guarded
@@ -52,4 +53,4 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         offset: Annotated[int, Field(ge=0, description="Entries to skip, for paging.")] = 0,
     ) -> AuditLogResult:
         """Every change made through Goldfish (who, what, when, why), newest first."""
-        return ctx.project().journal.audit_log(limit, workspace, offset)
+        return fit_page(ctx.project().journal.audit_log(limit, workspace, offset), "entries")

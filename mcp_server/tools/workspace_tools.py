@@ -20,6 +20,7 @@ from goldfish.workspace_models import (
     RollbackResult,
     SaveVersionResult,
 )
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 Name = Annotated[str, Field(min_length=1, max_length=64, description="Workspace name (letters, digits, _ or -).")]
@@ -170,7 +171,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         them (skipped_tagged). Pruning only hides a version from status, history and STATE.md;
         unprune brings it back, and version numbers are never reused.
         """
-        return ctx.project().versions.manage(
+        return fit_page(ctx.project().versions.manage(
             workspace, action, version=version, tag=tag, reason=reason, from_version=from_version,
             to_version=to_version, limit=limit, offset=offset, include_pruned=include_pruned,
-        )
+        ), "versions")
