@@ -15,7 +15,7 @@ from mcp import Client
 
 from goldfish.init import init_project
 from mcp_server.server import build_server
-from tests.scale_rows import WORKSPACE, write_scale_rows
+from tests.scale_rows import write_scale_rows
 
 pytestmark = pytest.mark.slow
 
