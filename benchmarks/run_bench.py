@@ -35,30 +35,10 @@ STAGE = ("import time\nT0 = time.time()\nimport os, json\n"
          "open(os.path.join(os.environ['GOLDFISH_OUTPUTS_DIR'], 'started'), 'w').write(repr(T0))\n")
 
 
-def _shim(tmp: Path) -> None:
-    """TEMPORARY: until the workspaces service is on main, the test stand-in provides it."""
-    if "workspaces" in Project.__dict__:
-        return
-    from tests import ws_shim
-
-    ws_shim.install()
-    shim = tmp / "shim"
-    shim.mkdir()
-    from tests.run_helpers import SITECUSTOMIZE
-
-    (shim / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    os.environ["GOLDFISH_TEST_SHIM"] = "1"
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), str(shim)])
-
-
 def _mount(project: Project) -> Path:
-    from tests import ws_shim
-
-    if ws_shim.real_service():
-        project.workspaces.create("bench", goal="benchmark the run engine", reason="benchmark workspace setup")
-        project.workspaces.mount("bench", "w1", reason="benchmark workspace mount")
-        return project.slot_path("w1")
-    return ws_shim.mount(project, "bench", "w1")
+    project.workspaces.create("bench", goal="benchmark the run engine", reason="benchmark workspace setup")
+    project.workspaces.mount("bench", "w1", reason="benchmark workspace mount")
+    return project.slot_path("w1")
 
 
 def setup(tmp: Path) -> tuple[Project, Path]:
@@ -144,7 +124,6 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        _shim(tmp)
         project, slot = setup(tmp)
         base = baseline(tmp)
         to_records, to_stage = latency(project, slot, args.samples)

@@ -35,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765, help="port for streamable-http (bound to 127.0.0.1)")
     # Also accepted after the subcommand (`goldfish serve --project PATH`), as MCP client configs write it.
     s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
+
+    s = sub.add_parser("tui", help="open the live dashboard (runs, findings, finalization queue)")
+    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
+    s.add_argument("--headless", action="store_true", help="render the dashboard once without a terminal and exit")
+    s.add_argument("--screenshot", metavar="FILE.svg", type=Path, help="with --headless: write an SVG screenshot")
+    s.add_argument("--text", action="store_true", help="with --headless: print a plain-text rendering")
+    s.add_argument("--fail-on-alerts", action="store_true", help="with --headless: exit 1 when there are alerts")
+    s.add_argument("--size", default="180x50", metavar="COLSxROWS", help="with --headless: terminal size")
     return p
 
 
@@ -92,7 +100,36 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         serve(args.project, transport=args.transport, port=args.port)
         return 0
+    if cmd == "tui":
+        return _tui(args)
     raise AssertionError(f"unhandled command {cmd}")
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from goldfish.errors import InvalidInput
+    from goldfish.project import Project
+
+    if not args.headless and (args.screenshot or args.text or args.fail_on_alerts):
+        raise InvalidInput("--screenshot, --text and --fail-on-alerts need --headless.",
+                           fix="Add --headless, e.g. `goldfish tui --headless --text`.")
+    cols, _, rows = str(args.size).partition("x")
+    if not (cols.isdigit() and rows.isdigit() and 40 <= int(cols) <= 1000 and 10 <= int(rows) <= 1000):
+        raise InvalidInput(f"--size {args.size!r} is not COLSxROWS.", fix="Use e.g. --size 180x50.")
+    project = Project.open(args.project, source="tui")
+    try:
+        from goldfish.reconciler import reconcile
+    except ImportError:
+        pass
+    else:
+        reconcile(project)  # a run whose runner died gets a new one, as when any process opens the project
+    if args.headless:
+        from tui.headless import run_headless
+
+        return run_headless(project, screenshot=args.screenshot, text=args.text,
+                            fail_on_alerts=args.fail_on_alerts, size=(int(cols), int(rows)))
+    from tui.app import GoldfishApp
+
+    return GoldfishApp(project).run() or 0
 
 
 if __name__ == "__main__":

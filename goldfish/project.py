@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from goldfish.devrepo import DevRepo
     from goldfish.dirty import DirtyChecker
     from goldfish.journal import Journal
+    from goldfish.records import Records
     from goldfish.runs import Runs
     from goldfish.sources import Sources
     from goldfish.state_md import StateMd
+    from goldfish.svs.patterns import Patterns
     from goldfish.versions import Versions
     from goldfish.workspaces import Workspaces
 
@@ -95,10 +97,23 @@ class Project:
         return Runs(self)
 
     @cached_property
+    def records(self) -> Records:
+        from goldfish.records import Records
+
+        return Records(self)
+
+    @cached_property
     def sources(self) -> Sources:
         from goldfish.sources import Sources
 
         return Sources(self)
+
+    @cached_property
+    def patterns(self) -> Patterns:
+        """Failure-pattern knowledge base (SVS)."""
+        from goldfish.svs.patterns import Patterns
+
+        return Patterns(self)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot

@@ -9,7 +9,11 @@ The runner calls, for every stage run:
   are stored on the run (``svs.during``); ``request_stop`` writes ``stop_requested`` (the stage sees
   ``should_stop()``); a stage still running a grace period later is stopped (cause ``ai_stopped``).
 * ``post_run(PostRunContext) -> PostRunResult | None`` in ``post_run`` after outputs, stats and
-  findings are collected; its result is stored under ``svs.post``.
+  findings are collected; its result is stored under ``svs.post``. A ``"failed"`` decision (from any
+  provider) fails the stage with cause ``contract`` and ``details["error"]`` as the message.
+* ``failed(FailedContext) -> dict | None`` after a stage run ended ``failed`` (exit_nonzero) or
+  ``terminated`` (not canceled or preempted), e.g. to learn a failure pattern from its log; the
+  results are stored under ``svs.failure_patterns``.
 
 Providers: the built-in module ``goldfish.svs.run_hooks`` when it exists, then every entry point of
 group ``goldfish.run_hooks`` (an object or module with any of ``review``/``monitor``/``post_run``),
@@ -92,6 +96,13 @@ class PostRunResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+@dataclass
+class FailedContext:
+    project: Project
+    run: dict[str, Any]
+    run_dir: Path
+
+
 def _warning(provider: str, phase: str, exc: BaseException) -> dict[str, Any]:
     last = traceback.format_exception_only(type(exc), exc)[-1].strip()
     return {"source": "hook", "check": f"{phase}_hook_error", "severity": "warning", "signal": None,
@@ -168,8 +179,21 @@ class RunHooks:
             got = got if isinstance(got, PostRunResult) else PostRunResult.model_validate(got)
             result.findings.extend(got.findings)
             result.details.update(got.details)
-            result.decision = got.decision or result.decision
+            if result.decision != "failed":  # a failure from one provider is not undone by another
+                result.decision = got.decision or result.decision
         return result
+
+    def failed(self, ctx: FailedContext) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for name, fn in self._each("failed"):
+            try:
+                got = fn(ctx)
+            except Exception as exc:
+                out.append(_warning(name, "failed", exc))
+                continue
+            if got:
+                out.append({"provider": name, **dict(got)})
+        return out
 
 
 def load_hooks() -> RunHooks:

@@ -207,16 +207,10 @@ def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRu
             "experiment_group": run.get("experiment_group"), "profile": run.get("profile"),
         })
     if "provenance" in sections:
-        prun = project.store.table("pipeline_runs", ws_partition(run["workspace"])).get_doc(
-            run.get("pipeline_run_id") or "") or {}
+        # Version, commit, tags, pipeline run, inputs with their upstream runs/sources, reason, spec
+        # and config come from the records service; the infra part is added here.
         out.provenance = _bounded({
-            "workspace": run["workspace"], "version": run.get("version"), "sha": run.get("sha"),
-            "git_tag": f"{run['workspace']}-{run.get('version')}", "pipeline": prun.get("pipeline"),
-            "pipeline_run_id": run.get("pipeline_run_id"), "pipeline_stages": prun.get("stages"),
-            "reason": run.get("reason"),
-            "upstream": {name: {k: v for k, v in entry.items() if k in ("kind", "run_id", "signal", "source",
-                                                                       "location", "latest_run_id")}
-                         for name, entry in (run.get("inputs") or {}).items()},
+            **project.records.provenance(run_id),
             "backend": run.get("backend"), "backend_handle": run.get("backend_handle"), "run_dir": run.get("run_dir"),
             "history": run.get("history"),
         })

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from goldfish import names
 from goldfish.errors import GoldfishError, InvalidInput
@@ -25,21 +25,6 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 MAX_GROUP = 128
-
-
-class WorkspacesPort(Protocol):
-    """What the run engine uses of the workspaces service (``project.workspaces``)."""
-
-    def resolve(self, name_or_slot: str) -> tuple[str, str | None]: ...
-
-    def sync_for_run(self, workspace_or_slot: str, reason: str) -> Any: ...
-
-    def archive(self, workspace: str, sha: str, dest: Path) -> Any: ...
-
-
-def workspaces_of(project: Project) -> WorkspacesPort:
-    service: WorkspacesPort = getattr(project, "workspaces")  # noqa: B009 - typed port onto the service
-    return service
 
 
 @dataclass
@@ -58,6 +43,7 @@ class RunRequest:
     skip_review: bool
     depends_on: dict[str, list[str]] = field(default_factory=dict)
     input_issues: list[Issue] = field(default_factory=list)
+    saved_spec_stages: list[str] = field(default_factory=list)  # results_spec came from save_results_spec
 
     @property
     def reason_summary(self) -> str:
@@ -95,7 +81,7 @@ def resolve_mounted(project: Project, workspace: object) -> tuple[str, str]:
         )
     if workspace not in project.config.slots:
         names.workspace_name(workspace)
-    name, slot = workspaces_of(project).resolve(workspace)
+    name, slot = project.workspaces.resolve(workspace)
     if slot is None:
         raise InvalidInput(
             f"Workspace {name} is not mounted, and run() runs what is in a mounted slot.",
@@ -145,6 +131,28 @@ def _stage_list(pipeline: Pipeline, stages: object, issues: list[Issue]) -> list
     return picked
 
 
+def _saved_spec(project: Project, workspace: str, stages: list[str],
+                issues: list[Issue]) -> tuple[ResultsSpec | None, list[str]]:
+    """run() without results_spec: the spec saved for its stages, else the usual "required" error."""
+    from goldfish.records import saved_spec_for
+
+    try:
+        doc, used = saved_spec_for(project, workspace, stages)
+    except InvalidInput as exc:
+        issues.append(_issue("results_spec", exc))
+        return None, []
+    try:
+        spec = validate_results_spec(doc)
+    except InvalidInput as exc:
+        for issue in _field_issues("results_spec", exc):
+            if doc is None:
+                issue.fix = (f"{issue.fix or ''} Or save one for the stage first: save_results_spec(workspace, "
+                             "stage, results_spec).").strip()
+            issues.append(issue)
+        return None, []
+    return spec, used
+
+
 def build_request(
     project: Project,
     workspace: object,
@@ -169,7 +177,8 @@ def build_request(
         except InvalidInput as exc:
             issues.extend(_field_issues("reason", exc))
     spec: ResultsSpec | None = None
-    if results_spec is not None or not dry_run:
+    use_saved = results_spec is None and not dry_run  # a spec saved by save_results_spec, if any
+    if results_spec is not None:
         try:
             spec = validate_results_spec(results_spec)
         except InvalidInput as exc:
@@ -207,13 +216,16 @@ def build_request(
                     message=f"stage {stage} has no input {unknown!r}.{did_you_mean(unknown, declared)}",
                     fix=f"Override one of its inputs: {', '.join(declared) or '(it has none)'}.",
                 ))
+    saved_from: list[str] = []
+    if use_saved:
+        spec, saved_from = _saved_spec(project, ws, order, issues)
     deps = parsed.dependencies()
     depends_on = {s: [d for d in order if d in deps.get(s, set())] for s in order}
     request = RunRequest(
         workspace=ws, slot=slot, slot_path=slot_path, pipeline_name=pipeline, pipeline=parsed,
         stages=order, reason=run_reason, results_spec=spec, experiment_group=group,
         config_overrides=configs, input_overrides=inputs, skip_review=bool(skip_review),
-        depends_on=depends_on,
+        depends_on=depends_on, saved_spec_stages=saved_from,
     )
     if not issues:
         # Inputs: overrides must exist now; upstreams outside the request need a completed run.

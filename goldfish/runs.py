@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
-from ulid import ULID
 
 from goldfish import names
 from goldfish.errors import InvalidInput, NotFound
@@ -22,8 +21,9 @@ from goldfish.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
 from goldfish.lease import LeaseFile
 from goldfish.pipeline_validate import validate_pipeline
+from goldfish.records import consume_saved_specs, new_record
 from goldfish.reconciler import reconcile, runner_alive, spawn_runner
-from goldfish.run_request import RunRequest, build_request, workspaces_of
+from goldfish.run_request import RunRequest, build_request
 from goldfish.runstate import (
     ACTIVE,
     PIPELINE_TERMINAL,
@@ -160,7 +160,7 @@ class Runs:
         if dry_run:
             return self.dry_run(request)
         check_gate(self.project, request.workspace)
-        version = workspaces_of(self.project).sync_for_run(request.slot, request.reason_summary)
+        version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
         result = self.record(request, version)
         runner_id = LeaseFile(self.project.runs_dir / result.pipeline_run_id).reserve(
             self.project.config.jobs.runner_lease_seconds)
@@ -211,17 +211,13 @@ class Runs:
             stage_ids: dict[str, str] = {}
             for stage in request.stages:
                 stage_ids[stage] = _new_id("stage", lambda c: index.has(c) or c in stage_ids.values())
-            records = tx.table("records", part)
             runs = tx.table("runs", part)
             record_ids: dict[str, str] = {}
             for stage in request.stages:
                 rid = stage_ids[stage]
-                record_ids[stage] = str(ULID())
-                records.add({
-                    "type": "run", "workspace": request.workspace, "stage_run_id": rid,
-                    "pipeline_run_id": prun_id, "stage": stage, "version": version.version,
-                    "experiment_group": request.experiment_group, "created_at": now, "tags": [],
-                }, doc_id=record_ids[stage])
+                record_ids[stage] = new_record(
+                    tx, request.workspace, record_type="run", version=version.version, stage_run_id=rid,
+                    pipeline_run_id=prun_id, stage=stage, experiment_group=request.experiment_group, created_at=now)
                 runs.add({
                     "workspace": request.workspace, "pipeline_run_id": prun_id, "stage": stage,
                     "record_id": record_ids[stage], "version": version.version, "sha": version.sha,
@@ -254,10 +250,12 @@ class Runs:
             }, doc_id=prun_id)
             index.add({"workspace": request.workspace, "kind": "pipeline"}, doc_id=prun_id)
             tx.table("active_pipelines").add({"workspace": request.workspace, "created_at": now}, doc_id=prun_id)
+            consume_saved_specs(tx, request.workspace, request.saved_spec_stages)
             audit(tx, project, "run", workspace=request.workspace, slot=request.slot,
                   reason=request.reason_summary,
                   details={"pipeline_run_id": prun_id, "stage_runs": stage_ids, "version": version.version,
-                           "reused_version": bool(getattr(version, "reused", False))})
+                           "reused_version": bool(getattr(version, "reused", False)),
+                           "results_spec_saved_for": request.saved_spec_stages})
             tx.after_commit(_regenerate_state_md(project))
         result = self.status(prun_id)
         result.reused_version = bool(getattr(version, "reused", False))

@@ -21,12 +21,12 @@ from goldfish.backends.base import Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.inputs import resolve_inputs
-from goldfish.pipeline_validate import validate_pipeline
+from goldfish.lineage import index_inputs
 from goldfish.pipelines import Pipeline, load_pipeline
-from goldfish.run_request import workspaces_of
-from goldfish.run_hooks import MonitorContext, PostRunContext, ReviewContext
+from goldfish.run_hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.stage_config import merge_stage_config
+from goldfish.svs.preflight import preflight
 import contextlib
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class StageDriver:
             if (self.run_dir / sub).exists():
                 shutil.rmtree(self.run_dir / sub)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        workspaces_of(project).archive(self.ws, doc["sha"], app)
+        project.workspaces.archive(self.ws, doc["sha"], app)
         try:
             pipeline = self.load_pipeline()
             stage = pipeline.stage(stage_name)
@@ -165,22 +165,11 @@ class StageDriver:
             raise StageFailure("failed", "preflight", f"Preflight failed: {exc}") from None
         override = doc.get("config_override") or {}
         input_override = doc.get("inputs_override") or {}
-        gce = project.config.gce
-        report = validate_pipeline(
-            pipeline, app, stages=[stage_name],
-            config_override={stage_name: override} if override else None,
-            overridden_inputs={stage_name: set(input_override)},
-            backend=project.config.jobs.backend,
-            profile_overrides=gce.profile_overrides if gce else None,
-            zones=gce.zones if gce else None,
-            source_schemas=project.sources.source_schemas,
-        )
-        # A registered source whose file changed since registration blocks the run here.
-        report.errors.extend(project.sources.preflight(stage, input_override,
-                                                       location=f"stages[{pipeline.index(stage_name)}]"))
-        preflight = {"errors": [i.model_dump() for i in report.errors],
-                     "warnings": [i.model_dump() for i in report.warnings]}
-        svs = {**(doc.get("svs") or {}), "preflight": preflight}
+        report = preflight(project, app_dir=app, pipeline=pipeline, stage=stage_name,
+                           config_override=override or None, inputs_override=input_override)
+        preflight_doc = {"errors": [i.model_dump() for i in report.errors],
+                         "warnings": [i.model_dump() for i in report.warnings]}
+        svs = {**(doc.get("svs") or {}), "preflight": preflight_doc}
         if report.errors:
             shown = "; ".join(i.render() for i in report.errors[:8])
             more = f" (+{len(report.errors) - 8} more: inspect_run include=['svs'])" if len(report.errors) > 8 else ""
@@ -193,7 +182,7 @@ class StageDriver:
         if problems:
             raise StageFailure("failed", "input_error",
                                "Input resolution failed: " + "; ".join(i.render() for i in problems), **prepared)
-        review = self.review(doc, app, pipeline, stage_name, config.values, resolved, preflight)
+        review = self.review(doc, app, pipeline, stage_name, config.values, resolved, preflight_doc)
         svs["review"] = review
         svs["skip_review"] = bool(doc.get("skip_review"))
         prepared["inputs"] = resolved
@@ -227,6 +216,7 @@ class StageDriver:
             else:
                 transition(tx, self.run_id, "launching", expected="preparing", source=project.source,
                            workspace=self.ws, fields=fields)
+                index_inputs(tx, self.ws, self.run_id, stage_name, resolved)
                 for name, entry in resolved.items():
                     if entry.get("kind") in ("source", "override_source") and entry.get("source"):
                         project.sources.record_consumption(tx, entry["source"], self.run_id, self.ws,
@@ -396,7 +386,9 @@ class StageDriver:
         status = self.runner.backend.cancel(handle, grace)
         fields = self.collect(doc)
         fields["exit_code"] = status.exit_code
-        self.move("running", to, cause, message, **fields)
+        moved = self.move("running", to, cause, message, **fields)
+        if moved is not None and to == "terminated" and cause != "preempted":
+            self.failed_hooks()
 
     def settle_exit(self, status: Status, handle: Handle) -> None:
         doc = self.doc()
@@ -412,6 +404,24 @@ class StageDriver:
             self.settle("running", "post_run", **fields)
         else:
             self.settle("running", "failed", "exit_nonzero", self.exit_message(doc, code), **fields)
+            self.failed_hooks()
+
+    def failed_hooks(self) -> None:
+        """After a failure: SVS learns a failure pattern from the log (advisory; never raises)."""
+        try:
+            doc = self.doc()
+            if doc.get("state") not in ("failed", "terminated"):
+                return
+            results = self.runner.hooks.failed(FailedContext(project=self.project, run=doc, run_dir=self.run_dir))
+            if results:
+                with self.project.store.transaction() as tx:
+                    table = tx.table("runs", ws_partition(self.ws))
+                    current = table.require(self.run_id)
+                    svs = dict(current.get("svs") or {})
+                    svs["failure_patterns"] = [*svs.get("failure_patterns", []), *results]
+                    table.patch(self.run_id, {"svs": svs})
+        except Exception:
+            self.runner.log(f"{self.run_id} failed hooks: {traceback.format_exc()}")
 
     def exit_message(self, doc: dict[str, Any], code: int) -> str:
         tail = postrun.log_tail(self.log_path, lines=15)
@@ -452,15 +462,20 @@ class StageDriver:
                        "at": now_iso()}
         svs["findings_count"] = int(svs.get("findings_count") or 0) + len(findings) + len(hook.findings)
         fields.update({"outputs": outputs, "svs": svs, "lineage_recorded": True})
-        if missing:
+        if contract:  # first: in blocking mode a violated contract is why an output is missing
+            unwritten = f" (so {'; '.join(missing)})" if missing else ""
+            self.settle("post_run", "failed", "contract",
+                        "Output contract violated (svs.default_enforcement: blocking): " + "; ".join(contract[:5])
+                        + unwritten, **fields)
+        elif missing:
             self.note("; ".join(missing))
             self.settle("post_run", "failed", "missing_output",
                       "The stage exited 0 but " + "; ".join(missing) + ". Write every declared output"
                       " (save_output / get_output_path), or remove it from pipeline.yaml.", **fields)
-        elif contract:
+        elif hook.decision == "failed":
             self.settle("post_run", "failed", "contract",
-                      "Output contract violated (svs.default_enforcement: blocking): " + "; ".join(contract[:5]),
-                      **fields)
+                        str(hook.details.get("error") or "The post-run review failed the stage's outputs."),
+                        **fields)
         else:
             if not self.doc().get("cancel_requested"):
                 postrun.make_read_only(self.outputs_dir)

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from goldfish.devrepo import SLOT_STATE_FILE
+from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.timefmt import age, clock
 
@@ -176,8 +177,11 @@ def run_sections(project: Project, workspaces: list[str]) -> list[str]:
     for ws in sorted(set(workspaces)):
         ctx = experiment_context(project, ws)
         if ctx is not None:
-            best = f"; best @{ctx['best_tag']}" if ctx.get("best_tag") else ""
-            summary.append(f"- {ws}: {ctx['records']} records, {ctx['awaiting_finalization']} awaiting finalization{best}")
+            best = f"; best {ctx['best']}" if ctx.get("best") else ""
+            trend = f"; recent: {', '.join(ctx['recent_trend'])}" if ctx.get("recent_trend") else ""
+            alerts = f"; {ctx['regression_alerts']} regression alert(s)" if ctx.get("regression_alerts") else ""
+            summary.append(f"- {ws}: {ctx['records']} records, {ctx['awaiting_finalization']} awaiting "
+                           f"finalization{best}{trend}{alerts}")
         try:
             runs += [dict(d, _ws=ws) for d in project.store.table("runs", f"ws/{ws}").iter_raw()]
         except Exception:  # pragma: no cover - a table written by a newer schema
@@ -197,21 +201,9 @@ def run_sections(project: Project, workspaces: list[str]) -> list[str]:
 
 
 def experiment_context(project: Project, workspace: str) -> dict[str, Any] | None:
-    """A small summary of a workspace's experiment records, or None when it has none yet."""
+    """A small summary of a workspace's experiment records (the records service's), or None when
+    it has none yet."""
     try:
-        records = list(project.store.table("records", f"ws/{workspace}").iter_raw())
-        tags = list(project.store.table("tags", f"ws/{workspace}").iter_raw())
-    except Exception:  # pragma: no cover - a table written by a newer schema
+        return project.records.state_summary(workspace)
+    except GoldfishError:  # a workspace deleted meanwhile: nothing to summarise
         return None
-    if not records:
-        return None
-    from goldfish.gate import unfinalized_runs  # the finalization gate's own definition
-
-    pending = len(unfinalized_runs(project, workspace))
-    best = sorted((t for t in tags if t.get("record_id") and (t["id"] == "best" or t["id"].startswith("best-"))),
-                  key=lambda t: str(t.get("created_at") or ""))
-    return {
-        "records": len(records),
-        "awaiting_finalization": pending,
-        "best_tag": best[-1]["id"] if best else None,
-    }

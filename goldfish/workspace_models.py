@@ -81,6 +81,8 @@ class SaveVersionResult(BaseModel):
     created: bool = Field(description="False when nothing changed since that version, so it was returned as is.")
     skipped_files: list[SkippedFile] = Field(default_factory=list, description="Slot files left out (too large).")
     state_md: str | None = Field(default=None, description="The slot's STATE.md.")
+    record_id: str | None = Field(default=None, description=(
+        "Checkpoint record of this version (tag it with tag_record); null when the version already had one."))
 
 
 class DiffResult(BaseModel):

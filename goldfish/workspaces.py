@@ -391,16 +391,20 @@ class Workspaces:
                                  description=message)
             version = outcome.version
             assert version is not None
+            from goldfish.records import checkpoint_record
+
+            record_id = checkpoint_record(tx, workspace, version.version, message)
             self.project.journal.record(
                 tx, "save_version", reason=message, workspace=workspace, slot=slot,
                 details={"version": version.version, "sha": version.sha, "created": not outcome.reused,
-                         "skipped": [s.path for s in outcome.skipped]},
+                         "skipped": [s.path for s in outcome.skipped], "record_id": record_id},
             )
             self.regen_after(tx, slot)
         return SaveVersionResult(
             slot=slot, workspace=workspace, version=version.version, git_tag=version.tag, git_sha=version.sha,
             message=message if not outcome.reused else f"Nothing changed since {version.version}; no new version.",
             created=not outcome.reused, skipped_files=outcome.skipped, state_md=self.project.state_md.read_slot(slot),
+            record_id=record_id,
         )
 
     def sync_for_run(self, workspace_or_slot: str, reason: str) -> RunVersion:

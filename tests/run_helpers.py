@@ -14,7 +14,6 @@ import yaml
 
 from goldfish.init import init_project
 from goldfish.project import Project
-from tests import ws_shim
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,9 +60,6 @@ def file_stage(name: str, *, inputs: dict[str, str] | None = None, outputs: tupl
     }
 
 
-SITECUSTOMIZE = "import os\nif os.environ.get('GOLDFISH_TEST_SHIM'):\n    from tests import ws_shim\n    ws_shim.install()\n"
-
-
 class Env:
     """A project with workspace ``exp`` mounted in ``w1``."""
 
@@ -96,11 +92,8 @@ class Env:
 
 
 def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hooks: bool = False) -> Env:
-    ws_shim.install()
-    shim_dir = tmp_path / "shim"
+    shim_dir = tmp_path / "pythonpath"
     shim_dir.mkdir()
-    (shim_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    monkeypatch.setenv("GOLDFISH_TEST_SHIM", "1")  # stage processes never see GOLDFISH_* variables
     if hooks:  # tests.engine_hooks as an entry point of group goldfish.run_hooks, for runner processes
         dist = shim_dir / "goldfish_test_hooks-0.0.dist-info"
         dist.mkdir()
@@ -116,17 +109,11 @@ def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hooks: bool = F
 
 
 def create_workspace(env: Env, name: str, slot: str | None = None) -> None:
-    """Create (and optionally mount) a workspace: the real service when present, else the shim."""
+    """Create (and optionally mount) a workspace through the workspaces service."""
     project = env.project
-    if ws_shim.real_service():
-        project.workspaces.create(name, goal="engine tests", reason="workspace for the run engine tests")
-        if slot is not None:
-            project.workspaces.mount(name, slot, reason="mount for the run engine tests")
-    elif slot is not None:
-        ws_shim.mount(project, name, slot)
-    else:
-        with project.store.transaction() as tx:
-            tx.table("workspaces").add({"goal": "x"}, doc_id=name)
+    project.workspaces.create(name, goal="engine tests", reason="workspace for the run engine tests")
+    if slot is not None:
+        project.workspaces.mount(name, slot, reason="mount for the run engine tests")
 
 
 def wait_terminal(project: Project, prun_id: str, timeout: float = 30.0) -> Any:

@@ -116,6 +116,18 @@ def test_slot_state_md_and_run_sections(exp: Project) -> None:
                                         "created_at": "2026-01-01T00:00:00Z"}, doc_id="best-v1")
     exp.state_md.regenerate()
     text = exp.state_md.read_global() or ""
-    assert "## Experiment Summary\n- exp: 1 records, 1 awaiting finalization; best @best-v1" in text
+    # The checkpoint record of save_version and the run record; a best tag counts once its run is
+    # finalized (get_experiment_context's current_best).
+    assert "## Experiment Summary\n- exp: 2 records, 1 awaiting finalization\n" in text
     assert "## Recent Runs\n- ✓ exp/train (completed) - 2026-01-01T00:00:00Z: first training run" in text
-    assert exp.state_md.experiment_context("exp") == {"records": 1, "awaiting_finalization": 1, "best_tag": "best-v1"}
+    with exp.store.transaction() as tx:
+        tx.table("runs", "ws/exp").patch("stage-0a0b0c0d", {
+            "results_status": "finalized", "ml_outcome": "success", "record_id": "01HXYZ0000000000000000000A",
+            "results_final": {"primary_metric": "acc", "direction": "maximize", "value": 0.8}})
+    exp.state_md.regenerate()
+    text = exp.state_md.read_global() or ""
+    assert ("## Experiment Summary\n- exp: 2 records, 0 awaiting finalization; best @best-v1 (acc: 0.8); "
+            "recent: acc=0.8 (success)\n") in text
+    assert exp.state_md.experiment_context("exp") == {
+        "records": 2, "awaiting_finalization": 0, "best_tag": "best-v1", "best": "@best-v1 (acc: 0.8)",
+        "recent_trend": ["acc=0.8 (success)"], "regression_alerts": 0}

@@ -1,4 +1,4 @@
-"""Lint and type checks are part of the suite: ruff on every package, mypy on goldfish/ and mcp_server/."""
+"""Lint and type checks are part of the suite: ruff on every package, mypy on goldfish/, mcp_server/ and tui/."""
 
 from __future__ import annotations
 
@@ -19,6 +19,6 @@ def test_ruff_clean() -> None:
 
 def test_mypy_clean() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "goldfish", "mcp_server"], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "mypy", "goldfish", "mcp_server", "tui"], cwd=REPO, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -102,6 +102,11 @@ class StoreTable(Table):
     def docs(self) -> list[Doc]:
         return [dict(d) for d in self._read_table().values()]
 
+    def raw(self) -> Mapping[str, Doc]:
+        """The stored documents by id, uncopied (read-only use). The same object until the table
+        changes, so a caller may cache what it derives from it, keyed on its identity."""
+        return self._read_table()  # type: ignore[return-value]
+
     def iter_raw(self) -> Iterator[Doc]:
         """Iterate stored documents without copying (read-only use, hot paths)."""
         return iter(self._read_table().values())  # type: ignore[arg-type]

@@ -18,7 +18,10 @@ MODULES = [
     "workspace_tools",
     "journal_tools",
     "run_tools",
+    "record_tools",
     "source_tools",
+    "svs_tools",
+    "dashboard_tools",
     "config_tools",
 ]
 

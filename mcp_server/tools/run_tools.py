@@ -67,7 +67,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     async def run(
         workspace: Annotated[str, Field(min_length=1, max_length=64, description="Slot (w1) or mounted workspace name")],
         results_spec: Annotated[dict[str, Any] | None, Field(description=(
-            "REQUIRED (except dry_run): primary_metric, direction (maximize|minimize), min_value, goal_value, "
+            "REQUIRED (except dry_run; or saved before with save_results_spec for the stage): primary_metric, direction (maximize|minimize), min_value, goal_value, "
             "dataset_split (train|val|test|other), tolerance, context (>=15 chars); optional secondary_metrics, "
             "baseline_run, failure_threshold, known_caveats"))] = None,
         reason: Annotated[Annotated[str, Field(max_length=4000)] | dict[str, Any] | None, Field(description=(

@@ -1,0 +1,242 @@
+"""finalize_run and the finalization queue (the gate's list).
+
+Finalizing records the agent's judgement of a terminal run: ``results_final``, ``ml_outcome``
+(set nowhere else), who and when, and a comparison with the previous run and the best. A run
+that is still active is refused; finalizing again keeps the earlier result in ``results_history``.
+A ``prun-`` id finalizes, with the same results, every stage run of that pipeline run that ran to
+an end worth judging (infra outcome completed, preempted or crashed); canceled, blocked and skipped
+stage runs are listed as left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from goldfish import names
+from goldfish.comparison import compare
+from goldfish.errors import Conflict, InvalidInput
+from goldfish.gate import BLOCKING_OUTCOMES
+from goldfish.record_journal import audit, refresh_state_md
+from goldfish.record_models import (
+    FinalizedRun,
+    FinalizeResult,
+    NotFinalized,
+    PreviousFinal,
+    UnfinalizedResult,
+    UnfinalizedRun,
+)
+from goldfish.record_refs import locate_run, part, resolve_record
+from goldfish.record_view import workspace_view
+from goldfish.results_spec import FinalResults, ResultsSpec, ml_outcome_hint, validate_final_results
+from goldfish.timefmt import age, now_iso
+
+if TYPE_CHECKING:
+    from goldfish.project import Project
+
+TERMINAL = frozenset({"completed", "failed", "terminated", "canceled", "skipped"})
+
+
+# ----------------------------------------------------------------------------- the queue
+
+
+def unfinalized(project: Project, workspace: str) -> list[UnfinalizedRun]:
+    """Runs of ``workspace`` that block run() until finalized, oldest first."""
+    return [_queue_entry(r) for r in workspace_view(project, workspace).blocking_oldest_first]
+
+
+def queue_result(project: Project, workspace: str) -> UnfinalizedResult:
+    runs = unfinalized(project, workspace)
+    if runs:
+        message = (f"{len(runs)} run(s) in {workspace} need finalize_run() before run() can start another: "
+                   f"{', '.join(r.stage_run_id for r in runs[:5])}{' …' if len(runs) > 5 else ''}. Review each "
+                   "(inspect_record(id, include=['results', 'comparison'])), then make its finalize_call with "
+                   "your own value, outcome and notes.")
+    else:
+        message = f"Nothing to finalize in {workspace}; run() is not blocked by the finalization gate."
+    return UnfinalizedResult(workspace=workspace, count=len(runs), runs=runs, message=message)
+
+
+def _queue_entry(run: Mapping[str, Any]) -> UnfinalizedRun:
+    return UnfinalizedRun(
+        stage_run_id=str(run["id"]), record_id=run.get("record_id"), pipeline_run_id=run.get("pipeline_run_id"),
+        stage=str(run.get("stage")), state=str(run.get("state")), infra_outcome=str(run.get("infra_outcome")),
+        cause=run.get("cause"), results_auto=run.get("results_auto"), finished_at=run.get("finished_at"),
+        age=age(run.get("finished_at") or run.get("created_at")), finalize_call=finalize_call(run),
+    )
+
+
+def finalize_call(run: Mapping[str, Any]) -> str:
+    """The finalize_run(...) call for a run, filled from its spec and auto results."""
+    spec = run.get("results_spec") or {}
+    auto = run.get("results_auto") or {}
+    metric = spec.get("primary_metric") or auto.get("primary_metric")
+    value = auto.get("value")
+    outcome = auto.get("ml_outcome_hint")
+    if outcome is None and spec and value is not None:
+        outcome = ml_outcome_hint(ResultsSpec.model_validate(spec), float(value))
+    if run.get("infra_outcome") == "crashed" and value is None:
+        outcome = "miss"
+    body = {
+        "primary_metric": metric or "<the metric you judge it on>",
+        "direction": spec.get("direction") or auto.get("direction") or "<maximize|minimize>",
+        "value": value if value is not None else f"<number: the run logged no {metric or 'primary metric'}>",
+        "dataset_split": spec.get("dataset_split") or auto.get("dataset_split") or "val",
+        "ml_outcome": outcome or "unknown",
+        "notes": "<what happened and why this outcome (at least 15 characters)>",
+    }
+    return f"finalize_run({json.dumps(run['id'])}, {json.dumps(body, ensure_ascii=False)})"
+
+
+# ----------------------------------------------------------------------------- finalize
+
+
+def _targets(project: Project, ref: object) -> tuple[str, str | None, list[dict[str, Any]], list[NotFinalized]]:
+    """(workspace, prun id or None, stage runs to finalize, stage runs left alone)."""
+    if isinstance(ref, str) and names.PIPELINE_RUN_RE.fullmatch(ref.strip()):
+        prun_id = ref.strip()
+        workspace, _ = locate_run(project, prun_id)
+        prun = project.store.table("pipeline_runs", part(workspace)).require(prun_id, what="pipeline run")
+        runs = project.store.table("runs", part(workspace))
+        docs = [runs.require(rid, what="stage run") for rid in (prun.get("stage_runs") or {}).values()]
+        _refuse_active(docs)
+        targets = [d for d in docs if d.get("infra_outcome") in BLOCKING_OUTCOMES]
+        left = [NotFinalized(stage_run_id=d["id"], stage=str(d.get("stage")), state=str(d.get("state")),
+                             infra_outcome=d.get("infra_outcome"),
+                             why=f"{d.get('infra_outcome')}: nothing ran to judge; finalize it by its own id "
+                                 "if you want a result recorded")
+                for d in docs if d not in targets]
+        if not targets:
+            raise Conflict(f"{prun_id} has no stage run to finalize: every one was canceled, blocked or skipped.",
+                           fix="Nothing blocks run(); to record a result anyway, finalize a stage run by its id.")
+        return workspace, prun_id, targets, left
+    found = resolve_record(project, ref)
+    if found.run is None:
+        raise InvalidInput(f"Record {found.record_id} is a checkpoint ({found.record.get('version')}); only run "
+                           "records have results to finalize.",
+                           fix="Pass a stage run id or a run record id (list_history(workspace, record_type='run')).")
+    _refuse_active([found.run])
+    return found.workspace, None, [found.run], []
+
+
+def _refuse_active(runs: list[dict[str, Any]]) -> None:
+    active = [r for r in runs if r.get("state") not in TERMINAL]
+    if active:
+        shown = ", ".join(f"{r['id']} ({r.get('stage')}, {r.get('state')})" for r in active)
+        first = active[0]["id"]
+        raise Conflict(
+            f"Cannot finalize while still active: {shown}. Results are judged once a run has ended.",
+            fix=f"Wait for it: inspect_run('{first}') / logs('{first}', follow=True) show progress; or cancel it with "
+                f"cancel('{first}', reason). Then finalize.",
+        )
+
+
+def _check_spec(runs: list[dict[str, Any]], final: FinalResults) -> None:
+    problems: list[str] = []
+    for run in runs:
+        spec = run.get("results_spec") or {}
+        metric, direction = spec.get("primary_metric"), spec.get("direction")
+        if metric is not None and metric != final.primary_metric:
+            problems.append(f"{run['id']}: results.primary_metric is {final.primary_metric!r} but its results_spec "
+                            f"declared {metric!r}")
+        if direction is not None and direction != final.direction:
+            problems.append(f"{run['id']}: results.direction is {final.direction!r} but its results_spec declared "
+                            f"{direction!r}")
+    if problems:
+        spec = runs[0].get("results_spec") or {}
+        raise InvalidInput(
+            "The results do not match the run's results_spec: " + "; ".join(problems) + ".",
+            fix=f"Judge the run on the metric it declared: primary_metric={spec.get('primary_metric')!r}, "
+                f"direction={spec.get('direction')!r} (report other metrics under results.secondary).",
+            details={"problems": problems},
+        )
+
+
+def _warnings(run: dict[str, Any], final: FinalResults) -> tuple[list[str], str | None]:
+    warnings: list[str] = []
+    hint: str | None = None
+    spec_doc = run.get("results_spec")
+    if spec_doc:
+        spec = ResultsSpec.model_validate(spec_doc)
+        hint = ml_outcome_hint(spec, final.value)
+        if final.ml_outcome not in ("unknown", hint):
+            warnings.append(
+                f"{run['id']}: the results_spec thresholds suggest {hint!r} for {final.value:g} (goal "
+                f"{spec.goal_value:g} ± {spec.tolerance:g}, min {spec.min_value:g}, {spec.direction}); you recorded "
+                f"{final.ml_outcome!r}. Re-finalize if that was a slip; the notes should say why otherwise.")
+        if spec.dataset_split != final.dataset_split:
+            warnings.append(f"{run['id']}: measured on {final.dataset_split!r}, but the results_spec declared "
+                            f"{spec.dataset_split!r}; comparisons with other runs may not be like for like.")
+    auto = run.get("results_auto") or {}
+    auto_value = auto.get("value")
+    if (isinstance(auto_value, (int, float)) and auto.get("primary_metric") == final.primary_metric
+            and abs(float(auto_value) - final.value) > 1e-9 * max(1.0, abs(final.value))):
+        warnings.append(f"{run['id']}: the run's last logged {final.primary_metric} was {auto_value:g}; you recorded "
+                        f"{final.value:g}. Fine if you evaluated differently, otherwise check for a typo.")
+    return warnings, hint
+
+
+def finalize_run(project: Project, record_or_run_id: object, results: object) -> FinalizeResult:
+    """Validate, then record ``results`` on the run (or every judged stage run of a pipeline run)."""
+    final = validate_final_results(results)
+    workspace, prun_id, targets, left = _targets(project, record_or_run_id)
+    _check_spec(targets, final)
+    warnings: list[str] = []
+    hint: str | None = None
+    for run in targets:
+        more, hint = _warnings(run, final)
+        warnings += more
+    finalized: list[FinalizedRun] = []
+    now = now_iso()
+    final_doc = final.model_dump(mode="json", exclude_none=True)
+    with project.store.transaction() as tx:
+        runs = tx.table("runs", part(workspace))
+        current = [runs.require(r["id"], what="stage run") for r in targets]
+        _refuse_active(current)  # it cannot have become active again, but never trust a stale read
+        # The lock is held and nothing is patched yet: the committed view is the current state.
+        view = workspace_view(project, workspace)
+        done = {r["id"] for r in current}
+        remaining = [r["id"] for r in view.blocking_oldest_first if r["id"] not in done]
+        for run in current:
+            comparison, notes = compare(project, workspace, run, final, view.previous_finalized(run))
+            warnings += notes
+            previous = None
+            history = list(run.get("results_history") or [])
+            if run.get("results_status") == "finalized" and run.get("results_final"):
+                previous = PreviousFinal(results=run["results_final"], ml_outcome=str(run.get("ml_outcome")),
+                                         finalized_at=run.get("finalized_at"), finalized_by=run.get("finalized_by"))
+                history.append({**previous.model_dump(), "comparison": run.get("comparison")})
+            runs.patch(run["id"], {
+                "results_final": final_doc, "ml_outcome": final.ml_outcome, "results_status": "finalized",
+                "finalized_at": now, "finalized_by": project.source,
+                "comparison": comparison.model_dump(mode="json"), "results_history": history,
+            })
+            finalized.append(FinalizedRun(
+                record_id=str(run.get("record_id")), stage_run_id=run["id"], workspace=workspace,
+                stage=str(run.get("stage")), ml_outcome=final.ml_outcome, value=final.value, comparison=comparison,
+                refinalized=previous is not None, previous=previous,
+            ))
+        audit(tx, project, "finalize_run", workspace=workspace, reason=final.notes, details={
+            "ref": record_or_run_id, "stage_runs": [f.stage_run_id for f in finalized],
+            "ml_outcome": final.ml_outcome, "primary_metric": final.primary_metric, "value": final.value,
+            "refinalized": [f.stage_run_id for f in finalized if f.refinalized],
+        })
+        refresh_state_md(tx, project)
+    return _result(workspace, prun_id, finalized, left, warnings, hint, remaining)
+
+
+def _result(workspace: str, prun_id: str | None, finalized: list[FinalizedRun], left: list[NotFinalized],
+            warnings: list[str], hint: str | None, remaining: list[str]) -> FinalizeResult:
+    one = finalized[0] if len(finalized) == 1 else None
+    what = ", ".join(f"{f.stage_run_id} ({f.stage})" for f in finalized)
+    again = " (re-finalized; the earlier result is kept in results_history)" if any(f.refinalized for f in finalized) else ""
+    gate = (f" Still unfinalized in {workspace}: {', '.join(remaining[:5])}." if remaining
+            else f" The finalization gate of {workspace} is clear.")
+    return FinalizeResult(
+        record_id=one.record_id if one else None, stage_run_id=one.stage_run_id if one else None,
+        pipeline_run_id=prun_id, ml_outcome=finalized[0].ml_outcome, comparison=one.comparison if one else None,
+        refinalized=any(f.refinalized for f in finalized), previous=one.previous if one else None,
+        runs=finalized, not_finalized=left, outcome_hint=hint, warnings=warnings,
+        unfinalized_remaining=remaining, message=f"Finalized {what} as {finalized[0].ml_outcome}{again}.{gate}",
+    )

@@ -1,0 +1,244 @@
+"""list_history and get_experiment_context: reads over one workspace's records and runs.
+
+Both read the workspace partition lock-free and never copy a stored document they do not return:
+one pass filters, ``heapq`` keeps only the page asked for, and only that page becomes models.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, get_args
+
+from goldfish.comparison import current_best
+from goldfish.errors import InvalidInput
+from goldfish.finalize import unfinalized
+from goldfish.record_models import (
+    BestRun,
+    ExperimentContext,
+    HistoryRecord,
+    HistoryResult,
+    PrimaryMetric,
+    RecordType,
+    RegressionAlert,
+    SortBy,
+    TrendPoint,
+)
+from goldfish.record_refs import primary_metric, resolve_workspace
+from goldfish.record_view import Key, WorkspaceView, created_key, workspace_view
+from goldfish.results_spec import compare_values
+from goldfish.timefmt import age
+
+if TYPE_CHECKING:
+    from goldfish.project import Project
+
+MAX_LIMIT = 200
+MAX_OFFSET = 1_000_000
+TREND_LENGTH = 10
+
+Doc = Mapping[str, Any]
+
+
+def _check_args(record_type: object, sort_by: object, tagged: object, min_value: object, limit: object,
+                offset: object) -> None:
+    problems: list[str] = []
+    if record_type is not None and record_type not in get_args(RecordType):
+        problems.append(f"record_type must be 'run', 'checkpoint' or null, got {record_type!r}")
+    if sort_by not in get_args(SortBy):
+        problems.append(f"sort_by must be 'created' or 'metric', got {sort_by!r}")
+    if tagged is not None and not isinstance(tagged, (bool, str)):
+        problems.append(f"tagged must be true, false, a tag name or null, got {type(tagged).__name__}")
+    if min_value is not None and (isinstance(min_value, bool) or not isinstance(min_value, (int, float))):
+        problems.append(f"min_value must be a number, got {min_value!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        problems.append(f"limit must be an integer 1..{MAX_LIMIT}, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        problems.append(f"offset must be an integer 0..{MAX_OFFSET}, got {offset!r}")
+    if problems:
+        raise InvalidInput("list_history: " + "; ".join(problems) + ".",
+                           fix="e.g. list_history('w1', stage='train', sort_by='metric', limit=20).",
+                           details={"problems": problems})
+
+
+def list_history(
+    project: Project,
+    workspace: str,
+    record_type: str | None = None,
+    stage: str | None = None,
+    tagged: bool | str | None = None,
+    metric: str | None = None,
+    min_value: float | None = None,
+    experiment_group: str | None = None,
+    sort_by: str = "created",
+    desc: bool = True,
+    include_pruned: bool = False,
+    finalized_only: bool = False,
+    limit: int = 20,
+    offset: int = 0,
+) -> HistoryResult:
+    """Experiment records of a workspace, newest first by default (see the MCP tool for the contract)."""
+    _check_args(record_type, sort_by, tagged, min_value, limit, offset)
+    ws = resolve_workspace(project, workspace)
+    view = workspace_view(project, ws)
+    pruned = frozenset() if include_pruned else view.pruned
+    keep = _filter(view, record_type, stage, tagged, metric, min_value, experiment_group, pruned, finalized_only)
+    matched = view.newest_first if keep is None else [r for r in view.newest_first if keep(r)]
+    end = offset + limit
+    if sort_by == "created":
+        page = matched[offset:end] if desc else matched[::-1][offset:end]
+    else:
+        valued: list[tuple[float, Key, Doc]] = []
+        missing: list[Doc] = []
+        metrics = view.metrics
+        for rec in matched:
+            pm = metrics[rec["id"]]
+            if pm is None or pm[1] is None:
+                missing.append(rec)
+            else:
+                valued.append((pm[1], created_key(rec), rec))
+        pick = heapq.nlargest if desc else heapq.nsmallest
+        top = [rec for _, _, rec in pick(end, valued, key=_value_key)]
+        if len(top) < end:  # records without a value go last, newest first when desc
+            top += missing if desc else missing[::-1]
+        page = top[offset:end]
+    return HistoryResult(workspace=ws, records=[history_record(r, view.run_of(r)) for r in page],
+                         total=len(matched), has_more=end < len(matched))
+
+
+def _value_key(item: tuple[float, Key, Doc]) -> tuple[float, Key]:
+    return item[0], item[1]
+
+
+def _filter(view: WorkspaceView, record_type: str | None, stage: str | None, tagged: bool | str | None,
+            metric: str | None, min_value: float | None, group: str | None, pruned: frozenset[str],
+            finalized_only: bool) -> Callable[[Doc], bool] | None:
+    """One predicate for the filters given (None when nothing filters)."""
+    if (record_type is None and stage is None and tagged is None and metric is None and min_value is None
+            and group is None and not pruned and not finalized_only):
+        return None
+
+    def keep(rec: Doc) -> bool:
+        if record_type is not None and rec.get("type", "run") != record_type:
+            return False
+        if stage is not None and rec.get("stage") != stage:
+            return False
+        if group is not None and rec.get("experiment_group") != group:
+            return False
+        if tagged is not None:
+            tags = rec.get("tags") or ()
+            if tagged is True or tagged is False:
+                if bool(tags) != tagged:
+                    return False
+            elif tagged not in tags:
+                return False
+        if pruned and rec.get("version") in pruned:
+            return False
+        if finalized_only or metric is not None or min_value is not None:
+            run = view.run_of(rec)
+            if finalized_only and (run is None or run.get("results_status") != "finalized"):
+                return False
+            pm = view.metrics[rec["id"]]
+            if metric is not None and (pm is None or pm[0] != metric):
+                return False
+            if min_value is not None and (pm is None or pm[1] is None or pm[1] < min_value):
+                return False
+        return True
+
+    return keep
+
+
+def history_record(rec: Doc, run: Doc | None) -> HistoryRecord:
+    pm = primary_metric(run)
+    tags = rec.get("tags")
+    if run is None:
+        return HistoryRecord(
+            record_id=rec["id"], type=rec.get("type", "run"), version=str(rec.get("version")),
+            created_at=str(rec.get("created_at")), age=age(rec.get("created_at")), reason=rec.get("message"),
+            tags=list(tags) if tags else None, experiment_group=rec.get("experiment_group"),
+        )
+    return HistoryRecord(
+        record_id=rec["id"], type=rec.get("type", "run"), version=str(rec.get("version")),
+        created_at=str(rec.get("created_at")), age=age(rec.get("created_at")), stage=rec.get("stage"),
+        stage_run_id=run["id"], reason=run.get("reason_summary"),
+        primary_metric=PrimaryMetric(name=pm[0], value=pm[1], source=pm[2]) if pm else None,  # type: ignore[arg-type]
+        results_status=run.get("results_status"), infra_outcome=run.get("infra_outcome"),
+        ml_outcome=run.get("ml_outcome"), state=run.get("state"), tags=list(tags) if tags else None,
+        experiment_group=rec.get("experiment_group"),
+    )
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def _final_value(run: Doc) -> float | None:
+    value = (run.get("results_final") or {}).get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) -> list[TrendPoint]:
+    """The last ``length`` finalized runs with a value, newest first."""
+    points = []
+    for run in finalized_newest_first:
+        value = _final_value(run)
+        if value is None:
+            continue
+        final = run.get("results_final") or {}
+        tolerance = (run.get("results_spec") or {}).get("tolerance")
+        points.append(TrendPoint(
+            record_id=str(run.get("record_id")), stage_run_id=run["id"], stage=str(run.get("stage")), value=value,
+            primary_metric=str(final.get("primary_metric")), direction=str(final.get("direction")),
+            tolerance=float(tolerance) if isinstance(tolerance, (int, float)) else None,
+            ml_outcome=str(run.get("ml_outcome")), created_at=str(run.get("created_at")),
+        ))
+        if len(points) == length:
+            break
+    return points
+
+
+def regressions(best: BestRun | None, trend: list[TrendPoint]) -> list[RegressionAlert]:
+    """Trend points worse than the best by more than their own spec's tolerance (same metric only)."""
+    if best is None:
+        return []
+    alerts = []
+    for point in trend:
+        if point.stage_run_id == best.stage_run_id or point.primary_metric != best.metric:
+            continue
+        if point.direction != best.direction:
+            continue
+        tolerance = point.tolerance if point.tolerance is not None else 0.0
+        delta = compare_values(best.direction, point.value, best.value)  # type: ignore[arg-type]
+        if delta < -tolerance:
+            alerts.append(RegressionAlert(
+                record_id=point.record_id, stage_run_id=point.stage_run_id, value=point.value, best_value=best.value,
+                delta=delta, tolerance=tolerance,
+                message=f"{point.stage_run_id} ({point.stage}) {best.metric}={point.value:g} is {-delta:g} worse than "
+                        f"@{best.tag} ({best.value:g}), beyond its tolerance {tolerance:g}.",
+            ))
+    return alerts
+
+
+def experiment_context(project: Project, workspace: str,
+                       queue: Callable[[Project, str], Any] = unfinalized) -> ExperimentContext:
+    ws = resolve_workspace(project, workspace)
+    best_run: BestRun | None = None
+    best = current_best(project, ws)
+    if best is not None:
+        tag, record, run = best
+        final = run.get("results_final") or {}
+        value = _final_value(run)
+        if value is not None:
+            best_run = BestRun(record_id=record["id"], stage_run_id=run["id"], tag=tag, stage=run.get("stage"),
+                               metric=str(final.get("primary_metric")), value=value,
+                               direction=str(final.get("direction")), ml_outcome=run.get("ml_outcome"))
+    trend = recent_trend(workspace_view(project, ws).finalized_newest_first)
+    alerts = regressions(best_run, trend)
+    waiting = queue(project, ws)
+    parts = [f"best @{best_run.tag}: {best_run.metric}={best_run.value:g}" if best_run
+             else "no finalized best/best-* tag yet (tag_record(run, 'best') after finalizing a good run)"]
+    parts.append(f"{len(waiting)} awaiting finalization" if waiting else "nothing awaiting finalization")
+    if alerts:
+        parts.append(f"{len(alerts)} regression alert(s)")
+    return ExperimentContext(workspace=ws, current_best=best_run, awaiting_finalization=waiting, recent_trend=trend,
+                             regression_alerts=alerts, message=f"{ws}: " + "; ".join(parts) + ".")

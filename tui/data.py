@@ -1,0 +1,362 @@
+"""Read a project into view models: pure functions over the store and run directories.
+
+Everything here is a lock-free read (``store.table``, event-log tails, files under
+``.goldfish/runs``), safe to call from a worker thread while other processes write. Nothing
+here writes: actions live in ``tui.actions`` and go through the same services as the MCP tools.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tui.format import parse_ts, shorten
+from tui.viewmodels import (
+    ActiveRunView,
+    AlertView,
+    AuditView,
+    DashboardView,
+    FindingView,
+    QueueItem,
+    SlotView,
+)
+
+if TYPE_CHECKING:
+    from goldfish.project import Project
+
+TERMINAL = frozenset({"completed", "failed", "terminated", "canceled", "skipped"})
+GATE_OUTCOMES = frozenset({"completed", "preempted", "crashed"})
+SPARK_POINTS = 24
+RECENT_TRANSITIONS = 200
+AUDIT_SHOWN = 14
+FINDINGS_SHOWN = 30
+
+
+def ws_partition(workspace: str) -> str:
+    return f"ws/{workspace}"
+
+
+def workspace_names(project: Project) -> list[str]:
+    """Workspaces with a row or a partition (a partition may exist before its row is visible)."""
+    names = {d["id"] for d in project.store.table("workspaces").iter_raw() if not d.get("deleted_at")}
+    names.update(p.split("/", 1)[1] for p in project.store.partitions("ws"))
+    return sorted(names)
+
+
+# ----------------------------------------------------------------------------- small readers
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def heartbeat_time(project: Project, run_id: str) -> float | None:
+    beat = read_json(project.runs_dir / run_id / "outputs" / ".goldfish" / "heartbeat")
+    if isinstance(beat, dict):
+        ts = beat.get("timestamp")
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+            return float(ts)
+    return None
+
+
+def primary_metric(run: Mapping[str, Any]) -> str | None:
+    spec = run.get("results_spec")
+    if isinstance(spec, dict) and isinstance(spec.get("primary_metric"), str):
+        return spec["primary_metric"]
+    return None
+
+
+def metric_value(run: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    """(name, value) of the run's primary metric: final, else auto, else the live summary."""
+    name = primary_metric(run)
+    for key in ("results_final", "results_auto"):
+        res = run.get(key)
+        if isinstance(res, dict) and _finite(res.get("value")) is not None:
+            return res.get("primary_metric") or name, _finite(res.get("value"))
+    summary = run.get("metrics_summary") or {}
+    if name is None and summary:
+        name = min(summary, key=lambda n: (-int(summary[n].get("count") or 0), n))
+    if name is not None and isinstance(summary.get(name), dict):
+        return name, _finite(summary[name].get("last"))
+    return name, None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def series_tail(project: Project, run_id: str, name: str, points: int = SPARK_POINTS) -> tuple[float, ...]:
+    """The last values of one metric series (binary, append-only; cheap to read)."""
+    from goldfish.metric_series import read_series
+
+    data = read_series(project.runs_dir / run_id, name)
+    if data is None or not len(data):
+        return ()
+    return tuple(float(v) for v in data["value"][-points:])
+
+
+def iter_findings(svs: Mapping[str, Any] | None) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(phase, finding) pairs of every SVS section on a run doc, newest phase last."""
+    if not isinstance(svs, dict):
+        return
+    pre = svs.get("preflight") or {}
+    for sev, key in (("error", "errors"), ("warning", "warnings")):
+        for issue in pre.get(key) or []:
+            if isinstance(issue, dict):
+                yield "preflight", {"source": "preflight", "check": issue.get("location") or "preflight",
+                                    "severity": sev, "message": issue.get("message") or "", "fix": issue.get("fix")}
+    review = svs.get("review") or {}
+    for f in review.get("findings") or []:
+        if isinstance(f, dict):
+            yield "review", f
+    for f in svs.get("during") or []:
+        if isinstance(f, dict):
+            yield "during", f
+    post = svs.get("post") or {}
+    for f in post.get("findings") or []:
+        if isinstance(f, dict):
+            yield "post", f
+    for f in (post.get("hook") or {}).get("findings") or []:
+        if isinstance(f, dict):
+            yield "post", f
+
+
+def finding_views(run: Mapping[str, Any], now: float, *, min_severity: str = "info",
+                  preflight_warnings: bool = True) -> list[FindingView]:
+    rank = {"info": 0, "warning": 1, "error": 2}
+    floor = rank.get(min_severity, 0)
+    out = []
+    age = _age(now, run.get("finished_at") or run.get("updated_at") or run.get("created_at"))
+    for i, (phase, f) in enumerate(iter_findings(run.get("svs"))):
+        sev = str(f.get("severity") or "info")
+        if rank.get(sev, 0) < floor or (phase == "preflight" and sev == "warning" and not preflight_warnings):
+            continue
+        out.append(FindingView(
+            key=f"{run['id']}:{phase}:{i}", run_id=run["id"], workspace=str(run.get("workspace") or ""),
+            stage=str(run.get("stage") or ""), source=str(f.get("source") or phase), check=str(f.get("check") or ""),
+            severity=sev, message=shorten(f.get("message"), 200), age=age,
+        ))
+    return out
+
+
+def _age(now: float, ts: Any) -> float | None:
+    t = parse_ts(ts)
+    return None if t is None else max(0.0, now - t)
+
+
+# ----------------------------------------------------------------------------- dashboard
+
+
+def load_slots(project: Project) -> tuple[SlotView, ...]:
+    store = project.store
+    mounts = {d["id"]: d for d in store.table("mounts").iter_raw()}
+    rows = store.table("workspaces")
+    out = []
+    for slot in project.config.slots:
+        m = mounts.get(slot)
+        if m is None:
+            out.append(SlotView(key=slot, slot=slot, workspace=None, version=None, version_count=0, dirty=None,
+                                changed_count=0, goal=None))
+            continue
+        ws = str(m["workspace"])
+        row = rows.get_doc(ws) or {}
+        visible = [v for v in store.table("versions", ws_partition(ws)).iter_raw() if not v.get("pruned_at")]
+        latest = max(visible, key=lambda v: int(v.get("number") or 0), default=None)
+        note = None
+        if m.get("rolled_back_to"):
+            note = f"rolled back to {m['rolled_back_to']}"
+        out.append(SlotView(
+            key=slot, slot=slot, workspace=ws, version=latest["id"] if latest else None, version_count=len(visible),
+            dirty=m.get("dirty"), changed_count=int(m.get("changed_count") or 0), goal=row.get("goal"), note=note,
+        ))
+    return tuple(out)
+
+
+def load_active(project: Project, now: float) -> tuple[ActiveRunView, ...]:
+    store = project.store
+    grace = float(getattr(project.config.jobs, "heartbeat_grace_seconds", 120))
+    out = []
+    entries = sorted(store.table("active_pipelines").iter_raw(), key=lambda e: (str(e.get("created_at")), e["id"]))
+    for entry in entries:
+        part = ws_partition(str(entry["workspace"]))
+        prun = store.table("pipeline_runs", part).get_doc(entry["id"])
+        if prun is None:
+            continue
+        runs = store.table("runs", part)
+        for stage in prun.get("stages") or []:
+            run_id = str((prun.get("stage_runs") or {}).get(stage) or "")
+            doc = runs.get_doc(run_id) if run_id else None
+            if doc is None or doc.get("state") in TERMINAL:
+                continue
+            started = parse_ts(doc.get("started_at"))
+            beat = heartbeat_time(project, run_id) if doc.get("state") in ("running", "post_run") else None
+            beat_age = max(0.0, now - beat) if beat is not None else None
+            name, value = metric_value(doc)
+            summary = (doc.get("metrics_summary") or {}).get(name or "", {})
+            out.append(ActiveRunView(
+                key=run_id, run_id=run_id, pipeline_run_id=prun["id"], workspace=str(entry["workspace"]),
+                stage=stage, state=str(doc.get("state")),
+                elapsed=max(0.0, now - started) if started is not None else None,
+                heartbeat_age=beat_age, stalled=bool(beat_age is not None and beat_age > grace),
+                metric_name=name, metric_value=value, trend=summary.get("trend") if isinstance(summary, dict) else None,
+                spark=series_tail(project, run_id, name) if name else (),
+                cancel_requested=bool(doc.get("cancel_requested")),
+            ))
+    return tuple(out)
+
+
+def unfinalized(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Runs that hold the finalization gate (DESIGN §4.7)."""
+    return [r for r in runs if r.get("infra_outcome") in GATE_OUTCOMES and r.get("results_status") != "finalized"]
+
+
+def load_queue(project: Project, workspaces: Iterable[str], now: float) -> tuple[QueueItem, ...]:
+    out = []
+    for ws in workspaces:
+        pending = unfinalized(project.store.table("runs", ws_partition(ws)).iter_raw())
+        pending.sort(key=lambda r: (str(r.get("finished_at") or r.get("created_at") or ""), r["id"]))
+        for run in pending:
+            name, value = metric_value(run)
+            out.append(QueueItem(
+                key=str(run["id"]), run_id=str(run["id"]), record_id=run.get("record_id"), workspace=ws,
+                stage=str(run.get("stage") or ""), infra_outcome=str(run.get("infra_outcome")),
+                state=str(run.get("state")), metric_name=name, metric_value=value,
+                finished_age=_age(now, run.get("finished_at")),
+            ))
+    return tuple(out)
+
+
+def _recent_runs(project: Project) -> list[dict[str, Any]]:
+    """Run docs touched by the most recent transitions (newest first, each once)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for ev in project.store.tail_events("transitions", RECENT_TRANSITIONS):
+        rid, ws = ev.get("run_id"), ev.get("workspace")
+        if not isinstance(rid, str) or not rid.startswith("stage-") or rid in seen or not isinstance(ws, str):
+            continue
+        doc = project.store.table("runs", ws_partition(ws)).get_doc(rid)
+        if doc is not None:
+            seen[rid] = doc
+    return list(seen.values())
+
+
+def load_alerts(
+    project: Project, recent: list[dict[str, Any]], active: tuple[ActiveRunView, ...], workspaces: Iterable[str],
+    now: float, pending_patterns: int,
+) -> tuple[AlertView, ...]:
+    out: list[AlertView] = []
+    for run in recent:
+        state, cause = run.get("state"), run.get("cause")
+        if state not in ("failed", "terminated"):
+            continue
+        blocked = cause in ("review_blocked", "preflight")
+        kind = "blocked" if blocked else "failed"
+        what = f"{run.get('stage')} {state}" + (f" ({cause})" if cause else "")
+        out.append(AlertView(
+            key=f"{kind}:{run['id']}", kind=kind, severity="warning" if blocked else "error",
+            workspace=run.get("workspace"), run_id=run["id"],
+            message=f"{what}: {shorten(run.get('error'), 160)}" if run.get("error") else what,
+            age=_age(now, run.get("finished_at") or run.get("updated_at")),
+        ))
+    for a in active:
+        if a.stalled:
+            out.append(AlertView(
+                key=f"stalled:{a.run_id}", kind="stalled", severity="warning", workspace=a.workspace, run_id=a.run_id,
+                message=f"{a.stage} has not sent a heartbeat for {int(a.heartbeat_age or 0)}s", age=a.heartbeat_age,
+            ))
+    for ws in workspaces:
+        out.extend(regressions(project, ws, now))
+    if pending_patterns:
+        out.append(AlertView(
+            key="patterns:pending", kind="pattern", severity="info", workspace=None, run_id=None,
+            message=f"{pending_patterns} failure pattern(s) await review (press p)", age=None,
+        ))
+    return tuple(out)
+
+
+def regressions(project: Project, ws: str, now: float) -> list[AlertView]:
+    """The newest finalized run worse than the best finalized run of its stage and metric by more
+    than the spec's tolerance."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for run in project.store.table("runs", ws_partition(ws)).iter_raw():
+        final = run.get("results_final")
+        if run.get("results_status") != "finalized" or not isinstance(final, dict):
+            continue
+        if _finite(final.get("value")) is None or final.get("direction") not in ("maximize", "minimize"):
+            continue
+        groups.setdefault((str(run.get("stage")), str(final.get("primary_metric"))), []).append(run)
+    out = []
+    for (stage, metric), runs in sorted(groups.items()):
+        if len(runs) < 2:
+            continue
+        runs = sorted(runs, key=lambda r: (str(r.get("finalized_at") or ""), r["id"]))
+        latest = runs[-1]
+        final = latest["results_final"]
+        sign = 1.0 if final["direction"] == "maximize" else -1.0
+        best = max(runs[:-1], key=lambda r: sign * float(r["results_final"]["value"]))
+        spec = latest.get("results_spec") or {}
+        tol = _finite(spec.get("tolerance")) or 0.0
+        gap = sign * (float(best["results_final"]["value"]) - float(final["value"]))
+        if gap > tol:
+            out.append(AlertView(
+                key=f"regression:{latest['id']}", kind="regression", severity="warning", workspace=ws,
+                run_id=latest["id"],
+                message=(f"{stage} {metric} {final['value']:.4g} is worse than best {best['results_final']['value']:.4g}"
+                         f" ({best['id']}) by more than tolerance {tol:g}"),
+                age=_age(now, latest.get("finalized_at")),
+            ))
+    return out
+
+
+def load_audit(project: Project, limit: int = AUDIT_SHOWN) -> tuple[AuditView, ...]:
+    out = []
+    seen: set[str] = set()
+    for ev in project.store.tail_events("audit", limit):
+        op = str(ev.get("op") or "")
+        details = ev.get("details") or {}
+        text = ev.get("reason") or ""
+        if not text and isinstance(details, dict):
+            text = ", ".join(f"{k}={v}" for k, v in list(details.items())[:3])
+        # Keyed by content, not position, so a row keeps its key as newer events arrive.
+        key = f"{ev.get('tx')}:{ev.get('ts')}:{op}:{ev.get('workspace')}"
+        while key in seen:
+            key += "+"
+        seen.add(key)
+        out.append(AuditView(
+            key=key, ts=parse_ts(ev.get("ts")), op=op, source=str(ev.get("source") or ""),
+            workspace=ev.get("workspace"), text=shorten(text, 200), thought=op == "thought",
+        ))
+    return tuple(out)
+
+
+def pending_pattern_count(project: Project) -> int:
+    return sum(1 for d in project.store.table("patterns").iter_raw() if d.get("status") == "pending")
+
+
+def load_dashboard(project: Project, now: float) -> DashboardView:
+    workspaces = workspace_names(project)
+    active = load_active(project, now)
+    recent = _recent_runs(project)
+    findings: list[FindingView] = []
+    seen = {a.run_id for a in active}
+    for run in [*(project.store.table("runs", ws_partition(a.workspace)).get_doc(a.run_id) or {} for a in active),
+                *(r for r in recent if r["id"] not in seen)]:
+        if run:
+            # Preflight warnings (no contract, default config) repeat on every run: run detail shows them.
+            findings.extend(finding_views(run, now, min_severity="warning", preflight_warnings=False))
+    pending = pending_pattern_count(project)
+    return DashboardView(
+        project_name=project.config.project_name, root=str(project.root), now=now,
+        slots=load_slots(project), active=active, queue=load_queue(project, workspaces, now),
+        alerts=load_alerts(project, recent, active, workspaces, now, pending),
+        findings=tuple(findings[:FINDINGS_SHOWN]), audit=load_audit(project), workspaces=tuple(workspaces),
+        pending_patterns=pending,
+    )

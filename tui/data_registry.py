@@ -1,0 +1,61 @@
+"""Sources (the data registry) and failure patterns, read from the project partition."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tui.format import parse_ts
+from tui.viewmodels import PatternView, SourceView
+
+if TYPE_CHECKING:
+    from goldfish.project import Project
+
+PATTERN_ORDER = {"pending": 0, "approved": 1, "rejected": 2, "archived": 3}
+_SOURCE_DETAIL = ("uri_kind", "status", "metadata_status", "sha256", "reason", "updated_at")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def load_sources(project: Project) -> tuple[SourceView, ...]:
+    out = []
+    for doc in sorted(project.store.table("sources").iter_raw(), key=lambda d: str(d["id"])):
+        if doc.get("deleted_at"):
+            continue
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        fmt = doc.get("format") or ((meta.get("source") or {}).get("format") if isinstance(meta, dict) else None)
+        out.append(SourceView(
+            key=str(doc["id"]), name=str(doc["id"]), format=fmt,
+            location=doc.get("location") or doc.get("gcs_path") or doc.get("uri"),
+            size_bytes=_int(doc.get("size_bytes")), created=parse_ts(doc.get("created_at")),
+            created_by=doc.get("created_by"), description=doc.get("description"),
+            extra={**{k: doc[k] for k in _SOURCE_DETAIL if doc.get(k) is not None},
+                   **({"lineage": _lineage_text(doc["lineage"])} if isinstance(doc.get("lineage"), dict) else {})},
+        ))
+    return tuple(out)
+
+
+def load_patterns(project: Project, status: str | None = None) -> tuple[PatternView, ...]:
+    docs = [d for d in project.store.table("patterns").iter_raw() if status is None or d.get("status") == status]
+    docs.sort(key=lambda d: (PATTERN_ORDER.get(str(d.get("status")), 9), -(parse_ts(d.get("last_seen_at")) or 0.0),
+                             str(d["id"])))
+    return tuple(
+        PatternView(
+            key=str(d["id"]), pattern_id=str(d["id"]), status=str(d.get("status") or "pending"),
+            severity=str(d.get("severity") or ""), stage=d.get("stage"), symptom=str(d.get("symptom") or ""),
+            root_cause=str(d.get("root_cause") or ""), prevention=str(d.get("prevention") or ""),
+            occurrences=_int(d.get("occurrence_count")) or 1, last_seen=parse_ts(d.get("last_seen_at")),
+            source_run_id=d.get("source_run_id"),
+        )
+        for d in docs
+    )
+
+
+def _lineage_text(lineage: dict[str, Any]) -> str:
+    parts = []
+    if lineage.get("run_id"):
+        parts.append(f"from run {lineage['run_id']} output {lineage.get('output_name')}")
+    if lineage.get("parent_sources"):
+        parts.append("parents " + ", ".join(map(str, lineage["parent_sources"])))
+    return "; ".join(parts) or "external"

@@ -1,0 +1,1 @@
+"""Modal dialogs for actions (cancel, finalize, tag, save version, reject pattern)."""

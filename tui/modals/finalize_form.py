@@ -1,0 +1,176 @@
+"""The finalize form: the person records the authoritative result of a run.
+
+Every change re-runs ``goldfish.results_spec.validate_final_results`` (the validator
+``finalize_run`` runs) on the document the form would submit, and every error it reports is
+listed under the form; "Finalize" is enabled only when there are none. Defaults come from the
+run's results_spec and its automatic result, and the outcome is suggested from the goal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from goldfish.errors import GoldfishError
+from goldfish.results_spec import DATASET_SPLITS, DIRECTIONS, ML_OUTCOMES, validate_final_results
+import contextlib
+
+if TYPE_CHECKING:
+    from tui.app import GoldfishApp
+
+TEXT_FIELDS = ("primary_metric", "value", "notes", "unit", "step", "epoch")
+SELECT_FIELDS = ("direction", "dataset_split", "ml_outcome")
+
+
+def parse_number(text: str) -> Any:
+    """The typed text as the JSON value an agent would send: a number when it reads as one."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value
+
+
+def form_defaults(run: dict[str, Any]) -> dict[str, str]:
+    spec: dict[str, Any] = run.get("results_spec") or {}
+    auto: dict[str, Any] = run.get("results_auto") or {}
+    final: dict[str, Any] = run.get("results_final") or {}
+    base = {**{k: spec.get(k) for k in ("primary_metric", "direction", "dataset_split")}, **auto, **final}
+    value = base.get("value")
+    out = {k: "" if base.get(k) is None else str(base.get(k)) for k in (*TEXT_FIELDS, *SELECT_FIELDS)}
+    if isinstance(value, float) and math.isfinite(value):
+        out["value"] = repr(value)
+    if not final and spec and isinstance(value, (int, float)):
+        from goldfish.results_spec import ml_outcome_hint, validate_results_spec
+
+        with contextlib.suppress(GoldfishError):
+            out["ml_outcome"] = ml_outcome_hint(validate_results_spec(spec), float(value))
+    return out
+
+
+class FinalizeForm(ModalScreen[dict[str, Any] | None]):
+    DEFAULT_CSS = """
+    FinalizeForm { align: center middle; }
+    FinalizeForm > Vertical { width: 96; height: auto; max-height: 95%; border: thick $accent;
+                              background: $panel; padding: 1 2; }
+    FinalizeForm .title { text-style: bold; }
+    FinalizeForm Grid { grid-size: 2; grid-columns: 18 1fr; grid-rows: auto; height: auto; grid-gutter: 0 1; }
+    FinalizeForm Grid Label { padding: 1 0 0 0; }
+    FinalizeForm #errors { color: $error; height: auto; margin-top: 1; }
+    FinalizeForm #ok-note { color: $success; height: auto; margin-top: 1; }
+    FinalizeForm Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    FinalizeForm Button { margin-left: 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(self, run: dict[str, Any]) -> None:
+        super().__init__()
+        self.run = run
+        self.defaults = form_defaults(run)
+        self.errors: list[dict[str, str]] = []
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        spec = self.run.get("results_spec") or {}
+        with Vertical():
+            yield Label(f"Finalize {self.run.get('stage')} run {self.run['id']}", classes="title")
+            goal = (f"Goal: {spec.get('direction')} {spec.get('primary_metric')} to {spec.get('goal_value')} "
+                    f"(min {spec.get('min_value')}, tolerance {spec.get('tolerance')})" if spec else "No results_spec.")
+            yield Static(goal, classes="hint")
+            with Grid():
+                yield Label("primary_metric")
+                yield Input(d["primary_metric"], id="primary_metric")
+                yield Label("direction")
+                yield Select([(v, v) for v in DIRECTIONS], value=d["direction"] or Select.BLANK, id="direction")
+                yield Label("value")
+                yield Input(d["value"], id="value", placeholder="number")
+                yield Label("dataset_split")
+                yield Select([(v, v) for v in DATASET_SPLITS], value=d["dataset_split"] or Select.BLANK,
+                             id="dataset_split")
+                yield Label("ml_outcome")
+                yield Select([(v, v) for v in ML_OUTCOMES], value=d["ml_outcome"] or Select.BLANK, id="ml_outcome")
+                yield Label("notes")
+                yield Input(d["notes"], id="notes", placeholder="what happened and why (15+ characters)")
+                yield Label("unit (optional)")
+                yield Input(d["unit"], id="unit")
+                yield Label("step (optional)")
+                yield Input(d["step"], id="step", placeholder="integer ≥ 0")
+                yield Label("epoch (optional)")
+                yield Input(d["epoch"], id="epoch", placeholder="integer ≥ 0")
+            yield Static("", id="errors")
+            yield Static("", id="ok-note")
+            with Horizontal():
+                yield Button("Back", id="back")
+                yield Button("Finalize", id="ok", variant="success", disabled=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#value", Input).focus()
+        self.revalidate()
+
+    def results(self) -> dict[str, Any]:
+        """The document the form would send to finalize_run (blank optional fields left out)."""
+        out: dict[str, Any] = {}
+        for name in SELECT_FIELDS:
+            value = self.query_one(f"#{name}", Select).value
+            if value is not Select.BLANK and value is not None:
+                out[name] = value
+        for name in TEXT_FIELDS:
+            text = self.query_one(f"#{name}", Input).value
+            if not text.strip():
+                continue  # a blank required field is named by the validator as missing
+            out[name] = parse_number(text) if name in ("value", "step", "epoch") else text.strip()
+        return out
+
+    def revalidate(self) -> list[dict[str, str]]:
+        try:
+            validate_final_results(self.results())
+            self.errors = []
+        except GoldfishError as exc:
+            self.errors = list(exc.details.get("errors") or [{"field": "results", "message": exc.message}])
+        text = "\n".join(f"• {e['field']}: {e['message']}" for e in self.errors)
+        self.query_one("#errors", Static).update(text)
+        self.query_one("#ok-note", Static).update("" if self.errors else "Valid: finalize_run will accept this.")
+        self.query_one("#ok", Button).disabled = bool(self.errors)
+        return self.errors
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.revalidate()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.revalidate()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok" and not self.revalidate():
+            self.dismiss(self.results())
+        elif event.button.id == "back":
+            self.dismiss(None)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+def ask_finalize(app: GoldfishApp, run_id: str) -> None:
+    """Read the run in a worker, then open the form; on submit, finalize through the service."""
+    from tui import actions
+    from tui.data_runs import run_doc
+
+    def done(results: dict[str, Any] | None) -> None:
+        if results:
+            app.perform("finalize", actions.finalize_run, run_id, results)
+
+    def load() -> None:
+        run = run_doc(app.project, run_id)
+        app.call_from_thread(app.push_screen, FinalizeForm(run), done)
+
+    app.run_worker(load, name="finalize form", group="forms", thread=True, exit_on_error=False)

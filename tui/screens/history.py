@@ -1,0 +1,232 @@
+"""History: a workspace's experiment records, sortable, filterable and paged; mark two to compare."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Input, Static
+
+from tui import cells
+from tui.data_history import SORT_KEYS
+from tui.format import clock, number, shorten
+from tui.messages import HistoryLoaded
+from tui.screens.base import LiveScreen
+from tui.viewmodels import HistoryPage, HistoryQuery, HistoryRow
+from tui.widgets.keyed_table import CellCache, KeyedTable
+
+COLUMNS = [("", "mark", 1), ("record", "record", 26), ("stage", "stage", 10), ("ver", "version", 5),
+           ("created (UTC)", "created", 16), ("state", "state", 10), ("results", "results", 9),
+           ("outcome", "outcome", 8), ("metric", "metric", 14), ("value", "value", 9), ("tags", "tags", 12),
+           ("reason", "reason", 40)]
+PAGE = 200
+
+
+class HistoryScreen(LiveScreen):
+    CSS_PATH = "history.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("enter", "open", "Open run"),
+        Binding("space", "mark", "Mark"),
+        Binding("m", "compare", "Compare marked"),
+        Binding("o", "sort", "Sort"),
+        Binding("d", "direction", "Asc/desc"),
+        Binding("F", "finalized", "Finalized only"),
+        Binding("T", "tagged", "Tagged only"),
+        Binding("right_square_bracket", "page(1)", "Next page"),
+        Binding("left_square_bracket", "page(-1)", "Prev page"),
+        Binding("w", "workspace", "Next workspace"),
+        Binding("t", "tag", "Tag"),
+        Binding("f", "finalize", "Finalize"),
+        Binding("slash", "filter", "Filter"),
+    ]
+
+    def __init__(self, workspace: str) -> None:
+        super().__init__()
+        self.query_state = HistoryQuery(workspace=workspace, limit=PAGE)
+        self.page: HistoryPage | None = None
+        self.marked: list[str] = []
+        self.cells = CellCache()
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="history-title")
+        yield Input(placeholder="/ filter: text in record, run, stage, version, reason, tags", id="filter")
+        table = KeyedTable(id="history")
+        table.set_columns(COLUMNS)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.query_one("#history", KeyedTable).focus()
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#history", KeyedTable)
+
+    # ------------------------------------------------------------------ loading
+    def reload(self) -> None:
+        self._load(self.query_state)
+
+    @work(thread=True, exclusive=True, group="history", name="history load", exit_on_error=False)
+    def _load(self, query: HistoryQuery) -> None:
+        from tui.app import cancelled
+        from tui.data_history import load_history
+
+        page = load_history(self.project, query)
+        if not cancelled():
+            self.post_message(HistoryLoaded(page))
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        if message.page.query != self.query_state:
+            return  # a newer query is on its way
+        self.apply(message.page)
+
+    def apply(self, page: HistoryPage) -> None:
+        self.page = page
+        self.table.sync(history_rows(page.rows, self.marked, self.cells))
+        self.query_one("#history-title", Static).update(title(page, self.marked))
+
+    def set_query(self, **changes: Any) -> None:
+        self.query_state = dataclasses.replace(self.query_state, **changes)
+        self.reload()
+
+    # ------------------------------------------------------------------ actions
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.set_query(text=event.value.strip(), offset=0)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.table.focus()
+        else:
+            self.app.pop_screen()
+
+    def action_sort(self) -> None:
+        i = SORT_KEYS.index(self.query_state.sort_by)
+        self.set_query(sort_by=SORT_KEYS[(i + 1) % len(SORT_KEYS)], offset=0)
+
+    def action_direction(self) -> None:
+        self.set_query(descending=not self.query_state.descending, offset=0)
+
+    def action_finalized(self) -> None:
+        self.set_query(finalized_only=not self.query_state.finalized_only, offset=0)
+
+    def action_tagged(self) -> None:
+        self.set_query(tagged_only=not self.query_state.tagged_only, offset=0)
+
+    def action_page(self, step: int) -> None:
+        q = self.query_state
+        offset = q.offset + step * q.limit
+        total = self.page.total if self.page else 0
+        if offset < 0 or (step > 0 and offset >= total):
+            self.notify("No more pages that way.", severity="information")
+            return
+        self.set_query(offset=offset)
+
+    def action_workspace(self) -> None:
+        self._next_workspace()
+
+    @work(thread=True, exclusive=True, group="history-ws", name="workspace list", exit_on_error=False)
+    def _next_workspace(self) -> None:
+        from tui.data import workspace_names
+
+        names = workspace_names(self.project)
+        if names:
+            current = self.query_state.workspace
+            nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
+            self.app.call_from_thread(self._switch, nxt)
+
+    def _switch(self, workspace: str) -> None:
+        self.marked = []
+        self.set_query(workspace=workspace, offset=0)
+
+    def selected(self) -> HistoryRow | None:
+        key = self.table.selected_key
+        rows = self.page.rows if self.page else ()
+        return next((r for r in rows if r.key == key), None)
+
+    def action_mark(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        if row.key in self.marked:
+            self.marked.remove(row.key)
+        else:
+            self.marked = [*self.marked, row.key][-2:]
+        if self.page:
+            self.apply(self.page)
+
+    def action_compare(self) -> None:
+        if len(self.marked) != 2:
+            self.notify("Mark two records with space, then press m.", severity="warning")
+            return
+        from tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(self.query_state.workspace, self.marked[0], self.marked[1]))
+
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        row = self.selected()
+        if row is None or not row.run_id:
+            return
+        from tui.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(row.run_id))
+
+    def action_tag(self) -> None:
+        row = self.selected()
+        if row is not None:
+            from tui.modals.tag import ask_tag
+
+            ask_tag(self.gapp, row.record_id)
+
+    def action_finalize(self) -> None:
+        row = self.selected()
+        if row is not None and row.run_id:
+            from tui.modals.finalize_form import ask_finalize
+
+            ask_finalize(self.gapp, row.run_id)
+
+
+def title(page: HistoryPage, marked: list[str]) -> Text:
+    q = page.query
+    first = q.offset + 1 if page.rows else 0
+    text = Text()
+    text.append(f" History of {q.workspace} ", style="bold reverse")
+    text.append(f"  {page.total} record(s), showing {first}–{q.offset + len(page.rows)}")
+    text.append(f" · sort {q.sort_by} {'↓' if q.descending else '↑'}")
+    filters = [f for f, on in (("finalized", q.finalized_only), ("tagged", q.tagged_only)) if on]
+    if q.text:
+        filters.append(f"'{q.text}'")
+    if filters:
+        text.append(" · only " + ", ".join(filters), style="cyan")
+    if marked:
+        text.append(f" · marked {len(marked)}/2", style="magenta")
+    return text
+
+
+def history_rows(rows: tuple[HistoryRow, ...], marked: list[str],
+                 cache: CellCache | None = None) -> dict[str, tuple[Any, ...]]:
+    cache = cache or CellCache()
+    out = {r.key: cache.get((r, r.key in marked), lambda r=r: _cells(r, r.key in marked)) for r in rows}  # type: ignore[misc]
+    cache.end_round()
+    return out
+
+
+def _cells(r: HistoryRow, marked: bool) -> tuple[Any, ...]:
+    return (Text("●", style="magenta") if marked else "", r.record_id, r.stage or "", r.version or "",
+            clock(r.created)[:16], cells.state(r.state), r.results_status or "", cells.outcome(r.ml_outcome),
+            shorten(r.metric_name, 18), number(r.metric_value), shorten(",".join(r.tags), 20), shorten(r.reason, 80))
