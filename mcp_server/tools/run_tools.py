@@ -61,8 +61,9 @@ def _from_dry(result: DryRunResult) -> RunToolResult:
 
 
 def register(server: MCPServer, ctx: ServerContext) -> None:
+    # open world: the pre-run review may call the Anthropic API, and the gce backend launches cloud VMs.
     @server.tool(annotations=ToolAnnotations(title="Run stages", read_only_hint=False, destructive_hint=False,
-                                             idempotent_hint=False, open_world_hint=False))
+                                             idempotent_hint=False, open_world_hint=True))
     @guarded
     async def run(
         workspace: Annotated[str, Field(min_length=1, max_length=64, description="Slot (w1) or mounted workspace name")],
