@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from goldfish.lineage import index_inputs
 from goldfish.project import Project
 from goldfish.records import new_record
 
 WORKSPACE = "scale"
 STAGES = ("preprocess", "train", "evaluate")
+PRODUCER = "stage-00000000"  # the first preprocess run; every train run reads its output
 UNFINALIZED = 500  # far more than the gate normally lets pile up: list tools must page them
 # Realistic, wordy text: results must stay bounded by paging, not by luck.
 DESCRIPTION = "Sweep the learning rate around the baseline and retrain the 4-layer LSTM on the v3 features " * 2
@@ -60,6 +62,9 @@ def write_scale_rows(project_root: Path | str, n: int, *, versions: int = 1000, 
             record_id = new_record(tx, WORKSPACE, record_type="run", version=version, stage_run_id=run_id,
                                    pipeline_run_id=prun_id, stage=stage, created_at=created)
             value = 0.55 + (i % 97) / 1000
+            inputs = ({"features": {"kind": "stage", "run_id": PRODUCER, "signal": "features", "source": None,
+                                    "location": str(project.runs_dir / PRODUCER / "outputs" / "features"),
+                                    "type": "npy", "format": "npy"}} if stage == "train" else {})
             finalized = i < n - UNFINALIZED
             auto = {"primary_metric": "dir_acc", "value": value, "direction": "maximize", "dataset_split": "val",
                     "secondary": {"loss": 1.0 - value}, "ml_outcome_hint": "partial", "metric_logged": True}
@@ -79,7 +84,7 @@ def write_scale_rows(project_root: Path | str, n: int, *, versions: int = 1000, 
                 "config": {"lr": 0.001 * (1 + i % 10), "epochs": 20, "batch_size": 64, "hidden": 256,
                            "compute": {"profile": "local"}},
                 "profile": "local", "max_runtime_seconds": None, "heartbeat_timeout_seconds": None,
-                "depends_on": [], "inputs": {}, "outputs": {}, "backend": "local", "backend_handle": None,
+                "depends_on": [], "inputs": inputs, "outputs": {}, "backend": "local", "backend_handle": None,
                 "run_dir": str(project.runs_dir / run_id), "cancel_requested": False, "cancel_reason": None,
                 "infra_outcome": "completed", "results_status": "finalized" if finalized else "auto",
                 "ml_outcome": "partial" if finalized else "unknown", "results_auto": auto,
@@ -100,6 +105,7 @@ def write_scale_rows(project_root: Path | str, n: int, *, versions: int = 1000, 
                 "skip_review": False, "dry_run": False, "stage_runs": {stage: run_id}, "runner": None,
             })
             index.put(run_id, {"workspace": WORKSPACE, "kind": "stage"})
+            index_inputs(tx, WORKSPACE, run_id, stage, inputs)
             index.put(prun_id, {"workspace": WORKSPACE, "kind": "pipeline"})
         for i in range(thoughts):
             tx.append_event("audit", {"ts": _ts(base, 30 * i), "op": "thought", "source": "mcp", "workspace": WORKSPACE,

@@ -15,7 +15,7 @@ from mcp import Client
 
 from goldfish.init import init_project
 from mcp_server.server import build_server
-from tests.scale_rows import write_scale_rows
+from tests.scale_rows import PRODUCER, write_scale_rows
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ async def test_every_list_result_stays_small_at_10000_records(tmp_path: Path) ->
             "inspect_record": {"ref": record_id, "workspace": workspace,
                                "include": ["results", "comparison", "tags", "spec", "config", "lineage"]},
             "get_debug_info": {"ref": record_id, "workspace": workspace},
-            "get_lineage": {"run_id": run_id},
+            "get_lineage": {"run_id": PRODUCER},
             "inspect_run": {"run_id": run_id, "include": ["dashboard", "metadata", "thoughts", "manifest",
                                                          "provenance", "svs", "attempt"]},
             "manage_sources": {"action": "list"},
@@ -93,6 +93,15 @@ async def test_every_list_result_stays_small_at_10000_records(tmp_path: Path) ->
             sizes[name] = _size(result)
         too_big = {k: v for k, v in sizes.items() if v > MAX_JSON_BYTES}
         assert not too_big, f"results over {MAX_JSON_BYTES} bytes: {too_big} (all: {sizes})"
+
+        lineage = (await client.call_tool("get_lineage", {"run_id": PRODUCER})).structured_content
+        assert lineage["total"] > 3000 and lineage["has_more"] and lineage["consumers"]
+        upstream = (await client.call_tool("get_lineage", {"run_id": "stage-00000001", "direction": "upstream"}))
+        assert upstream.structured_content["producers"][0]["run_id"] == PRODUCER
+        queue = (await client.call_tool("list_unfinalized_runs", {"workspace": workspace})).structured_content
+        assert queue["count"] == 500 and queue["has_more"] and len(queue["runs"]) == 50
+        context = (await client.call_tool("get_experiment_context", {"workspace": workspace})).structured_content
+        assert context["awaiting_total"] == 500 and len(context["awaiting_finalization"]) == 10
 
         history = await client.call_tool("list_history", {"workspace": workspace, "limit": 200})
         page = history.structured_content

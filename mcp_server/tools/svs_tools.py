@@ -9,7 +9,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from goldfish.errors import InvalidInput
-from goldfish.svs.patterns import FailurePattern, LibrarianReport, PatternSeverity, PatternStatus
+from goldfish.svs.patterns import FailurePattern, LibrarianReport
 from goldfish.svs.run_findings import RunSvsFindings, run_svs_findings
 from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
@@ -37,8 +37,10 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
             "fp-xxxxxxxx; needed by get/approve/reject/archive"))] = None,
         stage_type: Annotated[str | None, Field(max_length=64, description=(
             "list: only patterns first seen in this stage"))] = None,
-        status: Annotated[PatternStatus | None, Field(description="list: pending, approved, rejected or archived")] = None,
-        severity: Annotated[PatternSeverity | None, Field(description="list: critical, high, medium or low")] = None,
+        # Plain strings, checked by the service case-insensitively (CRITICAL and critical both work).
+        status: Annotated[str | None, Field(max_length=16, description=(
+            "list: pending, approved, rejected or archived"))] = None,
+        severity: Annotated[str | None, Field(max_length=16, description="list: critical, high, medium or low")] = None,
         reason: Annotated[str | None, Field(max_length=2000, description="Why (required for reject, ≥15 chars)")] = None,
         dry_run: Annotated[bool, Field(description="review: only propose (default); false applies the proposals")] = True,
         limit: Annotated[int, Field(ge=1, le=500, description="list: page size")] = 50,
