@@ -5,7 +5,7 @@
 Rows:
 - time from spawning `goldfish serve` to its `initialize` response (stdio), beside the time to
   spawn `python -c "import mcp.server.mcpserver"` (the floor: interpreter + the mcp SDK);
-- median round trip over stdio of status(), list_history(limit=20) and inspect_record(ref) in a
+- median round trip over stdio of status(), dashboard(), list_history(limit=20) and inspect_record(ref) in a
   project holding N records (written in one store transaction), beside goldfish_version() (the
   floor: JSON-RPC over stdio with no project work).
 """
@@ -73,6 +73,7 @@ async def round_trips(project: Path, workspace: str, record: str, reps: int) -> 
     calls = {
         "goldfish_version()": ("goldfish_version", {}),
         "status()": ("status", {}),
+        "dashboard()": ("dashboard", {}),
         "list_history(limit=20)": ("list_history", {"workspace": workspace, "limit": 20}),
         "inspect_record(ref)": ("inspect_record", {"ref": record, "workspace": workspace}),
     }

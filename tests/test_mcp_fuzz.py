@@ -35,24 +35,28 @@ NASTY = [
     "null", "true", "0", "-1", "v0", "v-1", "@", "@@", "\n", "a\nb",
 ]
 HUGE = "z" * 100_000
+# GOLDFISH_FUZZ_RANDOM=1 explores new examples on each run (read at import: fixtures strip GOLDFISH_*).
+DERANDOMIZE = os.environ.get("GOLDFISH_FUZZ_RANDOM") != "1"
 GENERIC_CRASH = re.compile(r"^Error executing tool \w+(: Error executing tool \w+)*$")
 
-scalars = st.one_of(
-    st.sampled_from(PLAUSIBLE), st.sampled_from(NASTY), st.just(HUGE), st.text(max_size=40),
-    st.integers(min_value=-(2**63), max_value=2**63), st.booleans(), st.none(),
-    st.floats(allow_nan=True, allow_infinity=True),
-)
-junk = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(NASTY + PLAUSIBLE), st.text(max_size=10)), inner, max_size=4),
-    ),
-    max_leaves=12,
-)
+def _junk(real_ids: list[str]) -> st.SearchStrategy[Any]:
+    """Bad values, plus names and ids that exist (so calls get past lookups into deeper code)."""
+    scalars = st.one_of(
+        st.sampled_from(PLAUSIBLE + real_ids), st.sampled_from(NASTY), st.just(HUGE), st.text(max_size=40),
+        st.integers(min_value=-(2**63), max_value=2**63), st.booleans(), st.none(),
+        st.floats(allow_nan=True, allow_infinity=True),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.dictionaries(st.one_of(st.sampled_from(NASTY + PLAUSIBLE), st.text(max_size=10)), inner, max_size=4),
+        ),
+        max_leaves=12,
+    )
 
 
-def _arguments(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+def _arguments(schema: dict[str, Any], junk: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
     """Valid-looking arguments with some values replaced by junk, some left out, some extra keys."""
     props = schema.get("properties", {})
     valid = example_arguments(schema)
@@ -98,14 +102,31 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[P
     yield tmp_path, {tmp_path / "proj", tmp_path / "proj-dev"}
 
 
-async def _prepare(client: Client, names: set[str]) -> None:
-    """Give the fuzz something real to hit: a mounted workspace, when those tools exist."""
-    if {"create_workspace", "mount"} <= names:
-        reason = "fuzzing every tool with bad arguments"
-        res = await client.call_tool("create_workspace", {"name": WORKSPACE, "goal": "fuzz target", "reason": reason})
-        assert not res.is_error, res.content
-        res = await client.call_tool("mount", {"workspace": WORKSPACE, "slot": "w1", "reason": reason})
-        assert not res.is_error, res.content
+PIPELINE = "stages:\n  - name: train\n    outputs:\n      out: {type: file, schema: null}\n"
+STAGE = ("from goldfish.io import get_output_path\nfrom goldfish.metrics import log_metric, finish\n"
+         "log_metric('loss', 0.5, step=0)\nget_output_path('out').write_text('ok')\nfinish()\n")
+SPEC = {"primary_metric": "loss", "direction": "minimize", "min_value": 0.1, "goal_value": 0.01,
+        "dataset_split": "val", "tolerance": 0.01, "context": "Fuzz target run with one metric."}
+
+
+async def _prepare(client: Client, names: set[str], slot: Path) -> list[str]:
+    """Give the fuzz something real to hit: a mounted workspace and a finished run (its ids are
+    returned), when those tools exist."""
+    if not {"create_workspace", "mount", "run"} <= names:
+        return []
+    reason = "fuzzing every tool with bad arguments"
+    res = await client.call_tool("create_workspace", {"name": WORKSPACE, "goal": "fuzz target", "reason": reason})
+    assert not res.is_error, res.content
+    res = await client.call_tool("mount", {"workspace": WORKSPACE, "slot": "w1", "reason": reason})
+    assert not res.is_error, res.content
+    (slot / "modules").mkdir(parents=True, exist_ok=True)
+    (slot / "pipeline.yaml").write_text(PIPELINE)
+    (slot / "modules" / "train.py").write_text(STAGE)
+    run = await client.call_tool("run", {"workspace": "w1", "reason": reason, "results_spec": SPEC, "wait": True,
+                                         "wait_seconds": 60})
+    assert not run.is_error and run.structured_content["done"], run.content
+    stage_run = run.structured_content["stage_runs"][0]
+    return [stage_run["stage_run_id"], stage_run["record_id"], run.structured_content["pipeline_run_id"]]
 
 
 async def test_fuzz_every_tool_in_process(sandbox: tuple[Path, set[Path]]) -> None:
@@ -113,14 +134,15 @@ async def test_fuzz_every_tool_in_process(sandbox: tuple[Path, set[Path]]) -> No
     server, _ctx = build_server(str(root / "proj"))
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
-        await _prepare(client, {t.name for t in tools})
+        real_ids = await _prepare(client, {t.name for t in tools}, root / "proj" / "workspaces" / "w1")
+        junk = _junk(real_ids)
         before = _snapshot(root, skip)
         calls: list[str] = []
 
         def fuzz(name: str, schema: dict[str, Any]) -> None:
-            @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+            @settings(max_examples=60, deadline=None, database=None, derandomize=DERANDOMIZE,
                       suppress_health_check=list(HealthCheck))
-            @given(args=_arguments(schema))
+            @given(args=_arguments(schema, junk))
             def one(args: dict[str, Any]) -> None:
                 result = anyio.from_thread.run(client.call_tool, name, args)
                 calls.append(name)
@@ -163,7 +185,7 @@ async def test_fuzz_over_stdio(sandbox: tuple[Path, set[Path]]) -> None:
     root, skip = sandbox
     async with Client(stdio_params(root / "cwd", "--project", str(root / "proj"))) as client:
         tools = (await client.list_tools()).tools
-        await _prepare(client, {t.name for t in tools})
+        await _prepare(client, {t.name for t in tools}, root / "proj" / "workspaces" / "w1")
         before = _snapshot(root, skip)
         failures = []
         for tool in tools:
