@@ -1,4 +1,4 @@
-"""Readable tool-call errors for bad arguments and unknown tools.
+"""Readable tool-call errors for bad arguments, unknown tools and internal errors.
 
 The SDK reports a schema violation as pydantic's multi-line dump (error URLs, model names). The
 model reads these, so each problem becomes one line: argument, what is wrong, what was given.
@@ -48,3 +48,15 @@ def describe_validation(tool: str, exc: ValidationError) -> str:
 
 def describe_unknown_tool(name: str, known: list[str]) -> str:
     return f"Unknown tool {name!r}.{did_you_mean(name, known)} Fix: call one of the tools listed by tools/list."
+
+
+CRASH_PREFIX = "Internal error in"
+
+
+def describe_crash(tool: str, cause: BaseException) -> str:
+    text = str(cause).strip().splitlines()[0][:300] if str(cause).strip() else ""
+    return (
+        f"{CRASH_PREFIX} {tool} ({type(cause).__name__}{': ' + text if text else ''}). This is a Goldfish bug, "
+        "not a problem with your arguments; nothing else is affected. Fix: retry once; if it persists, "
+        "continue with other tools and report it with goldfish_version() and the server log."
+    )

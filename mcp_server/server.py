@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,10 +16,12 @@ from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from goldfish import __version__
-from mcp_server.arg_errors import describe_unknown_tool, describe_validation
+from mcp_server.arg_errors import describe_crash, describe_unknown_tool, describe_validation
 from mcp_server.context import ServerContext
 from mcp_server.resources import register_resources
 from mcp_server.tools import register_all
+
+logger = logging.getLogger("goldfish.mcp")
 
 INSTRUCTIONS = """Goldfish runs your ML experiments with perfect recall. Workflow:
 status() (or dashboard()) to orient -> create_workspace(name, goal, reason) -> mount(workspace, slot, reason)
@@ -77,8 +80,11 @@ class GoldfishServer(MCPServer):
         await self._ready()
         try:
             return await super().call_tool(name, arguments, context)
-        except UnexpectedToolError:
-            raise
+        except UnexpectedToolError as exc:
+            # A bug, not the caller's mistake: keep the traceback in the server log and tell the model
+            # what happened instead of the SDK's bare "Error executing tool X".
+            logger.error("Tool %r crashed", name, exc_info=exc.__cause__ or exc)
+            raise ToolError(describe_crash(name, exc.__cause__ or exc)) from exc
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
                 raise ToolError(describe_validation(name, exc.__cause__)) from exc.__cause__

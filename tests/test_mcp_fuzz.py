@@ -37,7 +37,8 @@ NASTY = [
 HUGE = "z" * 100_000
 # GOLDFISH_FUZZ_RANDOM=1 explores new examples on each run (read at import: fixtures strip GOLDFISH_*).
 DERANDOMIZE = os.environ.get("GOLDFISH_FUZZ_RANDOM") != "1"
-GENERIC_CRASH = re.compile(r"^Error executing tool \w+(: Error executing tool \w+)*$")
+# A crash: the SDK's bare message, or ours (mcp_server/arg_errors.describe_crash).
+GENERIC_CRASH = re.compile(r"^(Error executing tool \w+(: Error executing tool \w+)*|Internal error in \w+ .*)$", re.S)
 
 def _junk(real_ids: list[str]) -> st.SearchStrategy[Any]:
     """Bad values, plus names and ids that exist (so calls get past lookups into deeper code)."""

@@ -197,3 +197,20 @@ async def test_argument_errors_are_one_line_per_argument(tmp_path: Path) -> None
         unknown = await client.call_tool("statsu", {})
         assert unknown.is_error and 'Did you mean "status"?' in unknown.content[0].text
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_crash_is_reported_as_a_bug_not_a_bare_error(tmp_path: Path) -> None:
+    server, _ctx = build_server(start=tmp_path)
+    server.wait_registered()
+
+    @server.tool(name="crash_for_test")
+    def crash_for_test() -> dict[str, int]:
+        """A tool added by this test that always divides by zero."""
+        return {"x": 1 // 0}
+
+    async with Client(server) as client:
+        res = await client.call_tool("crash_for_test", {})
+        text = res.content[0].text
+        assert res.is_error and text.startswith("Internal error in crash_for_test (ZeroDivisionError")
+        assert "Goldfish bug" in text and "Fix:" in text
+        assert not (await client.call_tool("goldfish_version", {})).is_error
