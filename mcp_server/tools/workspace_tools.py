@@ -88,7 +88,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         """
         return ctx.project().workspaces.hibernate(slot, reason)
 
-    @server.tool(annotations=_ann("Save version"))
+    @server.tool(annotations=_ann("Save version", idempotent=True))  # unchanged files: the same version again
     @guarded
     def save_version(
         slot: SlotOrName,
