@@ -111,7 +111,11 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
             list[Literal["pipeline"]] | None, Field(max_length=5, description="Extra sections: 'pipeline' adds pipeline.yaml.")
         ] = None,
     ) -> InspectWorkspaceResult:
-        """A workspace's goal, lineage (parent, forks), visible versions and tags."""
+        """A workspace's goal, lineage (parent, forks), visible versions and tags.
+
+        Use to pick a version to diff against, roll back to or fork from (create_workspace with
+        from_version), or to see how workspaces branched from each other.
+        """
         return ctx.project().workspaces.inspect(name, version_limit, version_offset, list(include or []))
 
     @server.tool(annotations=_ann("Diff", read_only=True, idempotent=True))
