@@ -271,7 +271,7 @@ def test_anthropic_review_through_the_runner_sees_the_diff(tmp_path: Path, monke
         wait_terminal(project, second.pipeline_run_id)
     doc = project.runs.get(second.stage_runs[0].stage_run_id)
     assert (doc["state"], doc["cause"]) == ("failed", "review_blocked")
-    assert doc["svs"]["review"]["provider"] == "anthropic (claude-sonnet-4-5)"
+    assert doc["svs"]["review"]["provider"] == "anthropic (claude-sonnet-4-6)"
     assert "acc is a constant" in doc["error"]
     prompt = fake.requests[-1]["body"]["messages"][0]["content"]
     assert f"diff against {first_id}" in prompt and '+log_metric("acc", 0.8)' in prompt
