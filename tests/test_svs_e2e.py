@@ -66,6 +66,9 @@ def test_review_blocks_then_skip_review_runs(tmp_path: Path, monkeypatch: pytest
     assert "get_output_path('out')" in typo["error"]
     shown = inspect_run(project, ids["typo"], include=["svs"]).svs or {}
     assert shown["review"]["findings"][0]["check"] == "unknown_signal"
+    review = run_svs_findings(project, ids["typo"]).review  # get_run_svs_findings reads the stored review
+    assert review is not None and (review.verdict, review.provider) == ("blocked", "rules")
+    assert review.findings[0].check == "unknown_signal"
 
     # blocked runs do not hold the gate; skip_review runs them and records the bypass
     again = project.runs.run("w1", reason=REASON, results_spec=SPEC, skip_review=True)
@@ -75,7 +78,8 @@ def test_review_blocks_then_skip_review_runs(tmp_path: Path, monkeypatch: pytest
     assert flagged["state"] == "completed"
     assert flagged["svs"]["skip_review"] is True and flagged["svs"]["review"]["decision"] == "skipped"
     assert (typo["state"], typo["cause"]) == ("failed", "exit_nonzero") and "outt" in typo["error"]
-    assert run_svs_findings(project, ids["flagged"]).skip_review is True
+    bypassed = run_svs_findings(project, ids["flagged"])
+    assert bypassed.skip_review is True and bypassed.review is not None and bypassed.review.skipped
 
 
 # --------------------------------------------------------------------------- monitor
