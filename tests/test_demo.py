@@ -95,6 +95,9 @@ def test_outputs_follow_their_schemas(demo: tuple[Path, Any]) -> None:
     assert table[0] == "digit,precision,recall,support" and len(table) == 11
     findings = [f for f in runs["preprocess"]["svs"]["post"]["findings"] if f.get("source") == "contract"]
     assert findings == []
+    # preprocess feeds train: the primary metric comes later, so no "never logged" warning for it
+    post_checks = [f.get("check") for f in runs["preprocess"]["svs"]["post"]["findings"]]
+    assert "primary_metric_missing" not in post_checks
 
 
 def test_broken_variant_is_blocked_by_the_review(demo: tuple[Path, Any]) -> None:

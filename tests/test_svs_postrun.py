@@ -131,6 +131,11 @@ def test_primary_metric_never_logged(tmp_path: Path) -> None:
     [finding] = result.findings
     assert finding.check == "primary_metric_missing" and 'Did you mean "val/acc"' in finding.message
     assert result.ml_outcome_hint == "unknown" and not result.fail
+    # A stage that feeds a later stage of the same pipeline run (preprocess → train) is not expected
+    # to log the primary metric itself.
+    upstream = review(make_project(tmp_path / "again"), stage(tmp_path / "again", HEALTHY),
+                      results_spec={**SPEC, "primary_metric": "val/accuracy"}, feeds_later_stages=True)
+    assert upstream.findings == [] and upstream.ml_outcome_hint == "unknown"
 
 
 def test_unreadable_results_spec_is_a_warning(tmp_path: Path) -> None:

@@ -168,9 +168,12 @@ def post_run_review(
     results_spec: ResultsSpec | Mapping[str, Any] | None = None,
     metrics_summary: Mapping[str, Mapping[str, Any]] | None = None,
     outputs_dir: Path | None = None,
+    feeds_later_stages: bool = False,
 ) -> PostRunResult:
     """Review a stage that exited 0. ``metrics_summary``: ``{name: {"last": value, ...}}`` when the
-    runner already ingested the metrics (else metrics.jsonl is read). Never raises for SVS content."""
+    runner already ingested the metrics (else metrics.jsonl is read). ``feeds_later_stages``: a stage
+    of the same pipeline run consumes this one's outputs, so the primary metric may come from it and
+    its absence here is not worth a warning. Never raises for SVS content."""
     svs = project.config.svs
     outputs = Path(outputs_dir) if outputs_dir is not None else Path(run_dir) / "outputs"
     stats_doc = _read_json(outputs / ".goldfish" / "svs_stats.json").get("stats")
@@ -201,7 +204,8 @@ def post_run_review(
             last, seen_names = _last_values(outputs, {spec.primary_metric})
             value, names = last.get(spec.primary_metric), names | seen_names
         hint = ml_outcome_hint(spec, value)
-        findings += _results_findings(spec, value, names, stage)
+        if value is not None or not feeds_later_stages:
+            findings += _results_findings(spec, value, names, stage)
     result = PostRunResult(
         fail=bool(fail_reasons), findings=findings, ml_outcome_hint=hint, stats=stats,
         primary_metric=spec.primary_metric if spec else None, primary_value=value,

@@ -127,7 +127,8 @@ def monitor(ctx: Any) -> dict[str, Any] | None:
 def post_run(ctx: Any) -> dict[str, Any]:
     run = ctx.run
     result = post_run_review(ctx.project, run_dir=Path(ctx.run_dir), stage=run.get("stage") or "?",
-                             results_spec=run.get("results_spec"), metrics_summary=ctx.metrics_summary)
+                             results_spec=run.get("results_spec"), metrics_summary=ctx.metrics_summary,
+                             feeds_later_stages=_feeds_later_stages(ctx.project, run))
     # The runner already stores the SDK's own findings; return only what this review added.
     sdk = {(f.get("source"), f.get("check"), f.get("signal")) for f in ctx.findings or [] if isinstance(f, dict)}
     added = [f for f in result.findings if (f.source, f.check, f.signal) not in sdk]
@@ -140,6 +141,20 @@ def post_run(ctx: Any) -> dict[str, Any]:
                     "primary_value": result.primary_value, "ai_summary": result.ai_summary,
                     "ai_ml_outcome_hint": result.ai_ml_outcome_hint},
     }
+
+
+def _feeds_later_stages(project: Any, run: dict[str, Any]) -> bool:
+    """Whether another stage run of the same pipeline run depends on this run's stage."""
+    prun_id, stage, ws = run.get("pipeline_run_id"), run.get("stage"), run.get("workspace")
+    if not (prun_id and stage and ws):
+        return False
+    prun = project.store.table("pipeline_runs", f"ws/{ws}").get_doc(prun_id) or {}
+    runs = project.store.table("runs", f"ws/{ws}")
+    for other_id in (prun.get("stage_runs") or {}).values():
+        other = runs.get_doc(other_id) or {}
+        if stage in (other.get("depends_on") or []):
+            return True
+    return False
 
 
 def failed(ctx: Any) -> dict[str, Any] | None:
