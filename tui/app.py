@@ -157,7 +157,9 @@ class GoldfishApp(App[int]):
         while time.monotonic() < deadline:
             busy = [w for w in self.workers if w.group != "watch" and not w.is_finished]
             if busy:
-                await self.workers.wait_for_complete(busy)
+                # A superseded (cancelled) or failed worker is not an error here: failures reach
+                # handle_worker_state like any other; settle only waits for quiet.
+                await asyncio.gather(*(w.wait() for w in busy), return_exceptions=True)
                 continue
             await asyncio.sleep(0.02)
             pumps = [self, *self.screen_stack]

@@ -104,14 +104,14 @@ class FinalizeForm(ModalScreen["FinalizeResult | None"]):
                 yield Label("primary_metric")
                 yield Input(d["primary_metric"], id="primary_metric")
                 yield Label("direction")
-                yield Select([(v, v) for v in DIRECTIONS], value=d["direction"] or Select.BLANK, id="direction")
+                yield Select([(v, v) for v in DIRECTIONS], value=d["direction"] or Select.NULL, id="direction")
                 yield Label("value")
                 yield Input(d["value"], id="value", placeholder="number")
                 yield Label("dataset_split")
-                yield Select([(v, v) for v in DATASET_SPLITS], value=d["dataset_split"] or Select.BLANK,
+                yield Select([(v, v) for v in DATASET_SPLITS], value=d["dataset_split"] or Select.NULL,
                              id="dataset_split")
                 yield Label("ml_outcome")
-                yield Select([(v, v) for v in ML_OUTCOMES], value=d["ml_outcome"] or Select.BLANK, id="ml_outcome")
+                yield Select([(v, v) for v in ML_OUTCOMES], value=d["ml_outcome"] or Select.NULL, id="ml_outcome")
                 yield Label("notes")
                 yield Input(d["notes"], id="notes", placeholder="what happened and why (15+ characters)")
                 yield Label("unit (optional)")
@@ -135,7 +135,7 @@ class FinalizeForm(ModalScreen["FinalizeResult | None"]):
         out: dict[str, Any] = {}
         for name in SELECT_FIELDS:
             value = self.query_one(f"#{name}", Select).value
-            if value is not Select.BLANK and value is not None:
+            if value is not Select.NULL and value is not None:
                 out[name] = value
         for name in TEXT_FIELDS:
             text = self.query_one(f"#{name}", Input).value
