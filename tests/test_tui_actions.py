@@ -249,3 +249,23 @@ async def test_approve_reject_and_archive_patterns_with_a_reason(fx: TuiFixture)
     ops = {ev["op"]: ev for ev in project.store.tail_events("audit", 10, lambda ev: ev["op"].startswith("pattern_"))}
     assert set(ops) == {"pattern_approved", "pattern_rejected", "pattern_archived"}
     assert ops["pattern_rejected"]["reason"] == reject_reason and ops["pattern_rejected"]["source"] == "tui"
+
+
+def test_headless_text_and_fail_on_alerts_on_a_project_with_real_runs(fx: TuiFixture) -> None:
+    """`goldfish tui --headless` on the real runs: every section, the crash as an alert, exit code 1
+    with --fail-on-alerts (errors and warnings count)."""
+    import subprocess
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "goldfish", "tui", "--project", str(fx.root), "--headless",
+                               *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    done = cli("--text")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for needle in ("Slots", "Active runs", "Awaiting finalization", "Alerts", "SVS findings", "Audit and thoughts",
+                   fx.ids["sleeper"], fx.ids["crash"], "exit_nonzero", "review_blocked", "loss_plateau"):
+        assert needle in out, needle
+    assert "goldfish tui:" not in out  # no load failed
+    failing = cli("--fail-on-alerts")
+    assert failing.returncode == 1, (failing.stdout, failing.stderr)

@@ -112,6 +112,7 @@ def finalize_report(result: FinalizeResult) -> list[str]:
     else:
         lines.append("No warnings.")
     remaining = result.unfinalized_remaining
+    lines.append("")
     lines.append(f"Still unfinalized here: {', '.join(remaining[:5])}{' …' if len(remaining) > 5 else ''}"
                  if remaining else "The finalization gate of this workspace is clear.")
     return lines

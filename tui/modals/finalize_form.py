@@ -75,11 +75,11 @@ class FinalizeForm(ModalScreen["FinalizeResult | None"]):
     FinalizeForm > Vertical { width: 96; height: auto; max-height: 95%; border: thick $accent;
                               background: $panel; padding: 1 2; }
     FinalizeForm .title { text-style: bold; }
-    FinalizeForm Grid { grid-size: 2; grid-columns: 18 1fr; grid-rows: auto; height: auto; grid-gutter: 0 1; }
-    FinalizeForm Grid Label { padding: 1 0 0 0; }
+    FinalizeForm Grid { grid-size: 2; grid-columns: 18 1fr; grid-rows: auto; height: auto; grid-gutter: 1 1;
+                        margin-top: 1; }
     FinalizeForm #errors { color: $error; height: auto; margin-top: 1; }
     FinalizeForm #ok-note { color: $success; height: auto; margin-top: 1; }
-    FinalizeForm Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    FinalizeForm #buttons { height: auto; margin-top: 1; align-horizontal: right; }
     FinalizeForm Button { margin-left: 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Close")]
@@ -102,27 +102,29 @@ class FinalizeForm(ModalScreen["FinalizeResult | None"]):
             yield Static(goal, classes="hint")
             with Grid():
                 yield Label("primary_metric")
-                yield Input(d["primary_metric"], id="primary_metric")
+                yield Input(d["primary_metric"], id="primary_metric", compact=True)
                 yield Label("direction")
-                yield Select([(v, v) for v in DIRECTIONS], value=d["direction"] or Select.NULL, id="direction")
+                yield Select([(v, v) for v in DIRECTIONS], value=d["direction"] or Select.NULL, id="direction",
+                             compact=True)
                 yield Label("value")
-                yield Input(d["value"], id="value", placeholder="number")
+                yield Input(d["value"], id="value", placeholder="number", compact=True)
                 yield Label("dataset_split")
                 yield Select([(v, v) for v in DATASET_SPLITS], value=d["dataset_split"] or Select.NULL,
-                             id="dataset_split")
+                             id="dataset_split", compact=True)
                 yield Label("ml_outcome")
-                yield Select([(v, v) for v in ML_OUTCOMES], value=d["ml_outcome"] or Select.NULL, id="ml_outcome")
+                yield Select([(v, v) for v in ML_OUTCOMES], value=d["ml_outcome"] or Select.NULL, id="ml_outcome",
+                             compact=True)
                 yield Label("notes")
-                yield Input(d["notes"], id="notes", placeholder="what happened and why (15+ characters)")
+                yield Input(d["notes"], id="notes", placeholder="what happened and why (15+ characters)", compact=True)
                 yield Label("unit (optional)")
-                yield Input(d["unit"], id="unit")
+                yield Input(d["unit"], id="unit", compact=True)
                 yield Label("step (optional)")
-                yield Input(d["step"], id="step", placeholder="integer ≥ 0")
+                yield Input(d["step"], id="step", placeholder="integer ≥ 0", compact=True)
                 yield Label("epoch (optional)")
-                yield Input(d["epoch"], id="epoch", placeholder="integer ≥ 0")
+                yield Input(d["epoch"], id="epoch", placeholder="integer ≥ 0", compact=True)
             yield Static("", id="errors")
             yield Static("", id="ok-note")
-            with Horizontal():
+            with Horizontal(id="buttons"):
                 yield Button("Back", id="back")
                 yield Button("Finalize", id="ok", variant="success", disabled=True)
 
@@ -226,7 +228,7 @@ class FinalizeDone(ModalScreen[None]):
                               background: $panel; padding: 1 2; }
     FinalizeDone .title { text-style: bold; margin-bottom: 1; }
     FinalizeDone VerticalScroll { height: auto; max-height: 30; }
-    FinalizeDone Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    FinalizeDone #buttons { height: auto; margin-top: 1; align-horizontal: right; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close")]
 
@@ -241,7 +243,7 @@ class FinalizeDone(ModalScreen[None]):
             yield Label("Finalized", classes="title")
             with VerticalScroll():
                 yield Static("\n".join(finalize_report(self.result)), id="report")
-            with Horizontal():
+            with Horizontal(id="buttons"):
                 yield Button("Close", id="close", variant="primary")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
