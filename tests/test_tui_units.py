@@ -52,6 +52,40 @@ async def test_sync_touches_only_what_changed() -> None:
         await pilot.pause()
 
 
+class TallTableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        table = KeyedTable(id="t")
+        table.set_columns([("a", "a", 6), ("b", "b", 10)])
+        yield table
+
+
+def _line(t: KeyedTable, y: int) -> str:
+    return "".join(seg.text for seg in t.render_line(y))
+
+
+async def test_changed_cells_repaint_only_their_rows() -> None:
+    """A changed cell invalidates its own row's cached render, not the table's (DataTable.update_cell
+    would re-render every visible row); what is painted is the new value, for few and many changes."""
+    app = TallTableApp()
+    async with app.run_test(size=(40, 200)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync({f"r{i}": (str(i), "old") for i in range(150)})
+        await pilot.pause()
+        assert "old" in _line(t, 4)
+        generation = t._update_count
+        keys = t._row_render_cache.keys()  # LRUCache is not iterable itself
+        cached = {k for k in keys if k[0] != "r3"}
+        stats = t.sync({f"r{i}": (str(i), "NEW" if i == 3 else "old") for i in range(150)})
+        await pilot.pause()
+        assert stats.updated_cells == 1 and t._update_count == generation
+        assert "NEW" in _line(t, 4) and "old" in _line(t, 3) and "old" in _line(t, 5)  # header is line 0
+        assert cached <= set(t._row_render_cache.keys())  # the other rows' renders were kept
+        t.sync({f"r{i}": (str(i), f"v{i}") for i in range(150)})  # many rows: one global invalidation
+        await pilot.pause()
+        assert [_line(t, y).split()[1] for y in (1, 4, 100)] == ["v0", "v3", "v99"]
+        assert t.get_cell("r3", "b") == "v3"
+
+
 def test_cell_cache_reuses_tuples_of_unchanged_items() -> None:
     cache = CellCache()
     built: list[str] = []
