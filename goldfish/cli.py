@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     s.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     s.add_argument("--port", type=int, default=8765, help="port for streamable-http (bound to 127.0.0.1)")
+    # Also accepted after the subcommand (`goldfish serve --project PATH`), as MCP client configs write it.
+    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
 
     s = sub.add_parser("tui", help="open the live dashboard (runs, findings, finalization queue)")
     s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")

@@ -76,6 +76,7 @@ class MountedWorkspace(BaseModel):
     slot: str
     workspace: str
     goal: str | None = Field(default=None, description="First 80 characters of the goal")
+    dirty: bool | None = Field(default=None, description="Unsaved edits in the slot (null: unknown)")
 
 
 class Alerts(BaseModel):
@@ -190,8 +191,10 @@ def dashboard(project: Project, *, mark_notified: bool = True) -> DashboardResul
     ]
     mounts = sorted(project.store.table("mounts").docs(), key=lambda d: d["id"])
     workspaces = {d["id"]: d for d in project.store.table("workspaces").iter_raw()}
+    dirty = {s.slot: s.dirty for s in project.workspaces.slot_status() if s.workspace}
     mounted = [MountedWorkspace(slot=m["id"], workspace=m["workspace"],
-                                goal=(str(workspaces.get(m["workspace"], {}).get("goal") or "")[:80] or None))
+                                goal=(str(workspaces.get(m["workspace"], {}).get("goal") or "")[:80] or None),
+                                dirty=dirty.get(m["id"]))
                for m in mounts if m.get("workspace")]
     pending: dict[str, PendingFinalization] = {}
     for m in mounted:

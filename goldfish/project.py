@@ -156,10 +156,30 @@ class Project:
         return DirtyChecker(self)
 
     def reload_config(self) -> GoldfishConfig:
-        """Re-read goldfish.yaml; on error the running config stays and the error is raised."""
+        """Re-read goldfish.yaml; on error the running config stays and the error is raised.
+
+        Settings that decide where things live (dev repo, workspaces, object store, STATE.md) are
+        fixed for the life of the process: services and the store already point there.
+        """
         from goldfish.config import load_config
+        from goldfish.errors import ConfigError
 
         new = load_config(self.config_path)
+        moved = [
+            f"{key} ({old} -> {now})"
+            for key, old, now in (
+                ("dev_repo_path", self.dev_path, new.dev_repo(self.root)),
+                ("workspaces_dir", self.workspaces_dir, new.workspaces_root(self.root)),
+                ("storage.local.root", self.objects_dir, new.objects_root(self.root)),
+                ("state_md.path", self.state_md_path, new.state_md_path(self.root)),
+            )
+            if old != now
+        ]
+        if moved:
+            raise ConfigError(
+                f"goldfish.yaml moves {', '.join(moved)}; the running config was kept.",
+                fix="Restart the server (and the TUI) to use the new locations, after moving the files there.",
+            )
         self.config = new
         return new
 

@@ -2,7 +2,7 @@
 
 History, the finalization queue, the trend and comparisons all need "every record in creation
 order", "finalized runs, newest first" or "runs the gate counts". Each is one pass over the
-partition; the view keeps them, keyed on the identity of the stored tables (``StoreTable.raw()``
+partition; the view keeps them, keyed on the identity of the stored tables (``Table.raw()``
 returns the same object until a table changes), so repeated reads of an unchanged workspace cost
 only the page they return. Nothing here copies or mutates a stored document.
 """

@@ -18,7 +18,7 @@ from goldfish.source_models import ConsumerRef, ParentRef, RunRef, SourceLineage
 if TYPE_CHECKING:
     from goldfish.project import Project
     from goldfish.sources import Sources
-    from goldfish.store import StoreTable, Transaction
+    from goldfish.store import Table, Transaction
 
 CONSUMERS = "source_consumers"
 SOURCE_KINDS = ("source", "override_source")
@@ -60,7 +60,7 @@ def _run(project: Project, run_id: str | None) -> tuple[str | None, dict[str, An
     return workspace, project.store.table("runs", ws_partition(workspace)).get_doc(run_id)
 
 
-def _workspace_runs(project: Project, tx: Transaction | None = None) -> Iterator[tuple[str, StoreTable]]:
+def _workspace_runs(project: Project, tx: Transaction | None = None) -> Iterator[tuple[str, Table]]:
     for partition in project.store.partitions("ws"):
         workspace = partition.split("/", 1)[1]
         table = tx.table("runs", partition) if tx is not None else project.store.table("runs", partition)

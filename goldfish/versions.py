@@ -19,7 +19,7 @@ from goldfish import names
 from goldfish.devrepo import DevRepo, RefJournal, RefOp
 from goldfish.errors import Conflict, InvalidInput, NotFound
 from goldfish.gitcmd import GitError
-from goldfish.store import StoreTable, Transaction
+from goldfish.store import Table, Transaction
 from goldfish.timefmt import age, now_iso
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Versions:
     def repo(self) -> DevRepo:
         return self.project.dev_repo
 
-    def _table(self, name: str, workspace: str, tx: Transaction | None) -> StoreTable:
+    def _table(self, name: str, workspace: str, tx: Transaction | None) -> Table:
         if tx is not None:
             return tx.table(name, partition(workspace))
         return self.project.store.table(name, partition(workspace))

@@ -45,6 +45,7 @@ WORKER = """
             mine = counters.get_doc(me) or {"n": 0}
             counters.put(me, {"n": mine["n"] + 1})
             tx.table("docs", "ws/shared").add({"worker": me, "i": i})
+            tx.table("runs", "ws/shared").add({"worker": me, "i": i}, doc_id=f"{me}-{i:03d}")
             tx.append_event("audit", {"worker": me, "i": i})
 """
 
@@ -70,6 +71,9 @@ def test_four_processes_250_transactions_each(tmp_path: Path) -> None:
     events, _ = store.read_events("audit")
     assert len(events) == 1000
     assert len({(e["worker"], e["i"]) for e in events}) == 1000
+    runs = store.table("runs", "ws/shared")  # a sharded table: 1,000 documents over 4 shard files
+    assert runs.count_raw() == 1000 and len({d["id"] for d in runs.iter_raw()}) == 1000
+    assert len(list((root / "ws").glob("shared.runs.*.json"))) == 4
 
 
 CRASHER = """
@@ -84,7 +88,7 @@ CRASHER = """
         with store.transaction() as tx:
             tx.table("state", "project").put("a", {"seq": seq, "pad": "x" * 2000})
             tx.table("state", "ws/one").put("b", {"seq": seq})
-            tx.table("log", "ws/two").add({"seq": seq}, doc_id=f"{seq:08d}")
+            tx.table("runs", "ws/two").add({"seq": seq}, doc_id=f"{seq:08d}")  # sharded: head + shard files
             tx.append_event("seqs", {"seq": seq})
 """
 
@@ -94,7 +98,7 @@ def _check_consistent(root: Path) -> int:
     with store.transaction() as tx:  # taking the lock rolls any interrupted commit forward
         a = tx.table("state", "project").get_doc("a")
         b = tx.table("state", "ws/one").get_doc("b")
-        logged = sorted(d["seq"] for d in tx.table("log", "ws/two").docs())
+        logged = sorted(d["seq"] for d in tx.table("runs", "ws/two").docs())
     events, _ = store.read_events("seqs")
     if a is None:
         assert b is None and not logged and not events

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import threading
@@ -33,12 +34,19 @@ from filelock import FileLock, Timeout
 
 from goldfish.errors import StoreError
 from goldfish.fsutil import atomic_write, fsync_dir
+from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
 
-__all__ = ["STORE_SCHEMA_VERSION", "Doc", "Store", "StoreTable", "Transaction"]
+__all__ = [
+    "DEFAULT_SHARDING", "STORE_SCHEMA_VERSION", "Doc", "ShardedTable", "Store", "StoreTable", "Table", "Transaction",
+]
 
-STORE_SCHEMA_VERSION = 1
-_PARTITION_RE = re.compile(r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?", re.ASCII)
+STORE_SCHEMA_VERSION = 2
+# Tables that grow with every run are split into shards of this many documents (see _sharded.py).
+DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024}
+_PARTITION_RE = re.compile(
+    r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4})?", re.ASCII
+)
 _LOG_RE = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 _INTENT = "intent.json"
 _VERSION_FILE = "STORE_VERSION.json"
@@ -71,6 +79,8 @@ class Store:
         self._local = threading.local()
         self._filelock = FileLock(str(self.root / ".lock"), timeout=lock_timeout, thread_local=False)
         self._swept = False
+        self.sharding: dict[str, int] = {}
+        self._views: dict[tuple[str, str], tuple[list[Any], MergedView]] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "events").mkdir(exist_ok=True)
         self._check_version()
@@ -126,6 +136,10 @@ class Store:
                 raw = f.read()
         except FileNotFoundError:
             return _EMPTY
+        # A big partition is hundreds of thousands of small objects: the cyclic GC would scan them
+        # all several times during the parse (3/4 of its cost), and none of them can form cycles.
+        enabled = gc.isenabled()
+        gc.disable()
         try:
             tables = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError as exc:
@@ -133,21 +147,51 @@ class Store:
                 f"Store partition {path} is not valid JSON ({exc}).",
                 fix=f"Restore it from {self.root.parent / 'backups'} or move it aside.",
             ) from exc
+        finally:
+            if enabled:
+                gc.enable()
         snap = _Snapshot(tables, ident)
         with self._cache_lock:
             self._cache[partition] = snap
         return snap
 
-    def table(self, name: str, partition: str = "project") -> StoreTable:
-        """A lock-free, read-only view of one table as of the last whole file written."""
-        return make_table(PartitionStorage(self._load(partition).tables, writable=False), name)
+    def table(self, name: str, partition: str = "project") -> Table:
+        """A lock-free, read-only view of one table as of the last whole file written.
+
+        Sharded tables come back as a :class:`ShardedTable` with the same read API."""
+        head = PartitionStorage(self._load(partition).tables, writable=False)
+        size = self.sharding.get(name)
+        if size is None:
+            return make_table(head, name)
+
+        def shard(number: int) -> StoreTable:
+            data = self._load(shard_partition(partition, name, number)).tables
+            return make_table(PartitionStorage(data, writable=False), name)
+
+        def view(parts: list[Any]) -> MergedView:
+            return self._merged_view(partition, name, parts)
+
+        return ShardedTable(name, size, head, shard, view)
+
+    def _merged_view(self, partition: str, name: str, parts: list[Any]) -> MergedView:
+        """The same MergedView object while neither the directory nor any shard changed."""
+        key = (partition, name)
+        with self._cache_lock:
+            cached = self._views.get(key)
+            if cached is not None and len(cached[0]) == len(parts) and all(
+                a is b for a, b in zip(cached[0], parts, strict=True)
+            ):
+                return cached[1]
+            view = MergedView(parts[0], parts[1:])
+            self._views[key] = (parts, view)  # holding the parts keeps their identities from being reused
+            return view
 
     def partitions(self, prefix: str) -> list[str]:
-        """Partition names under ``prefix`` (e.g. ``"ws"`` → ``["ws/a", "ws/b"]``)."""
+        """Partition names under ``prefix`` (e.g. ``"ws"`` → ``["ws/a", "ws/b"]``); shards excluded."""
         folder = self.root / prefix
         if not folder.is_dir():
             return []
-        return sorted(f"{prefix}/{p.stem}" for p in folder.glob("*.json"))
+        return sorted(f"{prefix}/{p.stem}" for p in folder.glob("*.json") if "." not in p.stem)
 
     # --------------------------------------------------------- transactions
     @contextmanager
@@ -234,26 +278,61 @@ class Store:
         return out
 
     # -------------------------------------------------------------- recovery
-    def _check_version(self) -> None:
+    def _read_stamp(self) -> dict[str, Any] | None:
         path = self.root / _VERSION_FILE
-        if path.exists():
-            try:
-                stamp = orjson.loads(path.read_bytes())
-            except orjson.JSONDecodeError as exc:
-                raise StoreError(f"{path} is corrupt.", fix="Restore it from a backup.") from exc
-            found = int(stamp.get("schema", 0))
-            if found > STORE_SCHEMA_VERSION:
-                raise StoreError(
-                    f"This store was written by a newer Goldfish (store schema {found}, "
-                    f"this Goldfish understands {STORE_SCHEMA_VERSION}; written by {stamp.get('written_by')}).",
-                    fix="Upgrade goldfish (pip install -U goldfish-ml) before opening this project.",
-                )
-            return
+        if not path.exists():
+            return None
+        try:
+            stamp = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise StoreError(f"{path} is corrupt.", fix="Restore it from a backup.") from exc
+        found = int(stamp.get("schema", 0))
+        if found > STORE_SCHEMA_VERSION:
+            raise StoreError(
+                f"This store was written by a newer Goldfish (store schema {found}, "
+                f"this Goldfish understands {STORE_SCHEMA_VERSION}; written by {stamp.get('written_by')}).",
+                fix="Upgrade goldfish (pip install -U goldfish-ml) before opening this project.",
+            )
+        return dict(stamp)
+
+    def _write_stamp(self) -> None:
         from goldfish import __version__
 
+        atomic_write(self.root / _VERSION_FILE, orjson.dumps(
+            {"schema": STORE_SCHEMA_VERSION, "written_by": __version__, "sharding": self.sharding}
+        ))
+
+    def _check_version(self) -> None:
+        stamp = self._read_stamp()
+        if stamp is not None and int(stamp.get("schema", 0)) == STORE_SCHEMA_VERSION:
+            self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
+            return
         with self.lock():
-            if not path.exists():
-                atomic_write(path, orjson.dumps({"schema": STORE_SCHEMA_VERSION, "written_by": __version__}))
+            stamp = self._read_stamp()
+            if stamp is None:
+                self.sharding = dict(DEFAULT_SHARDING)
+                self._write_stamp()
+            elif int(stamp.get("schema", 0)) < STORE_SCHEMA_VERSION:
+                self._migrate_to_shards()
+            else:
+                self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
+
+    def _migrate_to_shards(self) -> None:
+        """Schema 1 → 2: move the growing tables out of their head partitions into shards."""
+        self.sharding = dict(DEFAULT_SHARDING)
+        heads = ["project", *self.partitions("ws")] if (self.root / "project.json").exists() else self.partitions("ws")
+        with self.transaction() as tx:
+            for partition in heads:
+                storage = tx._storage(partition)
+                for name in list(storage.tables):
+                    if name not in self.sharding:
+                        continue
+                    docs = storage.tables.pop(name)
+                    storage.dirty = True
+                    table = tx.table(name, partition)
+                    for doc_id, doc in docs.items():
+                        table.put(doc_id, doc)
+        self._write_stamp()
 
     def _recover(self) -> None:
         """Roll forward an interrupted multi-file commit; drop orphaned temp files. Lock held."""
@@ -323,12 +402,23 @@ class Transaction:
         self._events: dict[str, list[str]] = {}
         self._after_commit: list[Any] = []
 
-    def table(self, name: str, partition: str = "project") -> StoreTable:
+    def _storage(self, partition: str) -> PartitionStorage:
         storage = self._parts.get(partition)
         if storage is None:
+            self.store._path(partition)
             storage = PartitionStorage(self.store._load(partition).tables, writable=True)
             self._parts[partition] = storage
-        return make_table(storage, name)
+        return storage
+
+    def table(self, name: str, partition: str = "project") -> Table:
+        size = self.store.sharding.get(name)
+        if size is None:
+            return make_table(self._storage(partition), name)
+
+        def shard(number: int) -> StoreTable:
+            return make_table(self._storage(shard_partition(partition, name, number)), name)
+
+        return ShardedTable(name, size, self._storage(partition), shard)
 
     def append_event(self, log: str, event: dict[str, Any]) -> None:
         self.store._log_path(log)

@@ -1,27 +1,31 @@
 """Tool modules. Each has ``register(server, ctx)``; every module is listed here explicitly so a
-tool can never be missing because its module was not imported."""
+tool can never be missing because its module was not imported.
+
+They are imported by ``register_all`` (not at package import): ``goldfish serve`` registers them on a
+background thread while it answers ``initialize`` (see ``mcp_server/server.py``).
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server.context import ServerContext
-from mcp_server.tools import (
-    dashboard_tools,
-    journal_tools,
-    project_tools,
-    record_tools,
-    run_tools,
-    source_tools,
-    svs_tools,
-    workspace_tools,
-)
 
 MODULES = [
-    project_tools, workspace_tools, journal_tools, run_tools, record_tools, source_tools, svs_tools, dashboard_tools,
+    "project_tools",
+    "workspace_tools",
+    "journal_tools",
+    "run_tools",
+    "record_tools",
+    "source_tools",
+    "svs_tools",
+    "dashboard_tools",
+    "config_tools",
 ]
 
 
 def register_all(server: MCPServer, ctx: ServerContext) -> None:
-    for module in MODULES:
-        module.register(server, ctx)
+    for name in MODULES:
+        importlib.import_module(f"mcp_server.tools.{name}").register(server, ctx)

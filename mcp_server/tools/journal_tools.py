@@ -9,6 +9,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from goldfish.journal import AuditLogResult, ThoughtResult, ThoughtsResult
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 SlotOrName = Annotated[str, Field(min_length=1, max_length=64, description="A workspace name or a slot (e.g. w1).")]
@@ -41,8 +42,12 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         limit: Annotated[int, Field(ge=1, le=500, description="Thoughts per page, newest first.")] = 50,
         offset: Annotated[int, Field(ge=0, description="Thoughts to skip, for paging.")] = 0,
     ) -> ThoughtsResult:
-        """The thoughts logged for a workspace, newest first."""
-        return ctx.project().journal.thoughts(workspace, limit, offset)
+        """The thoughts logged for a workspace (log_thought), newest first.
+
+        Use after losing context to recover why earlier decisions were made, before planning the
+        next experiment in that workspace.
+        """
+        return fit_page(ctx.project().journal.thoughts(workspace, limit, offset), "thoughts")
 
     @server.tool(annotations=ToolAnnotations(title="Audit log", read_only_hint=True, open_world_hint=False))
     @guarded
@@ -51,5 +56,9 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         workspace: Annotated[str | None, Field(max_length=64, description="Only this workspace (or slot).")] = None,
         offset: Annotated[int, Field(ge=0, description="Entries to skip, for paging.")] = 0,
     ) -> AuditLogResult:
-        """Every change made through Goldfish (who, what, when, why), newest first."""
-        return ctx.project().journal.audit_log(limit, workspace, offset)
+        """Every change made through Goldfish (who, what, when, why), newest first.
+
+        Use to reconstruct what happened to a workspace (mounts, versions, runs, deletions) or to
+        check who changed something (source: mcp, tui, cli).
+        """
+        return fit_page(ctx.project().journal.audit_log(limit, workspace, offset), "entries")

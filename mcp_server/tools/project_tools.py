@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -100,6 +102,18 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         Use only when status() says the project is not initialized. Safe to repeat: an already
         initialized project is left unchanged.
         """
-        result = init_project(project_root, project_name)
+        root = Path(project_root).expanduser()
+        if not root.is_absolute():
+            raise ToolError(
+                f"project_root must be an absolute path, got {project_root!r}. "
+                "Fix: pass the full path of the ML project directory, e.g. /home/me/my-project."
+            )
+        open_project = ctx.try_open()
+        if open_project is not None and open_project.root != root.resolve():
+            raise ToolError(
+                f"This server already serves the project at {open_project.root}; it serves one project. "
+                f"Fix: run `goldfish init {root}` in a shell and start a server there (`goldfish serve --project {root}`)."
+            )
+        result = init_project(root, project_name)
         ctx.set_project(Project.open(result.project_root, source="mcp"))
         return result

@@ -21,11 +21,31 @@ from goldfish.record_models import (
     TagResult,
     UnfinalizedResult,
 )
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 Workspace = Annotated[str, Field(min_length=1, max_length=64, description="Workspace name, or a slot (w1) holding it")]
 Ref = Annotated[str, Field(min_length=1, max_length=80, description=(
     "Record id (26-character ULID from list_history), stage run id (stage-1a2b3c4d), or @tag (needs workspace)"))]
+
+
+AWAITING_SHOWN = 10
+
+
+class UnfinalizedPage(UnfinalizedResult):
+    offset: int = Field(default=0, description="Runs skipped")
+    has_more: bool = Field(default=False, description="More runs follow; raise offset to page")
+
+
+class ExperimentContextView(ExperimentContext):
+    awaiting_total: int = Field(description=(
+        f"Runs awaiting finalization in all (awaiting_finalization lists the oldest {AWAITING_SHOWN})"))
+
+
+class LineagePage(LineageResult):
+    total: int = Field(default=0, description="Consumers (downstream) or producers (upstream) in all")
+    offset: int = Field(default=0, description="Entries skipped")
+    has_more: bool = Field(default=False, description="More entries follow; raise offset to page")
 
 
 def _read(title: str) -> ToolAnnotations:
@@ -68,7 +88,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         record_type: Annotated[Literal["run", "checkpoint"] | None, Field(
             description="Only runs, or only checkpoints (save_version)")] = None,
         stage: Annotated[str | None, Field(max_length=64, description="Only records of this stage")] = None,
-        tagged: Annotated[bool | str | None, Field(
+        tagged: Annotated[bool | Annotated[str, Field(max_length=64)] | None, Field(
             description="true: only tagged records; false: only untagged; a tag name: records with that tag")] = None,
         metric: Annotated[str | None, Field(max_length=256, description="Only records whose primary metric is this")] = None,
         min_value: Annotated[float | None, Field(description="Only records whose primary metric value is >= this")] = None,
@@ -89,10 +109,10 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         Page with limit/offset (total and has_more tell how many match). Follow up with
         inspect_record(record_id) for results and comparisons.
         """
-        return ctx.project().records.list_history(
+        return fit_page(ctx.project().records.list_history(
             workspace, record_type=record_type, stage=stage, tagged=tagged, metric=metric, min_value=min_value,
             experiment_group=experiment_group, sort_by=sort_by, desc=desc, include_pruned=include_pruned,
-            finalized_only=finalized_only, limit=limit, offset=offset)
+            finalized_only=finalized_only, limit=limit, offset=offset), "records")
 
     @server.tool(annotations=_read("Inspect an experiment record"))
     @guarded
@@ -129,24 +149,35 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
 
     @server.tool(annotations=_read("List runs awaiting finalization"))
     @guarded
-    def list_unfinalized_runs(workspace: Workspace) -> UnfinalizedResult:
+    def list_unfinalized_runs(
+        workspace: Workspace,
+        limit: Annotated[int, Field(ge=1, le=200, description="Page size (1-200), oldest first")] = 50,
+        offset: Annotated[int, Field(ge=0, le=1_000_000, description="Runs to skip")] = 0,
+    ) -> UnfinalizedPage:
         """Runs that block run() in this workspace until finalized (completed, crashed or preempted,
         not yet finalized), oldest first, each with its auto results and the finalize_run call to
         make (check the value and outcome, write your notes). Canceled, blocked and skipped runs
-        never block.
+        never block. count is the total; page with limit/offset while has_more.
         """
-        return ctx.project().records.list_unfinalized_runs(workspace)
+        full = ctx.project().records.list_unfinalized_runs(workspace)
+        page = full.runs[offset:offset + limit]
+        return fit_page(UnfinalizedPage(**{**full.model_dump(), "runs": page}, offset=offset,
+                                        has_more=offset + len(page) < full.count), "runs")
 
     @server.tool(annotations=_read("Experiment context"))
     @guarded
-    def get_experiment_context(workspace: Workspace) -> ExperimentContext:
+    def get_experiment_context(workspace: Workspace) -> ExperimentContextView:
         """Where a workspace stands: current best (most recent finalized best/best-* tag), runs
-        awaiting finalization, the last 10 finalized results, and regression alerts (a recent
-        result worse than the best by more than that run's own results_spec tolerance).
+        awaiting finalization (the oldest 10; list_unfinalized_runs pages them all), the last 10
+        finalized results, and regression alerts (a recent result worse than the best by more
+        than that run's own results_spec tolerance).
 
         Call when resuming work on a workspace, before planning the next run.
         """
-        return ctx.project().records.get_experiment_context(workspace)
+        context = ctx.project().records.get_experiment_context(workspace)
+        waiting = context.awaiting_finalization
+        return ExperimentContextView(**{**context.model_dump(), "awaiting_finalization": waiting[:AWAITING_SHOWN]},
+                                     awaiting_total=len(waiting))
 
     @server.tool(annotations=_read("Debug info for a record"))
     @guarded
@@ -170,14 +201,21 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         direction: Annotated[Literal["downstream", "upstream"], Field(description=(
             "downstream: runs that consumed this run's outputs; upstream: runs and sources this run read"))]
             = "downstream",
-    ) -> LineageResult:
+        limit: Annotated[int, Field(ge=1, le=500, description="Consumers/producers per page")] = 100,
+        offset: Annotated[int, Field(ge=0, le=1_000_000, description="Entries to skip")] = 0,
+    ) -> LineagePage:
         """Data dependencies of a stage run.
 
         downstream lists consumers {run_id, stage, reason, signal_consumed, state, age}; upstream
         lists producers {run_id, stage, signal_produced} and sources/paths, plus the workspace's
         fork origin. Use to see which results depend on a run before reusing or discarding it.
         """
-        return ctx.project().records.get_lineage(run_id, direction)
+        full = ctx.project().records.get_lineage(run_id, direction)
+        field = "consumers" if direction == "downstream" else "producers"
+        rows = getattr(full, field) or []
+        page = rows[offset:offset + limit]
+        return fit_page(LineagePage(**{**full.model_dump(), field: page}, total=len(rows), offset=offset,
+                                    has_more=offset + len(page) < len(rows)), field)
 
     @server.tool(annotations=_write("Save a results_spec for a stage", idempotent=True))
     @guarded

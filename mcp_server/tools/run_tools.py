@@ -17,6 +17,7 @@ from goldfish.runstate import TERMINAL
 from goldfish.runs import CancelResult, DryRunResult, GateInfo, RunResult, StageRunInfo
 from mcp_server.context import ServerContext, guarded, tool_errors
 
+StageName = Annotated[str, Field(max_length=64)]
 RunId = Annotated[str, Field(min_length=1, max_length=64, description="Stage run id, e.g. stage-1a2b3c4d")]
 WAIT_POLL = 0.5
 
@@ -60,8 +61,9 @@ def _from_dry(result: DryRunResult) -> RunToolResult:
 
 
 def register(server: MCPServer, ctx: ServerContext) -> None:
+    # open world: the pre-run review may call the Anthropic API, and the gce backend launches cloud VMs.
     @server.tool(annotations=ToolAnnotations(title="Run stages", read_only_hint=False, destructive_hint=False,
-                                             idempotent_hint=False, open_world_hint=False))
+                                             idempotent_hint=False, open_world_hint=True))
     @guarded
     async def run(
         workspace: Annotated[str, Field(min_length=1, max_length=64, description="Slot (w1) or mounted workspace name")],
@@ -69,10 +71,12 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
             "REQUIRED (except dry_run; or saved before with save_results_spec for the stage): primary_metric, direction (maximize|minimize), min_value, goal_value, "
             "dataset_split (train|val|test|other), tolerance, context (>=15 chars); optional secondary_metrics, "
             "baseline_run, failure_threshold, known_caveats"))] = None,
-        reason: Annotated[str | dict[str, Any] | None, Field(description=(
+        reason: Annotated[Annotated[str, Field(max_length=4000)] | dict[str, Any] | None, Field(description=(
             "Why (>=15 chars), or {description, hypothesis, approach, min_result, goal}"))] = None,
-        stages: Annotated[list[str] | None, Field(description="Stages to run (default: all, in DAG order)")] = None,
-        pipeline: Annotated[str | None, Field(description="pipelines/<name>.yaml instead of pipeline.yaml")] = None,
+        stages: Annotated[list[StageName] | None, Field(max_length=100, description=(
+            "Stages to run (default: all, in DAG order)"))] = None,
+        pipeline: Annotated[str | None, Field(max_length=64, description=(
+            "pipelines/<name>.yaml instead of pipeline.yaml"))] = None,
         config_override: Annotated[dict[str, Any] | None, Field(description=(
             "Config values: flat for one stage, or keyed by stage name"))] = None,
         inputs_override: Annotated[dict[str, Any] | None, Field(description=(
@@ -124,7 +128,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     @guarded
     def inspect_run(
         run_id: RunId,
-        include: Annotated[list[Section] | None, Field(description=(
+        include: Annotated[list[Section] | None, Field(max_length=10, description=(
             "Sections: dashboard, metadata, thoughts (default), manifest, provenance, svs, attempt"))] = None,
     ) -> InspectRunResult:
         """Infra detail of a stage run: live dashboard (state, elapsed, heartbeat, metrics), metadata,
@@ -137,7 +141,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     def logs(
         run_id: RunId,
         tail: Annotated[int, Field(ge=1, le=10000, description="Lines from the end (first call)")] = 200,
-        since: Annotated[str | None, Field(description="Only lines stamped at/after this ISO time")] = None,
+        since: Annotated[str | None, Field(max_length=40, description="Only lines stamped at/after this ISO time")] = None,
         follow: Annotated[bool, Field(description="Streaming intent: pass the returned cursor back")] = False,
         cursor: Annotated[int | None, Field(ge=0, description="Byte offset from a previous call: only newer lines")] = None,
     ) -> LogsResult:
@@ -153,7 +157,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     @guarded
     def cancel(
         run_id: Annotated[str, Field(min_length=1, max_length=64, description="Stage run id, or prun-… for every stage")],
-        reason: Annotated[str, Field(description="Why (>=15 chars)")],
+        reason: Annotated[str, Field(max_length=4000, description="Why (>=15 chars)")],
     ) -> CancelResult:
         """Stop a stage run (or a whole pipeline run) in any non-terminal state.
 
@@ -166,7 +170,8 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     @guarded
     def get_metric_history(
         run_id: RunId,
-        names: Annotated[list[str] | None, Field(description="Metric names (default: all, up to 20)")] = None,
+        names: Annotated[list[Annotated[str, Field(max_length=256)]] | None, Field(max_length=100, description=(
+            "Metric names (default: all, up to 20)"))] = None,
         max_points: Annotated[int, Field(ge=2, le=5000, description="Points per metric (LTTB downsampling)")] = 500,
         step_range: Annotated[list[int] | None, Field(min_length=2, max_length=2,
                                                       description="[first_step, last_step]")] = None,

@@ -10,6 +10,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from goldfish.source_models import ManageSourcesResult, PromoteResult, RegisterSourceResult
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -127,10 +128,10 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         - delete: DESTRUCTIVE for the registry entry (the data file itself is never touched); refused
           while a run that reads the source has not finished.
         """
-        return ctx.project().sources.manage_sources(
+        return fit_page(ctx.project().sources.manage_sources(
             action, name=name, status=status, created_by=created_by, metadata=metadata, reason=reason,
             limit=limit, offset=offset,
-        )
+        ), "sources")
 
     @server.tool(
         annotations=ToolAnnotations(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from goldfish.errors import InvalidInput
 from goldfish.svs.patterns import FailurePattern, LibrarianReport
 from goldfish.svs.run_findings import RunSvsFindings, run_svs_findings
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 
@@ -19,25 +20,31 @@ class ManagePatternsResult(BaseModel):
     message: str = Field(description="What happened, in one sentence")
     patterns: list[FailurePattern] | None = Field(default=None, description="list: this page of patterns")
     total: int | None = Field(default=None, description="list: patterns matching the filters")
+    has_more: bool | None = Field(default=None, description="list: more patterns follow; raise offset to page")
     pattern: FailurePattern | None = Field(default=None, description="get/approve/reject/archive: the pattern")
     review: LibrarianReport | None = Field(default=None, description="review: the librarian's proposals")
 
 
 def register(server: MCPServer, ctx: ServerContext) -> None:
+    # open world: action='review' asks the Anthropic API when svs.agent_provider is anthropic.
     @server.tool(annotations=ToolAnnotations(title="Manage failure patterns", read_only_hint=False,
-                                             destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+                                             destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     @guarded
     def manage_patterns(
         action: Annotated[Literal["list", "get", "approve", "reject", "archive", "review"], Field(
             description="list, get, approve, reject (needs reason), archive, or review (librarian over pending ones)")],
-        pattern_id: Annotated[str | None, Field(description="fp-xxxxxxxx; needed by get/approve/reject/archive")] = None,
-        stage_type: Annotated[str | None, Field(description="list: only patterns first seen in this stage")] = None,
-        status: Annotated[str | None, Field(description="list: pending, approved, rejected or archived")] = None,
-        severity: Annotated[str | None, Field(description="list: critical, high, medium or low")] = None,
+        pattern_id: Annotated[str | None, Field(max_length=32, description=(
+            "fp-xxxxxxxx; needed by get/approve/reject/archive"))] = None,
+        stage_type: Annotated[str | None, Field(max_length=64, description=(
+            "list: only patterns first seen in this stage"))] = None,
+        # Plain strings, checked by the service case-insensitively (CRITICAL and critical both work).
+        status: Annotated[str | None, Field(max_length=16, description=(
+            "list: pending, approved, rejected or archived"))] = None,
+        severity: Annotated[str | None, Field(max_length=16, description="list: critical, high, medium or low")] = None,
         reason: Annotated[str | None, Field(max_length=2000, description="Why (required for reject, ≥15 chars)")] = None,
         dry_run: Annotated[bool, Field(description="review: only propose (default); false applies the proposals")] = True,
         limit: Annotated[int, Field(ge=1, le=500, description="list: page size")] = 50,
-        offset: Annotated[int, Field(ge=0, description="list: items to skip")] = 0,
+        offset: Annotated[int, Field(ge=0, le=1_000_000, description="list: items to skip")] = 0,
     ) -> ManagePatternsResult:
         """Curate the failure-pattern knowledge base learned from failed runs.
 
@@ -50,8 +57,9 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         patterns = ctx.project().patterns
         if action == "list":
             page, total = patterns.list(status=status, stage=stage_type, severity=severity, limit=limit, offset=offset)
-            return ManagePatternsResult(action=action, patterns=page, total=total,
-                                        message=f"{len(page)} of {total} pattern(s).")
+            return fit_page(ManagePatternsResult(action=action, patterns=page, total=total,
+                                                 has_more=offset + len(page) < total,
+                                                 message=f"{len(page)} of {total} pattern(s)."), "patterns")
         if action == "review":
             report = patterns.review(dry_run=dry_run)
             verb = "Proposed" if dry_run else "Applied"
@@ -75,7 +83,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
                                              open_world_hint=False))
     @guarded
     def get_run_svs_findings(
-        stage_run_id: Annotated[str, Field(description="Stage run id, stage-xxxxxxxx")],
+        stage_run_id: Annotated[str, Field(max_length=64, description="Stage run id, stage-xxxxxxxx")],
     ) -> RunSvsFindings:
         """Everything SVS recorded about one stage run: preflight errors/warnings, the pre-run review
         (verdict, provider, findings, or that skip_review bypassed it), during-run monitor findings,

@@ -20,6 +20,7 @@ from goldfish.workspace_models import (
     RollbackResult,
     SaveVersionResult,
 )
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 Name = Annotated[str, Field(min_length=1, max_length=64, description="Workspace name (letters, digits, _ or -).")]
@@ -87,7 +88,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         """
         return ctx.project().workspaces.hibernate(slot, reason)
 
-    @server.tool(annotations=_ann("Save version"))
+    @server.tool(annotations=_ann("Save version", idempotent=True))  # unchanged files: the same version again
     @guarded
     def save_version(
         slot: SlotOrName,
@@ -107,10 +108,14 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         version_limit: Annotated[int, Field(ge=1, le=100, description="Versions per page (newest first).")] = 10,
         version_offset: Annotated[int, Field(ge=0, description="Versions to skip, for paging.")] = 0,
         include: Annotated[
-            list[Literal["pipeline"]] | None, Field(description="Extra sections: 'pipeline' adds pipeline.yaml.")
+            list[Literal["pipeline"]] | None, Field(max_length=5, description="Extra sections: 'pipeline' adds pipeline.yaml.")
         ] = None,
     ) -> InspectWorkspaceResult:
-        """A workspace's goal, lineage (parent, forks), visible versions and tags."""
+        """A workspace's goal, lineage (parent, forks), visible versions and tags.
+
+        Use to pick a version to diff against, roll back to or fork from (create_workspace with
+        from_version), or to see how workspaces branched from each other.
+        """
         return ctx.project().workspaces.inspect(name, version_limit, version_offset, list(include or []))
 
     @server.tool(annotations=_ann("Diff", read_only=True, idempotent=True))
@@ -170,7 +175,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         them (skipped_tagged). Pruning only hides a version from status, history and STATE.md;
         unprune brings it back, and version numbers are never reused.
         """
-        return ctx.project().versions.manage(
+        return fit_page(ctx.project().versions.manage(
             workspace, action, version=version, tag=tag, reason=reason, from_version=from_version,
             to_version=to_version, limit=limit, offset=offset, include_pruned=include_pruned,
-        )
+        ), "versions")
