@@ -130,6 +130,23 @@ def test_text_rendering_lists_every_section(demo: Project) -> None:
         assert needle in text, needle
 
 
+def test_regression_alerts_are_the_experiment_contexts(tmp_path: Path) -> None:
+    """Tagging the finalized baseline best, then finalizing a worse run (beyond its tolerance), raises
+    the context's regression alert on the dashboard, with get_experiment_context's own message."""
+    project = build(tmp_path)
+    assert not any(a.kind == "regression" for a in load_dashboard(project, NOW).alerts)
+    project.records.tag_record("stage-0000a005", "best")
+    project.records.finalize_run("stage-0000a002", {
+        "primary_metric": "val_acc", "direction": "maximize", "value": 0.75, "dataset_split": "val",
+        "ml_outcome": "partial", "notes": "Worse than the baseline: the wider LSTM overfits."})
+    context = project.records.get_experiment_context("sentiment")
+    [expected] = context.regression_alerts
+    alerts = [a for a in load_dashboard(project, NOW).alerts if a.kind == "regression"]
+    assert [(a.key, a.run_id, a.severity, a.message) for a in alerts] == [
+        ("regression:stage-0000a002", "stage-0000a002", "warning", expected.message)]
+    assert "beyond its tolerance 0.005" in expected.message
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "goldfish", *args], capture_output=True, text=True, cwd=REPO,
                           timeout=120)

@@ -40,6 +40,11 @@ def ws_partition(workspace: str) -> str:
     return f"ws/{workspace}"
 
 
+def live_workspaces(project: Project) -> list[str]:
+    """Workspaces the services accept (a row, not deleted)."""
+    return sorted(d["id"] for d in project.store.table("workspaces").iter_raw() if not d.get("deleted_at"))
+
+
 def workspace_names(project: Project) -> list[str]:
     """Workspaces with a row or a partition (a partition may exist before its row is visible)."""
     names = {d["id"] for d in project.store.table("workspaces").iter_raw() if not d.get("deleted_at")}
@@ -219,7 +224,7 @@ def load_active(project: Project, now: float) -> tuple[ActiveRunView, ...]:
 def load_contexts(project: Project, workspaces: Iterable[str]) -> dict[str, ExperimentContext]:
     """``get_experiment_context`` of each live workspace: its finalization queue, current best and
     regression alerts, exactly as the agent gets them."""
-    live = {d["id"] for d in project.store.table("workspaces").iter_raw() if not d.get("deleted_at")}
+    live = set(live_workspaces(project))
     return {ws: project.records.get_experiment_context(ws) for ws in workspaces if ws in live}
 
 

@@ -1,4 +1,4 @@
-"""Sources (the data registry) and failure patterns, read from the project partition."""
+"""Sources (the data registry, read from the project partition) and failure patterns (``project.patterns``)."""
 
 from __future__ import annotations
 

@@ -168,9 +168,9 @@ class HistoryScreen(LiveScreen):
 
     @work(thread=True, exclusive=True, group="history-ws", name="workspace list", exit_on_error=False)
     def _next_workspace(self) -> None:
-        from tui.data import workspace_names
+        from tui.data import live_workspaces
 
-        names = workspace_names(self.project)
+        names = live_workspaces(self.project)
         if names:
             current = self.query_state.workspace
             nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
