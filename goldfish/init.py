@@ -79,7 +79,7 @@ def init_project(path: Path | str, name: str | None = None) -> InitResult:
     except InvalidInput as exc:
         raise InvalidInput(
             f"{project_name!r} cannot be a project name: {exc.message}",
-            fix="Pass --name NAME (letters, digits, '_' or '-').",
+            fix="Choose a name of letters, digits, '_' or '-' (CLI: --name NAME; initialize_project: project_name).",
         ) from exc
 
     config_path = root / CONFIG_FILE

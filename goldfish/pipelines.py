@@ -154,7 +154,9 @@ class InputSignal(_Signal):
         if self.type is None and self.dataset is not None:
             self.type = "dataset"
         self._check_kind(self.type)
-        if self.format is None:
+        # A dataset input without a format reads in its source's registered format (npy, npz, csv,
+        # file), resolved at run time; every other input defaults to its type.
+        if self.format is None and self.type != "dataset":
             self.format = self.type
         return self
 

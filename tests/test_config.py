@@ -79,7 +79,7 @@ def test_minimal_file_gives_documented_defaults() -> None:
     assert s.ai_during_run_log_filters == [".*"]
     assert (s.ai_during_run_log_max_lines, s.ai_during_run_log_max_bytes) == (200, 16384)
     assert (s.ai_during_run_log_file_max_bytes, s.ai_during_run_summary_max_chars) == (10_000_000, 1200)
-    assert (s.agent_provider, s.agent_model, s.agent_fallback_model) == ("rules", "claude-sonnet-4-5", None)
+    assert (s.agent_provider, s.agent_model, s.agent_fallback_model) == ("rules", "claude-sonnet-4-6", None)
     assert (s.agent_timeout, s.agent_max_turns, s.rate_limit_per_hour) == (60, 3, 60)
     assert (c.metrics.backend, c.metrics.wandb.project) == ("jsonl", None)
     k = c.docker

@@ -33,6 +33,21 @@ def _tree(root: Path) -> dict[str, str]:
     return out
 
 
+async def _settled(*roots: Path) -> tuple[dict[str, str], ...]:
+    """Snapshot once the server's slot watcher has recorded the edits (two equal reads 0.3 s apart):
+    its bookkeeping is not the tool's doing."""
+    import asyncio
+
+    previous = tuple(_tree(r) for r in roots)
+    for _ in range(50):
+        await asyncio.sleep(0.3)
+        current = tuple(_tree(r) for r in roots)
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
 class Env:
     def __init__(self, client: Client, root: Path):
         self.client = client
@@ -91,7 +106,7 @@ async def test_every_problem_at_once_and_nothing_written(tmp_path: Path) -> None
         env.write("configs/train.yaml", "compute:\n  profile: local\nlearnig_rate: 0.01\nbatchsize: 32\nepochs: 3\n")
         env.write("configs/trian.yaml", "compute:\n  profil: local\n")
         env.write("configs/eval.yaml", "lr: [1, 2\n")
-        before = _tree(env.root), _tree(env.root.parent / "proj-dev")
+        before = await _settled(env.root, env.root.parent / "proj-dev")
         res = await env.call("validate_config", workspace="w1")
         sc = res.structured_content
         assert sc["valid"] is False

@@ -45,7 +45,7 @@ def test_seed_pipeline_parses_with_defaults_resolved() -> None:
     assert p.name == "pipeline" and p.description == ""
     assert p.stage_names == ["preprocess", "train", "evaluate"]
     raw = p.stage("preprocess").inputs["raw_data"]
-    assert (raw.type, raw.dataset, raw.from_stage, raw.format) == ("dataset", "sales_v1", None, "dataset")
+    assert (raw.type, raw.dataset, raw.from_stage, raw.format) == ("dataset", "sales_v1", None, None)  # source decides
     assert isinstance(raw.contract, TabularSchema) and raw.contract.columns == ["price", "volume"]
     features = p.stage("preprocess").outputs["features"]
     assert isinstance(features.contract, TensorSchema) and features.contract.shape == [None, 768]

@@ -33,8 +33,11 @@ TRAIN = '''
 import json, os, time
 from pathlib import Path
 import numpy as np
+from goldfish.io import load_input
 cfg = json.loads(os.environ["GOLDFISH_STAGE_CONFIG"])
-x = np.load(cfg["inputs"]["data"]["location"])
+# No format in pipeline.yaml: a dataset input reads in its source's registered format (npy here).
+assert cfg["inputs"]["data"]["format"] == "npy", cfg["inputs"]["data"]
+x = load_input("data")
 time.sleep(float(cfg.get("sleep", 0)))
 (Path(os.environ["GOLDFISH_OUTPUTS_DIR"]) / "model").write_text(json.dumps({"sum": float(x.sum())}))
 '''

@@ -66,6 +66,9 @@ def test_review_blocks_then_skip_review_runs(tmp_path: Path, monkeypatch: pytest
     assert "get_output_path('out')" in typo["error"]
     shown = inspect_run(project, ids["typo"], include=["svs"]).svs or {}
     assert shown["review"]["findings"][0]["check"] == "unknown_signal"
+    review = run_svs_findings(project, ids["typo"]).review  # get_run_svs_findings reads the stored review
+    assert review is not None and (review.verdict, review.provider) == ("blocked", "rules")
+    assert review.findings[0].check == "unknown_signal"
 
     # blocked runs do not hold the gate; skip_review runs them and records the bypass
     again = project.runs.run("w1", reason=REASON, results_spec=SPEC, skip_review=True)
@@ -75,7 +78,8 @@ def test_review_blocks_then_skip_review_runs(tmp_path: Path, monkeypatch: pytest
     assert flagged["state"] == "completed"
     assert flagged["svs"]["skip_review"] is True and flagged["svs"]["review"]["decision"] == "skipped"
     assert (typo["state"], typo["cause"]) == ("failed", "exit_nonzero") and "outt" in typo["error"]
-    assert run_svs_findings(project, ids["flagged"]).skip_review is True
+    bypassed = run_svs_findings(project, ids["flagged"])
+    assert bypassed.skip_review is True and bypassed.review is not None and bypassed.review.skipped
 
 
 # --------------------------------------------------------------------------- monitor
@@ -271,7 +275,7 @@ def test_anthropic_review_through_the_runner_sees_the_diff(tmp_path: Path, monke
         wait_terminal(project, second.pipeline_run_id)
     doc = project.runs.get(second.stage_runs[0].stage_run_id)
     assert (doc["state"], doc["cause"]) == ("failed", "review_blocked")
-    assert doc["svs"]["review"]["provider"] == "anthropic (claude-sonnet-4-5)"
+    assert doc["svs"]["review"]["provider"] == "anthropic (claude-sonnet-4-6)"
     assert "acc is a constant" in doc["error"]
     prompt = fake.requests[-1]["body"]["messages"][0]["content"]
     assert f"diff against {first_id}" in prompt and '+log_metric("acc", 0.8)' in prompt

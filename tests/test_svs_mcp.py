@@ -25,7 +25,9 @@ def _seed(tmp_path: Path) -> Path:
     project = make_project(tmp_path)
     finding = Finding(source="monitor", check="loss_spike", severity="warning", stage="train", message="spike",
                       signal="train/loss")
-    review = {"verdict": "warned", "provider": "rules", "findings": [
+    # The shape the runner stores (goldfish.run_hooks.ReviewResult + "at"), not the tool's view of it.
+    review = {"decision": "warned", "summary": "1 warning", "provider": "rules", "at": "2026-01-01T00:00:00Z",
+              "findings": [
         {"source": "rules", "check": "unpinned_requirement", "severity": "warning", "message": "numpy unpinned"}]}
     with project.store.transaction() as tx:
         tx.table("patterns").add({
@@ -76,7 +78,7 @@ async def test_svs_tools_over_stdio(tmp_path: Path) -> None:
         found = await client.call_tool("get_run_svs_findings", {"stage_run_id": RUN})
         assert not found.is_error, found.content
         sc = found.structured_content
-        assert sc["workspace"] == "w" and sc["review"]["verdict"] == "warned"
+        assert sc["workspace"] == "w" and sc["review"]["verdict"] == "warned" and sc["review"]["text"] == "1 warning"
         assert sc["preflight"]["warnings"][0]["message"] == "no contract"
         assert [f["check"] for f in sc["during_run"]] == ["loss_spike"]
         assert [f["check"] for f in sc["output_findings"]] == ["constant_output"]

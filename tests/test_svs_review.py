@@ -84,7 +84,7 @@ def test_anthropic_approve(tmp_path: Path) -> None:
         result = _review(tmp_path, GOOD_TRAIN, project, diff="--- a/modules/train.py\n+++ b/...\n+lr = 0.2",
                          overrides={"config_override": {"lr": 0.2}}, reason={"description": "try a higher lr"},
                          inputs={"features": {"kind": "stage", "run_id": "stage-0000aaaa"}}, workspace="w")
-    assert result.verdict == "approved" and result.provider == "anthropic" and result.model == "claude-sonnet-4-5"
+    assert result.verdict == "approved" and result.provider == "anthropic" and result.model == "claude-sonnet-4-6"
     assert "Looks fine." in result.text
     [request] = fake.requests
     assert request["path"] == "/v1/messages" and _key(request) == "sk-test-key"
@@ -174,7 +174,7 @@ def test_anthropic_api_error_uses_fallback_model(tmp_path: Path) -> None:
         fake.reply_status(529)
         fake.reply_tool("submit_review", {"verdict": "approved", "findings": [], "summary": "ok"})
         result = _review(tmp_path, GOOD_TRAIN, _ai_project(tmp_path, fake.url, agent_fallback_model="claude-haiku-x"))
-    assert [r["body"]["model"] for r in fake.requests] == ["claude-sonnet-4-5", "claude-haiku-x"]
+    assert [r["body"]["model"] for r in fake.requests] == ["claude-sonnet-4-6", "claude-haiku-x"]
     assert result.verdict == "approved" and result.model == "claude-haiku-x"
 
 

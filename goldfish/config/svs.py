@@ -127,7 +127,7 @@ class SvsConfig(Section):
         ),
     )
     agent_model: str = Field(
-        default="claude-sonnet-4-5", min_length=1, description="Model the 'anthropic' provider uses."
+        default="claude-sonnet-4-6", min_length=1, description="Model the 'anthropic' provider uses."
     )
     agent_fallback_model: str | None = Field(
         default=None, description="Model tried when agent_model is unavailable or overloaded."

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from goldfish import names
 from goldfish.errors import NotFound
 from goldfish.issues import Issue
-from goldfish.svs.findings import Finding, ReviewResult, finding_from_sdk
+from goldfish.svs.findings import Finding, Provider, ReviewResult, Verdict, finding_from_sdk
 from goldfish.svs.patterns import FailurePattern
 
 if TYPE_CHECKING:
@@ -67,6 +67,27 @@ def _findings(items: Any) -> list[Finding]:
     return out
 
 
+_VERDICTS: dict[str, Verdict] = {"approved": "approved", "warned": "warned", "blocked": "blocked"}
+_PROVIDERS: dict[str, Provider] = {"rules": "rules", "anthropic": "anthropic", "null": "null"}
+
+
+def _review_view(stored: dict[str, Any]) -> ReviewResult:
+    """The runner stores the hook result ({decision, summary, provider, findings, at}); show it as a
+    ReviewResult. The provider may read "anthropic (claude-…)": split off the model."""
+    decision = str(stored.get("decision") or "approved")
+    provider, _, model = str(stored.get("provider") or "").partition(" (")
+    summary = str(stored.get("summary") or "")
+    if decision == "skipped":
+        return ReviewResult(verdict="approved", provider="null", text=summary, skipped=True, skip_reason=summary)
+    return ReviewResult(
+        verdict=_VERDICTS.get(decision, "approved"),
+        provider=_PROVIDERS.get(provider, "rules"),
+        model=model.rstrip(")") or None,
+        findings=_findings(stored.get("findings")),
+        text=summary,
+    )
+
+
 def locate_run(project: Project, run_id: str) -> tuple[str, dict[str, Any]]:
     """(workspace, run document) of a stage run, via the run_index."""
     rid = names.stage_run_id(run_id)
@@ -91,10 +112,7 @@ def run_svs_findings(project: Project, run_id: str) -> RunSvsFindings:
             {"errors": pre.get("errors") or [], "warnings": pre.get("warnings") or []})
     review = svs.get("review")
     if isinstance(review, dict):
-        try:
-            result.review = ReviewResult.model_validate(review)
-        except ValidationError:
-            result.review = None
+        result.review = _review_view(review)
     result.skip_review = bool(svs.get("skip_review") or doc.get("skip_review"))
     result.during_run = _findings(svs.get("during"))
     post = svs.get("post")
