@@ -6,10 +6,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from textual.widgets import Button, Input, Log
+from textual.widgets import Button, Input, Log, Static
 
-from tests.run_helpers import WRITE_OUTPUTS, create_workspace, file_stage, wait_state
-from tests.tui_helpers import SLEEPER, TuiFixture, _slot_env, module_fixture
+from tests.run_helpers import wait_state
+from tests.tui_helpers import TuiFixture, module_fixture, third_workspace, until
 from tui.app import GoldfishApp
 from tui.modals.confirm_cancel import ConfirmCancel
 from tui.modals.finalize_form import FinalizeForm
@@ -19,6 +19,7 @@ from tui.screens.history import HistoryScreen
 from tui.screens.patterns import PatternsScreen
 from tui.screens.run_detail import RunDetailScreen
 from tui.screens.sources import SourcesScreen
+from tui.viewmodels import HistoryQuery
 from tui.widgets.keyed_table import KeyedTable
 
 SIZE = (200, 60)
@@ -31,26 +32,6 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TuiFixture]:
 
 def app_for(fx: TuiFixture, **kw: object) -> GoldfishApp:
     return GoldfishApp(fx.open("tui"), live=False, **kw)  # type: ignore[arg-type]
-
-
-def third_workspace(fx: TuiFixture) -> None:
-    """Workspace ``third`` in w3 with a sleeping stage (nap) and a quick one (quick), created once."""
-    if fx.open("test").store.table("workspaces").has("third"):
-        return
-    create_workspace(fx.env, "third", slot="w3")
-    _slot_env(fx.env, "w3").write([file_stage("nap"), file_stage("quick")], {"nap": SLEEPER, "quick": WRITE_OUTPUTS},
-                                  configs={"quick": {"sleep": 1.5}})
-
-
-async def until(pilot, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    """Reload the screen until ``predicate()`` holds (state that other processes change)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        pilot.app.reload_screen()
-        await pilot.app.settle()
-        await pilot.pause(0.1)
 
 
 async def test_dashboard_shows_runs_in_every_state(fx: TuiFixture) -> None:
@@ -137,13 +118,27 @@ async def test_history_sort_filter_page_and_compare(fx: TuiFixture) -> None:
         assert hist.query_state.sort_by == "metric"
         assert hist.page.rows[0].stage == "train"  # the best acc first; runs without a value last
         await pilot.press("slash")
-        await pilot.press(*"vict")
+        await pilot.press(*"stage=victim")
         await app.settle()
-        assert [r.stage for r in hist.page.rows] == ["victim"]
+        assert [r.stage for r in hist.page.rows] == ["victim"] and hist.query_state.stage == "victim"
+        # A filter list_history would not understand is named, with every problem; the last good one stays.
+        box = hist.query_one("#filter", Input)
+        box.value = "stgae=train min=high"
+        await app.settle()
+        error = str(hist.query_one("#filter-error", Static).render())
+        assert "'stgae'" in error and "stage" in error and "min must be a number" in error
+        assert hist.query_state.stage == "victim" and [r.stage for r in hist.page.rows] == ["victim"]
         await pilot.press("escape")  # leaves the filter input
-        hist.query_one("#filter", Input).value = ""
+        box.value = ""
         await app.settle()
         assert hist.page.total == 4
+        assert hist.query_state == HistoryQuery(workspace="exp", sort_by="metric")  # every filter back to default
+        await pilot.press("F")  # finalized only: edits the filter line, which list_history applies
+        await app.settle()
+        assert box.value == "finalized" and hist.query_state.finalized_only and hist.page.total == 0
+        await pilot.press("F")
+        await app.settle()
+        assert box.value == "" and hist.page.total == 4
         table = hist.table
         table.focus()
         table.move_cursor(row=0)
@@ -290,7 +285,7 @@ async def test_cancel_from_the_dashboard_goes_through_the_runs_service(fx: TuiFi
 
 
 LIVE_SCRIPT = """
-import json, sys
+import sys
 from goldfish.project import Project
 from tests.run_helpers import SPEC
 project = Project.open(sys.argv[1], source="mcp")
@@ -299,16 +294,17 @@ started = project.runs.run("w3", reason="Another process: a quick run to watch l
 run_id = started.stage_runs[0].stage_run_id
 print(run_id, flush=True)
 project.runs.wait(started.pipeline_run_id, 60)
-if hasattr(project, "records"):
-    project.records.finalize_run(run_id, {"primary_metric": "acc", "direction": "maximize", "value": 0.9,
-                                          "dataset_split": "val", "ml_outcome": "success",
-                                          "notes": "Finalized by another process while the TUI watched."})
+sys.stdin.readline()  # the test has seen the run await finalization on screen
+project.records.finalize_run(run_id, {"primary_metric": "acc", "direction": "maximize", "value": 0.9,
+                                      "dataset_split": "val", "ml_outcome": "success",
+                                      "notes": "Finalized by another process while the TUI watched."})
 """
 
 
 async def test_changes_by_another_process_appear_within_a_second(fx: TuiFixture) -> None:
     """The dashboard is open (watchers on, the slow tick off) while another process runs a pipeline and
-    finalizes it: each change shows within 1 s of reaching the store, with no worker error."""
+    finalizes it: each change (started, awaiting finalization, finalized) shows within 1 s of reaching
+    the store, with no worker error."""
     import subprocess
     import sys
 
@@ -319,8 +315,9 @@ async def test_changes_by_another_process_appear_within_a_second(fx: TuiFixture)
         await app.settle()
         dash = app.screen
         assert isinstance(dash, DashboardScreen)
-        proc = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, str(fx.root)], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
+        proc = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, str(fx.root)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdin is not None
         run_id = proc.stdout.readline().strip()
         assert run_id.startswith("stage-"), run_id
 
@@ -330,18 +327,24 @@ async def test_changes_by_another_process_appear_within_a_second(fx: TuiFixture)
         def active() -> bool:
             return stored().get("state") in ("pending", "preparing", "launching", "running", "post_run")
 
+        def finalized_on_screen() -> bool:
+            view = dash.view
+            return (view is not None and run_id not in dash.table("queue").keys
+                    and any(e.op == "finalize_run" and e.workspace == "third" for e in view.audit))
+
         milestones = [
             ("active", active, lambda: run_id in dash.table("active").keys),
             ("awaiting finalization", lambda: stored().get("state") == "completed"
              and stored().get("results_status") != "finalized",
              lambda: run_id in dash.table("queue").keys and run_id not in dash.table("active").keys),
+            ("finalized", lambda: stored().get("results_status") == "finalized", finalized_on_screen),
         ]
-        if hasattr(reader, "records"):
-            milestones.append(("finalized", lambda: stored().get("results_status") == "finalized",
-                               lambda: run_id not in dash.table("queue").keys))
         lags = {}
         deadline = time.monotonic() + 60
         for name, in_store, on_screen in milestones:
+            if name == "finalized":
+                proc.stdin.write("go\n")  # let the other process finalize now that the queue showed the run
+                proc.stdin.flush()
             seen_store = seen_screen = None
             while seen_store is None or seen_screen is None:
                 now = time.monotonic()
@@ -352,6 +355,7 @@ async def test_changes_by_another_process_appear_within_a_second(fx: TuiFixture)
                     seen_screen = now
                 await pilot.pause(0.02)
             lags[name] = seen_screen - seen_store
+        proc.stdin.close()
         proc.wait(60)
         assert proc.returncode == 0
         print(f"live lags (s): {lags}")

@@ -103,6 +103,27 @@ def test_finalize_form(project: Project, snap_compare: Any) -> None:
                         run_before=steps("f", table="queue", key="stage-0000a002"))
 
 
+def test_approve_pattern_modal(project: Project, snap_compare: Any) -> None:
+    assert snap_compare(app(project), terminal_size=SIZE, run_before=steps("p", "a"))
+
+
+def test_finalize_report(tmp_path: Path, snap_compare: Any) -> None:
+    """The report after a real finalize_run: comparison with the earlier finalized run and a warning."""
+    fresh = build(tmp_path)
+
+    async def run(pilot: Any) -> None:
+        await steps("f", table="queue", key="stage-0000a002")(pilot)
+        form = pilot.app.screen
+        form.query_one("#value").value = "0.8"
+        form.query_one("#notes").value = "Wider LSTM: above min_value, still below the goal."
+        await pilot.pause()
+        form.query_one("#ok").press()
+        await pilot.app.settle()
+        await pilot.pause()
+
+    assert snap_compare(app(fresh), terminal_size=SIZE, run_before=run)
+
+
 def test_cancel_modal(project: Project, snap_compare: Any) -> None:
     assert snap_compare(app(project), terminal_size=SIZE, run_before=steps("c", table="active"))
 

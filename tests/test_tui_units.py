@@ -52,6 +52,40 @@ async def test_sync_touches_only_what_changed() -> None:
         await pilot.pause()
 
 
+class TallTableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        table = KeyedTable(id="t")
+        table.set_columns([("a", "a", 6), ("b", "b", 10)])
+        yield table
+
+
+def _line(t: KeyedTable, y: int) -> str:
+    return "".join(seg.text for seg in t.render_line(y))
+
+
+async def test_changed_cells_repaint_only_their_rows() -> None:
+    """A changed cell invalidates its own row's cached render, not the table's (DataTable.update_cell
+    would re-render every visible row); what is painted is the new value, for few and many changes."""
+    app = TallTableApp()
+    async with app.run_test(size=(40, 200)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync({f"r{i}": (str(i), "old") for i in range(150)})
+        await pilot.pause()
+        assert "old" in _line(t, 4)
+        generation = t._update_count
+        keys = t._row_render_cache.keys()  # LRUCache is not iterable itself
+        cached = {k for k in keys if k[0] != "r3"}
+        stats = t.sync({f"r{i}": (str(i), "NEW" if i == 3 else "old") for i in range(150)})
+        await pilot.pause()
+        assert stats.updated_cells == 1 and t._update_count == generation
+        assert "NEW" in _line(t, 4) and "old" in _line(t, 3) and "old" in _line(t, 5)  # header is line 0
+        assert cached <= set(t._row_render_cache.keys())  # the other rows' renders were kept
+        t.sync({f"r{i}": (str(i), f"v{i}") for i in range(150)})  # many rows: one global invalidation
+        await pilot.pause()
+        assert [_line(t, y).split()[1] for y in (1, 4, 100)] == ["v0", "v3", "v99"]
+        assert t.get_cell("r3", "b") == "v3"
+
+
 def test_cell_cache_reuses_tuples_of_unchanged_items() -> None:
     cache = CellCache()
     built: list[str] = []
@@ -94,6 +128,23 @@ def test_text_rendering_lists_every_section(demo: Project) -> None:
                    "w1    sentiment  v3       2 changed", "stage-0000a001", "59m55s", "loss_spike",
                    "review_blocked", "1 failure pattern(s) await review", "Width helped last time"):
         assert needle in text, needle
+
+
+def test_regression_alerts_are_the_experiment_contexts(tmp_path: Path) -> None:
+    """Tagging the finalized baseline best, then finalizing a worse run (beyond its tolerance), raises
+    the context's regression alert on the dashboard, with get_experiment_context's own message."""
+    project = build(tmp_path)
+    assert not any(a.kind == "regression" for a in load_dashboard(project, NOW).alerts)
+    project.records.tag_record("stage-0000a005", "best")
+    project.records.finalize_run("stage-0000a002", {
+        "primary_metric": "val_acc", "direction": "maximize", "value": 0.75, "dataset_split": "val",
+        "ml_outcome": "partial", "notes": "Worse than the baseline: the wider LSTM overfits."})
+    context = project.records.get_experiment_context("sentiment")
+    [expected] = context.regression_alerts
+    alerts = [a for a in load_dashboard(project, NOW).alerts if a.kind == "regression"]
+    assert [(a.key, a.run_id, a.severity, a.message) for a in alerts] == [
+        ("regression:stage-0000a002", "stage-0000a002", "warning", expected.message)]
+    assert "beyond its tolerance 0.005" in expected.message
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

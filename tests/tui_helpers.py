@@ -5,13 +5,17 @@ Workspace ``exp`` (slot w1) runs one pipeline of four independent stages:
   sleeper  keeps running (metrics, heartbeat, log) → active; a monitor hook adds one warning finding
   blocked  the pre-run review blocks it            → failed (review_blocked)
   victim   canceled through the runs service        → canceled
-Workspace ``other`` (slot w2) runs ``crash``, which raises   → failed (exit_nonzero), awaits finalization.
+Workspace ``other`` (slot w2) runs ``crash``, which raises   → failed (exit_nonzero), awaits finalization;
+  a pending failure pattern is learned from its log (``svs.auto_learn_failures``).
+Workspace ``third`` (slot w3, made on demand by ``third_workspace``) has ``nap`` (sleeps until
+stopped) and ``quick`` (completes after 1.5 s), for tests that start their own runs.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +82,8 @@ def _install_tui_hooks(site_dir: Path) -> None:
 def build(tmp: Path, mp: pytest.MonkeyPatch) -> TuiFixture:
     env = make_env(tmp, mp, hooks=True)
     _install_tui_hooks(tmp / "pythonpath")
-    env.configure(pre_run_review={"enabled": True}, jobs={"max_parallel_stages": 4, "heartbeat_grace_seconds": 120})
+    env.configure(pre_run_review={"enabled": True}, jobs={"max_parallel_stages": 4, "heartbeat_grace_seconds": 120},
+                  svs={"auto_learn_failures": True})
     env.write(
         [file_stage("train"), file_stage("sleeper"), file_stage("blocked"), file_stage("victim")],
         {"train": WRITE_OUTPUTS, "sleeper": SLEEPER, "blocked": WRITE_OUTPUTS, "victim": SLEEPER},
@@ -147,3 +152,23 @@ def module_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TuiFixt
 
 def run_states(project: Project, ids: dict[str, str]) -> dict[str, Any]:
     return {stage: project.runs.get(rid)["state"] for stage, rid in ids.items()}
+
+
+def third_workspace(fx: TuiFixture) -> None:
+    """Workspace ``third`` in w3 with a sleeping stage (nap) and a quick one (quick), created once."""
+    if fx.open("test").store.table("workspaces").has("third"):
+        return
+    create_workspace(fx.env, "third", slot="w3")
+    _slot_env(fx.env, "w3").write([file_stage("nap"), file_stage("quick")], {"nap": SLEEPER, "quick": WRITE_OUTPUTS},
+                                  configs={"quick": {"sleep": 1.5}})
+
+
+async def until(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Reload the screen until ``predicate()`` holds (state that other processes change)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        pilot.app.reload_screen()
+        await pilot.app.settle()
+        await pilot.pause(0.1)

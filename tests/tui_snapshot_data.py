@@ -14,6 +14,7 @@ from typing import Any
 
 from goldfish.init import init_project
 from goldfish.project import Project
+from goldfish.svs.patterns import FailurePattern
 
 NOW = 1_768_478_400.0  # 2026-01-15T12:00:00Z
 BASE = "2026-01-15T"
@@ -70,6 +71,23 @@ def _summary(last: float, lo: float, hi: float, count: int, trend: str) -> dict[
     return {"last": last, "min": lo, "max": hi, "count": count, "trend": trend, "last_step": count - 1,
             "updated_at": ts("11:59:58")}
 
+
+PATTERNS: dict[str, dict[str, Any]] = {
+    "fp-0000beef": {"status": "pending", "severity": "high", "stage": "evaluate",
+                    "signature": "KeyError: 'label' | df['label']",
+                    "symptom": "KeyError on a label column that was renamed upstream",
+                    "root_cause": "evaluate reads 'label' but preprocess writes 'target'",
+                    "detection": {"kind": "regex", "pattern": r"\[['\"]label['\"]\]"},
+                    "prevention": "Read column names from the input schema", "occurrence_count": 2,
+                    "created_at": ts("09:41:00"), "last_seen_at": ts("09:41:00"), "source_run_id": "stage-0000a003",
+                    "workspace": "sentiment"},
+    "fp-0000cafe": {"status": "approved", "severity": "medium", "stage": "train",
+                    "signature": "FloatingPointError: nan loss | loss.backward()",
+                    "symptom": "NaN loss after the learning rate warmup",
+                    "root_cause": "lr too high without gradient clipping", "prevention": "Clip gradients",
+                    "occurrence_count": 3, "created_at": ts("06:50:00"), "last_seen_at": ts("07:10:00"),
+                    "source_run_id": "stage-0000a005", "workspace": "sentiment"},
+}
 
 REVIEW_OK = {"decision": "approved", "summary": "rules review: no problems in modules/train.py", "findings": [],
              "provider": "rules", "at": ts("11:00:03")}
@@ -171,18 +189,9 @@ def build(root: Path) -> Project:
         tx.table("sources").add({"format": "csv", "location": "gs://demo-bucket/reviews/train.csv",
                                  "size_bytes": 52_428_800, "created_at": ts("06:10:00"), "created_by": "mcp",
                                  "description": "50k labelled product reviews"}, doc_id="reviews")
-        tx.table("patterns").add({"status": "pending", "severity": "high", "stage": "evaluate",
-                                  "symptom": "KeyError on a label column that was renamed upstream",
-                                  "root_cause": "evaluate reads 'label' but preprocess writes 'target'",
-                                  "prevention": "Read column names from the input schema", "occurrence_count": 2,
-                                  "last_seen_at": ts("09:41:00"), "source_run_id": "stage-0000a003"},
-                                 doc_id="fp-0000beef")
-        tx.table("patterns").add({"status": "approved", "severity": "medium", "stage": "train",
-                                  "symptom": "NaN loss after the learning rate warmup",
-                                  "root_cause": "lr too high without gradient clipping",
-                                  "prevention": "Clip gradients", "occurrence_count": 3,
-                                  "last_seen_at": ts("07:10:00"), "source_run_id": "stage-0000a005"},
-                                 doc_id="fp-0000cafe")
+        for pid, fields in PATTERNS.items():
+            tx.table("patterns").add(FailurePattern(id=pid, **fields).model_dump(mode="json", exclude={"id"}),
+                                     doc_id=pid)
         for t, op, src, ws, text, details in (
             ("10:59:00", "thought", "mcp", "sentiment", "Width helped last time; try 512 hidden with dropout", {}),
             ("11:00:00", "run", "mcp", "sentiment", "Try a wider LSTM with dropout", {"run_id": "prun-00000001"}),

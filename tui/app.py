@@ -2,9 +2,10 @@
 
 Threading model: the UI thread never touches the store or the disk. Every read runs in a
 ``@work(thread=True, exclusive=True, group=...)`` worker that posts a message with a view model
-back; every action runs in a thread worker that calls the service the MCP tool calls. Worker
-failures of every screen come to one handler (``handle_worker_state``): a notification and a log
-line, never a crash. Live updates: a ``watchfiles`` thread over the store directory posts
+back; every action runs in a thread worker, started by the modal that asked for it, that calls the
+service the MCP tool calls: a refusal is shown in that modal (which stays open), a success comes
+here as ``ActionDone``. Worker failures of every screen come to one handler
+(``handle_worker_state``): a notification and a log line, never a crash. Live updates: a ``watchfiles`` thread over the store directory posts
 ``StoreChanged`` (within ~0.1 s of a commit by any process), the slot watcher keeps dirty state
 current, and a slow tick (2 s) refreshes ages and heartbeats.
 """
@@ -122,16 +123,6 @@ class GoldfishApp(App[int]):
         self.reload_screen()
 
     # ------------------------------------------------------------------ actions
-    def perform(self, name: str, fn: Callable[..., str], *args: Any) -> Worker[str]:
-        """Run an action (a service call) in a thread; its summary comes back as ActionDone."""
-
-        def call() -> str:
-            message = fn(self.project, *args)
-            self.post_message(ActionDone(name, message))
-            return message
-
-        return self.run_worker(call, name=f"action {name}", group="actions", thread=True, exit_on_error=False)
-
     def on_action_done(self, event: ActionDone) -> None:
         self.actions_done.append(f"{event.action}: {event.message}")
         self.notify(event.message, title=event.action)
@@ -166,7 +157,9 @@ class GoldfishApp(App[int]):
         while time.monotonic() < deadline:
             busy = [w for w in self.workers if w.group != "watch" and not w.is_finished]
             if busy:
-                await self.workers.wait_for_complete(busy)
+                # A superseded (cancelled) or failed worker is not an error here: failures reach
+                # handle_worker_state like any other; settle only waits for quiet.
+                await asyncio.gather(*(w.wait() for w in busy), return_exceptions=True)
                 continue
             await asyncio.sleep(0.02)
             pumps = [self, *self.screen_stack]

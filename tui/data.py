@@ -27,9 +27,9 @@ from tui.viewmodels import (
 
 if TYPE_CHECKING:
     from goldfish.project import Project
+    from goldfish.record_models import ExperimentContext
 
 TERMINAL = frozenset({"completed", "failed", "terminated", "canceled", "skipped"})
-GATE_OUTCOMES = frozenset({"completed", "preempted", "crashed"})
 SPARK_POINTS = 24
 RECENT_TRANSITIONS = 200
 AUDIT_SHOWN = 14
@@ -38,6 +38,11 @@ FINDINGS_SHOWN = 30
 
 def ws_partition(workspace: str) -> str:
     return f"ws/{workspace}"
+
+
+def live_workspaces(project: Project) -> list[str]:
+    """Workspaces the services accept (a row, not deleted)."""
+    return sorted(d["id"] for d in project.store.table("workspaces").iter_raw() if not d.get("deleted_at"))
 
 
 def workspace_names(project: Project) -> list[str]:
@@ -74,12 +79,14 @@ def primary_metric(run: Mapping[str, Any]) -> str | None:
 
 
 def metric_value(run: Mapping[str, Any]) -> tuple[str | None, float | None]:
-    """(name, value) of the run's primary metric: final, else auto, else the live summary."""
-    name = primary_metric(run)
-    for key in ("results_final", "results_auto"):
-        res = run.get(key)
-        if isinstance(res, dict) and _finite(res.get("value")) is not None:
-            return res.get("primary_metric") or name, _finite(res.get("value"))
+    """(name, value) of the run's primary metric: final, else auto (``record_refs.primary_metric``,
+    what history shows the agent), else the live summary of a run still going."""
+    from goldfish.record_refs import primary_metric as recorded
+
+    pm = recorded(run)
+    if pm is not None and _finite(pm[1]) is not None:
+        return pm[0], pm[1]
+    name = primary_metric(run) or (pm[0] if pm else None)
     summary = run.get("metrics_summary") or {}
     if name is None and summary:
         name = min(summary, key=lambda n: (-int(summary[n].get("count") or 0), n))
@@ -214,23 +221,24 @@ def load_active(project: Project, now: float) -> tuple[ActiveRunView, ...]:
     return tuple(out)
 
 
-def unfinalized(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Runs that hold the finalization gate (DESIGN §4.7)."""
-    return [r for r in runs if r.get("infra_outcome") in GATE_OUTCOMES and r.get("results_status") != "finalized"]
+def load_contexts(project: Project, workspaces: Iterable[str]) -> dict[str, ExperimentContext]:
+    """``get_experiment_context`` of each live workspace: its finalization queue, current best and
+    regression alerts, exactly as the agent gets them."""
+    live = set(live_workspaces(project))
+    return {ws: project.records.get_experiment_context(ws) for ws in workspaces if ws in live}
 
 
-def load_queue(project: Project, workspaces: Iterable[str], now: float) -> tuple[QueueItem, ...]:
+def load_queue(contexts: Mapping[str, ExperimentContext], now: float) -> tuple[QueueItem, ...]:
+    """Runs that hold each workspace's finalization gate, oldest first (``awaiting_finalization``)."""
     out = []
-    for ws in workspaces:
-        pending = unfinalized(project.store.table("runs", ws_partition(ws)).iter_raw())
-        pending.sort(key=lambda r: (str(r.get("finished_at") or r.get("created_at") or ""), r["id"]))
-        for run in pending:
-            name, value = metric_value(run)
+    for ws, context in contexts.items():
+        for run in context.awaiting_finalization:
+            auto = run.results_auto or {}
             out.append(QueueItem(
-                key=str(run["id"]), run_id=str(run["id"]), record_id=run.get("record_id"), workspace=ws,
-                stage=str(run.get("stage") or ""), infra_outcome=str(run.get("infra_outcome")),
-                state=str(run.get("state")), metric_name=name, metric_value=value,
-                finished_age=_age(now, run.get("finished_at")),
+                key=run.stage_run_id, run_id=run.stage_run_id, record_id=run.record_id, workspace=ws,
+                stage=run.stage, infra_outcome=run.infra_outcome, state=run.state,
+                metric_name=auto.get("primary_metric"), metric_value=_finite(auto.get("value")),
+                finished_age=_age(now, run.finished_at),
             ))
     return tuple(out)
 
@@ -249,7 +257,7 @@ def _recent_runs(project: Project) -> list[dict[str, Any]]:
 
 
 def load_alerts(
-    project: Project, recent: list[dict[str, Any]], active: tuple[ActiveRunView, ...], workspaces: Iterable[str],
+    recent: list[dict[str, Any]], active: tuple[ActiveRunView, ...], contexts: Mapping[str, ExperimentContext],
     now: float, pending_patterns: int,
 ) -> tuple[AlertView, ...]:
     out: list[AlertView] = []
@@ -272,8 +280,8 @@ def load_alerts(
                 key=f"stalled:{a.run_id}", kind="stalled", severity="warning", workspace=a.workspace, run_id=a.run_id,
                 message=f"{a.stage} has not sent a heartbeat for {int(a.heartbeat_age or 0)}s", age=a.heartbeat_age,
             ))
-    for ws in workspaces:
-        out.extend(regressions(project, ws, now))
+    for context in contexts.values():
+        out.extend(regressions(context, now))
     if pending_patterns:
         out.append(AlertView(
             key="patterns:pending", kind="pattern", severity="info", workspace=None, run_id=None,
@@ -282,38 +290,16 @@ def load_alerts(
     return tuple(out)
 
 
-def regressions(project: Project, ws: str, now: float) -> list[AlertView]:
-    """The newest finalized run worse than the best finalized run of its stage and metric by more
-    than the spec's tolerance."""
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for run in project.store.table("runs", ws_partition(ws)).iter_raw():
-        final = run.get("results_final")
-        if run.get("results_status") != "finalized" or not isinstance(final, dict):
-            continue
-        if _finite(final.get("value")) is None or final.get("direction") not in ("maximize", "minimize"):
-            continue
-        groups.setdefault((str(run.get("stage")), str(final.get("primary_metric"))), []).append(run)
-    out = []
-    for (stage, metric), runs in sorted(groups.items()):
-        if len(runs) < 2:
-            continue
-        runs = sorted(runs, key=lambda r: (str(r.get("finalized_at") or ""), r["id"]))
-        latest = runs[-1]
-        final = latest["results_final"]
-        sign = 1.0 if final["direction"] == "maximize" else -1.0
-        best = max(runs[:-1], key=lambda r: sign * float(r["results_final"]["value"]))
-        spec = latest.get("results_spec") or {}
-        tol = _finite(spec.get("tolerance")) or 0.0
-        gap = sign * (float(best["results_final"]["value"]) - float(final["value"]))
-        if gap > tol:
-            out.append(AlertView(
-                key=f"regression:{latest['id']}", kind="regression", severity="warning", workspace=ws,
-                run_id=latest["id"],
-                message=(f"{stage} {metric} {final['value']:.4g} is worse than best {best['results_final']['value']:.4g}"
-                         f" ({best['id']}) by more than tolerance {tol:g}"),
-                age=_age(now, latest.get("finalized_at")),
-            ))
-    return out
+def regressions(context: ExperimentContext, now: float) -> list[AlertView]:
+    """The context's regression alerts: recent finalized runs worse than the best-tagged run by
+    more than their own spec's tolerance (what STATE.md and get_experiment_context report)."""
+    created = {p.stage_run_id: p.created_at for p in context.recent_trend}
+    return [
+        AlertView(key=f"regression:{r.stage_run_id}", kind="regression", severity="warning",
+                  workspace=context.workspace, run_id=r.stage_run_id, message=r.message,
+                  age=_age(now, created.get(r.stage_run_id)))
+        for r in context.regression_alerts
+    ]
 
 
 def load_audit(project: Project, limit: int = AUDIT_SHOWN) -> tuple[AuditView, ...]:
@@ -338,7 +324,7 @@ def load_audit(project: Project, limit: int = AUDIT_SHOWN) -> tuple[AuditView, .
 
 
 def pending_pattern_count(project: Project) -> int:
-    return sum(1 for d in project.store.table("patterns").iter_raw() if d.get("status") == "pending")
+    return project.patterns.list(status="pending", limit=1)[1]
 
 
 def load_dashboard(project: Project, now: float) -> DashboardView:
@@ -353,10 +339,11 @@ def load_dashboard(project: Project, now: float) -> DashboardView:
             # Preflight warnings (no contract, default config) repeat on every run: run detail shows them.
             findings.extend(finding_views(run, now, min_severity="warning", preflight_warnings=False))
     pending = pending_pattern_count(project)
+    contexts = load_contexts(project, workspaces)
     return DashboardView(
         project_name=project.config.project_name, root=str(project.root), now=now,
-        slots=load_slots(project), active=active, queue=load_queue(project, workspaces, now),
-        alerts=load_alerts(project, recent, active, workspaces, now, pending),
+        slots=load_slots(project), active=active, queue=load_queue(contexts, now),
+        alerts=load_alerts(recent, active, contexts, now, pending),
         findings=tuple(findings[:FINDINGS_SHOWN]), audit=load_audit(project), workspaces=tuple(workspaces),
         pending_patterns=pending,
     )

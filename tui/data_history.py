@@ -1,121 +1,114 @@
-"""History (records of a workspace joined with their runs) and the comparison of two records."""
+"""History (``project.records.list_history``) and the comparison of two records (``inspect_record``).
+
+The history screen asks the records service exactly what the MCP tool ``list_history`` asks it:
+the same filters, sorts (created, metric) and pages (at most 200 records), so the person and the
+agent see the same list in the same order.
+"""
 
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
-from goldfish.errors import GoldfishError, NotFound
-from tui.data import metric_value, ws_partition
+from goldfish.errors import GoldfishError, InvalidInput
+from goldfish.record_models import RecordType, SortBy
 from tui.format import parse_ts
 from tui.viewmodels import CompareView, ConfigChange, HistoryPage, HistoryQuery, HistoryRow, MetricDelta
 
 if TYPE_CHECKING:
     from goldfish.project import Project
+    from goldfish.record_models import HistoryRecord, RecordDetail
 
-SORT_KEYS = ("created", "metric", "stage", "version", "state")
+SORT_KEYS: tuple[str, ...] = get_args(SortBy)
 MAX_CONFIG_CHANGES = 200
+FILTER_KEYS = {"stage": "stage", "type": "record_type", "tag": "tagged", "metric": "metric", "min": "min_value",
+               "group": "experiment_group"}
+FILTER_FLAGS = {"finalized": ("finalized_only", True), "tagged": ("tagged", True), "untagged": ("tagged", False),
+                "pruned": ("include_pruned", True)}
+FILTER_HELP = "stage=NAME type=run|checkpoint tag=NAME metric=NAME min=NUMBER group=NAME finalized tagged untagged pruned"
 
 
-def history_row(record: Mapping[str, Any], run: Mapping[str, Any] | None) -> HistoryRow:
-    run = run or {}
-    name, value = metric_value(run) if run else (None, None)
-    reason = run.get("reason_summary")
+def history_row(rec: HistoryRecord) -> HistoryRow:
+    pm = rec.primary_metric
     return HistoryRow(
-        key=str(record["id"]), record_id=str(record["id"]), type=str(record.get("type") or "run"),
-        run_id=record.get("stage_run_id"), stage=record.get("stage") or run.get("stage"),
-        version=record.get("version") or run.get("version"), created=parse_ts(record.get("created_at")),
-        state=run.get("state"), results_status=run.get("results_status"), ml_outcome=run.get("ml_outcome"),
-        metric_name=name, metric_value=value, tags=tuple(record.get("tags") or ()),
-        reason=str(reason) if reason else None, experiment_group=record.get("experiment_group"),
+        key=rec.record_id, record_id=rec.record_id, type=rec.type, run_id=rec.stage_run_id, stage=rec.stage,
+        version=rec.version, created=parse_ts(rec.created_at), state=rec.state, results_status=rec.results_status,
+        ml_outcome=rec.ml_outcome, metric_name=pm.name if pm else None, metric_value=pm.value if pm else None,
+        tags=tuple(rec.tags or ()), reason=rec.reason, experiment_group=rec.experiment_group,
     )
 
 
-def _version_number(version: str | None) -> int:
-    if version and version[1:].isdigit():
-        return int(version[1:])
-    return -1
+def parse_filter(text: str) -> dict[str, Any]:
+    """The filter line as list_history arguments: ``stage=train tag=best min=0.8 finalized``.
 
+    Every problem is named at once (InvalidInput); nothing is half applied.
+    """
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise InvalidInput(f"Filter: {exc}.", fix="Close the quote, e.g. group='lstm width'.") from exc
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    from goldfish.names import did_you_mean
 
-def _matches(row: HistoryRow, q: HistoryQuery) -> bool:
-    if q.stage and row.stage != q.stage:
-        return False
-    if q.finalized_only and row.results_status != "finalized":
-        return False
-    if q.tagged_only and not row.tags:
-        return False
-    if q.text:
-        needle = q.text.lower()
-        hay = " ".join(str(x) for x in (row.record_id, row.run_id, row.stage, row.version, row.reason,
-                                         row.state, row.ml_outcome, *row.tags) if x)
-        return needle in hay.lower()
-    return True
-
-
-def _sort_key(q: HistoryQuery) -> Any:
-    if q.sort_by == "metric":
-        # Nulls last in either direction.
-        sign = -1.0 if q.descending else 1.0
-        return lambda r: (r.metric_value is None, sign * r.metric_value if r.metric_value is not None else 0.0,
-                          r.record_id)
-    if q.sort_by == "stage":
-        return lambda r: (r.stage or "", r.record_id)
-    if q.sort_by == "version":
-        return lambda r: (_version_number(r.version), r.record_id)
-    if q.sort_by == "state":
-        return lambda r: (r.state or "", r.record_id)
-    return lambda r: (r.created or 0.0, r.record_id)
-
-
-def all_history_rows(project: Project, workspace: str) -> list[HistoryRow]:
-    part = ws_partition(workspace)
-    runs = {r["id"]: r for r in project.store.table("runs", part).iter_raw()}
-    return [history_row(rec, runs.get(rec.get("stage_run_id") or "")) for rec in
-            project.store.table("records", part).iter_raw()]
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        key = key.strip().lower()
+        if not sep:
+            if key in FILTER_FLAGS:
+                field, flag = FILTER_FLAGS[key]
+                out[field] = flag
+            else:
+                problems.append(f"{token!r} is not a filter{did_you_mean(key, [*FILTER_FLAGS, *FILTER_KEYS])}")
+            continue
+        if key not in FILTER_KEYS:
+            problems.append(f"unknown filter key {key!r}{did_you_mean(key, list(FILTER_KEYS))}")
+            continue
+        if not value:
+            problems.append(f"{key}= needs a value")
+            continue
+        field = FILTER_KEYS[key]
+        if field == "record_type" and value not in get_args(RecordType):
+            problems.append(f"type must be run or checkpoint, got {value!r}")
+        elif field == "min_value":
+            try:
+                number = float(value)
+            except ValueError:
+                problems.append(f"min must be a number, got {value!r}")
+                continue
+            if not math.isfinite(number):
+                problems.append(f"min must be a finite number, got {value!r}")
+                continue
+            out[field] = number
+        else:
+            out[field] = value
+    if problems:
+        raise InvalidInput("Filter: " + "; ".join(problems) + ".", fix=f"Use any of: {FILTER_HELP}.",
+                           details={"problems": problems})
+    return out
 
 
 def load_history(project: Project, q: HistoryQuery) -> HistoryPage:
-    rows = [r for r in all_history_rows(project, q.workspace) if _matches(r, q)]
-    reverse = q.descending and q.sort_by != "metric"
-    rows.sort(key=_sort_key(q), reverse=reverse)
-    page = rows[q.offset : q.offset + q.limit]
-    return HistoryPage(query=q, rows=tuple(page), total=len(rows))
+    """One page of ``list_history`` for the query (its arguments checked by the service)."""
+    result = project.records.list_history(
+        q.workspace, record_type=q.record_type, stage=q.stage, tagged=q.tagged, metric=q.metric,
+        min_value=q.min_value, experiment_group=q.experiment_group, sort_by=q.sort_by, desc=q.descending,
+        include_pruned=q.include_pruned, finalized_only=q.finalized_only, limit=q.limit, offset=q.offset,
+    )
+    return HistoryPage(query=q, rows=tuple(history_row(r) for r in result.records), total=result.total)
 
 
 # ----------------------------------------------------------------------------- compare
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys (lists stay values)."""
-    if not isinstance(value, dict):
-        return {prefix or "(value)": value}
-    out: dict[str, Any] = {}
-    for k in sorted(value, key=str):
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(value[k], dict) and value[k]:
-            out.update(flatten(value[k], key))
-        else:
-            out[key] = value[k]
-    return out
-
-
 def config_changes(left: Any, right: Any) -> list[ConfigChange]:
-    lf, rf = flatten(left or {}), flatten(right or {})
-    out = []
-    for key in sorted(set(lf) | set(rf)):
-        a, b = lf.get(key, _MISSING), rf.get(key, _MISSING)
-        if a != b:
-            out.append(ConfigChange(key=key, left=None if a is _MISSING else a, right=None if b is _MISSING else b))
-    return out[:MAX_CONFIG_CHANGES]
+    """Changed config keys, as finalize_run's comparison reports them (``comparison.config_diff``)."""
+    from goldfish.comparison import config_diff
 
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "(absent)"
-
-
-_MISSING = _Missing()
+    diff = config_diff(left if isinstance(left, dict) else None, right if isinstance(right, dict) else None)
+    return [ConfigChange(key=k, left=a, right=b) for k, (a, b) in list(diff.items())[:MAX_CONFIG_CHANGES]]
 
 
 def _metric_lasts(run: Mapping[str, Any]) -> dict[str, float | None]:
@@ -126,20 +119,26 @@ def _metric_lasts(run: Mapping[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def _record_and_run(project: Project, workspace: str, record_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    part = ws_partition(workspace)
-    rec = project.store.table("records", part).get_doc(record_id)
-    if rec is None:
-        raise NotFound(f"Record {record_id} not found in workspace {workspace}.", fix="Pick records from the history.")
-    run = project.store.table("runs", part).get_doc(rec.get("stage_run_id") or "") or {}
-    return rec, run
+def _record(project: Project, workspace: str, record_id: str) -> tuple[RecordDetail, HistoryRow, dict[str, Any]]:
+    """(inspect_record detail, its history row, the stage run's metric summaries)."""
+    detail = project.records.inspect_record(record_id, include=["results", "config", "tags"], workspace=workspace)
+    results = detail.results
+    pm = detail.primary_metric
+    row = HistoryRow(
+        key=detail.record_id, record_id=detail.record_id, type=detail.type, run_id=detail.stage_run_id,
+        stage=detail.stage, version=detail.version, created=parse_ts(detail.created_at), state=detail.state,
+        results_status=results.results_status if results else None, ml_outcome=results.ml_outcome if results else None,
+        metric_name=pm.name if pm else None, metric_value=pm.value if pm else None, tags=tuple(detail.tags or ()),
+        reason=detail.reason, experiment_group=detail.experiment_group,
+    )
+    run = project.runs.get(detail.stage_run_id) if detail.stage_run_id else {}
+    return detail, row, run
 
 
 def load_compare(project: Project, workspace: str, left_id: str, right_id: str) -> CompareView:
     """Config diff, code diff (the workspaces diff service), metric deltas and outcomes of two records."""
-    lrec, lrun = _record_and_run(project, workspace, left_id)
-    rrec, rrun = _record_and_run(project, workspace, right_id)
-    left, right = history_row(lrec, lrun), history_row(rrec, rrun)
+    ldetail, left, lrun = _record(project, workspace, left_id)
+    rdetail, right, rrun = _record(project, workspace, right_id)
     lm, rm = _metric_lasts(lrun), _metric_lasts(rrun)
     deltas = [MetricDelta(name=n, left=lm.get(n), right=rm.get(n)) for n in sorted(set(lm) | set(rm))]
     if left.metric_name and left.metric_name == right.metric_name:
@@ -157,18 +156,22 @@ def load_compare(project: Project, workspace: str, left_id: str, right_id: str) 
             code_summary, code_diff = result.summary, result.diff_text
     elif left.version == right.version:
         code_summary = f"Same version {left.version}: identical code."
+
+    def notes(detail: RecordDetail) -> Any:
+        return ((detail.results.results_final if detail.results else None) or {}).get("notes")
+
     outcomes = tuple(
         (label, str(a or ""), str(b or ""))
         for label, a, b in (
             ("state", left.state, right.state),
-            ("infra_outcome", lrun.get("infra_outcome"), rrun.get("infra_outcome")),
+            ("infra_outcome", ldetail.infra_outcome, rdetail.infra_outcome),
             ("results_status", left.results_status, right.results_status),
             ("ml_outcome", left.ml_outcome, right.ml_outcome),
-            ("notes", (lrun.get("results_final") or {}).get("notes"), (rrun.get("results_final") or {}).get("notes")),
+            ("notes", notes(ldetail), notes(rdetail)),
         )
     )
     return CompareView(
         workspace=workspace, left=left, right=right,
-        config_changes=tuple(config_changes(lrun.get("config"), rrun.get("config"))),
+        config_changes=tuple(config_changes(ldetail.config, rdetail.config)),
         metric_deltas=tuple(deltas), code_summary=code_summary, code_diff=code_diff, outcomes=outcomes,
     )

@@ -1,4 +1,4 @@
-"""Sources (the data registry) and failure patterns, read from the project partition."""
+"""Sources (the data registry, read from the project partition) and failure patterns (``project.patterns``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tui.viewmodels import PatternView, SourceView
 if TYPE_CHECKING:
     from goldfish.project import Project
 
-PATTERN_ORDER = {"pending": 0, "approved": 1, "rejected": 2, "archived": 3}
+PATTERNS_SHOWN = 500  # the most manage_patterns lists in one page
 _SOURCE_DETAIL = ("uri_kind", "status", "metadata_status", "sha256", "reason", "updated_at")
 
 
@@ -36,20 +36,19 @@ def load_sources(project: Project) -> tuple[SourceView, ...]:
     return tuple(out)
 
 
-def load_patterns(project: Project, status: str | None = None) -> tuple[PatternView, ...]:
-    docs = [d for d in project.store.table("patterns").iter_raw() if status is None or d.get("status") == status]
-    docs.sort(key=lambda d: (PATTERN_ORDER.get(str(d.get("status")), 9), -(parse_ts(d.get("last_seen_at")) or 0.0),
-                             str(d["id"])))
+def load_patterns(project: Project, status: str | None = None,
+                  limit: int = PATTERNS_SHOWN) -> tuple[tuple[PatternView, ...], int]:
+    """A page of failure patterns from ``project.patterns.list`` (newest sighting first, the order
+    ``manage_patterns(action="list")`` gives the agent) and how many match."""
+    page, total = project.patterns.list(status=status, limit=limit)
     return tuple(
         PatternView(
-            key=str(d["id"]), pattern_id=str(d["id"]), status=str(d.get("status") or "pending"),
-            severity=str(d.get("severity") or ""), stage=d.get("stage"), symptom=str(d.get("symptom") or ""),
-            root_cause=str(d.get("root_cause") or ""), prevention=str(d.get("prevention") or ""),
-            occurrences=_int(d.get("occurrence_count")) or 1, last_seen=parse_ts(d.get("last_seen_at")),
-            source_run_id=d.get("source_run_id"),
+            key=p.id, pattern_id=p.id, status=p.status, severity=p.severity, stage=p.stage, symptom=p.symptom,
+            root_cause=p.root_cause, prevention=p.prevention, occurrences=p.occurrence_count,
+            last_seen=parse_ts(p.last_seen_at), source_run_id=p.source_run_id,
         )
-        for d in docs
-    )
+        for p in page
+    ), total
 
 
 def _lineage_text(lineage: dict[str, Any]) -> str:

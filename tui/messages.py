@@ -61,9 +61,11 @@ class SourcesLoaded(Message):
 
 
 class PatternsLoaded(Message):
-    def __init__(self, patterns: tuple[PatternView, ...]) -> None:
+    def __init__(self, patterns: tuple[PatternView, ...], total: int, status: str | None) -> None:
         super().__init__()
         self.patterns = patterns
+        self.total = total
+        self.status = status
 
 
 class ActionDone(Message):

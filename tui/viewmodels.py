@@ -220,15 +220,22 @@ class HistoryRow:
 
 @dataclass(frozen=True)
 class HistoryQuery:
+    """The arguments of one ``list_history`` call (same names, same meaning as the MCP tool's)."""
+
     workspace: str
-    text: str = ""  # substring over stage, reason, tags, ids
+    record_type: str | None = None  # run | checkpoint
     stage: str | None = None
+    tagged: bool | str | None = None  # True: tagged only, False: untagged only, a name: that tag
+    metric: str | None = None
+    min_value: float | None = None
+    experiment_group: str | None = None
     finalized_only: bool = False
-    tagged_only: bool = False
-    sort_by: str = "created"  # created | metric | stage | version | state
+    include_pruned: bool = False
+    sort_by: str = "created"  # created | metric
     descending: bool = True
     offset: int = 0
     limit: int = 200
+    text: str = ""  # the filter line the fields above were parsed from
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""Modal dialogs for actions (cancel, finalize, tag, save version, reject pattern)."""
+"""Modal dialogs that perform actions (cancel, finalize, tag, save version, approve/reject/archive a pattern)."""

@@ -1,4 +1,5 @@
-"""History: a workspace's experiment records, sortable, filterable and paged; mark two to compare."""
+"""History: a workspace's experiment records from ``list_history`` (the MCP tool's filters, sorts
+and pages), refreshed in place; mark two to compare."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static
 
 from tui import cells
-from tui.data_history import SORT_KEYS
+from tui.data_history import FILTER_HELP, SORT_KEYS
 from tui.format import clock, number, shorten
 from tui.messages import HistoryLoaded
 from tui.screens.base import LiveScreen
@@ -23,7 +24,9 @@ COLUMNS = [("", "mark", 1), ("record", "record", 26), ("stage", "stage", 10), ("
            ("created (UTC)", "created", 16), ("state", "state", 10), ("results", "results", 9),
            ("outcome", "outcome", 8), ("metric", "metric", 14), ("value", "value", 9), ("tags", "tags", 12),
            ("reason", "reason", 40)]
-PAGE = 200
+PAGE = 200  # list_history's largest page
+FILTER_FIELDS = ("record_type", "stage", "tagged", "metric", "min_value", "experiment_group", "finalized_only",
+                 "include_pruned")
 
 
 class HistoryScreen(LiveScreen):
@@ -54,7 +57,8 @@ class HistoryScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="history-title")
-        yield Input(placeholder="/ filter: text in record, run, stage, version, reason, tags", id="filter")
+        yield Input(placeholder=f"/ filter: {FILTER_HELP}", id="filter")
+        yield Static("", id="filter-error")
         table = KeyedTable(id="history")
         table.set_columns(COLUMNS)
         yield table
@@ -97,8 +101,33 @@ class HistoryScreen(LiveScreen):
 
     # ------------------------------------------------------------------ actions
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.set_query(text=event.value.strip(), offset=0)
+        if event.input.id != "filter":
+            return
+        from goldfish.errors import GoldfishError
+        from tui.data_history import parse_filter
+
+        error = self.query_one("#filter-error", Static)
+        try:
+            fields = parse_filter(event.value)
+        except GoldfishError as exc:
+            error.update(Text(f"{exc.message} {exc.fix or ''}".strip(), style="red"))
+            error.add_class("shown")
+            return  # the last valid filter stays applied
+        error.update("")
+        error.remove_class("shown")
+        defaults = HistoryQuery(workspace=self.query_state.workspace)
+        reset = {f: getattr(defaults, f) for f in FILTER_FIELDS}
+        self.set_query(**{**reset, **fields}, text=event.value.strip(), offset=0)
+
+    def _toggle_token(self, token: str, *others: str) -> None:
+        """F / T edit the filter line, so the line always says what is applied."""
+        box = self.query_one("#filter", Input)
+        words = box.value.split()
+        if token in words:
+            words = [w for w in words if w != token]
+        else:
+            words = [w for w in words if w not in others] + [token]
+        box.value = " ".join(words)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.table.focus()
@@ -120,10 +149,10 @@ class HistoryScreen(LiveScreen):
         self.set_query(descending=not self.query_state.descending, offset=0)
 
     def action_finalized(self) -> None:
-        self.set_query(finalized_only=not self.query_state.finalized_only, offset=0)
+        self._toggle_token("finalized")
 
     def action_tagged(self) -> None:
-        self.set_query(tagged_only=not self.query_state.tagged_only, offset=0)
+        self._toggle_token("tagged", "untagged")
 
     def action_page(self, step: int) -> None:
         q = self.query_state
@@ -139,9 +168,9 @@ class HistoryScreen(LiveScreen):
 
     @work(thread=True, exclusive=True, group="history-ws", name="workspace list", exit_on_error=False)
     def _next_workspace(self) -> None:
-        from tui.data import workspace_names
+        from tui.data import live_workspaces
 
-        names = workspace_names(self.project)
+        names = live_workspaces(self.project)
         if names:
             current = self.query_state.workspace
             nxt = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
@@ -149,7 +178,7 @@ class HistoryScreen(LiveScreen):
 
     def _switch(self, workspace: str) -> None:
         self.marked = []
-        self.set_query(workspace=workspace, offset=0)
+        self.set_query(workspace=workspace, offset=0)  # the filter line carries over
 
     def selected(self) -> HistoryRow | None:
         key = self.table.selected_key
@@ -208,11 +237,8 @@ def title(page: HistoryPage, marked: list[str]) -> Text:
     text.append(f" History of {q.workspace} ", style="bold reverse")
     text.append(f"  {page.total} record(s), showing {first}–{q.offset + len(page.rows)}")
     text.append(f" · sort {q.sort_by} {'↓' if q.descending else '↑'}")
-    filters = [f for f, on in (("finalized", q.finalized_only), ("tagged", q.tagged_only)) if on]
     if q.text:
-        filters.append(f"'{q.text}'")
-    if filters:
-        text.append(" · only " + ", ".join(filters), style="cyan")
+        text.append(f" · filter {q.text}", style="cyan")
     if marked:
         text.append(f" · marked {len(marked)}/2", style="magenta")
     return text

@@ -1,4 +1,8 @@
-"""Failure patterns: learned from failed runs; approved ones are checked by every later review."""
+"""Failure patterns: learned from failed runs; approved ones are checked by every later review.
+
+Listed by ``project.patterns.list`` (what ``manage_patterns(action="list")`` gives the agent),
+curated through ``project.patterns`` with the reason the person types.
+"""
 
 from __future__ import annotations
 
@@ -20,19 +24,24 @@ COLUMNS = [("id", "id", 11), ("status", "status", 9), ("severity", "severity", 8
            ("seen", "seen", 5), ("last seen (UTC)", "last", 16), ("symptom", "symptom", 70)]
 STATUS_STYLE = {"pending": "yellow", "approved": "green", "rejected": "red", "archived": "dim"}
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "dim"}
+STATUS_FILTERS: tuple[str | None, ...] = (None, "pending", "approved", "rejected", "archived")
 
 
 class PatternsScreen(LiveScreen):
     CSS_PATH = "registry.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("a", "approve", "Approve"),
-        Binding("x", "reject", "Reject"),
+        Binding("a", "curate('approve')", "Approve"),
+        Binding("x", "curate('reject')", "Reject"),
+        Binding("z", "curate('archive')", "Archive"),
+        Binding("f", "status_filter", "Status filter"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.patterns: tuple[PatternView, ...] = ()
+        self.total = 0
+        self.status: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" Failure patterns ", style="bold reverse"), id="registry-title")
@@ -43,24 +52,23 @@ class PatternsScreen(LiveScreen):
         yield Footer()
 
     def reload(self) -> None:
-        self._load()
+        self._load(self.status)
 
     @work(thread=True, exclusive=True, group="patterns", name="patterns load", exit_on_error=False)
-    def _load(self) -> None:
+    def _load(self, status: str | None) -> None:
         from tui.app import cancelled
         from tui.data_registry import load_patterns
 
-        patterns = load_patterns(self.project)
+        patterns, total = load_patterns(self.project, status)
         if not cancelled():
-            self.post_message(PatternsLoaded(patterns))
+            self.post_message(PatternsLoaded(patterns, total, status))
 
     def on_patterns_loaded(self, message: PatternsLoaded) -> None:
-        self.patterns = message.patterns
+        if message.status != self.status:
+            return  # the filter changed meanwhile; its own load is on its way
+        self.patterns, self.total = message.patterns, message.total
         self.query_one("#patterns", KeyedTable).sync(pattern_rows(message.patterns))
-        pending = sum(1 for p in message.patterns if p.status == "pending")
-        title = Text(" Failure patterns ", style="bold reverse")
-        title.append(f"  {len(message.patterns)} known, {pending} pending review · a approve · x reject")
-        self.query_one("#registry-title", Static).update(title)
+        self.query_one("#registry-title", Static).update(title(message.patterns, message.total, message.status))
         self._detail()
 
     def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
@@ -78,21 +86,29 @@ class PatternsScreen(LiveScreen):
         )
         self.query_one("#detail", Static).update(text)
 
-    def action_approve(self) -> None:
+    def action_curate(self, action: str) -> None:
         p = self.selected()
         if p is None:
+            self.notify("Select a pattern first.", severity="warning")
             return
-        from tui import actions
+        from tui.modals.prompt import ask_pattern_action
 
-        self.gapp.perform("approve_pattern", actions.approve_pattern, p.pattern_id, "approved in the dashboard")
+        ask_pattern_action(self.gapp, p.pattern_id, action)
 
-    def action_reject(self) -> None:
-        p = self.selected()
-        if p is None:
-            return
-        from tui.modals.prompt import ask_reject_pattern
+    def action_status_filter(self) -> None:
+        self.status = STATUS_FILTERS[(STATUS_FILTERS.index(self.status) + 1) % len(STATUS_FILTERS)]
+        self.reload()
 
-        ask_reject_pattern(self.gapp, p.pattern_id)
+
+def title(patterns: tuple[PatternView, ...], total: int, status: str | None) -> Text:
+    text = Text(" Failure patterns ", style="bold reverse")
+    shown = f"{len(patterns)} of {total}" if len(patterns) < total else str(total)
+    text.append(f"  {shown} {status or 'known'}, newest sighting first")
+    if status is None:
+        pending = sum(1 for p in patterns if p.status == "pending")
+        text.append(f", {pending} pending review")
+    text.append(" · a approve · x reject · z archive · f status", style="dim")
+    return text
 
 
 def pattern_rows(patterns: tuple[PatternView, ...]) -> dict[str, tuple[Any, ...]]:
