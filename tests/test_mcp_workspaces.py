@@ -50,7 +50,11 @@ async def test_workspace_tools_in_process(tmp_path: Path) -> None:
             assert tools[name].output_schema and tools[name].annotations, name
         assert tools["diff"].annotations.read_only_hint and tools["delete_workspace"].annotations.destructive_hint
 
-        assert ctx.watcher is not None and ctx.watcher.running  # the server runs the slot watcher
+        # The server runs the slot watcher; it starts once the project has opened (in the background).
+        end = time.monotonic() + 15
+        while not (ctx.watcher is not None and ctx.watcher.running) and time.monotonic() < end:
+            await anyio.sleep(0.05)
+        assert ctx.watcher is not None and ctx.watcher.running
 
         created = await _ok(client, "create_workspace", {"name": "exp", "goal": "beat the baseline", "reason": REASON})
         assert created["workspace"] == "exp" and "mount(" in created["next_step"]
