@@ -53,8 +53,9 @@ class Regression(BaseModel):
     workspace: str
     stage: str | None = None
     metric: str | None = None
-    against: str = Field(description="vs_previous or vs_best")
+    against: str = Field(description="What it is worse than: vs_best (the best / best-* tag)")
     delta: float = Field(description="Change in the primary metric; negative is worse whichever the direction")
+    message: str = Field(default="", description="get_experiment_context's explanation, with the tolerance")
 
 
 class ActiveRun(BaseModel):
@@ -118,6 +119,20 @@ def _all_runs(project: Project) -> list[dict[str, Any]]:
     return runs
 
 
+def _regressions(project: Project, runs: list[dict[str, Any]]) -> list[Regression]:
+    """get_experiment_context's regression alerts (worse than the best tag beyond that run's own spec
+    tolerance), for every workspace with a finalized run: one definition of "regression" everywhere."""
+    stages = {r["id"]: r.get("stage") for r in runs}
+    out: list[Regression] = []
+    for workspace in sorted({r["workspace"] for r in runs if r.get("results_status") == "finalized"}):
+        context = project.records.get_experiment_context(workspace)
+        metric = context.current_best.metric if context.current_best else None
+        for alert in context.regression_alerts:
+            out.append(Regression(run_id=alert.stage_run_id, workspace=workspace, stage=stages.get(alert.stage_run_id),
+                                  metric=metric, against="vs_best", delta=alert.delta, message=alert.message))
+    return out[:REGRESSIONS_SHOWN]
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -172,17 +187,7 @@ def dashboard(project: Project, *, mark_notified: bool = True) -> DashboardResul
             alerts.svs_findings.append(SvsAlert(
                 run_id=run["id"], workspace=run["workspace"], stage=run.get("stage"), phase=phase,
                 severity=finding.severity, check=finding.check, message=finding.message[:300], fix=finding.fix))
-        comparison = run.get("comparison") if isinstance(run.get("comparison"), dict) else None
-        if comparison and run.get("results_status") == "finalized" and len(alerts.regressions) < REGRESSIONS_SHOWN:
-            for against in ("vs_previous", "vs_best"):
-                entry = comparison.get(against)
-                delta = entry.get("delta") if isinstance(entry, dict) else None
-                if isinstance(delta, int | float) and not isinstance(delta, bool) and delta < 0:
-                    metric = (run.get("results_final") or run.get("results_auto") or {}).get("primary_metric")
-                    alerts.regressions.append(Regression(run_id=run["id"], workspace=run["workspace"],
-                                                         stage=run.get("stage"), metric=metric, against=against,
-                                                         delta=float(delta)))
-                    break
+    alerts.regressions = _regressions(project, runs)
     active = [
         ActiveRun(run_id=r["id"], workspace=r["workspace"], stage=r.get("stage"), state=r.get("state", "?"),
                   elapsed=_age(r.get("started_at") or r.get("created_at"), now), reason=r.get("reason_summary"))

@@ -97,3 +97,22 @@ async def test_dashboard_sections(tmp_path: Path) -> None:
         done = await _call(client, "dashboard")
         assert done["active"] == [] and done["pending_finalization"] == {}
         assert len(json.dumps(done)) < 20_000
+
+
+def test_regressions_are_the_experiment_contexts(tmp_path: Path) -> None:
+    """dashboard() and get_experiment_context share one definition: worse than the best tag by more
+    than that run's own spec tolerance (a plain negative delta at finalization is not enough)."""
+    from goldfish.dashboard import dashboard
+    from tests.tui_snapshot_data import build
+
+    project = build(tmp_path)
+    assert dashboard(project, mark_notified=False).alerts.regressions == []
+    project.records.tag_record("stage-0000a005", "best")
+    project.records.finalize_run("stage-0000a002", {
+        "primary_metric": "val_acc", "direction": "maximize", "value": 0.75, "dataset_split": "val",
+        "ml_outcome": "partial", "notes": "Worse than the baseline: the wider LSTM overfits."})
+    [expected] = project.records.get_experiment_context("sentiment").regression_alerts
+    [shown] = dashboard(project, mark_notified=False).alerts.regressions
+    assert (shown.run_id, shown.workspace, shown.against, shown.delta, shown.message) == (
+        expected.stage_run_id, "sentiment", "vs_best", expected.delta, expected.message)
+    assert shown.metric == "val_acc" and shown.delta < 0
