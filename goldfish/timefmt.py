@@ -25,14 +25,21 @@ def age(text: str | None, *, now: datetime | None = None) -> str:
     then = parse_iso(text)
     if then is None:
         return ""
-    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60}m ago"
-    if seconds < 86400:
-        return f"{seconds // 3600}h ago"
-    return f"{seconds // 86400}d ago"
+    return ago(((now or datetime.now(UTC)) - then).total_seconds())
+
+
+def ago(seconds: float | None) -> str:
+    """'45s ago', '5m ago', '3h ago', '2d ago' (one coarse unit); '' for None or NaN."""
+    if seconds is None or seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s ago"
+    if s < 3600:
+        return f"{s // 60}m ago"
+    if s < 86400:
+        return f"{s // 3600}h ago"
+    return f"{s // 86400}d ago"
 
 
 def clock(text: str | None) -> str:

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from goldfish.timefmt import ago
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 STATE_STYLE: dict[str, str] = {
@@ -53,18 +55,7 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def age(seconds: float | None) -> str:
-    """'5s ago' style (coarse: one unit)."""
-    if seconds is None or not math.isfinite(seconds):
-        return ""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s ago"
-    if s < 3600:
-        return f"{s // 60}m ago"
-    if s < 86400:
-        return f"{s // 3600}h ago"
-    return f"{s // 86400}d ago"
+age = ago  # '5s ago' style: the same wording as the MCP tools and STATE.md
 
 
 def clock(ts: float | None) -> str:
