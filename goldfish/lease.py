@@ -22,7 +22,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from goldfish.backends.local import pid_alive, proc_start_time
+from goldfish.procs import pid_alive, proc_start_time
 from goldfish.fsutil import atomic_write
 
 LEASE_FILE = "lease.json"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from goldfish.fsutil import atomic_write
+from goldfish.procs import pid_alive
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -47,13 +48,7 @@ def watcher_alive(project: Project) -> bool:
         return False
     if host != socket.gethostname():
         return True  # a shared filesystem: the fresh heartbeat is all we can check
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 class SlotWatcher:

@@ -14,7 +14,8 @@ import pytest
 
 from goldfish import metric_series
 from goldfish.backends.base import LaunchSpec
-from goldfish.backends.local import LocalBackend, pid_alive
+from goldfish.backends.local import LocalBackend
+from goldfish.procs import pid_alive
 from goldfish.errors import Conflict
 from goldfish.gate import blocks_gate
 from goldfish.runstate import LEGAL, TERMINAL, check_legal, infra_outcome, pipeline_state_of
