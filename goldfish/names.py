@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from goldfish.errors import InvalidInput
 
@@ -110,6 +110,24 @@ def slot_name(value: object, slots: Iterable[str]) -> str:
             fix=f"Use one of the configured slots: {', '.join(known)}.",
         )
     return value
+
+
+def include_sections(include: object, options: Sequence[str], default: Sequence[str], *, what: str) -> list[str]:
+    """An ``include=[...]`` argument: None → ``default``; a bare string is one section; every name
+    must be one of ``options`` (did-you-mean otherwise). Order kept, duplicates dropped."""
+    if include is None:
+        return list(default)
+    if isinstance(include, str):
+        include = [include]
+    if not isinstance(include, list):
+        raise InvalidInput(f"include must be a list of {what} section names, got {type(include).__name__}.",
+                           fix=f"Use e.g. include={list(default)!r}; options: {', '.join(options)}.")
+    bad = [s for s in include if s not in options]
+    if bad:
+        hints = "".join(did_you_mean(str(s), options) for s in bad)
+        raise InvalidInput(f"Unknown {what} section(s): {', '.join(map(repr, bad))}.{hints}",
+                           fix=f"Use any of: {', '.join(options)} (default: {', '.join(default)}).")
+    return list(dict.fromkeys(include))
 
 
 def reason(value: object, min_length: int, *, what: str = "reason") -> str:

@@ -150,7 +150,7 @@ class Records:
     # -------------------------------------------------------------- inspect
     def inspect_record(self, ref: str, include: list[str] | None = None,
                        workspace: str | None = None) -> RecordDetail:
-        sections = _sections(include)
+        sections = set(names.include_sections(include, INCLUDE_OPTIONS, DEFAULT_INCLUDE, what="inspect_record"))
         found = resolve_record(self.project, ref, workspace)
         rec, run = found.record, found.run
         pm = primary_metric(run)
@@ -318,20 +318,6 @@ class Records:
         return provenance(self.project, run_id)
 
 
-def _sections(include: object) -> set[str]:
-    if include is None:
-        return set(DEFAULT_INCLUDE)
-    if isinstance(include, str):
-        include = [include]
-    if not isinstance(include, list):
-        raise InvalidInput(f"include must be a list of section names, got {type(include).__name__}.",
-                           fix=f"Use e.g. include=['results', 'comparison']; options: {', '.join(INCLUDE_OPTIONS)}.")
-    bad = [s for s in include if s not in INCLUDE_OPTIONS]
-    if bad:
-        hints = "".join(names.did_you_mean(str(s), INCLUDE_OPTIONS) for s in bad)
-        raise InvalidInput(f"Unknown include section(s): {', '.join(map(repr, bad))}.{hints}",
-                           fix=f"Use any of: {', '.join(INCLUDE_OPTIONS)}.")
-    return set(include)
 
 
 def _next_step(run: dict[str, Any]) -> str | None:

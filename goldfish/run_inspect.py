@@ -84,20 +84,6 @@ def _bounded(value: Any) -> Any:
     return {"truncated": True, "preview": text[:MAX_JSON], "note": "Too large to show whole; see the run dir."}
 
 
-def _parse_include(include: Any) -> list[str]:
-    if include is None:
-        return list(DEFAULT_INCLUDE)
-    if isinstance(include, str):
-        include = [include]
-    if not isinstance(include, list):
-        raise InvalidInput(f"include must be a list of sections, got {include!r}.",
-                           fix=f"Use any of: {', '.join(SECTIONS)}.")
-    bad = [s for s in include if s not in SECTIONS]
-    if bad:
-        hint = names.did_you_mean(str(bad[0]), SECTIONS)
-        raise InvalidInput(f"Unknown inspect_run section(s): {', '.join(map(str, bad))}.{hint}",
-                           fix=f"Use any of: {', '.join(SECTIONS)} (default: {', '.join(DEFAULT_INCLUDE)}).")
-    return list(dict.fromkeys(include))
 
 
 def _phase(run: dict[str, Any]) -> str:
@@ -176,7 +162,7 @@ def thoughts(project: Project, run_id: str) -> list[dict[str, Any]]:
 
 
 def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRunResult:
-    sections = _parse_include(include)
+    sections = names.include_sections(include, SECTIONS, DEFAULT_INCLUDE, what="inspect_run")
     if isinstance(run_id, str) and names.PIPELINE_RUN_RE.fullmatch(run_id):
         prun = project.runs.get(run_id)
         raise InvalidInput(

@@ -115,3 +115,16 @@ def test_any_invalid_name_is_refused_before_git(setup: tuple[Project, GitRecorde
         with pytest.raises(InvalidInput):
             call()
         assert recorder.calls() == []
+
+
+def test_include_sections_lists_every_unknown_name_with_a_hint() -> None:
+    from goldfish.names import include_sections
+
+    assert include_sections(None, ["a", "svs"], ["a"], what="x") == ["a"]
+    assert include_sections("svs", ["a", "svs"], ["a"], what="x") == ["svs"]
+    assert include_sections(["svs", "a", "svs"], ["a", "svs"], ["a"], what="x") == ["svs", "a"]
+    with pytest.raises(InvalidInput, match=r"Unknown inspect_run section\(s\): 'svss'.*Did you mean \"svs\"") as info:
+        include_sections(["svss"], ["a", "svs"], ["a"], what="inspect_run")
+    assert info.value.fix and "svs" in info.value.fix
+    with pytest.raises(InvalidInput, match="must be a list"):
+        include_sections({"svs": 1}, ["a", "svs"], ["a"], what="x")
