@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from goldfish import names
 from goldfish.errors import Conflict, GoldfishError, InvalidInput
 from goldfish.fsutil import atomic_write
-from goldfish.gitcmd import git
+from goldfish.git.cmd import git
 from goldfish.project import CONFIG_FILE
 
 MARKER = "PROJECT.json"

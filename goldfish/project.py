@@ -18,7 +18,7 @@ from goldfish.store import Store
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
-    from goldfish.devrepo import DevRepo
+    from goldfish.git.devrepo import DevRepo
     from goldfish.dirty import DirtyChecker
     from goldfish.journal import Journal
     from goldfish.records import Records
@@ -121,7 +121,7 @@ class Project:
     # Services: one per concern, created on first use.
     @cached_property
     def dev_repo(self) -> DevRepo:
-        from goldfish.devrepo import DevRepo
+        from goldfish.git.devrepo import DevRepo
 
         return DevRepo(self.dev_path, self.gf_dir)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from goldfish import names
-from goldfish.devrepo import MOUNT_FILE
+from goldfish.git.devrepo import MOUNT_FILE
 from goldfish.errors import Conflict
 from goldfish.fsutil import atomic_write, inside
 from goldfish.slots import (

@@ -23,7 +23,7 @@ from typing import Any
 
 from pathspec import GitIgnoreSpec
 
-from goldfish.devrepo import RESERVED_ROOT_FILES
+from goldfish.git.devrepo import RESERVED_ROOT_FILES
 from goldfish.errors import Conflict
 
 FileKey = tuple[str, str]  # (git mode, blob sha)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import GoldfishError
-from goldfish.gitcmd import git
+from goldfish.git.cmd import git
 from goldfish.pipelines import parse_pipeline, pipeline_path
 from goldfish.source_models import ConsumerRef, ParentRef, RunRef, SourceLineage
 

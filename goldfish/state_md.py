@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from goldfish.devrepo import SLOT_STATE_FILE
+from goldfish.git.devrepo import SLOT_STATE_FILE
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.timefmt import age, clock

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from pydantic import BaseModel, Field
 
 from goldfish import names
-from goldfish.devrepo import DevRepo, RefJournal, RefOp
+from goldfish.git.devrepo import DevRepo, RefJournal, RefOp
 from goldfish.errors import Conflict, InvalidInput, NotFound
-from goldfish.gitcmd import GitError
+from goldfish.git.cmd import GitError
 from goldfish.store import Table, Transaction
 from goldfish.timefmt import age, now_iso
 

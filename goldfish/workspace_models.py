@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from goldfish.devrepo import SkippedFile
+from goldfish.git.devrepo import SkippedFile
 from goldfish.versions import VersionRow
 
 ChangeStatus = Literal["added", "modified", "deleted"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from goldfish import names
-from goldfish.devrepo import EMPTY_TREE
+from goldfish.git.devrepo import EMPTY_TREE
 from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.workspace_models import (
     ChangeStatus,

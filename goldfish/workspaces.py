@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from goldfish import names, slot_dirs
-from goldfish.devrepo import ARCHIVE_PREFIX, TRAILER_MOUNT, DevRepo, RefJournal, RefOp, SkippedFile
+from goldfish.git.devrepo import ARCHIVE_PREFIX, TRAILER_MOUNT, DevRepo, RefJournal, RefOp, SkippedFile
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
-from goldfish.gitcmd import GitError
+from goldfish.git.cmd import GitError
 from goldfish.slots import is_empty_dir
 from goldfish.store import Transaction
 from goldfish.timefmt import now_iso

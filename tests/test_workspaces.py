@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from goldfish.devrepo import MOUNT_FILE, DevRepo, RefOp
+from goldfish.git.devrepo import MOUNT_FILE, DevRepo, RefOp
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.project import Project
 from tests.ws_helpers import REASON, assert_unchanged, make_project, refs, snapshot, tree_files, write

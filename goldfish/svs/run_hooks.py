@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from goldfish.gitcmd import git
+from goldfish.git.cmd import git
 from goldfish.svs.findings import Finding
 from goldfish.svs.monitor import MonitorSpec, RunMonitor
 from goldfish.svs.postrun import post_run_review

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from goldfish.errors import NotFound
-from goldfish.gitcmd import GitError, git, git_ok, git_stream
+from goldfish.git.cmd import GitError, git, git_ok, git_stream
 
 BRANCH_PREFIX = "refs/heads/goldfish/"
 ARCHIVE_PREFIX = "refs/archive/"
