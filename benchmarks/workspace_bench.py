@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from goldfish.init import init_project
 from goldfish.project import Project
-from goldfish.watcher import SlotWatcher
+from goldfish.workspaces.watcher import SlotWatcher
 from mcp_server.tools.project_tools import status_of
 
 REASON = "benchmarking the workspace service"

@@ -19,15 +19,15 @@ from goldfish.store import Store
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
     from goldfish.git.devrepo import DevRepo
-    from goldfish.dirty import DirtyChecker
+    from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal import Journal
     from goldfish.records import Records
     from goldfish.runs import Runs
     from goldfish.sources import Sources
     from goldfish.state_md import StateMd
     from goldfish.svs.patterns import Patterns
-    from goldfish.versions import Versions
-    from goldfish.workspaces import Workspaces
+    from goldfish.workspaces.versions import Versions
+    from goldfish.workspaces.service import Workspaces
 
 CONFIG_FILE = "goldfish.yaml"
 
@@ -127,13 +127,13 @@ class Project:
 
     @cached_property
     def workspaces(self) -> Workspaces:
-        from goldfish.workspaces import Workspaces
+        from goldfish.workspaces.service import Workspaces
 
         return Workspaces(self)
 
     @cached_property
     def versions(self) -> Versions:
-        from goldfish.versions import Versions
+        from goldfish.workspaces.versions import Versions
 
         return Versions(self)
 
@@ -151,7 +151,7 @@ class Project:
 
     @cached_property
     def dirty(self) -> DirtyChecker:
-        from goldfish.dirty import DirtyChecker
+        from goldfish.workspaces.dirty import DirtyChecker
 
         return DirtyChecker(self)
 

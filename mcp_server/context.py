@@ -16,7 +16,7 @@ from goldfish.errors import GoldfishError, NotInitialized
 from goldfish.project import Project
 
 if TYPE_CHECKING:
-    from goldfish.watcher import SlotWatcher
+    from goldfish.workspaces.watcher import SlotWatcher
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +64,7 @@ class ServerContext:
     def _ensure_watcher(self, project: Project) -> None:
         if not self._watching or (self.watcher is not None and self.watcher.project is project):
             return
-        from goldfish.watcher import SlotWatcher
+        from goldfish.workspaces.watcher import SlotWatcher
 
         if self.watcher is not None:
             self.watcher.stop()

@@ -13,7 +13,7 @@ import orjson
 from mcp import Client, StdioServerParameters
 
 from goldfish.project import Project
-from goldfish.watcher import liveness_path
+from goldfish.workspaces.watcher import liveness_path
 from mcp_server.server import build_server
 from tests.ws_helpers import REASON, make_project, write
 

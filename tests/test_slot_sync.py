@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from goldfish.slots import IgnoreRules, blob_id, scan_slot
+from goldfish.workspaces.slots import IgnoreRules, blob_id, scan_slot
 from tests.ws_helpers import REASON, make_project, tree_files, write
 
 IGNORE_CASES = {

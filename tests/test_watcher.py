@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from goldfish.project import Project
-from goldfish.watcher import SlotWatcher, liveness_path, watcher_alive
+from goldfish.workspaces.watcher import SlotWatcher, liveness_path, watcher_alive
 from tests.ws_helpers import REASON, make_project, write
 
 

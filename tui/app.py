@@ -110,7 +110,7 @@ class GoldfishApp(App[int]):
 
     @work(thread=True, group="watch", name="slot watcher", exit_on_error=False)
     def _start_slot_watcher(self) -> None:
-        from goldfish.watcher import SlotWatcher
+        from goldfish.workspaces.watcher import SlotWatcher
 
         watcher = SlotWatcher(self.project)
         watcher.start()

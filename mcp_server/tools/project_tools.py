@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from goldfish import __version__
 from goldfish.init import InitResult, init_project
 from goldfish.project import Project
-from goldfish.workspace_models import SlotInfo
+from goldfish.workspaces.models import SlotInfo
 from mcp_server.context import ServerContext, guarded
 
 RECENT_AUDIT = 5

@@ -9,8 +9,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from goldfish.versions import ManageVersionsResult, VersionAction
-from goldfish.workspace_models import (
+from goldfish.workspaces.versions import ManageVersionsResult, VersionAction
+from goldfish.workspaces.models import (
     CreateWorkspaceResult,
     DeleteWorkspaceResult,
     DiffResult,

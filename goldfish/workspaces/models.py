@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from goldfish.git.devrepo import SkippedFile
-from goldfish.versions import VersionRow
+from goldfish.workspaces.versions import VersionRow
 
 ChangeStatus = Literal["added", "modified", "deleted"]
 

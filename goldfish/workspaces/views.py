@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from goldfish import names
 from goldfish.git.devrepo import EMPTY_TREE
 from goldfish.errors import GoldfishError, InvalidInput
-from goldfish.workspace_models import (
+from goldfish.workspaces.models import (
     ChangeStatus,
     DiffResult,
     FileChange,
@@ -19,7 +19,7 @@ from goldfish.workspace_models import (
 )
 
 if TYPE_CHECKING:
-    from goldfish.workspaces import Workspaces
+    from goldfish.workspaces.service import Workspaces
 
 MAX_FILES_LISTED = 200
 STATUS_FILES_LISTED = 5
@@ -208,8 +208,8 @@ def diff(svc: Workspaces, target: str, against: str | None) -> DiffResult:
 
 # ---------------------------------------------------------------------------- status
 def slot_infos(svc: Workspaces) -> list[SlotInfo]:
-    from goldfish.versions import checkpoint_text
-    from goldfish.watcher import watcher_alive
+    from goldfish.workspaces.versions import checkpoint_text
+    from goldfish.workspaces.watcher import watcher_alive
 
     project = svc.project
     live = watcher_alive(project)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from goldfish.fsutil import atomic_write
-from goldfish.slots import IgnoreRules, compare, scan_slot
+from goldfish.workspaces.slots import IgnoreRules, compare, scan_slot
 from goldfish.timefmt import now_iso
 
 if TYPE_CHECKING:

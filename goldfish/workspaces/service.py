@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from goldfish import names, slot_dirs
+from goldfish import names
+
+from goldfish.workspaces import slot_dirs
 from goldfish.git.devrepo import ARCHIVE_PREFIX, TRAILER_MOUNT, DevRepo, RefJournal, RefOp, SkippedFile
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.git.cmd import GitError
-from goldfish.slots import is_empty_dir
+from goldfish.workspaces.slots import is_empty_dir
 from goldfish.store import Transaction
 from goldfish.timefmt import now_iso
-from goldfish.versions import CreatedBy, VersionRow
-from goldfish.workspace_models import (
+from goldfish.workspaces.versions import CreatedBy, VersionRow
+from goldfish.workspaces.models import (
     CreateWorkspaceResult,
     DeleteWorkspaceResult,
     DiffResult,
@@ -342,7 +344,7 @@ class Workspaces:
 
     # ------------------------------------------------------- slot directories
     def mount(self, workspace: str, slot: str, reason: str) -> MountResult:
-        """Copy the workspace's branch head into the slot (see goldfish.slot_dirs)."""
+        """Copy the workspace's branch head into the slot (see goldfish.workspaces.slot_dirs)."""
         return slot_dirs.mount(self, workspace, slot, reason)
 
     def rollback(self, slot: str, version: str, reason: str) -> RollbackResult:
@@ -496,16 +498,16 @@ class Workspaces:
     # --------------------------------------------------------------- views
     def inspect(self, name: str, version_limit: int = 10, version_offset: int = 0,
                 include: list[str] | None = None) -> InspectWorkspaceResult:
-        from goldfish.workspace_views import inspect_workspace
+        from goldfish.workspaces.views import inspect_workspace
 
         return inspect_workspace(self, name, version_limit, version_offset, include)
 
     def diff(self, target: str, against: str | None = None) -> DiffResult:
-        from goldfish.workspace_views import diff
+        from goldfish.workspaces.views import diff
 
         return diff(self, target, against)
 
     def slot_status(self) -> list[SlotInfo]:
-        from goldfish.workspace_views import slot_infos
+        from goldfish.workspaces.views import slot_infos
 
         return slot_infos(self)

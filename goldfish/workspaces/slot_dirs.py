@@ -20,7 +20,7 @@ from goldfish import names
 from goldfish.git.devrepo import MOUNT_FILE
 from goldfish.errors import Conflict
 from goldfish.fsutil import atomic_write, inside
-from goldfish.slots import (
+from goldfish.workspaces.slots import (
     IgnoreRules,
     compare,
     is_empty_dir,
@@ -33,11 +33,11 @@ from goldfish.slots import (
     temp_dir,
 )
 from goldfish.timefmt import now_iso
-from goldfish.versions import checkpoint_text
-from goldfish.workspace_models import MountResult, RollbackResult
+from goldfish.workspaces.versions import checkpoint_text
+from goldfish.workspaces.models import MountResult, RollbackResult
 
 if TYPE_CHECKING:
-    from goldfish.workspaces import Workspaces
+    from goldfish.workspaces.service import Workspaces
 
 SHA_RE = re.compile(r"[0-9a-f]{40}")
 SOFT_SLOT_LIMIT = 3
