@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from goldfish.config.svs import SvsConfig
-from goldfish.pipelines import load_pipeline
+from goldfish.pipelines.model import load_pipeline
 from goldfish.svs.monitor import RunMonitor
 from goldfish.svs.rules_review import rules_review
 

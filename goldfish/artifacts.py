@@ -32,7 +32,7 @@ from goldfish.sources import (
 )
 
 if TYPE_CHECKING:
-    from goldfish.pipelines import Stage
+    from goldfish.pipelines.model import Stage
     from goldfish.sources import Sources
     from goldfish.store import Transaction
 

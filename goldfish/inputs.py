@@ -22,7 +22,7 @@ from goldfish import names
 from goldfish.errors import InvalidInput, NotFound
 from goldfish.issues import Issue
 from goldfish.names import did_you_mean
-from goldfish.pipelines import InputSignal, Pipeline
+from goldfish.pipelines.model import InputSignal, Pipeline
 from goldfish.runstate import ws_partition
 
 if TYPE_CHECKING:

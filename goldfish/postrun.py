@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from goldfish.inputs import output_candidates
-from goldfish.pipelines import Stage
+from goldfish.pipelines.model import Stage
 from goldfish.results_spec import ResultsSpec, ml_outcome_hint
 
 MAX_SVS_FILE = 4 << 20

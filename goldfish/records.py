@@ -299,7 +299,7 @@ class Records:
                      if d.get("workspace") == workspace), None)
         if slot is None:
             return  # not mounted: the stage is checked when run() reads the pipeline
-        from goldfish.pipelines import load_pipeline
+        from goldfish.pipelines.model import load_pipeline
 
         try:
             pipeline = load_pipeline(self.project.slot_path(slot))

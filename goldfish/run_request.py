@@ -17,9 +17,9 @@ from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.inputs import resolve_inputs
 from goldfish.issues import Issue, issues_error
 from goldfish.names import did_you_mean
-from goldfish.pipelines import Pipeline, load_pipeline
+from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.results_spec import ResultsSpec, RunReason, parse_run_reason, validate_results_spec
-from goldfish.stage_config import normalize_input_overrides, normalize_overrides
+from goldfish.pipelines.stage_config import normalize_input_overrides, normalize_overrides
 
 if TYPE_CHECKING:
     from goldfish.project import Project

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import GoldfishError
 from goldfish.git.cmd import git
-from goldfish.pipelines import parse_pipeline, pipeline_path
+from goldfish.pipelines.model import parse_pipeline, pipeline_path
 from goldfish.source_models import ConsumerRef, ParentRef, RunRef, SourceLineage
 
 if TYPE_CHECKING:

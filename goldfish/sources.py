@@ -44,7 +44,7 @@ from goldfish.source_models import (
 
 if TYPE_CHECKING:
     from goldfish.artifacts import ArtifactPlan
-    from goldfish.pipelines import Stage
+    from goldfish.pipelines.model import Stage
     from goldfish.project import Project
     from goldfish.source_models import PromoteResult
     from goldfish.store import Transaction

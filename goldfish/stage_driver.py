@@ -22,10 +22,10 @@ from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.inputs import resolve_inputs
 from goldfish.lineage import index_inputs
-from goldfish.pipelines import Pipeline, load_pipeline
+from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.run_hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
-from goldfish.stage_config import merge_stage_config
+from goldfish.pipelines.stage_config import merge_stage_config
 from goldfish.svs.preflight import preflight
 import contextlib
 

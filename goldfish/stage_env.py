@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import goldfish
-from goldfish.pipelines import Stage
-from goldfish.profiles import default_profile, local_limits, resolve_profiles
-from goldfish.signal_schema import contract_dict
-from goldfish.stage_config import StageConfig, resolve_placeholders
+from goldfish.pipelines.model import Stage
+from goldfish.pipelines.profiles import default_profile, local_limits, resolve_profiles
+from goldfish.pipelines.signal_schema import contract_dict
+from goldfish.pipelines.stage_config import StageConfig, resolve_placeholders
 
 if TYPE_CHECKING:
     from goldfish.project import Project

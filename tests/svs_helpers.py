@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from goldfish.init import init_project
-from goldfish.pipelines import Pipeline, load_pipeline
+from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.project import Project
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from goldfish.artifacts import default_source_name
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
-from goldfish.pipelines import parse_pipeline
+from goldfish.pipelines.model import parse_pipeline
 from goldfish.project import Project
 from tests.source_helpers import REASON, csv_meta, new_project, npy_meta, output_row, put_run, snapshot, write_npy
 
@@ -222,7 +222,7 @@ def test_source_name_needs_artifact() -> None:
 
 
 def test_dry_run_validation_warns_about_unregistrable_artifacts(tmp_path: Path) -> None:
-    from goldfish.pipeline_validate import validate_pipeline
+    from goldfish.pipelines.validate import validate_pipeline
 
     (tmp_path / "modules").mkdir()
     (tmp_path / "modules" / "train.py").write_text("def main():\n    pass\n")

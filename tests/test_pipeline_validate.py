@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from goldfish.errors import InvalidInput
-from goldfish.pipeline_validate import ValidationReport, validate_pipeline
-from goldfish.pipelines import Pipeline, load_pipeline, parse_pipeline
-from goldfish.schema_compat import compare_schemas
-from goldfish.signal_schema import parse_contract
+from goldfish.pipelines.validate import ValidationReport, validate_pipeline
+from goldfish.pipelines.model import Pipeline, load_pipeline, parse_pipeline
+from goldfish.pipelines.schema_compat import compare_schemas
+from goldfish.pipelines.signal_schema import parse_contract
 from tests.pipeline_helpers import SEED_PIPELINE, issue_at, make_project, tree_digest
 
 TENSOR = {"kind": "tensor", "shape": [None, 768], "dtype": "float32"}

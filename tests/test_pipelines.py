@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from goldfish.errors import InvalidInput, NotFound
-from goldfish.pipelines import Pipeline, load_pipeline, parse_pipeline
-from goldfish.signal_schema import TabularSchema, TensorSchema, parse_contract
+from goldfish.pipelines.model import Pipeline, load_pipeline, parse_pipeline
+from goldfish.pipelines.signal_schema import TabularSchema, TensorSchema, parse_contract
 from tests.pipeline_helpers import SEED_PIPELINE, issue_at, make_project, tree_digest
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from goldfish.errors import InvalidInput
-from goldfish.profiles import (
+from goldfish.pipelines.profiles import (
     builtin_profiles,
     check_profile,
     default_profile,

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from goldfish.errors import InvalidInput
-from goldfish.pipelines import Pipeline, load_pipeline
-from goldfish.signal_schema import TensorSchema, parse_contract
-from goldfish.stage_config import (
+from goldfish.pipelines.model import Pipeline, load_pipeline
+from goldfish.pipelines.signal_schema import TensorSchema, parse_contract
+from goldfish.pipelines.stage_config import (
     check_stage_config,
     deep_merge,
     merge_stage_config,

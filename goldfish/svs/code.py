@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from goldfish.pipelines import Stage
+from goldfish.pipelines.model import Stage
 
 MAX_FILES = 40
 MAX_FILE_BYTES = 1_000_000

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from goldfish.names import did_you_mean
-from goldfish.pipelines import Stage
+from goldfish.pipelines.model import Stage
 from goldfish.svs.code import SourceFile, StageCode
 from goldfish.svs.findings import Finding
 

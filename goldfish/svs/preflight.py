@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from goldfish.issues import Issue
-from goldfish.pipeline_validate import validate_pipeline
-from goldfish.pipelines import Pipeline
+from goldfish.pipelines.validate import validate_pipeline
+from goldfish.pipelines.model import Pipeline
 from goldfish.svs.findings import Finding
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from goldfish.pipelines import Pipeline
-from goldfish.stage_config import StageConfig
+from goldfish.pipelines.model import Pipeline
+from goldfish.pipelines.stage_config import StageConfig
 from goldfish.svs.ai import ProviderFailure, failure_message
 from goldfish.svs.anthropic_review import ReviewMaterial, anthropic_review
 from goldfish.svs.code import collect_stage_code

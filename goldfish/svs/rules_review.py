@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from goldfish.pipelines import Pipeline
+from goldfish.pipelines.model import Pipeline
 from goldfish.svs import code_rules
 from goldfish.svs.code import StageCode, collect_stage_code
 from goldfish.svs.findings import Finding

@@ -8,8 +8,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from goldfish.config_check import ConfigCheckResult
-from goldfish.config_check import validate_config as check_config
+from goldfish.pipelines.config_check import ConfigCheckResult
+from goldfish.pipelines.config_check import validate_config as check_config
 from mcp_server.context import ServerContext, guarded
 
 

@@ -25,9 +25,9 @@ from goldfish import names
 from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.issues import Issue, issues_error
 from goldfish.names import did_you_mean
-from goldfish.pipeline_errors import pydantic_issues
-from goldfish.pipelines import ConfigField, Pipeline, Stage, validation_issues
-from goldfish.signal_schema import (
+from goldfish.pipelines.errors import pydantic_issues
+from goldfish.pipelines.model import ConfigField, Pipeline, Stage, validation_issues
+from goldfish.pipelines.signal_schema import (
     Contract,
     iter_placeholders,
     parse_contract,

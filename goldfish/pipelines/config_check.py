@@ -19,7 +19,7 @@ from goldfish.errors import GoldfishError
 from goldfish.issues import Issue
 
 if TYPE_CHECKING:
-    from goldfish.pipelines import Pipeline
+    from goldfish.pipelines.model import Pipeline
     from goldfish.project import Project
 
 MAX_ISSUES = 200  # per list: a broken workspace must not produce a result too big to read
@@ -144,7 +144,7 @@ def check_project_config(project: Project, out: _Collector) -> None:
 
 def check_slot(project: Project, slot: str, out: _Collector) -> None:
     """pipeline.yaml (+ pipelines/*.yaml), configs/*.yaml and the modules of a mounted slot."""
-    from goldfish.pipelines import load_pipeline
+    from goldfish.pipelines.model import load_pipeline
 
     root = project.slot_path(slot)
     prefix = f"{slot}/"
@@ -170,7 +170,7 @@ def check_slot(project: Project, slot: str, out: _Collector) -> None:
 
 
 def _validate_pipeline(project: Project, pipeline: Pipeline, root: Path, out: _Collector, prefix: str) -> None:
-    from goldfish.pipeline_validate import validate_pipeline
+    from goldfish.pipelines.validate import validate_pipeline
 
     config = project.config
     sources = project.store.table("sources")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from goldfish.signal_schema import Contract, TabularSchema, TensorArray, TensorSchema, parse_contract
+from goldfish.pipelines.signal_schema import Contract, TabularSchema, TensorArray, TensorSchema, parse_contract
 
 _Single = tuple[Any, Any, Any]  # shape, dtype, rank
 

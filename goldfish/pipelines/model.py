@@ -7,7 +7,7 @@ input and output must carry a ``schema:`` key (a contract, or ``null`` to opt ou
 Parsing checks the document itself (shape of every field, names, contracts, duplicate stages) and
 reports every problem at once. Checks that need the project (module files, stage configs, sources,
 profiles) and the graph checks (unknown upstream, cycles, type and contract compatibility) live in
-``goldfish.pipeline_validate``.
+``goldfish.pipelines.validate``.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from pydantic import (
     model_validator,
 )
 
-from goldfish import dag, names
+from goldfish import names
+
+from goldfish.pipelines import dag
 from goldfish.errors import GoldfishError, InvalidInput, NotFound
 from goldfish.fsutil import inside
 from goldfish.issues import Issue, custom_error, issues_error
 from goldfish.names import did_you_mean
-from goldfish.pipeline_errors import pydantic_issues
-from goldfish.signal_schema import (
+from goldfish.pipelines.errors import pydantic_issues
+from goldfish.pipelines.signal_schema import (
     SCHEMA_KINDS,
     FileSchema,
     JsonSchema,

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from goldfish.issues import CUSTOM_ERROR_TYPE, Issue
 from goldfish.names import did_you_mean
-from goldfish.signal_schema import SCHEMA_KINDS
+from goldfish.pipelines.signal_schema import SCHEMA_KINDS
 
 _GENERIC_FIXES = {
     "string_type": "Use a string (quote it if YAML reads it as a number or boolean).",

@@ -19,8 +19,8 @@ from goldfish.fsutil import inside
 from goldfish.issues import Issue, issues_error
 from goldfish.metadata import validate_source_metadata
 from goldfish.names import did_you_mean
-from goldfish.pipelines import InputSignal, OutputSignal, Pipeline, Stage, kinds_for_type, validation_issues
-from goldfish.profiles import (
+from goldfish.pipelines.model import InputSignal, OutputSignal, Pipeline, Stage, kinds_for_type, validation_issues
+from goldfish.pipelines.profiles import (
     Backend,
     Profile,
     builtin_profiles,
@@ -28,9 +28,9 @@ from goldfish.profiles import (
     default_profile,
     resolve_profiles,
 )
-from goldfish.schema_compat import compare_schemas, source_contract
-from goldfish.signal_schema import Contract, contract_dict, iter_placeholders, parse_contract
-from goldfish.stage_config import (
+from goldfish.pipelines.schema_compat import compare_schemas, source_contract
+from goldfish.pipelines.signal_schema import Contract, contract_dict, iter_placeholders, parse_contract
+from goldfish.pipelines.stage_config import (
     StageConfigCheck,
     check_stage_config,
     normalize_overrides,
