@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from goldfish.journal import Journal
     from goldfish.records import Records
     from goldfish.runs import Runs
-    from goldfish.sources import Sources
+    from goldfish.sources.service import Sources
     from goldfish.state_md import StateMd
     from goldfish.svs.patterns import Patterns
     from goldfish.workspaces.versions import Versions
@@ -104,7 +104,7 @@ class Project:
 
     @cached_property
     def sources(self) -> Sources:
-        from goldfish.sources import Sources
+        from goldfish.sources.service import Sources
 
         return Sources(self)
 

@@ -30,7 +30,7 @@ from goldfish.svs.preflight import preflight
 import contextlib
 
 if TYPE_CHECKING:
-    from goldfish.artifacts import ArtifactPlan
+    from goldfish.sources.artifacts import ArtifactPlan
     from goldfish.store import Transaction
     from goldfish.runner import Runner
 

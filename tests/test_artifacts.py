@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from goldfish.artifacts import default_source_name
+from goldfish.sources.artifacts import default_source_name
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.pipelines.model import parse_pipeline
 from goldfish.project import Project

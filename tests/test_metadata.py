@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from goldfish.errors import InvalidInput, NotFound
 from goldfish.fielderrors import MAX_LISTED
-from goldfish.metadata import (
+from goldfish.sources.metadata import (
     SourceMetadata,
     TensorSchema,
     infer_size_and_hash,

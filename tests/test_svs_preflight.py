@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from goldfish.issues import Issue
-from goldfish.metadata import infer_size_and_hash
+from goldfish.sources.metadata import infer_size_and_hash
 from goldfish.svs.preflight import preflight
 from tests.svs_helpers import make_project, write_app
 

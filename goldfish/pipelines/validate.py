@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from goldfish.errors import GoldfishError, InvalidInput
 from goldfish.fsutil import inside
 from goldfish.issues import Issue, issues_error
-from goldfish.metadata import validate_source_metadata
+from goldfish.sources.metadata import validate_source_metadata
 from goldfish.names import did_you_mean
 from goldfish.pipelines.model import InputSignal, OutputSignal, Pipeline, Stage, kinds_for_type, validation_issues
 from goldfish.pipelines.profiles import (

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from goldfish.source_models import ManageSourcesResult, PromoteResult, RegisterSourceResult
+from goldfish.sources.models import ManageSourcesResult, PromoteResult, RegisterSourceResult
 from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 

@@ -2,7 +2,7 @@
 
 A source is never copied: the registry records its location and an identity of its content
 (size, mtime and inode for a cheap check, sha256 for the real one; size and generation for a GCS
-object). ``goldfish.sources`` compares that identity again before every run that reads it.
+object). ``goldfish.sources.service`` compares that identity again before every run that reads it.
 """
 
 from __future__ import annotations

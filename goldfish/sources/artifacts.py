@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from goldfish import names
 from goldfish.errors import GoldfishError, InvalidInput, NotFound
 from goldfish.fielderrors import FieldErrors
-from goldfish.source_lineage import SOURCE_KINDS, ws_partition
-from goldfish.source_locations import DIRECTORY_REJECTED
-from goldfish.source_models import ArtifactLineage, PromoteResult
-from goldfish.sources import (
+from goldfish.sources.lineage import SOURCE_KINDS, ws_partition
+from goldfish.sources.locations import DIRECTORY_REJECTED
+from goldfish.sources.models import ArtifactLineage, PromoteResult
+from goldfish.sources.service import (
     TABLE,
     Checked,
     check_field,
@@ -33,7 +33,7 @@ from goldfish.sources import (
 
 if TYPE_CHECKING:
     from goldfish.pipelines.model import Stage
-    from goldfish.sources import Sources
+    from goldfish.sources.service import Sources
     from goldfish.store import Transaction
 
 # Formats whose bytes an output of another format cannot hold (an npy output is not a csv source).

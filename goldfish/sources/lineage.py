@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from goldfish.errors import GoldfishError
 from goldfish.git.cmd import git
 from goldfish.pipelines.model import parse_pipeline, pipeline_path
-from goldfish.source_models import ConsumerRef, ParentRef, RunRef, SourceLineage
+from goldfish.sources.models import ConsumerRef, ParentRef, RunRef, SourceLineage
 
 if TYPE_CHECKING:
     from goldfish.project import Project
-    from goldfish.sources import Sources
+    from goldfish.sources.service import Sources
     from goldfish.store import Table, Transaction
 
 CONSUMERS = "source_consumers"
@@ -36,7 +36,7 @@ def consumer_id(source: str, run_id: str, input_name: str | None) -> str:
 def record_consumption(tx: Transaction, source: str, run_id: str, workspace: str, *,
                        input_name: str | None = None, stage: str | None = None) -> None:
     """Index that ``run_id`` reads ``source`` (with the content hash it has now)."""
-    from goldfish.sources import TABLE, now_iso
+    from goldfish.sources.service import TABLE, now_iso
 
     row = tx.table(TABLE).get_doc(source)
     tx.table(CONSUMERS).put(consumer_id(source, run_id, input_name), {

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from goldfish.errors import InvalidInput, NotFound
 from goldfish.fielderrors import FieldErrors, is_int, is_number, join_path, show, suggest, type_name
-from goldfish.metadata_schema import KIND_FOR_FORMAT, check_schema
+from goldfish.sources.metadata_schema import KIND_FOR_FORMAT, check_schema
 
 SCHEMA_VERSION = 1
 MAX_DOCUMENT_BYTES = 1_000_000

@@ -2,7 +2,7 @@
 
 Tensor (npy/npz) schemas describe each array's role, exact shape, dtype and feature names;
 tabular (csv) schemas the columns and their dtypes; file schemas a content type. Problems are
-recorded in a FieldErrors at their field paths; ``goldfish.metadata`` raises them.
+recorded in a FieldErrors at their field paths; ``goldfish.sources.metadata`` raises them.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Any
 
 from goldfish import names
 from goldfish.errors import InvalidInput
-from goldfish.source_models import SourceInfo
+from goldfish.sources.models import SourceInfo
 
 DISPLAY_LIST_ITEMS = 50
 

@@ -1,10 +1,10 @@
 """The data registry (``project.sources``): register, update, delete, list and verify sources.
 
-A source is a named file with strict metadata (``goldfish.metadata``). Goldfish never copies it:
+A source is a named file with strict metadata (``goldfish.sources.metadata``). Goldfish never copies it:
 the row in the ``sources`` table (project partition, id = name) records where it lives and the
 identity of its bytes, and ``verify`` compares them again before a run reads it. Lineage (who
-produced a source, who consumed it) lives in ``goldfish.source_lineage``; promotion of run
-outputs in ``goldfish.artifacts``.
+produced a source, who consumed it) lives in ``goldfish.sources.lineage``; promotion of run
+outputs in ``goldfish.sources.artifacts``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from goldfish import names
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.fielderrors import FieldErrors
 from goldfish.issues import Issue
-from goldfish.metadata import infer_size_and_hash, validate_source_metadata
-from goldfish.source_locations import (
+from goldfish.sources.metadata import infer_size_and_hash, validate_source_metadata
+from goldfish.sources.locations import (
     GcsObject,
     LocalIdentity,
     Location,
@@ -32,8 +32,8 @@ from goldfish.source_locations import (
     parse_location,
     same_identity,
 )
-from goldfish.source_views import created_by_filter, display_metadata, integrity_message, summary_fields
-from goldfish.source_models import (
+from goldfish.sources.views import created_by_filter, display_metadata, integrity_message, summary_fields
+from goldfish.sources.models import (
     Integrity,
     ManageSourcesResult,
     RegisterSourceResult,
@@ -43,10 +43,10 @@ from goldfish.source_models import (
 )
 
 if TYPE_CHECKING:
-    from goldfish.artifacts import ArtifactPlan
+    from goldfish.sources.artifacts import ArtifactPlan
     from goldfish.pipelines.model import Stage
     from goldfish.project import Project
-    from goldfish.source_models import PromoteResult
+    from goldfish.sources.models import PromoteResult
     from goldfish.store import Transaction
 
 log = logging.getLogger(__name__)
@@ -357,33 +357,33 @@ class Sources:
 
     def record_consumption(self, tx: Transaction, source: str, run_id: str, workspace: str, *,
                            input_name: str | None = None, stage: str | None = None) -> None:
-        from goldfish.source_lineage import record_consumption
+        from goldfish.sources.lineage import record_consumption
 
         record_consumption(tx, source, run_id, workspace, input_name=input_name, stage=stage)
 
     def promote_artifact(self, job_id: str, output_name: str, source_name: str, reason: str, metadata: Any,
                          description: str | None = None, format: str | None = None,
                          size_bytes: int | None = None) -> PromoteResult:
-        from goldfish.artifacts import promote_artifact
+        from goldfish.sources.artifacts import promote_artifact
 
         return promote_artifact(self, job_id, output_name, source_name, reason, metadata, description, format,
                                 size_bytes)
 
     def prepare_artifacts(self, run_doc: dict[str, Any], pipeline_stage: Stage) -> ArtifactPlan:
         """Check and hash a run's ``artifact: true`` outputs, without the lock; writes nothing."""
-        from goldfish.artifacts import prepare_artifacts
+        from goldfish.sources.artifacts import prepare_artifacts
 
         return prepare_artifacts(self, run_doc, pipeline_stage)
 
     def commit_artifacts(self, tx: Transaction, plan: ArtifactPlan) -> list[dict[str, Any]]:
         """Add the planned sources in the transaction that completes the run; returns findings."""
-        from goldfish.artifacts import commit_artifacts
+        from goldfish.sources.artifacts import commit_artifacts
 
         return commit_artifacts(self, tx, plan)
 
     def auto_register_outputs(self, run_doc: dict[str, Any], pipeline_stage: Stage) -> list[dict[str, Any]]:
         """Register the ``artifact: true`` outputs of a completed run; returns warning findings."""
-        from goldfish.artifacts import auto_register_outputs
+        from goldfish.sources.artifacts import auto_register_outputs
 
         return auto_register_outputs(self, run_doc, pipeline_stage)
 
@@ -408,7 +408,7 @@ class Sources:
             info = self.info(self.require(name))
             return ManageSourcesResult(action="get", message=integrity_message(info), source=info)
         if action == "lineage":
-            from goldfish.source_lineage import lineage
+            from goldfish.sources.lineage import lineage
 
             result = lineage(self, name, limit=min(max(limit, 1), MAX_LIST_LIMIT))
             return ManageSourcesResult(
@@ -485,7 +485,7 @@ class Sources:
                                    message=f"Updated {name}: metadata replaced, {what} (sha {short(info.sha256)}).")
 
     def delete(self, name: str, reason: str | None) -> ManageSourcesResult:
-        from goldfish.source_lineage import active_users
+        from goldfish.sources.lineage import active_users
 
         row = self.require(name)
         checked_reason = names.reason(reason, self.min_reason)
