@@ -14,7 +14,7 @@ from typing import Any
 
 from goldfish.inputs import output_candidates
 from goldfish.pipelines.model import Stage
-from goldfish.results_spec import ResultsSpec, ml_outcome_hint
+from goldfish.records.results_spec import ResultsSpec, ml_outcome_hint
 
 MAX_SVS_FILE = 4 << 20
 MAX_FINDINGS = 500

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from goldfish.git.devrepo import DevRepo
     from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal import Journal
-    from goldfish.records import Records
+    from goldfish.records.service import Records
     from goldfish.runs import Runs
     from goldfish.sources.service import Sources
     from goldfish.state_md import StateMd
@@ -98,7 +98,7 @@ class Project:
 
     @cached_property
     def records(self) -> Records:
-        from goldfish.records import Records
+        from goldfish.records.service import Records
 
         return Records(self)
 

@@ -18,7 +18,7 @@ from goldfish.inputs import resolve_inputs
 from goldfish.issues import Issue, issues_error
 from goldfish.names import did_you_mean
 from goldfish.pipelines.model import Pipeline, load_pipeline
-from goldfish.results_spec import ResultsSpec, RunReason, parse_run_reason, validate_results_spec
+from goldfish.records.results_spec import ResultsSpec, RunReason, parse_run_reason, validate_results_spec
 from goldfish.pipelines.stage_config import normalize_input_overrides, normalize_overrides
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _stage_list(pipeline: Pipeline, stages: object, issues: list[Issue]) -> list
 def _saved_spec(project: Project, workspace: str, stages: list[str],
                 issues: list[Issue]) -> tuple[ResultsSpec | None, list[str]]:
     """run() without results_spec: the spec saved for its stages, else the usual "required" error."""
-    from goldfish.records import saved_spec_for
+    from goldfish.records.service import saved_spec_for
 
     try:
         doc, used = saved_spec_for(project, workspace, stages)

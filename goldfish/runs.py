@@ -21,7 +21,7 @@ from goldfish.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
 from goldfish.lease import LeaseFile
 from goldfish.pipelines.validate import validate_pipeline
-from goldfish.records import consume_saved_specs, new_record
+from goldfish.records.service import consume_saved_specs, new_record
 from goldfish.reconciler import reconcile, runner_alive, spawn_runner
 from goldfish.run_request import RunRequest, build_request
 from goldfish.runstate import (

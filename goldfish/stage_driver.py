@@ -21,7 +21,7 @@ from goldfish.backends.base import Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.inputs import resolve_inputs
-from goldfish.lineage import index_inputs
+from goldfish.records.lineage import index_inputs
 from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.run_hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
 from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from goldfish.init import init_project
-from goldfish.lineage import index_inputs
+from goldfish.records.lineage import index_inputs
 from goldfish.project import Project
-from goldfish.records import new_record
-from goldfish.results_spec import ml_outcome_hint, validate_results_spec
+from goldfish.records.service import new_record
+from goldfish.records.results_spec import ml_outcome_hint, validate_results_spec
 
 SPEC: dict[str, Any] = {
     "primary_metric": "acc", "direction": "maximize", "min_value": 0.6, "goal_value": 0.7,

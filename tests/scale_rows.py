@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from goldfish.lineage import index_inputs
+from goldfish.records.lineage import index_inputs
 from goldfish.project import Project
-from goldfish.records import new_record
+from goldfish.records.service import new_record
 
 WORKSPACE = "scale"
 STAGES = ("preprocess", "train", "evaluate")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from goldfish.errors import InvalidInput
-from goldfish.results_spec import (
+from goldfish.records.results_spec import (
     FinalResults,
     ResultsSpec,
     RunReason,

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from textual.widgets import Button, Input
 
-from goldfish.record_models import FinalizeResult
+from goldfish.records.models import FinalizeResult
 from tests.run_helpers import REASON, SPEC, wait_state, wait_terminal
 from tests.tui_helpers import TuiFixture, module_fixture, third_workspace
 from tui.actions import finalize_report

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from goldfish.project import Project
-    from goldfish.record_models import Comparison, FinalizeResult
+    from goldfish.records.models import Comparison, FinalizeResult
 
 
 def cancel_run(project: Project, run_id: str, reason: str) -> str:

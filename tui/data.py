@@ -27,7 +27,7 @@ from tui.viewmodels import (
 
 if TYPE_CHECKING:
     from goldfish.project import Project
-    from goldfish.record_models import ExperimentContext
+    from goldfish.records.models import ExperimentContext
 
 TERMINAL = frozenset({"completed", "failed", "terminated", "canceled", "skipped"})
 SPARK_POINTS = 24
@@ -81,7 +81,7 @@ def primary_metric(run: Mapping[str, Any]) -> str | None:
 def metric_value(run: Mapping[str, Any]) -> tuple[str | None, float | None]:
     """(name, value) of the run's primary metric: final, else auto (``record_refs.primary_metric``,
     what history shows the agent), else the live summary of a run still going."""
-    from goldfish.record_refs import primary_metric as recorded
+    from goldfish.records.refs import primary_metric as recorded
 
     pm = recorded(run)
     if pm is not None and _finite(pm[1]) is not None:

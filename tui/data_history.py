@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, get_args
 
 from goldfish.errors import GoldfishError, InvalidInput
-from goldfish.record_models import RecordType, SortBy
+from goldfish.records.models import RecordType, SortBy
 from tui.format import parse_ts
 from tui.viewmodels import CompareView, ConfigChange, HistoryPage, HistoryQuery, HistoryRow, MetricDelta
 
 if TYPE_CHECKING:
     from goldfish.project import Project
-    from goldfish.record_models import HistoryRecord, RecordDetail
+    from goldfish.records.models import HistoryRecord, RecordDetail
 
 SORT_KEYS: tuple[str, ...] = get_args(SortBy)
 MAX_CONFIG_CHANGES = 200
@@ -105,7 +105,7 @@ def load_history(project: Project, q: HistoryQuery) -> HistoryPage:
 
 def config_changes(left: Any, right: Any) -> list[ConfigChange]:
     """Changed config keys, as finalize_run's comparison reports them (``comparison.config_diff``)."""
-    from goldfish.comparison import config_diff
+    from goldfish.records.comparison import config_diff
 
     diff = config_diff(left if isinstance(left, dict) else None, right if isinstance(right, dict) else None)
     return [ConfigChange(key=k, left=a, right=b) for k, (a, b) in list(diff.items())[:MAX_CONFIG_CHANGES]]

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from goldfish.errors import GoldfishError
 from goldfish.names import did_you_mean
-from goldfish.results_spec import MlOutcome, ResultsSpec, ml_outcome_hint, validate_results_spec
+from goldfish.records.results_spec import MlOutcome, ResultsSpec, ml_outcome_hint, validate_results_spec
 from goldfish.svs.ai import ProviderFailure, call_tool, failure_message
 from goldfish.svs.findings import Finding, finding_from_sdk
 

@@ -393,7 +393,7 @@ class Workspaces:
                                  description=message)
             version = outcome.version
             assert version is not None
-            from goldfish.records import checkpoint_record
+            from goldfish.records.service import checkpoint_record
 
             record_id = checkpoint_record(tx, workspace, version.version, message)
             self.project.journal.record(

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from goldfish.record_models import (
+from goldfish.records.models import (
     DebugInfo,
     ExperimentContext,
     FinalizeResult,

@@ -1,6 +1,6 @@
 """The finalize form: the person records the authoritative result of a run.
 
-Every change re-runs ``goldfish.results_spec.validate_final_results`` (the validator
+Every change re-runs ``goldfish.records.results_spec.validate_final_results`` (the validator
 ``finalize_run`` runs) on the document the form would submit, and every error it reports is
 listed under the form; "Finalize" is enabled only when there are none. Defaults come from the
 run's results_spec and its automatic result, and the outcome is suggested from the goal.
@@ -25,11 +25,11 @@ from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from goldfish.errors import GoldfishError
-from goldfish.results_spec import DATASET_SPLITS, DIRECTIONS, ML_OUTCOMES, validate_final_results
+from goldfish.records.results_spec import DATASET_SPLITS, DIRECTIONS, ML_OUTCOMES, validate_final_results
 from tui.modals.prompt import error_text
 
 if TYPE_CHECKING:
-    from goldfish.record_models import FinalizeResult
+    from goldfish.records.models import FinalizeResult
     from tui.app import GoldfishApp
 
 TEXT_FIELDS = ("primary_metric", "value", "notes", "unit", "step", "epoch")
@@ -60,7 +60,7 @@ def form_defaults(run: dict[str, Any]) -> dict[str, str]:
     if isinstance(value, float) and math.isfinite(value):
         out["value"] = repr(value)
     if not final and spec and isinstance(value, (int, float)):
-        from goldfish.results_spec import ml_outcome_hint, validate_results_spec
+        from goldfish.records.results_spec import ml_outcome_hint, validate_results_spec
 
         with contextlib.suppress(GoldfishError):
             out["ml_outcome"] = ml_outcome_hint(validate_results_spec(spec), float(value))

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import InvalidInput
-from goldfish.record_models import Consumer, LineageResult, Producer, WorkspaceOrigin
-from goldfish.record_refs import part, stage_run
+from goldfish.records.models import Consumer, LineageResult, Producer, WorkspaceOrigin
+from goldfish.records.refs import part, stage_run
 from goldfish.timefmt import age
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from goldfish.gate import blocks_gate
-from goldfish.record_refs import part, primary_metric
+from goldfish.records.refs import part, primary_metric
 
 if TYPE_CHECKING:
     from goldfish.project import Project

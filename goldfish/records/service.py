@@ -16,11 +16,11 @@ from ulid import ULID
 
 from goldfish import names
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
-from goldfish.finalize import finalize_run, queue_result
-from goldfish.history import experiment_context, list_history
-from goldfish.lineage import downstream, get_lineage, provenance, upstream
-from goldfish.record_journal import audit, refresh_state_md
-from goldfish.record_models import (
+from goldfish.records.finalize import finalize_run, queue_result
+from goldfish.records.history import experiment_context, list_history
+from goldfish.records.lineage import downstream, get_lineage, provenance, upstream
+from goldfish.records.journal import audit, refresh_state_md
+from goldfish.records.models import (
     DEFAULT_INCLUDE,
     Comparison,
     DebugInfo,
@@ -35,7 +35,7 @@ from goldfish.record_models import (
     TagResult,
     UnfinalizedResult,
 )
-from goldfish.record_refs import (
+from goldfish.records.refs import (
     Resolved,
     index_record,
     is_best_tag,
@@ -44,8 +44,8 @@ from goldfish.record_refs import (
     resolve_record,
     resolve_workspace,
 )
-from goldfish.record_view import workspace_view
-from goldfish.results_spec import validate_results_spec
+from goldfish.records.view import workspace_view
+from goldfish.records.results_spec import validate_results_spec
 from goldfish.timefmt import age, now_iso
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from goldfish.errors import GoldfishError
-from goldfish.record_models import BestComparison, Comparison, PreviousComparison
-from goldfish.record_refs import is_best_tag, part, primary_metric, resolve_record
-from goldfish.results_spec import FinalResults, compare_values
+from goldfish.records.models import BestComparison, Comparison, PreviousComparison
+from goldfish.records.refs import is_best_tag, part, primary_metric, resolve_record
+from goldfish.records.results_spec import FinalResults, compare_values
 
 if TYPE_CHECKING:
     from goldfish.project import Project

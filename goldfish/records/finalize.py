@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from goldfish import names
-from goldfish.comparison import compare
+from goldfish.records.comparison import compare
 from goldfish.errors import Conflict, InvalidInput
 from goldfish.gate import BLOCKING_OUTCOMES
-from goldfish.record_journal import audit, refresh_state_md
-from goldfish.record_models import (
+from goldfish.records.journal import audit, refresh_state_md
+from goldfish.records.models import (
     FinalizedRun,
     FinalizeResult,
     NotFinalized,
@@ -27,9 +27,9 @@ from goldfish.record_models import (
     UnfinalizedResult,
     UnfinalizedRun,
 )
-from goldfish.record_refs import locate_run, part, resolve_record
-from goldfish.record_view import workspace_view
-from goldfish.results_spec import FinalResults, ResultsSpec, ml_outcome_hint, validate_final_results
+from goldfish.records.refs import locate_run, part, resolve_record
+from goldfish.records.view import workspace_view
+from goldfish.records.results_spec import FinalResults, ResultsSpec, ml_outcome_hint, validate_final_results
 from goldfish.timefmt import age, now_iso
 
 if TYPE_CHECKING:

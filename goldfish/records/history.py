@@ -10,10 +10,10 @@ import heapq
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, get_args
 
-from goldfish.comparison import current_best
+from goldfish.records.comparison import current_best
 from goldfish.errors import InvalidInput
-from goldfish.finalize import unfinalized
-from goldfish.record_models import (
+from goldfish.records.finalize import unfinalized
+from goldfish.records.models import (
     BestRun,
     ExperimentContext,
     HistoryRecord,
@@ -24,9 +24,9 @@ from goldfish.record_models import (
     SortBy,
     TrendPoint,
 )
-from goldfish.record_refs import primary_metric, resolve_workspace
-from goldfish.record_view import Key, WorkspaceView, created_key, workspace_view
-from goldfish.results_spec import compare_values
+from goldfish.records.refs import primary_metric, resolve_workspace
+from goldfish.records.view import Key, WorkspaceView, created_key, workspace_view
+from goldfish.records.results_spec import compare_values
 from goldfish.timefmt import age
 
 if TYPE_CHECKING:
