@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from goldfish.init import init_project
 from goldfish.project import Project
-from goldfish.runstate import parse_iso
+from goldfish.runs.state import parse_iso
 
 SPEC = {"primary_metric": "acc", "direction": "maximize", "min_value": 0.1, "goal_value": 0.9,
         "dataset_split": "val", "tolerance": 0.01, "context": "Benchmark of the run engine latency."}

@@ -65,7 +65,7 @@ def build(root: Path, records: int, active: int) -> Project:
         for i in range(200):
             tx.append_event("audit", {"ts": ts("11:00:00"), "op": "thought", "source": "mcp", "workspace": "bench",
                                       "reason": f"thought {i}", "details": {}})
-    from goldfish import metric_series
+    from goldfish.runs import metric_series
 
     for i in range(active):
         run_dir = project.runs_dir / f"stage-{i:08x}"

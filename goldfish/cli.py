@@ -76,7 +76,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if cmd == "status":
         from goldfish.project import Project
-        from goldfish.reconciler import reconcile_quietly
+        from goldfish.runs.reconciler import reconcile_quietly
         from goldfish.status import render_status_text
 
         project = Project.open(args.project)
@@ -84,7 +84,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(render_status_text(project))
         return 0
     if cmd == "runner":
-        from goldfish.runner import main as runner_main
+        from goldfish.runs.runner import main as runner_main
 
         return runner_main(args.pipeline_run_id, args.runner_id, args.project)
     if cmd == "doctor":
@@ -117,7 +117,7 @@ def _tui(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--size {args.size!r} is not COLSxROWS.", fix="Use e.g. --size 180x50.")
     project = Project.open(args.project, source="tui")
     try:
-        from goldfish.reconciler import reconcile
+        from goldfish.runs.reconciler import reconcile
     except ImportError:
         pass
     else:

@@ -23,7 +23,7 @@ from goldfish.errors import Blocked, Conflict, GoldfishError, InvalidInput
 from goldfish.fsutil import atomic_write
 from goldfish.init import init_project
 from goldfish.project import CONFIG_FILE, Project
-from goldfish.runs import RunResult
+from goldfish.runs.service import RunResult
 
 MARKER = ".goldfish-demo"  # in the project root: this directory was made by `goldfish demo`
 DEFAULT_NAME = "goldfish-demo"
@@ -144,7 +144,7 @@ class DemoTour:
         self.say.did(f"project: {init.project_root}")
         self.say.did(f"dev repo (never edit it by hand): {init.dev_repo}")
         project = Project.open(root, source="cli")
-        from goldfish.reconciler import reconcile_quietly
+        from goldfish.runs.reconciler import reconcile_quietly
 
         reconcile_quietly(project)
         return project

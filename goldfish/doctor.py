@@ -53,7 +53,7 @@ def _gcloud_credentials() -> tuple[bool, str]:
 
 
 def _rust_check() -> Check:
-    from goldfish.rust_stage import rust_toolchain_status
+    from goldfish.runs.rust_stage import rust_toolchain_status
 
     st = rust_toolchain_status()
     if st["ok"]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal import Journal
     from goldfish.records.service import Records
-    from goldfish.runs import Runs
+    from goldfish.runs.service import Runs
     from goldfish.sources.service import Sources
     from goldfish.state_md import StateMd
     from goldfish.svs.patterns import Patterns
@@ -92,7 +92,7 @@ class Project:
 
     @cached_property
     def runs(self) -> Runs:
-        from goldfish.runs import Runs
+        from goldfish.runs.service import Runs
 
         return Runs(self)
 

@@ -39,7 +39,7 @@ class ServerContext:
                 try:
                     self._project = Project.open(self.project_arg, start=self.start, source="mcp")
                     self.open_error = None
-                    from goldfish.reconciler import reconcile_quietly
+                    from goldfish.runs.reconciler import reconcile_quietly
 
                     reconcile_quietly(self._project)
                 except GoldfishError as exc:

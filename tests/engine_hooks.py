@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from goldfish.runstate import ws_partition
+from goldfish.runs.state import ws_partition
 
 
 def _hold(ctx: Any, phase: str) -> None:

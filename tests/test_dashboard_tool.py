@@ -102,7 +102,7 @@ async def test_dashboard_sections(tmp_path: Path) -> None:
 def test_regressions_are_the_experiment_contexts(tmp_path: Path) -> None:
     """dashboard() and get_experiment_context share one definition: worse than the best tag by more
     than that run's own spec tolerance (a plain negative delta at finalization is not enough)."""
-    from goldfish.dashboard import dashboard
+    from goldfish.runs.dashboard import dashboard
     from tests.tui_snapshot_data import build
 
     project = build(tmp_path)

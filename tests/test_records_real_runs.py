@@ -9,7 +9,7 @@ import pytest
 
 from goldfish.errors import Blocked, InvalidInput
 from goldfish.project import Project
-from goldfish.run_inspect import inspect_run
+from goldfish.runs.inspect import inspect_run
 from tests.run_helpers import REASON, SPEC, WRITE_OUTPUTS, file_stage, make_env, snapshot, wait_state, wait_terminal
 
 CRASH = "raise SystemExit(3)\n"

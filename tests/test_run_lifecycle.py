@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from goldfish.lease import LeaseFile
-from goldfish.reconciler import reconcile
-from goldfish.runstate import transition
+from goldfish.runs.lease import LeaseFile
+from goldfish.runs.reconciler import reconcile
+from goldfish.runs.state import transition
 from tests.run_helpers import REASON, SPEC, WRITE_OUTPUTS, file_stage, make_env, wait_state, wait_terminal
 
 SLEEPER = "import time\nfrom pathlib import Path\nimport os\nfor _ in range(300):\n    time.sleep(0.1)\n"

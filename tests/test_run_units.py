@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from goldfish import metric_series
-from goldfish.backends.base import LaunchSpec
-from goldfish.backends.local import LocalBackend
+from goldfish.runs import metric_series
+from goldfish.runs.backends.base import LaunchSpec
+from goldfish.runs.backends.local import LocalBackend
 from goldfish.procs import pid_alive
 from goldfish.errors import Conflict
-from goldfish.gate import blocks_gate
-from goldfish.runstate import LEGAL, TERMINAL, check_legal, infra_outcome, pipeline_state_of
+from goldfish.runs.gate import blocks_gate
+from goldfish.runs.state import LEGAL, TERMINAL, check_legal, infra_outcome, pipeline_state_of
 
 
 def test_state_table() -> None:
@@ -99,7 +99,7 @@ def test_log_cursor_never_drifts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     project = env.project
     started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
     run_id = started.stage_runs[0].stage_run_id
-    from goldfish.run_logs import read_logs
+    from goldfish.runs.logs import read_logs
 
     got: list[str] = []
     cursor = 0
@@ -141,7 +141,7 @@ def test_launcher_records_signal_deaths_and_waits_for_its_record(tmp_path: Path)
     spec_file.write_text(json.dumps(doc))
     import subprocess
 
-    from goldfish.backends.local import LAUNCHER
+    from goldfish.runs.backends.local import LAUNCHER
 
     subprocess.run([sys.executable, str(LAUNCHER), str(spec_file)], check=True, timeout=60)
     assert not (tmp_path / "ran").exists()

@@ -21,7 +21,7 @@ from stage_sdk import stats as py_stats
 from stage_sdk.contracts import check_contract
 
 from goldfish.errors import InvalidInput, NotFound
-from goldfish.rust_stage import (
+from goldfish.runs.rust_stage import (
     RustBuildFailed,
     RustToolchainMissing,
     build_rust_stage,

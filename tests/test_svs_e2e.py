@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from goldfish.run_inspect import inspect_run
+from goldfish.runs.inspect import inspect_run
 from goldfish.svs.run_findings import run_svs_findings
 from tests.run_helpers import REASON, SPEC, Env, file_stage, make_env, wait_terminal
 
@@ -231,7 +231,7 @@ def test_failure_learned_approved_then_blocks(tmp_path: Path, monkeypatch: pytes
 
 # --------------------------------------------------------------------------- dashboard
 def test_dashboard_shows_each_finding_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from goldfish.dashboard import dashboard
+    from goldfish.runs.dashboard import dashboard
 
     env = env_with(tmp_path, monkeypatch)
     env.write([file_stage("typo"), npy_stage("emb")], {"typo": MISSPELLED, "emb": CONSTANT})

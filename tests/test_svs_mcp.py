@@ -25,7 +25,7 @@ def _seed(tmp_path: Path) -> Path:
     project = make_project(tmp_path)
     finding = Finding(source="monitor", check="loss_spike", severity="warning", stage="train", message="spike",
                       signal="train/loss")
-    # The shape the runner stores (goldfish.run_hooks.ReviewResult + "at"), not the tool's view of it.
+    # The shape the runner stores (goldfish.runs.hooks.ReviewResult + "at"), not the tool's view of it.
     review = {"decision": "warned", "summary": "1 warning", "provider": "rules", "at": "2026-01-01T00:00:00Z",
               "findings": [
         {"source": "rules", "check": "unpinned_requirement", "severity": "warning", "message": "numpy unpinned"}]}

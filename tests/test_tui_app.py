@@ -249,7 +249,7 @@ async def test_a_failing_load_is_reported_not_fatal(fx: TuiFixture) -> None:
 
 
 async def test_cancel_from_the_dashboard_goes_through_the_runs_service(fx: TuiFixture) -> None:
-    from goldfish.run_inspect import inspect_run
+    from goldfish.runs.inspect import inspect_run
     from tests.run_helpers import REASON, SPEC
 
     third_workspace(fx)

@@ -243,7 +243,7 @@ def _ids(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def _run_dir(project: Project, rid: str, *, steps: int, beat_age: float | None) -> None:
-    from goldfish import metric_series
+    from goldfish.runs import metric_series
 
     run_dir = project.runs_dir / rid
     rt = run_dir / "outputs" / ".goldfish"

@@ -103,7 +103,7 @@ def _finite(value: Any) -> float | None:
 
 def series_tail(project: Project, run_id: str, name: str, points: int = SPARK_POINTS) -> tuple[float, ...]:
     """The last values of one metric series (binary, append-only; cheap to read)."""
-    from goldfish.metric_series import read_series
+    from goldfish.runs.metric_series import read_series
 
     data = read_series(project.runs_dir / run_id, name)
     if data is None or not len(data):

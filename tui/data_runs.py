@@ -48,7 +48,7 @@ def _contract(findings: list[dict[str, Any]], name: str) -> str:
 
 
 def load_metrics(project: Project, run_id: str, names: list[str] | None, points: int) -> tuple[MetricSeries, ...]:
-    from goldfish.run_inspect import metric_history
+    from goldfish.runs.inspect import metric_history
 
     result = metric_history(project, run_id, names, max_points=points)
     return tuple(
@@ -114,7 +114,7 @@ def _reason_text(reason: Any) -> str | None:
 
 def read_log(project: Project, run_id: str, cursor: int | None, tail: int = LOG_TAIL) -> LogChunk:
     """New log lines after ``cursor`` (or the last ``tail`` lines when it is None)."""
-    from goldfish.run_logs import read_logs
+    from goldfish.runs.logs import read_logs
 
     result = read_logs(project, run_id, tail=tail, cursor=cursor)
     lines = tuple(result.logs.splitlines()) if result.logs else ()

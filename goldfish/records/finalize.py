@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from goldfish import names
 from goldfish.records.comparison import compare
 from goldfish.errors import Conflict, InvalidInput
-from goldfish.gate import BLOCKING_OUTCOMES
+from goldfish.runs.gate import BLOCKING_OUTCOMES
 from goldfish.records.journal import audit, refresh_state_md
 from goldfish.records.models import (
     FinalizedRun,

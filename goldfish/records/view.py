@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from goldfish.gate import blocks_gate
+from goldfish.runs.gate import blocks_gate
 from goldfish.records.refs import part, primary_metric
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""SVS as the runner's built-in hook provider (``goldfish.run_hooks`` loads this module).
+"""SVS as the runner's built-in hook provider (``goldfish.runs.hooks`` loads this module).
 
 * ``review(ctx)`` — the pre-run review during ``preparing`` (the runner has already run preflight
   and resolved inputs, and handles ``skip_review`` and the enable switches itself).

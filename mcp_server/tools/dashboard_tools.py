@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
-from goldfish.dashboard import DashboardResult, dashboard
+from goldfish.runs.dashboard import DashboardResult, dashboard
 from mcp_server.context import ServerContext, guarded
 
 

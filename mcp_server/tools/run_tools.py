@@ -11,10 +11,10 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from goldfish.issues import Issue
-from goldfish.run_inspect import InspectRunResult, MetricHistoryResult, Section, inspect_run, metric_history
-from goldfish.run_logs import LogsResult, read_logs
-from goldfish.runstate import TERMINAL
-from goldfish.runs import CancelResult, DryRunResult, GateInfo, RunResult, StageRunInfo
+from goldfish.runs.inspect import InspectRunResult, MetricHistoryResult, Section, inspect_run, metric_history
+from goldfish.runs.logs import LogsResult, read_logs
+from goldfish.runs.state import TERMINAL
+from goldfish.runs.service import CancelResult, DryRunResult, GateInfo, RunResult, StageRunInfo
 from mcp_server.context import ServerContext, guarded, tool_errors
 
 StageName = Annotated[str, Field(max_length=64)]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish import names
 from goldfish.errors import GoldfishError, InvalidInput
-from goldfish.inputs import resolve_inputs
+from goldfish.runs.inputs import resolve_inputs
 from goldfish.issues import Issue, issues_error
 from goldfish.names import did_you_mean
 from goldfish.pipelines.model import Pipeline, load_pipeline

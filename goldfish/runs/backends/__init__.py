@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from goldfish.backends.base import Backend
+from goldfish.runs.backends.base import Backend
 from goldfish.errors import ConfigError
 
 AVAILABLE = ("local",)
@@ -11,7 +11,7 @@ AVAILABLE = ("local",)
 def get_backend(name: str) -> Backend:
     """The backend for ``jobs.backend``; ConfigError for one this installation does not have."""
     if name == "local":
-        from goldfish.backends.local import LocalBackend
+        from goldfish.runs.backends.local import LocalBackend
 
         return LocalBackend()
     raise ConfigError(

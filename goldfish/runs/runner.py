@@ -16,14 +16,14 @@ import time
 import traceback
 from typing import Any
 
-from goldfish.backends import get_backend
-from goldfish.backends.base import Backend
+from goldfish.runs.backends import get_backend
+from goldfish.runs.backends.base import Backend
 from goldfish.errors import GoldfishError
-from goldfish.lease import LeaseFile, LeaseKeeper
+from goldfish.runs.lease import LeaseFile, LeaseKeeper
 from goldfish.project import Project
-from goldfish.run_hooks import RunHooks, load_hooks
-from goldfish.runstate import TERMINAL, now_iso, settle_pipeline, transition, ws_partition
-from goldfish.stage_driver import TICK, StageDriver
+from goldfish.runs.hooks import RunHooks, load_hooks
+from goldfish.runs.state import TERMINAL, now_iso, settle_pipeline, transition, ws_partition
+from goldfish.runs.stage_driver import TICK, StageDriver
 
 MAX_DRIVER_RESTARTS = 20
 

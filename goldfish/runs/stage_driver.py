@@ -16,15 +16,19 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from goldfish import metric_series, postrun, stage_env
-from goldfish.backends.base import Handle, LaunchSpec, Status
+from goldfish.runs import metric_series
+
+from goldfish.runs import postrun
+
+from goldfish.runs import stage_env
+from goldfish.runs.backends.base import Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
-from goldfish.inputs import resolve_inputs
+from goldfish.runs.inputs import resolve_inputs
 from goldfish.records.lineage import index_inputs
 from goldfish.pipelines.model import Pipeline, load_pipeline
-from goldfish.run_hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
-from goldfish.runstate import TERMINAL, now_iso, parse_iso, transition, ws_partition
+from goldfish.runs.hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
+from goldfish.runs.state import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.pipelines.stage_config import merge_stage_config
 from goldfish.svs.preflight import preflight
 import contextlib
@@ -32,7 +36,7 @@ import contextlib
 if TYPE_CHECKING:
     from goldfish.sources.artifacts import ArtifactPlan
     from goldfish.store import Transaction
-    from goldfish.runner import Runner
+    from goldfish.runs.runner import Runner
 
 TICK = 0.2
 SUMMARY_PUSH_SECONDS = 2.0
@@ -240,7 +244,7 @@ class StageDriver:
         return {**result.model_dump(), "at": now_iso()}
 
     def build_rust(self, stage: Any, app: Path) -> Path:
-        from goldfish.rust_stage import build_rust_stage
+        from goldfish.runs.rust_stage import build_rust_stage
 
         try:
             return build_rust_stage(app, stage.name, entrypoint=stage.entrypoint,

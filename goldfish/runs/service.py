@@ -17,14 +17,14 @@ from pydantic import BaseModel, Field
 
 from goldfish import names
 from goldfish.errors import InvalidInput, NotFound
-from goldfish.gate import check_gate, gate_message, unfinalized_runs
+from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
-from goldfish.lease import LeaseFile
+from goldfish.runs.lease import LeaseFile
 from goldfish.pipelines.validate import validate_pipeline
 from goldfish.records.service import consume_saved_specs, new_record
-from goldfish.reconciler import reconcile, runner_alive, spawn_runner
-from goldfish.run_request import RunRequest, build_request
-from goldfish.runstate import (
+from goldfish.runs.reconciler import reconcile, runner_alive, spawn_runner
+from goldfish.runs.request import RunRequest, build_request
+from goldfish.runs.state import (
     ACTIVE,
     PIPELINE_TERMINAL,
     TERMINAL,

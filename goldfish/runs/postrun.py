@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from goldfish.inputs import output_candidates
+from goldfish.runs.inputs import output_candidates
 from goldfish.pipelines.model import Stage
 from goldfish.records.results_spec import ResultsSpec, ml_outcome_hint
 

@@ -17,9 +17,9 @@ import threading
 from typing import TYPE_CHECKING
 
 from goldfish.errors import GoldfishError
-from goldfish.lease import LeaseFile
-from goldfish.runstate import PIPELINE_TERMINAL, ws_partition
-from goldfish.stage_env import PACKAGE_ROOT
+from goldfish.runs.lease import LeaseFile
+from goldfish.runs.state import PIPELINE_TERMINAL, ws_partition
+from goldfish.runs.stage_env import PACKAGE_ROOT
 
 if TYPE_CHECKING:
     from goldfish.project import Project

@@ -23,7 +23,7 @@ from goldfish.errors import InvalidInput, NotFound
 from goldfish.issues import Issue
 from goldfish.names import did_you_mean
 from goldfish.pipelines.model import InputSignal, Pipeline
-from goldfish.runstate import ws_partition
+from goldfish.runs.state import ws_partition
 
 if TYPE_CHECKING:
     from goldfish.project import Project

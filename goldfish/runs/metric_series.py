@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from goldfish.fsutil import atomic_write
-from goldfish.runstate import now_iso, parse_iso
+from goldfish.runs.state import now_iso, parse_iso
 
 if TYPE_CHECKING:
     import numpy as np

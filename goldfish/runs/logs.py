@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from goldfish import names
 from goldfish.errors import InvalidInput
-from goldfish.runstate import TERMINAL, parse_iso
+from goldfish.runs.state import TERMINAL, parse_iso
 
 if TYPE_CHECKING:
     from goldfish.project import Project

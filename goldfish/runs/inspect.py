@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from goldfish import metric_series, names
+from goldfish import names
+
+from goldfish.runs import metric_series
 from goldfish.errors import InvalidInput
-from goldfish.runstate import ACTIVE, parse_iso, ws_partition
+from goldfish.runs.state import ACTIVE, parse_iso, ws_partition
 
 if TYPE_CHECKING:
     from goldfish.project import Project

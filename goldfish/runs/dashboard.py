@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from goldfish.gate import unfinalized_runs
-from goldfish.runstate import TERMINAL, parse_iso
+from goldfish.runs.gate import unfinalized_runs
+from goldfish.runs.state import TERMINAL, parse_iso
 from goldfish.svs.findings import Finding
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import Blocked
-from goldfish.runstate import ws_partition
+from goldfish.runs.state import ws_partition
 
 if TYPE_CHECKING:
     from goldfish.project import Project
