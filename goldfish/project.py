@@ -20,11 +20,11 @@ if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
     from goldfish.git.devrepo import DevRepo
     from goldfish.workspaces.dirty import DirtyChecker
-    from goldfish.journal import Journal
+    from goldfish.journal.audit import Journal
     from goldfish.records.service import Records
     from goldfish.runs.service import Runs
     from goldfish.sources.service import Sources
-    from goldfish.state_md import StateMd
+    from goldfish.journal.state_md import StateMd
     from goldfish.svs.patterns import Patterns
     from goldfish.workspaces.versions import Versions
     from goldfish.workspaces.service import Workspaces
@@ -139,13 +139,13 @@ class Project:
 
     @cached_property
     def journal(self) -> Journal:
-        from goldfish.journal import Journal
+        from goldfish.journal.audit import Journal
 
         return Journal(self)
 
     @cached_property
     def state_md(self) -> StateMd:
-        from goldfish.state_md import StateMd
+        from goldfish.journal.state_md import StateMd
 
         return StateMd(self)
 

@@ -381,7 +381,7 @@ def test_delete_refused_for_runs_not_prepared_yet(project: Project, npy: tuple[P
 
 
 def test_state_md_counts_sources(project: Project, npy: tuple[Path, int]) -> None:
-    pytest.importorskip("goldfish.state_md", reason="STATE.md arrives with the workspaces service")
+    pytest.importorskip("goldfish.journal.state_md", reason="STATE.md arrives with the workspaces service")
     path, size = npy
     register(project, "feat", path, npy_meta(size))
     register(project, "feat2", path, npy_meta(size))

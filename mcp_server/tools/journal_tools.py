@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from goldfish.journal import AuditLogResult, ThoughtResult, ThoughtsResult
+from goldfish.journal.audit import AuditLogResult, ThoughtResult, ThoughtsResult
 from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
