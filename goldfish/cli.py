@@ -92,7 +92,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_doctor(args.project)
     if cmd == "demo":
-        from goldfish.demo import run_demo
+        from goldfish.demo.tour import run_demo
 
         return run_demo(Path(args.dir))
     if cmd == "serve":

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from goldfish.cli import main as cli_main
-from goldfish.demo import MARKER, fixture_dir
+from goldfish.demo.tour import MARKER, fixture_dir
 from goldfish.init import init_project
 from goldfish.project import Project
 

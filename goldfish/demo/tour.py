@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from goldfish import names
-from goldfish.demo_data import export_digits
-from goldfish.demo_narrate import Narrator, StageProgress, human_bytes, metric_line, seconds_between, short
+from goldfish.demo.data import export_digits
+from goldfish.demo.narrate import Narrator, StageProgress, human_bytes, metric_line, seconds_between, short
 from goldfish.errors import Blocked, Conflict, GoldfishError, InvalidInput
 from goldfish.fsutil import atomic_write
 from goldfish.init import init_project
