@@ -21,7 +21,7 @@ from pathlib import Path
 from goldfish.runs.backends.base import Capabilities, Handle, LaunchSpec, Status
 from goldfish.fsutil import atomic_write
 from goldfish.procs import pid_alive, proc_start_time
-from goldfish.runs.state import now_iso
+from goldfish.timefmt import now_iso
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 EXIT_FILE = "exit_code"
