@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from goldfish.errors import NotInitialized
-from goldfish.store import Store
+from goldfish.store import Store, Transaction
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
@@ -129,7 +129,12 @@ class Project:
     def workspaces(self) -> Workspaces:
         from goldfish.workspaces.service import Workspaces
 
-        return Workspaces(self)
+        def checkpoint_record(tx: Transaction, workspace: str, version: str, message: str) -> str | None:
+            from goldfish.records.service import checkpoint_record
+
+            return checkpoint_record(tx, workspace, version, message)
+
+        return Workspaces(self, on_version_saved=checkpoint_record)
 
     @cached_property
     def versions(self) -> Versions:

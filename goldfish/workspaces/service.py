@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,9 @@ from goldfish.workspaces.models import (
 if TYPE_CHECKING:
     from goldfish.project import Project
 
+# Called in save_version's transaction with (tx, workspace, version, message); returns a record id.
+VersionSavedHook = Callable[[Transaction, str, str, str], "str | None"]
+
 SHA_RE = re.compile(r"[0-9a-f]{40}")
 
 
@@ -57,8 +60,9 @@ class SyncOutcome:
 class Workspaces:
     """The workspace service (one per Project)."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, on_version_saved: VersionSavedHook | None = None):
         self.project = project
+        self.on_version_saved = on_version_saved
 
     @property
     def repo(self) -> DevRepo:
@@ -393,9 +397,8 @@ class Workspaces:
                                  description=message)
             version = outcome.version
             assert version is not None
-            from goldfish.records.service import checkpoint_record
-
-            record_id = checkpoint_record(tx, workspace, version.version, message)
+            # Records are composed in by the project (workspaces never import records).
+            record_id = self.on_version_saved(tx, workspace, version.version, message) if self.on_version_saved else None
             self.project.journal.record(
                 tx, "save_version", reason=message, workspace=workspace, slot=slot,
                 details={"version": version.version, "sha": version.sha, "created": not outcome.reused,
