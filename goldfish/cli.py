@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from goldfish import __version__
@@ -95,41 +96,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         from goldfish.demo.tour import run_demo
 
         return run_demo(Path(args.dir))
-    if cmd == "serve":
-        from mcp_server.server import serve
-
-        serve(args.project, transport=args.transport, port=args.port)
-        return 0
-    if cmd == "tui":
-        return _tui(args)
+    if cmd in ("serve", "tui"):
+        return _interface(cmd)(args)
     raise AssertionError(f"unhandled command {cmd}")
 
 
-def _tui(args: argparse.Namespace) -> int:
-    from goldfish.errors import InvalidInput
-    from goldfish.project import Project
+def _interface(name: str) -> Callable[[argparse.Namespace], int]:
+    """The handler an interface package registers for ``goldfish <name>`` (entry point group
+    ``goldfish.commands``): the domain never imports the MCP server or the TUI itself."""
+    from importlib.metadata import PackageNotFoundError, distribution
 
-    if not args.headless and (args.screenshot or args.text or args.fail_on_alerts):
-        raise InvalidInput("--screenshot, --text and --fail-on-alerts need --headless.",
-                           fix="Add --headless, e.g. `goldfish tui --headless --text`.")
-    cols, _, rows = str(args.size).partition("x")
-    if not (cols.isdigit() and rows.isdigit() and 40 <= int(cols) <= 1000 and 10 <= int(rows) <= 1000):
-        raise InvalidInput(f"--size {args.size!r} is not COLSxROWS.", fix="Use e.g. --size 180x50.")
-    project = Project.open(args.project, source="tui")
     try:
-        from goldfish.runs.reconciler import reconcile
-    except ImportError:
-        pass
-    else:
-        reconcile(project)  # a run whose runner died gets a new one, as when any process opens the project
-    if args.headless:
-        from tui.headless import run_headless
-
-        return run_headless(project, screenshot=args.screenshot, text=args.text,
-                            fail_on_alerts=args.fail_on_alerts, size=(int(cols), int(rows)))
-    from tui.app import GoldfishApp
-
-    return GoldfishApp(project).run() or 0
+        found = distribution("goldfish-ml").entry_points.select(group="goldfish.commands", name=name)
+    except PackageNotFoundError:
+        found = None
+    for ep in found or ():
+        handler: Callable[[argparse.Namespace], int] = ep.load()
+        return handler
+    raise GoldfishError(
+        f"`goldfish {name}` is not installed in this environment.",
+        fix="Install Goldfish with its interfaces: `pip install -e .` in the Goldfish checkout (or `make demo`).",
+    )
 
 
 if __name__ == "__main__":
