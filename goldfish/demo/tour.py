@@ -31,7 +31,7 @@ SOURCE = "digits"
 BASE_WORKSPACE = "digits_mlp"
 SLOTS = ("w1", "w2")
 FIXTURE_ITEMS = ("pipeline.yaml", "configs", "modules")
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # goldfish/, where a wheel puts _demo_fixture
 STEPS = 8
 
 RESULTS_SPEC: dict[str, Any] = {
