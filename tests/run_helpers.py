@@ -94,11 +94,11 @@ class Env:
 def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hooks: bool = False) -> Env:
     shim_dir = tmp_path / "pythonpath"
     shim_dir.mkdir()
-    if hooks:  # tests.engine_hooks as an entry point of group goldfish.runs.hooks, for runner processes
+    if hooks:  # tests.engine_hooks as an entry point of group goldfish.run_hooks, for runner processes
         dist = shim_dir / "goldfish_test_hooks-0.0.dist-info"
         dist.mkdir()
         (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: goldfish-test-hooks\nVersion: 0.0\n")
-        (dist / "entry_points.txt").write_text("[goldfish.runs.hooks]\ntest = tests.engine_hooks\n")
+        (dist / "entry_points.txt").write_text("[goldfish.run_hooks]\ntest = tests.engine_hooks\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(shim_dir)]))
     result = init_project(tmp_path / "proj", "proj")
     env = Env(result.project_root)

@@ -76,7 +76,7 @@ def _install_tui_hooks(site_dir: Path) -> None:
     dist = site_dir / "goldfish_tui_hooks-0.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: goldfish-tui-hooks\nVersion: 0.0\n")
-    (dist / "entry_points.txt").write_text(f"[goldfish.runs.hooks]\ntui = {TUI_HOOKS}\n")
+    (dist / "entry_points.txt").write_text(f"[goldfish.run_hooks]\ntui = {TUI_HOOKS}\n")
 
 
 def build(tmp: Path, mp: pytest.MonkeyPatch) -> TuiFixture:

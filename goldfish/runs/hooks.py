@@ -16,7 +16,7 @@ The runner calls, for every stage run:
   results are stored under ``svs.failure_patterns``.
 
 Providers: the built-in module ``goldfish.svs.run_hooks`` when it exists, then every entry point of
-group ``goldfish.runs.hooks`` (an object or module with any of ``review``/``monitor``/``post_run``),
+group ``goldfish.run_hooks`` (an object or module with any of ``review``/``monitor``/``post_run``),
 then anything passed to ``register``. Reviews combine to the most severe decision; monitor findings
 and stop requests add up. A hook that raises never fails a run (it is recorded as a warning
 finding): hooks are advisory, the runner's own checks are the ones that fail closed.
@@ -197,7 +197,7 @@ class RunHooks:
 
 
 def load_hooks() -> RunHooks:
-    """Built-in providers that are installed, then entry points of group ``goldfish.runs.hooks``."""
+    """Built-in providers that are installed, then entry points of group ``goldfish.run_hooks``."""
     hooks = RunHooks()
     for module in BUILTIN_PROVIDERS:
         try:
