@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.runs import metric_series
 
-from goldfish.runs import postrun
+from goldfish.runs import postrun, run_objects
 
 from goldfish.runs import stage_env
 from goldfish.runs.backends.base import Handle, LaunchSpec, Status
@@ -26,7 +26,7 @@ from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.runs.inputs import resolve_inputs
 from goldfish.records.lineage import index_inputs
-from goldfish.pipelines.model import Pipeline, load_pipeline
+from goldfish.pipelines.model import Pipeline, Stage, load_pipeline
 from goldfish.runs.hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
 from goldfish.runs.state import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.pipelines.stage_config import merge_stage_config
@@ -194,7 +194,10 @@ class StageDriver:
             raise StageFailure("failed", "review_blocked", f"Pre-run review blocked: {review.get('summary')}",
                                **prepared)
         binary = self.build_rust(stage, app) if stage.runtime == "rust" else None
-        stage_env.stage_inputs(self.run_dir / "inputs", resolved)
+        try:
+            stage_env.stage_inputs(self.run_dir / "inputs", resolved, fetch=self.fetch_remote)
+        except GoldfishError as exc:
+            raise StageFailure("failed", "input_error", f"Staging the inputs failed: {exc}", **prepared) from None
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         runtime_config = stage_env.stage_runtime_config(stage, config, self.run_dir / "inputs", resolved)
         env = stage_env.stage_environment(project, doc, self.run_dir, config, runtime_config)
@@ -225,6 +228,12 @@ class StageDriver:
                     if entry.get("kind") in ("source", "override_source") and entry.get("source"):
                         project.sources.record_consumption(tx, entry["source"], self.run_id, self.ws,
                                                            input_name=name, stage=stage_name)
+
+    def fetch_remote(self, uri: str, generation: int | None) -> Path:
+        from goldfish.storage import materialize
+
+        self.note(f"staging {uri} (cached by generation in {self.project.cache_dir})")
+        return materialize(self.project.config, self.project.cache_dir, uri, generation=generation)
 
     def review(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
                resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
@@ -452,7 +461,7 @@ class StageDriver:
         cfg = self.project.config
         pipeline = self.load_pipeline()
         stage = pipeline.stage(doc["stage"])
-        outputs, missing = postrun.collect_outputs(stage, self.outputs_dir)
+        outputs, missing = self.collect_outputs(doc, stage)
         fields = self.collect(doc)
         stats, findings, problems = postrun.read_svs_files(self.runtime_dir)
         contract = postrun.contract_errors(findings, cfg.svs.default_enforcement) if cfg.svs.enabled else []
@@ -489,6 +498,19 @@ class StageDriver:
                 self.settle("post_run", "completed", **fields)
                 if plan.rows or plan.findings:
                     self.register_artifacts(tx, plan)
+
+    def collect_outputs(self, doc: dict[str, Any], stage: Stage) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Declared outputs: in the bucket for a cloud run, else in the run dir (then copied to the
+        bucket when ``storage.backend`` is gcs)."""
+        if self.runner.backend.capabilities().remote:
+            store = self.project.bucket
+            assert store is not None  # a cloud backend needs gcs.bucket (config validation)
+            return run_objects.remote_outputs(store, self.run_id, stage)
+        outputs, missing = postrun.collect_outputs(stage, self.outputs_dir)
+        if self.project.storage.kind == "gcs":
+            self.note(f"copying outputs to {self.project.storage.uri(run_objects.outputs_prefix(self.run_id))}")
+            run_objects.upload_outputs(self.project.storage, self.run_id, outputs)
+        return outputs, missing
 
     def register_artifacts(self, tx: Transaction, plan: ArtifactPlan) -> None:
         runs = tx.table("runs", ws_partition(self.ws))

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,13 +51,17 @@ def stage_runtime_config(
     return values
 
 
-def stage_inputs(inputs_dir: Path, resolved: dict[str, dict[str, Any]]) -> None:
-    """``inputs/<name>`` → a symlink to each resolved location (recreated from scratch)."""
+def stage_inputs(inputs_dir: Path, resolved: dict[str, dict[str, Any]],
+                 fetch: Callable[[str, int | None], Path] | None = None) -> None:
+    """``inputs/<name>`` → a symlink to each resolved location (recreated from scratch); a ``gs://``
+    location is first made local by ``fetch(uri, generation)`` (a verified, cached download)."""
     if inputs_dir.exists():
         shutil.rmtree(inputs_dir)
     inputs_dir.mkdir(parents=True)
     for name, entry in resolved.items():
         location = entry.get("location")
+        if location and "://" in location and fetch is not None:
+            location = str(fetch(location, entry.get("generation")))
         if location and "://" not in location:
             os.symlink(location, inputs_dir / name)
 
@@ -128,10 +133,12 @@ def stage_environment(
                 }
             ),
             "GOLDFISH_SVS_STATS_ENABLED": "true" if svs.enabled and svs.stats_enabled else "false",
-            "GOLDFISH_OBJECTS_DIR": str(project.objects_dir),
+            "GOLDFISH_STORAGE_BACKEND": project.config.storage.backend,
             "GOLDFISH_METRICS_FLUSH_INTERVAL": "5",
         }
     )
+    if project.config.storage.backend == "local":
+        env["GOLDFISH_OBJECTS_DIR"] = str(project.objects_dir)
     if project.config.gcs is not None:
         env["GOLDFISH_GCS_BUCKET"] = project.config.gcs.bucket
     return env

@@ -33,6 +33,9 @@ class Capabilities(BaseModel):
     live_logs: bool = Field(description="Logs can be read while the stage runs")
     memory_limit: bool = Field(description="A memory cap is enforced on the stage")
     gpus: bool = Field(default=False, description="Stages can be given GPUs")
+    remote: bool = Field(default=False, description="Stages run on another machine and keep their outputs in the "
+                                                    "bucket (gcs.bucket); the run dir holds a synced copy of their "
+                                                    "runtime files only")
 
 
 @dataclass
