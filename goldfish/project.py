@@ -18,6 +18,7 @@ from goldfish.store import Store, Transaction
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
+    from goldfish.issues import Issue
     from goldfish.git.devrepo import DevRepo
     from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal.audit import Journal
@@ -130,6 +131,12 @@ class Project:
         from goldfish.storage import bucket_storage
 
         return bucket_storage(self.config)
+
+    def backend_issues(self) -> list[Issue]:
+        """Why ``jobs.backend`` cannot run stages from here (empty when it can); cached a minute."""
+        from goldfish.runs.cloud_checks import backend_issues
+
+        return backend_issues(self.config)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot

@@ -140,6 +140,9 @@ def check_project_config(project: Project, out: _Collector) -> None:
             if row.get("path"):
                 where += f" {row['path']}"
             out.add("error", [Issue(location=where, message=row["message"], fix=exc.fix)])
+        return
+    # The backend must be usable from here (credentials, APIs, bucket, zones).
+    out.add("error", project.backend_issues(), prefix=f"{project.config_path.name} ")
 
 
 def check_slot(project: Project, slot: str, out: _Collector) -> None:

@@ -17,6 +17,7 @@ import traceback
 from typing import Any
 
 from goldfish.runs.backends import get_backend
+from goldfish.runs.cloud import backend_context
 from goldfish.runs.backends.base import Backend
 from goldfish.errors import GoldfishError
 from goldfish.runs.lease import LeaseFile, LeaseKeeper
@@ -38,7 +39,7 @@ class Runner:
         self.prun: dict[str, Any] = {}
         self._hooks = hooks
         self.backend_name = project.config.jobs.backend
-        self.backend: Backend = get_backend(self.backend_name)
+        self.backend: Backend = get_backend(self.backend_name, backend_context(project))
         self.workers: dict[str, threading.Thread] = {}
         self.restarts: dict[str, int] = {}
         self.prun_dir = project.runs_dir / prun_id

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.runs import metric_series
 
-from goldfish.runs import postrun, run_objects
+from goldfish.runs import postrun, remote_driver, run_objects
 
 from goldfish.runs import stage_env
 from goldfish.runs.backends.base import Handle, LaunchSpec, Status
@@ -74,6 +74,7 @@ class StageDriver:
         self.runtime_dir = self.outputs_dir / ".goldfish"
         self.log_path = self.run_dir / "logs" / "stdout.log"
         self.monitor_state: dict[str, Any] = {}
+        self.remote = runner.backend.capabilities().remote
 
     # ---------------------------------------------------------------- helpers
     def doc(self) -> dict[str, Any]:
@@ -193,18 +194,33 @@ class StageDriver:
         if review.get("decision") == "blocked":
             raise StageFailure("failed", "review_blocked", f"Pre-run review blocked: {review.get('summary')}",
                                **prepared)
+        if stage.runtime == "rust" and self.remote:
+            raise StageFailure("failed", "preflight", "Rust stages run on the local backend only for now; set "
+                               "jobs.backend: local for this pipeline, or write the stage in Python.", **prepared)
         binary = self.build_rust(stage, app) if stage.runtime == "rust" else None
-        try:
-            stage_env.stage_inputs(self.run_dir / "inputs", resolved, fetch=self.fetch_remote)
-        except GoldfishError as exc:
-            raise StageFailure("failed", "input_error", f"Staging the inputs failed: {exc}", **prepared) from None
+        if not self.remote:  # a cloud worker stages its inputs itself, from the bucket
+            try:
+                stage_env.stage_inputs(self.run_dir / "inputs", resolved, fetch=self.fetch_remote)
+            except GoldfishError as exc:
+                raise StageFailure("failed", "input_error", f"Staging the inputs failed: {exc}", **prepared) from None
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         runtime_config = stage_env.stage_runtime_config(stage, config, self.run_dir / "inputs", resolved)
         env = stage_env.stage_environment(project, doc, self.run_dir, config, runtime_config)
         argv = [str(binary)] if binary else stage_env.python_argv(app, stage_name)
         max_runtime = config.max_runtime_seconds or project.config.defaults.timeout_seconds
-        launch = {"argv": argv, "env": env, "cwd": str(app),
-                  "memory_limit_mb": stage_env.memory_limit_mb(project, config)}
+        launch: dict[str, Any] = {"argv": argv, "env": env, "cwd": str(app),
+                                  "memory_limit_mb": stage_env.memory_limit_mb(project, config)}
+        if self.remote:
+            from goldfish.pipelines.profiles import default_profile
+            from goldfish.runs.cloud import stage_remote
+
+            profile = config.profile or default_profile(project.config.jobs.backend)
+            self.note(f"uploading the code and inputs to {project.config.gcs.bucket if project.config.gcs else '?'}")
+            try:
+                launch["remote"] = stage_remote(project, doc, self.run_dir, stage, config, resolved, profile, max_runtime)
+            except GoldfishError as exc:
+                raise StageFailure("failed", "input_error", f"Staging for the VM failed: {exc}", **prepared) from None
+            launch["memory_limit_mb"] = None
         atomic_write(self.run_dir / "launch_request.json", json.dumps(launch), durable=False)
         with project.store.transaction() as tx:
             current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
@@ -264,6 +280,9 @@ class StageDriver:
 
     # ----------------------------------------------------------------- launch
     def launch(self, doc: dict[str, Any]) -> None:
+        if self.remote:
+            remote_driver.launch(self, doc)
+            return
         backend = self.runner.backend
         # One transaction (under the project lock): a cancel either lands before it, and nothing is
         # launched, or after it, and sees the run running.
@@ -305,15 +324,21 @@ class StageDriver:
         started = parse_iso(doc.get("started_at")) or time.time()
         prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
         stop_seen: float | None = None
-        last_push = 0.0
+        last_push = last_mirror = 0.0
         errors = 0
         while not self.runner.lease_lost():
             try:
                 status = backend.status(handle)
                 index, changed = metric_series.ingest(self.run_dir)
+                if status.preempted:
+                    remote_driver.preempted(self, self.doc(), handle, status)
+                    return
                 if not status.alive:
                     self.settle_exit(status, handle)
                     return
+                if self.remote and time.time() - last_mirror > cfg.defaults.log_sync_interval:
+                    remote_driver.mirror_logs(backend, handle, self.run_dir)
+                    last_mirror = time.time()
                 doc = self.doc()
                 if doc["state"] != "running":
                     return
@@ -405,18 +430,25 @@ class StageDriver:
 
     def settle_exit(self, status: Status, handle: Handle) -> None:
         doc = self.doc()
-        fields = self.collect(doc)
+        if self.remote:
+            fields = {**remote_driver.finished(self, doc, handle, status), **self.collect(doc)}
+        else:
+            fields = self.collect(doc)
         code = status.exit_code
         fields["exit_code"] = code
         self.runner.backend.cleanup(handle)
         if code is None:
+            why = f" ({status.detail})" if status.detail else ""
             self.settle("running", "terminated", "orphaned",
-                        "The stage process ended without recording an exit code (killed outside Goldfish, or the"
-                        " machine restarted); treated as a failure.", **fields)
+                        f"The stage process ended without recording an exit code{why}: killed outside Goldfish, or the"
+                        " machine went away; treated as a failure.", **fields)
         elif code == 0:
             self.settle("running", "post_run", **fields)
         else:
-            self.settle("running", "failed", "exit_nonzero", self.exit_message(doc, code), **fields)
+            message = self.exit_message(doc, code)
+            if status.detail:
+                message = f"{status.detail}. {message}"
+            self.settle("running", "failed", "exit_nonzero", message, **fields)
             self.failed_hooks()
 
     def failed_hooks(self) -> None:

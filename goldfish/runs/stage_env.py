@@ -110,35 +110,58 @@ def stage_environment(
     path = [str(app), str(app / "modules"), str(PACKAGE_ROOT)]
     if os.environ.get("PYTHONPATH"):
         path.append(os.environ["PYTHONPATH"])
-    svs = project.config.svs
-    env.update(
-        {
-            "PYTHONPATH": os.pathsep.join(path),
-            "PYTHONUNBUFFERED": "1",
-            "GOLDFISH_INPUTS_DIR": str(run_dir / "inputs"),
-            "GOLDFISH_OUTPUTS_DIR": str(run_dir / "outputs"),
-            "GOLDFISH_STAGE_CONFIG": json.dumps(runtime_config, default=str),
-            "GOLDFISH_RUN_ID": run["id"],
-            "GOLDFISH_WORKSPACE": run["workspace"],
-            "GOLDFISH_STAGE": run["stage"],
-            "GOLDFISH_PROJECT_NAME": project.config.project_name,
-            "GOLDFISH_PIPELINE_RUN_ID": run.get("pipeline_run_id") or "",
-            "GOLDFISH_GIT_SHA": run.get("sha") or "",
-            "GOLDFISH_SVS_CONFIG": json.dumps(
-                {
-                    "enabled": svs.enabled,
-                    "stats_enabled": svs.enabled and svs.stats_enabled,
-                    "default_enforcement": svs.default_enforcement,
-                    "domain": svs.domain,
-                }
-            ),
-            "GOLDFISH_SVS_STATS_ENABLED": "true" if svs.enabled and svs.stats_enabled else "false",
-            "GOLDFISH_STORAGE_BACKEND": project.config.storage.backend,
-            "GOLDFISH_METRICS_FLUSH_INTERVAL": "5",
-        }
-    )
+    env.update(contract_env(project, run, runtime_config, inputs=run_dir / "inputs", outputs=run_dir / "outputs"))
+    env["PYTHONPATH"] = os.pathsep.join(path)
     if project.config.storage.backend == "local":
         env["GOLDFISH_OBJECTS_DIR"] = str(project.objects_dir)
+    return env
+
+
+CONTAINER_APP = "/app"
+CONTAINER_INPUTS = "/mnt/inputs"
+CONTAINER_OUTPUTS = "/mnt/outputs"
+
+
+def container_environment(project: Project, run: dict[str, Any], config: StageConfig,
+                          runtime_config: dict[str, Any]) -> dict[str, str]:
+    """The environment of a stage in a container or on a VM: the contract variables with the
+    container layout (``/app``, ``/mnt/inputs``, ``/mnt/outputs``), nothing of this machine's.
+    Checkpoints go to the bucket."""
+    env = dict(config.environment)
+    env.update(contract_env(project, run, runtime_config, inputs=Path(CONTAINER_INPUTS),
+                            outputs=Path(CONTAINER_OUTPUTS)))
+    env.update({"PYTHONPATH": f"{CONTAINER_APP}:{CONTAINER_APP}/modules", "HOME": "/tmp",
+                "GOLDFISH_STORAGE_BACKEND": "gcs"})
+    return env
+
+
+def contract_env(project: Project, run: dict[str, Any], runtime_config: dict[str, Any], *,
+                 inputs: Path, outputs: Path) -> dict[str, str]:
+    """The GOLDFISH_* variables the stage SDK reads (the on-disk contract), for these directories."""
+    svs = project.config.svs
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "GOLDFISH_INPUTS_DIR": str(inputs),
+        "GOLDFISH_OUTPUTS_DIR": str(outputs),
+        "GOLDFISH_STAGE_CONFIG": json.dumps(runtime_config, default=str),
+        "GOLDFISH_RUN_ID": run["id"],
+        "GOLDFISH_WORKSPACE": run["workspace"],
+        "GOLDFISH_STAGE": run["stage"],
+        "GOLDFISH_PROJECT_NAME": project.config.project_name,
+        "GOLDFISH_PIPELINE_RUN_ID": run.get("pipeline_run_id") or "",
+        "GOLDFISH_GIT_SHA": run.get("sha") or "",
+        "GOLDFISH_SVS_CONFIG": json.dumps(
+            {
+                "enabled": svs.enabled,
+                "stats_enabled": svs.enabled and svs.stats_enabled,
+                "default_enforcement": svs.default_enforcement,
+                "domain": svs.domain,
+            }
+        ),
+        "GOLDFISH_SVS_STATS_ENABLED": "true" if svs.enabled and svs.stats_enabled else "false",
+        "GOLDFISH_STORAGE_BACKEND": project.config.storage.backend,
+        "GOLDFISH_METRICS_FLUSH_INTERVAL": "5",
+    }
     if project.config.gcs is not None:
         env["GOLDFISH_GCS_BUCKET"] = project.config.gcs.bucket
     return env

@@ -54,6 +54,8 @@ LEGAL: dict[str, dict[str, frozenset[str | None]]] = {
     },
     "running": {
         "post_run": frozenset({None}),
+        # A preempted spot VM: the same stage run is launched again as its next attempt.
+        "launching": frozenset({"preempted"}),
         "failed": frozenset({"exit_nonzero"}),
         "terminated": frozenset(
             {"timeout", "max_runtime_exceeded", "no_heartbeat", "ai_stopped", "orphaned", "preempted"}
@@ -171,7 +173,7 @@ def transition(
         "updated_at": ts,
         "history": [*current.get("history", []), entry],
     }
-    if cause is not None:
+    if cause is not None and to in TERMINAL:  # a relaunch's cause lives in the history only
         update["cause"] = cause
     if error:
         update["error"] = error[:4000]

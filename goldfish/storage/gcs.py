@@ -53,7 +53,7 @@ class GcsStorage:
     def client(self) -> Any:
         try:
             from google.auth.exceptions import DefaultCredentialsError
-            from google.cloud import storage
+            from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise StorageError("google-cloud-storage is not installed.", fix="pip install google-cloud-storage") from exc
         try:
