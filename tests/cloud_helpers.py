@@ -4,6 +4,7 @@ gcp-storage-emulator, with short timings (boot delay, polls, syncs) so runs fini
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -49,13 +50,30 @@ def storage_emulator() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+# Against a real project instead of the fakes (see docs/cloud.md, "Testing against a real project"):
+# GF_REAL_GCE_PROJECT, GF_REAL_GCS_BUCKET, GF_REAL_ZONES (comma-separated), GF_REAL_REGISTRY.
+REAL = {k: os.environ.get(f"GF_REAL_{k}") for k in ("GCE_PROJECT", "GCS_BUCKET", "ZONES", "REGISTRY")}
+
+
+def real_project() -> bool:
+    return all(REAL.values())
+
+
+def needs_fake() -> None:
+    """Skip a test that scripts the fake (stockouts, preemptions, ...) when running against a real project."""
+    if real_project():
+        pytest.skip("scripts the fake Compute Engine; not possible against a real project")
+
+
 class CloudEnv:
     """A gce project (``env``), the fake cloud (``cloud``) and a storage client on the emulator."""
 
-    def __init__(self, env: Env, cloud: FakeCloud, storage: Any):
+    def __init__(self, env: Env, cloud: FakeCloud, storage: Any, bucket: str = "test-bucket"):
         self.env = env
         self.cloud = cloud
         self.storage = storage
+        self.bucket = bucket
+        self.real = real_project()
 
     @property
     def project(self) -> Any:
@@ -70,6 +88,9 @@ class CloudEnv:
 
 def make_cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_emulator: str,
                    **gce: Any) -> Iterator[CloudEnv]:
+    if real_project():
+        yield from _real_env(tmp_path, monkeypatch)
+        return
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_emulator)
     from google.cloud import storage
 
@@ -88,7 +109,7 @@ def make_cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_emul
         }
         env.configure(jobs={"backend": "gce"}, gcs={"bucket": BUCKET}, gce=settings,
                       defaults={"log_sync_interval": 1})
-        ce = CloudEnv(env, cloud, client)
+        ce = CloudEnv(env, cloud, client, BUCKET)
         cloud.add_image(ce.image("cpu"))
         cloud.add_image(ce.image("gpu"))
         yield ce
@@ -99,3 +120,20 @@ def make_cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_emul
 @pytest.fixture
 def cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_emulator: str) -> Iterator[CloudEnv]:
     yield from make_cloud_env(tmp_path, monkeypatch, storage_emulator)
+
+
+def _real_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudEnv]:
+    """A project on a real Google Cloud project (Application Default Credentials)."""
+    from google.cloud import storage
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    env = make_env(tmp_path, monkeypatch)
+    env.configure(jobs={"backend": "gce"}, gcs={"bucket": REAL["GCS_BUCKET"]},
+                  gce={"project_id": REAL["GCE_PROJECT"], "zones": str(REAL["ZONES"]).split(","),
+                       "artifact_registry": REAL["REGISTRY"]})
+    cloud = FakeCloud(tmp_path / "unused")  # nothing talks to it; tests that need it skip
+    try:
+        yield CloudEnv(env, cloud, storage.Client(project=REAL["GCE_PROJECT"]), str(REAL["GCS_BUCKET"]))
+    finally:
+        cloud.close()
+

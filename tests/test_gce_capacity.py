@@ -14,7 +14,7 @@ from goldfish.errors import ConfigError
 from goldfish.runs.backends.gce.api import ApiError, classify
 from goldfish.runs.backends.gce.capacity import Candidate, SearchFailed, candidates, search
 from goldfish.runs.inspect import inspect_run
-from tests.cloud_helpers import CloudEnv, cloud_env, storage_emulator
+from tests.cloud_helpers import CloudEnv, cloud_env, needs_fake, storage_emulator
 from tests.run_helpers import REASON, SPEC, WRITE_OUTPUTS, file_stage, snapshot, wait_terminal
 
 __all__ = ["cloud_env", "storage_emulator"]
@@ -126,6 +126,7 @@ def test_error_classification_uses_real_wording() -> None:
 
 
 def test_two_zones_stock_out_the_third_launches(cloud_env: CloudEnv) -> None:
+    needs_fake()
     cloud = cloud_env.cloud
     cloud.script("us-central1-a", "stockout")
     cloud.script("us-central1-b", "stockout")
@@ -147,6 +148,7 @@ def test_two_zones_stock_out_the_third_launches(cloud_env: CloudEnv) -> None:
 
 
 def test_bad_inputs_fail_with_the_fix_and_leave_no_vm(cloud_env: CloudEnv, tmp_path: Path) -> None:
+    needs_fake()
     from goldfish.config.loader import parse_config
 
     base = "project_name: p\ndev_repo_path: p-dev\njobs: {backend: gce}\n"

@@ -14,7 +14,7 @@ from typing import Any
 from goldfish.runs.backends.gce import GceBackend
 from goldfish.runs.cloud import backend_context
 from goldfish.runs.reconciler import sweep_vms
-from tests.cloud_helpers import BUCKET, CloudEnv, cloud_env, storage_emulator
+from tests.cloud_helpers import BUCKET, CloudEnv, cloud_env, needs_fake, storage_emulator
 from tests.run_helpers import REASON, SPEC, wait_state, wait_terminal
 
 __all__ = ["cloud_env", "storage_emulator"]
@@ -62,6 +62,7 @@ def vm_of(cloud_env: CloudEnv, rid: str, attempt: int) -> Any:
 
 
 def test_preempted_spot_vm_resumes_from_its_checkpoint(cloud_env: CloudEnv) -> None:
+    needs_fake()
     env = cloud_env.env
     env.configure(gce={"preemptible_preference": "spot_first"})
     train_stage(env)
@@ -91,6 +92,7 @@ def test_preempted_spot_vm_resumes_from_its_checkpoint(cloud_env: CloudEnv) -> N
 
 
 def test_preempted_more_than_the_limit_ends_terminated(cloud_env: CloudEnv) -> None:
+    needs_fake()
     env = cloud_env.env
     env.configure(gce={"preemptible_preference": "spot_first", "max_preemption_retries": 1})
     train_stage(env, steps=40)
@@ -112,6 +114,7 @@ def test_preempted_more_than_the_limit_ends_terminated(cloud_env: CloudEnv) -> N
 
 
 def test_runner_killed_with_a_live_vm_is_reattached(cloud_env: CloudEnv) -> None:
+    needs_fake()
     env = cloud_env.env
     train_stage(env, sleep=0.5)
     project = env.project
@@ -130,6 +133,7 @@ def test_runner_killed_with_a_live_vm_is_reattached(cloud_env: CloudEnv) -> None
 
 
 def test_reattach_by_label_when_the_launch_was_not_recorded(cloud_env: CloudEnv, tmp_path: Path) -> None:
+    needs_fake()
     project = cloud_env.project
     backend = GceBackend(backend_context(project))
     run_dir = tmp_path / "stage-0000feed"
@@ -151,6 +155,7 @@ def test_reattach_by_label_when_the_launch_was_not_recorded(cloud_env: CloudEnv,
 
 
 def test_cancel_deletes_the_vm(cloud_env: CloudEnv) -> None:
+    needs_fake()
     env = cloud_env.env
     train_stage(env, steps=200)
     project = env.project
@@ -167,6 +172,7 @@ def test_cancel_deletes_the_vm(cloud_env: CloudEnv) -> None:
 
 
 def test_reconciler_deletes_vms_of_terminal_runs(cloud_env: CloudEnv) -> None:
+    needs_fake()
     env = cloud_env.env
     train_stage(env, steps=2)
     project = env.project

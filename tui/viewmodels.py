@@ -124,6 +124,21 @@ class TransitionView:
 
 
 @dataclass(frozen=True)
+class AttemptView:
+    """One try at getting a VM for a run on a cloud backend (a capacity-search attempt)."""
+
+    key: str
+    attempt: int  # the run's attempt (a preemption starts the next one)
+    n: int  # the try within that attempt's capacity search
+    zone: str
+    machine_type: str
+    provisioning: str
+    outcome: str
+    error: str
+    instance: str
+
+
+@dataclass(frozen=True)
 class OutputView:
     name: str
     format: str | None
@@ -182,6 +197,7 @@ class RunDetailView:
     results_auto: dict[str, Any] | None
     results_final: dict[str, Any] | None
     results_spec: dict[str, Any] | None
+    attempts: tuple[AttemptView, ...] = ()  # cloud runs: every VM attempt and capacity-search try
 
     @property
     def terminal(self) -> bool:

@@ -146,3 +146,50 @@ def _bucket_issues(config: GoldfishConfig) -> list[Issue]:
                        f"Create it: gcloud storage buckets create gs://{config.gcs.bucket} --location=<region>",
                        "gcs.bucket")]
     return []
+
+
+def doctor_checks(config: GoldfishConfig) -> list[tuple[str, bool, str]]:
+    """``goldfish doctor``'s gce lines: (name, ok, detail naming the missing role or API)."""
+    if config.gce is None:
+        return []
+    out: list[tuple[str, bool, str]] = []
+    problems = _check(config) if config.gce.project_id else [
+        _issue("gce.project_id is not set.", "Add gce: {project_id: my-gcp-project} to goldfish.yaml.")]
+    compute = [i for i in problems if i.location != "gcs.bucket"]
+    out.append(("gce: credentials, Compute API, zones", not compute,
+                "; ".join(f"{i.message} Fix: {i.fix}" for i in compute) or
+                f"project {config.gce.project_id}, zones {', '.join(config.gce.zones or ['(profile defaults)'])}"))
+    bucket = [i for i in problems if i.location == "gcs.bucket"]
+    if config.gcs is not None:
+        out.append(("gce: bucket", not bucket, "; ".join(f"{i.message} Fix: {i.fix}" for i in bucket)
+                    or f"gs://{config.gcs.bucket} is readable"))
+    else:
+        out.append(("gce: bucket", False, "no gcs section. Fix: add gcs: {bucket: my-bucket}"))
+    from goldfish.runs.cloud import image_for, profiles_of
+
+    image = image_for(config, profiles_of(config)["cpu-small"])
+    try:
+        found = image_exists(config, image)
+        out.append(("gce: registry", found, f"{image} is in the registry" if found else
+                    f"{image} is missing. Fix: build and push the project image (manage_base_images action='build' "
+                    "then action='push'), or pin docker.project_image_version."))
+    except GoldfishError as exc:
+        out.append(("gce: registry", False, f"{exc.message} Fix: {exc.fix}"))
+    out.append(_logging_check(config))
+    return out
+
+
+def _logging_check(config: GoldfishConfig) -> tuple[str, bool, str]:
+    from goldfish.runs.backends.gce.cloud_logs import log_filter, read_log_lines
+    from goldfish.runs.cloud import gce_settings
+
+    settings = gce_settings(config)
+    try:
+        read_log_lines(settings, log_filter(settings) + ' AND timestamp>="2000-01-01T00:00:00Z"', limit=1)
+    except Exception as exc:
+        text = str(getattr(exc, "message", exc))
+        return ("gce: Cloud Logging", False,
+                f"stage logs cannot be read ({text}). Fix: enable logging.googleapis.com and grant roles/logging.viewer "
+                "(and roles/logging.logWriter to the VMs' service account).")
+    return ("gce: Cloud Logging", True, "stage logs readable (log goldfish-stage)")
+

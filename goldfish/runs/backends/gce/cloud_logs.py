@@ -79,9 +79,12 @@ def read_log_lines(settings: dict[str, Any], filter_: str, *, limit: int = 100, 
     return out, json.dumps({"ts": last, "skip": same})
 
 
-def stage_log_bytes(settings: dict[str, Any], run_id: str, attempt: int, offset: int, limit: int) -> tuple[bytes, int]:
-    """Lines of one attempt's stage log from byte ``offset``: (text, the offset after it)."""
-    base = log_filter(settings, goldfish_run=run_id, goldfish_attempt=str(attempt))
+def stage_log_bytes(settings: dict[str, Any], run_id: str, attempt: int, offset: int, limit: int,
+                    since: str = "2000-01-01T00:00:00Z") -> tuple[bytes, int]:
+    """Lines of one attempt's stage log from byte ``offset``: (text, the offset after it).
+    ``since`` bounds the search (without a timestamp the client library searches one day only)."""
+    base = log_filter(settings, goldfish_run=run_id, goldfish_attempt=str(attempt)) + f' AND timestamp>="{since}"'
+
     chunks: list[bytes] = []
     size = 0
     next_offset = offset
