@@ -200,3 +200,22 @@ def test_bad_inputs_fail_with_the_fix_and_leave_no_vm(cloud_env: CloudEnv, tmp_p
     assert (doc["state"], doc["cause"]) == ("failed", "launch_error")
     assert "proj-cpu:v999 is not in the registry" in doc["error"] and "manage_base_images" in doc["error"]
     assert len(cloud.inserts()) == inserts
+
+
+def test_doctor_checks_the_cloud_and_names_what_is_missing(cloud_env: CloudEnv) -> None:
+    needs_fake()
+    from goldfish.doctor import collect_checks
+
+    def checks() -> dict[str, Any]:
+        return {c.name: c for c in collect_checks(str(cloud_env.env.root)) if c.name.startswith("gce:")}
+
+    found = checks()
+    assert set(found) == {"gce: credentials, Compute API, zones", "gce: bucket", "gce: registry", "gce: Cloud Logging"}
+    assert all(c.ok and c.required for c in found.values()), {n: c.detail for n, c in found.items()}
+    cloud_env.env.configure(gcs={"bucket": "missing-bucket"}, docker={"project_image_version": "v404"},
+                            gce={"zones": ["us-central1-a", "us-central7-q"]})
+    found = checks()
+    assert "gcloud storage buckets create gs://missing-bucket" in found["gce: bucket"].detail
+    assert "proj-cpu:v404 is missing" in found["gce: registry"].detail and "manage_base_images" in found["gce: registry"].detail
+    assert "us-central7-q does not exist" in found["gce: credentials, Compute API, zones"].detail
+    assert not any(c.ok for n, c in found.items() if n != "gce: Cloud Logging")

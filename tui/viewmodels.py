@@ -93,6 +93,27 @@ class AuditView:
 
 
 @dataclass(frozen=True)
+class WorkerView:
+    """A warm pool worker (GCE VM kept booted between runs)."""
+
+    key: str
+    instance: str
+    state: str
+    since: float | None
+    zone: str
+    machine_type: str
+    gpus: int
+    run: str
+
+
+@dataclass(frozen=True)
+class PoolView:
+    enabled: bool
+    summary: str
+    workers: tuple[WorkerView, ...]
+
+
+@dataclass(frozen=True)
 class DashboardView:
     project_name: str
     root: str
@@ -105,6 +126,7 @@ class DashboardView:
     audit: tuple[AuditView, ...]
     workspaces: tuple[str, ...]
     pending_patterns: int
+    pool: PoolView | None = None  # shown when the warm pool is on or still has workers
 
     @property
     def alert_count(self) -> int:

@@ -80,8 +80,9 @@ SWEEP_STAMP = "cloud_sweep.json"
 
 def sweep_vms(project: Project, *, force: bool = False) -> list[str]:
     """Delete Goldfish VMs whose stage run is terminal, unknown, or on a later attempt: nothing that
-    finished keeps billing, even when its runner died before cleaning up. At most once a minute per
-    project unless ``force``; returns the deleted instance names."""
+    finished keeps billing, even when its runner died before cleaning up; then reconcile the warm
+    pool (expired workers, leases of terminal runs). At most once a minute per project unless
+    ``force``; returns the deleted instance names (warm workers are reported by the pool)."""
     import json
     import time
 
@@ -117,6 +118,10 @@ def sweep_vms(project: Project, *, force: bool = False) -> list[str]:
                  or str(run.get("attempt") or 1) != labels.get("goldfish-attempt", "1"))
         if stale and api.delete(inst.zone.rsplit("/", 1)[-1], inst.name):
             deleted.append(inst.name)
+    if project.store.table("warm_pool").docs():
+        from goldfish.runs import warm_pool
+
+        warm_pool.reconcile(project, api, project.bucket)
     return deleted
 
 

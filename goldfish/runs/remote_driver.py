@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from filelock import FileLock
 
 from goldfish.errors import GoldfishError
+from goldfish.runs import warm_pool
 from goldfish.runs.backends.base import Backend, Handle, LaunchSpec, Status
 from goldfish.runs.state import now_iso, transition, ws_partition
 
 if TYPE_CHECKING:
+    from goldfish.runs.backends.gce import GceBackend
     from goldfish.runs.stage_driver import StageDriver
 
 MIRROR_STATE = "remote_log.json"
@@ -62,26 +64,8 @@ def launch(driver: StageDriver, doc: dict[str, Any]) -> None:
             driver.move("launching", "failed", "launch_error", problem)
             return
 
-        def record(attempts: list[dict[str, Any]]) -> None:
-            driver.patch({"attempts": _with_attempt(driver.doc(), capacity=attempts)})
-
-        extra = {**remote, "attempt": int(doc.get("attempt") or 1), "on_attempt": record,
-                 "should_stop": lambda: bool(driver.doc().get("cancel_requested"))}
-        spec = LaunchSpec(run_id=driver.run_id, run_dir=driver.run_dir, argv=[], env={}, cwd=driver.run_dir,
-                          extra=extra)
-        driver.note(f"searching capacity for attempt {extra['attempt']} ({len(remote['placement']['options'])} "
-                    "profile option(s))")
-        try:
-            handle = backend.launch(spec)
-        except GoldfishError as exc:
-            current = driver.doc()
-            if current.get("cancel_requested"):
-                driver.move("launching", "canceled", "manual",
-                            f"Canceled: {current.get('cancel_reason') or 'no reason given'}")
-            else:
-                text = f"{exc.message} Fix: {exc.fix}" if exc.fix else exc.message
-                driver.note(f"launch failed: {text}")
-                driver.move("launching", "failed", "launch_error", text)
+        handle = _warm_or_cold(driver, doc, remote)
+        if handle is None:
             return
     orphan: Handle | None = None
     with project.store.transaction() as tx:
@@ -102,10 +86,69 @@ def launch(driver: StageDriver, doc: dict[str, Any]) -> None:
             transition(tx, driver.run_id, "running", expected="launching", source=project.source,
                        workspace=driver.ws, fields=fields)
     if orphan is not None:
-        backend.cleanup(orphan)
+        if orphan.get("pool"):  # the worker got the run: stop it there; the worker returns to the pool
+            cast("GceBackend", backend).request_stop(orphan, "canceled before it started")
+            with project.store.transaction() as tx:
+                current = tx.table("runs", ws_partition(driver.ws)).require(driver.run_id)
+                warm_pool.release(tx, {**current, "backend_handle": orphan}, source=project.source, cause="canceled")
+        else:
+            backend.cleanup(orphan)
     else:
         driver.note(f"VM {handle.get('instance')} in {handle.get('zone')} ({handle.get('provisioning_model')}, "
                     f"{handle.get('machine_type')})" + (" — a warm worker" if handle.get("warm") else ""))
+
+
+def _warm_or_cold(driver: StageDriver, doc: dict[str, Any], remote: dict[str, Any]) -> Handle | None:
+    """An idle warm worker leased to this run, else a new VM (which joins the pool when there is
+    room); None when the launch failed or was canceled (the run was moved)."""
+    project, backend = driver.project, driver.runner.backend
+    config = project.config
+    attempt = int(doc.get("attempt") or 1)
+    profile = remote["placement"]["options"][0]["profile"]
+    pool_name: str | None = None
+    extra: dict[str, Any] = {**remote, "attempt": attempt}
+    if warm_pool.participates(config, profile) and config.gce is not None:
+        warm_pool.promote(project, project.bucket, profile)
+        worker = warm_pool.take(project, profile=profile, image=remote["image"], run_id=driver.run_id,
+                                runner_id=driver.runner.runner_id)
+        if worker is not None:
+            driver.note(f"warm worker {worker['id']} leased (no VM to boot)")
+            gce = cast("GceBackend", backend)
+            handle: Handle = gce.assign(worker, driver.run_id, attempt, remote["metadata"]["goldfish-spec"],
+                                        driver.run_dir)
+            driver.patch({"attempts": _with_attempt(driver.doc(), capacity=[], warm=True)})
+            return handle
+        pool_name = warm_pool.reserve(project, profile=profile, image=remote["image"], run_id=driver.run_id,
+                                      runner_id=driver.runner.runner_id)
+        if pool_name is not None:
+            pool = config.gce.warm_pool
+            extra["pool"] = {"name": pool_name, "idle_seconds": pool.idle_timeout_minutes * 60,
+                             "poll_seconds": config.gce.poll_seconds, "preserve": list(pool.preserve_paths),
+                             "watchdog_seconds": pool.watchdog_seconds}
+
+    def record(attempts: list[dict[str, Any]]) -> None:
+        driver.patch({"attempts": _with_attempt(driver.doc(), capacity=attempts)})
+
+    extra.update(on_attempt=record, should_stop=lambda: bool(driver.doc().get("cancel_requested")))
+    spec = LaunchSpec(run_id=driver.run_id, run_dir=driver.run_dir, argv=[], env={}, cwd=driver.run_dir, extra=extra)
+    driver.note(f"searching capacity for attempt {attempt} ({len(remote['placement']['options'])} profile option(s))"
+                + (f"; the VM joins the warm pool as {pool_name}" if pool_name else ""))
+    try:
+        handle = backend.launch(spec)
+    except GoldfishError as exc:
+        if pool_name is not None:
+            warm_pool.launch_failed(project, pool_name)
+        current = driver.doc()
+        if current.get("cancel_requested"):
+            driver.move("launching", "canceled", "manual", f"Canceled: {current.get('cancel_reason') or 'no reason given'}")
+        else:
+            text = f"{exc.message} Fix: {exc.fix}" if exc.fix else exc.message
+            driver.note(f"launch failed: {text}")
+            driver.move("launching", "failed", "launch_error", text)
+        return None
+    if pool_name is not None:
+        warm_pool.launched(project, pool_name, handle)
+    return handle
 
 
 def image_problem(driver: StageDriver, image: str) -> str | None:

@@ -131,7 +131,9 @@ def container_environment(project: Project, run: dict[str, Any], config: StageCo
     env.update(contract_env(project, run, runtime_config, inputs=Path(CONTAINER_INPUTS),
                             outputs=Path(CONTAINER_OUTPUTS)))
     env.update({"PYTHONPATH": f"{CONTAINER_APP}:{CONTAINER_APP}/modules", "HOME": "/tmp",
-                "GOLDFISH_STORAGE_BACKEND": "gcs"})
+                "GOLDFISH_STORAGE_BACKEND": "gcs",
+                # A warm worker keeps gce.warm_pool.preserve_paths under here between runs (caches).
+                "GOLDFISH_PRESERVE_DIR": "/mnt/preserve"})
     return env
 
 

@@ -184,6 +184,10 @@ def transition(
         update["infra_outcome"] = infra_outcome(to, cause)
     doc = runs.cas(run_id, "state", frm, update)
     assert doc is not None  # same transaction, state just read
+    if (current.get("backend_handle") or {}).get("pool") and (to in TERMINAL or to == "launching"):
+        from goldfish.runs.warm_pool import release
+
+        release(tx, current, source=source, cause=f"run_{to}")  # the lease never outlives its run
     tx.append_event(
         TRANSITIONS_LOG,
         {"ts": ts, "run_id": run_id, "workspace": ws, "from": frm, "to": to, "cause": cause,

@@ -104,8 +104,9 @@ class Agent:
                "finished_at": now_iso()}
         self.gcs.write(self.prefix(run) + "exit.json", json.dumps(doc).encode())
 
-    def heartbeat(self, run: dict, state: str, **extra: object) -> None:
-        doc = {"state": state, "instance": self.name, "zone": self.zone, "updated_at": now_iso(), **extra}
+    def heartbeat(self, run: dict, state: str) -> None:
+        doc = {"state": state, "instance": self.name, "zone": self.zone, "updated_at": now_iso(),
+               "stage_started_at": run.get("stage_started_at"), "stage_started_unix": run.get("stage_started_unix")}
         self.gcs.write(self.prefix(run) + "agent.json", json.dumps(doc).encode())
 
     def run_assignment(self, run_id: str, attempt: int, spec_key: str) -> None:
@@ -124,7 +125,8 @@ class Agent:
                 env["STORAGE_EMULATOR_HOST"] = self.storage_endpoint
             assert self.rt is not None
             self.rt.start(spec, env, log_path)
-            self.heartbeat(run, "running", stage_started_at=now_iso())
+            run.update(stage_started_at=now_iso(), stage_started_unix=time.time())
+            self.heartbeat(run, "running")
             say(f"{run_id} attempt {attempt} started")
         except Exception as exc:  # setup failed: say why, in the exit object
             say(f"setup failed: {exc}")
@@ -143,6 +145,7 @@ class Agent:
             path = os.path.join(self.root, sub)
             shutil.rmtree(path, ignore_errors=True)
             os.makedirs(path, exist_ok=True)
+        os.makedirs(os.path.join(self.root, "preserve"), exist_ok=True)
         self.rt = DockerRuntime(self.root) if self.runtime_kind == "docker" else ProcessRuntime(self.root)
         registry_check(self.http, spec["image"])
         self.rt.prepare(spec["image"], self.meta.token())
@@ -286,33 +289,41 @@ class Agent:
 
     def pool_loop(self, idle: float, poll: float, preserve: list[str]) -> None:
         """A warm worker: wipe, report idle, take the next assignment, until the idle timeout."""
-        done = {self.meta.attr("goldfish-run") or ""}
+        last = f"{self.meta.attr('goldfish-run') or ''}#{self.meta.attr('goldfish-attempt') or 1}"
         while True:
             self.wipe(preserve)
             since = time.time()
             self.gcs.write(f"pool/{self.name}/state.json", json.dumps(
                 {"state": "idle_ready", "since": now_iso(), "instance": self.name, "zone": self.zone,
-                 "served": sorted(done - {""})}).encode())
+                 "last": last}).encode())
             assignment = None
             while time.time() - since < idle:
                 data = self.gcs.read(f"pool/{self.name}/assignment.json")
                 if data:
                     doc = json.loads(data)
-                    if doc.get("run_id") and doc["run_id"] + str(doc.get("attempt")) not in done:
+                    key = f"{doc.get('run_id')}#{doc.get('attempt', 1)}"
+                    if doc.get("run_id") and key != last:
                         assignment = doc
                         break
                 time.sleep(poll)
             if assignment is None:
                 say(f"idle for {idle:.0f}s")
                 return
-            done.add(assignment["run_id"] + str(assignment.get("attempt")))
+            last = f"{assignment['run_id']}#{assignment.get('attempt', 1)}"
             self.run_assignment(assignment["run_id"], int(assignment.get("attempt", 1)), assignment["spec"])
 
     def wipe(self, preserve: list[str]) -> None:
-        """Everything of the last run goes; ``preserve`` (paths under the root) stays."""
-        keep = {os.path.normpath(p).lstrip("/").split("/")[0] for p in preserve}
+        """Everything of the last run goes but the ``preserve`` paths under ``/mnt/preserve`` (a pip or
+        dataset cache), so one run's files never reach the next."""
+        keep = {os.path.normpath(p).strip("/").split("/")[0] for p in preserve} - {"", ".", ".."}
+        cache = os.path.join(self.root, "preserve")
+        if os.path.isdir(cache):
+            for entry in os.listdir(cache):
+                if entry not in keep:
+                    path = os.path.join(cache, entry)
+                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
         for entry in os.listdir(self.root):
-            if entry in keep:
+            if entry == "preserve":
                 continue
             path = os.path.join(self.root, entry)
             if os.path.isdir(path) and not os.path.islink(path):

@@ -226,7 +226,7 @@ class DockerRuntime:
 
     def start(self, spec: dict, env: dict, log_path: str) -> None:
         binds = [f"{self.root}/app:/app:ro", f"{self.root}/mnt/inputs:/mnt/inputs:ro",
-                 f"{self.root}/mnt/outputs:/mnt/outputs"]
+                 f"{self.root}/mnt/outputs:/mnt/outputs", f"{self.root}/preserve:/mnt/preserve"]
         host = {"Binds": binds, "NetworkMode": "bridge", "ShmSize": 16 << 30}
         if spec.get("gpus"):
             host["DeviceRequests"] = [{"Driver": "nvidia", "Count": -1, "Capabilities": [["gpu"]]}]
@@ -275,8 +275,9 @@ class ProcessRuntime:
         self.proc: subprocess.Popen | None = None
 
     def _map(self, value: str) -> str:
-        for path in ("/app", "/mnt/inputs", "/mnt/outputs"):
-            value = value.replace(path, self.root + path)
+        for path, local in (("/app", "/app"), ("/mnt/inputs", "/mnt/inputs"), ("/mnt/outputs", "/mnt/outputs"),
+                            ("/mnt/preserve", "/preserve")):  # the same host dirs the container binds
+            value = value.replace(path, self.root + local)
         return value
 
     def prepare(self, image: str, token: str) -> None:

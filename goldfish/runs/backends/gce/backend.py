@@ -22,6 +22,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from goldfish.fsutil import atomic_write
 from goldfish.runs.backends.base import BackendContext, Capabilities, Handle, LaunchSpec, Objects, Status
@@ -67,13 +68,21 @@ class GceBackend:
     def launch(self, spec: LaunchSpec) -> Handle:
         extra = spec.extra
         attempt = int(extra.get("attempt") or 1)
-        name = instance_name(spec.run_id, attempt)
+        pool = extra.get("pool")  # a warm-pool worker: named by the pool, kept after the stage
+        name = pool["name"] if pool else instance_name(spec.run_id, attempt)
         atomic_write(spec.run_dir / INTENT_FILE, json.dumps({"run_id": spec.run_id, "attempt": attempt, "name": name}))
         labels = {**(extra.get("labels") or {}), "goldfish-run": spec.run_id, "goldfish-attempt": str(attempt),
                   "goldfish-managed": "true"}
         metadata = {**(extra.get("metadata") or {}), "goldfish-run": spec.run_id, "goldfish-attempt": str(attempt),
                     "startup-script": startup_script()}
         max_run = int(extra.get("max_run_seconds") or 21600)
+        if pool:
+            labels["goldfish-pool"] = "worker"
+            metadata.update({"goldfish-pool": "1", "goldfish-idle-seconds": str(pool["idle_seconds"]),
+                             "goldfish-poll-seconds": str(pool["poll_seconds"]),
+                             "goldfish-preserve": ",".join(pool.get("preserve") or []),
+                             "goldfish-watchdog-seconds": str(pool["watchdog_seconds"])})
+            max_run = int(pool["watchdog_seconds"]) + 600
         settings = self.settings
 
         def insert(cand: Candidate) -> None:
@@ -97,9 +106,29 @@ class GceBackend:
             "machine_type": option.get("machine_type"), "accelerator": option.get("accelerator"),
             "gpu_count": option.get("gpu_count") or 0, "profile": option.get("profile"),
             "launched_at": now_iso(), "launched_unix": time.time(), "capacity_attempts": len(attempts),
+            "pool": bool(pool), "warm": False,
         }
         atomic_write(spec.run_dir / LAUNCH_FILE, json.dumps(handle))
         return handle
+
+    def assign(self, worker: dict[str, Any], run_id: str, attempt: int, spec_key: str, run_dir: Path) -> Handle:
+        """Give an idle warm worker its next run: the assignment object it polls for (no VM call)."""
+        handle: Handle = {
+            "instance": worker["id"], "zone": worker.get("zone"), "project": self.api.project, "run_id": run_id,
+            "attempt": attempt, "run_dir": str(run_dir), "provisioning_model": worker.get("provisioning_model"),
+            "machine_type": worker.get("machine_type"), "accelerator": worker.get("accelerator"),
+            "gpu_count": worker.get("gpu_count") or 0, "profile": worker.get("profile"),
+            "launched_at": now_iso(), "launched_unix": time.time(), "pool": True, "warm": True,
+        }
+        atomic_write(run_dir / INTENT_FILE, json.dumps({"run_id": run_id, "attempt": attempt, "name": worker["id"],
+                                                         "warm": handle, "spec": spec_key}))
+        self._assign(handle, spec_key)
+        atomic_write(run_dir / LAUNCH_FILE, json.dumps(handle))
+        return handle
+
+    def _assign(self, handle: Handle, spec_key: str) -> None:
+        doc = {"run_id": handle["run_id"], "attempt": handle["attempt"], "spec": spec_key, "assigned_at": now_iso()}
+        self.objects.put_bytes(json.dumps(doc).encode(), f"pool/{handle['instance']}/assignment.json")
 
     def find_launch(self, run_dir: Path) -> Handle | None:
         try:
@@ -111,6 +140,11 @@ class GceBackend:
             intent = json.loads((run_dir / INTENT_FILE).read_text())
         except (FileNotFoundError, ValueError):
             return None
+        if intent.get("warm"):  # a warm assignment: the worker is known; (re)post its assignment
+            handle = dict(intent["warm"])
+            self._assign(handle, intent["spec"])
+            atomic_write(run_dir / LAUNCH_FILE, json.dumps(handle))
+            return handle
         # The runner died between creating the VM and recording it: find the VM by its labels.
         found = self.api.list_labelled({"goldfish-run": intent["run_id"], "goldfish-attempt": str(intent["attempt"])})
         if not found:
@@ -233,11 +267,23 @@ class GceBackend:
                         break
                     time.sleep(0.5)
         finally:
-            self.cleanup(handle)
+            if not handle.get("pool") or status.exit_code is None:  # a warm worker that stopped cleanly stays
+                self.delete(handle)
         return status
 
+    def request_stop(self, handle: Handle, reason: str) -> None:
+        """Ask the stage to stop without waiting (a warm worker then returns to the pool)."""
+        prefix = attempt_prefix(handle["run_id"], handle["attempt"])
+        self.objects.put_bytes(json.dumps({"reason": reason, "signal": True, "grace_seconds": 0}).encode(),
+                               prefix + "stop")
+
     def cleanup(self, handle: Handle) -> None:
-        """Delete the VM if it still exists (idempotent; a VM that deleted itself is fine)."""
+        """Delete the VM if it still exists (idempotent; a VM that deleted itself is fine). A warm
+        pool worker is kept: the pool drains and reuses it."""
+        if not handle.get("pool"):
+            self.delete(handle)
+
+    def delete(self, handle: Handle) -> None:
         # A failure is not fatal here: the reconciler deletes VMs labelled for terminal runs.
         with contextlib.suppress(ApiError):
             self.api.delete(handle["zone"], handle["instance"])
