@@ -92,6 +92,15 @@ def test_demo_pipeline_on_gce_matches_local(cloud_env: CloudEnv, tmp_path: Path)
     again = read_logs(project, train["id"], cursor=first.cursor)
     assert again.logs == "" and again.cursor == first.cursor
     assert cloud_env.real or all(e["labels"]["goldfish_run"] for e in cloud_env.cloud.entries)
+    # The reader log search plugs into: any Cloud Logging filter, newest first, paginated.
+    from goldfish.runs.cloud import gce_log_lines
+
+    query = f'labels.goldfish_run="{train["id"]}" AND "epoch" AND timestamp>="2000-01-01T00:00:00Z"'
+    page, token = gce_log_lines(project.config, query, limit=3)
+    assert [e["run_id"] for e in page] == [train["id"]] * 3 and f"epoch {EPOCHS}/{EPOCHS}" in page[0]["text"]
+    more, _ = gce_log_lines(project.config, query, limit=3, page_token=token)
+    assert token and more and not {e["offset"] for e in page} & {e["offset"] for e in more}
+    assert max(e["offset"] for e in more) < min(e["offset"] for e in page)
 
     # get_debug_info points at objects that exist; an output promotes to a gs:// source.
     info = project.records.get_debug_info(train["id"])

@@ -9,7 +9,6 @@ import json
 import multiprocessing
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from goldfish.runs import warm_pool
 from goldfish.runs.backends.gce.api import ComputeApi
 from goldfish.runs.cloud import gce_settings
 from goldfish.runs.inspect import inspect_run
-from goldfish.runs.reconciler import reconcile
 from goldfish.runs.state import parse_iso
 from tests.cloud_helpers import CloudEnv, make_cloud_env, needs_fake, storage_emulator
 from tests.run_helpers import REASON, SPEC, create_workspace, wait_state, wait_terminal
@@ -217,14 +215,14 @@ async def test_cleanup_drains_idle_busy_and_stuck_workers_through_mcp(pool_env: 
     env, cloud = pool_env.env, pool_env.cloud
     project = env.project
     write_stage(env, sleep=60)
-    prun, busy_run = run_once(project)  # worker 1: busy with a long run
+    _prun, busy_run = run_once(project)  # worker 1: busy with a long run
     wait_state(project, busy_run, {"running"}, timeout=60)
     create_workspace(env, "exp2", slot="w2")
     w2 = env.root / "workspaces" / "w2"
     for rel in ("pipeline.yaml", "modules/work.py", "configs/work.yaml"):
         (w2 / rel).parent.mkdir(exist_ok=True)
         (w2 / rel).write_text((env.slot / rel).read_text().replace("sleep: 60", "sleep: 0"))
-    prun2, quick = run_once(project, "w2")  # worker 2: a short run, then idle
+    prun2, _quick = run_once(project, "w2")  # worker 2: a short run, then idle
     assert wait_terminal(project, prun2, timeout=90).status == "completed"
     cloud.wait_for(lambda: warm_pool.promote(project, project.bucket, "cpu-small"), what="worker 2 idle")
     # Worker 3: its delete was requested but the VM did not go (a stuck delete).

@@ -159,3 +159,16 @@ def stage_remote(project: Project, doc: dict[str, Any], run_dir: Path, stage: St
         metadata["goldfish-logging-endpoint"] = endpoints.logging
     return {"placement": placement(project.config, profile_name), "labels": labels, "metadata": metadata,
             "image": spec["image"], "max_run_seconds": max_runtime + 2 * BOOT_MARGIN_SECONDS}
+
+
+def gce_log_lines(config: GoldfishConfig, filter_: str, *, limit: int = 100, page_token: str | None = None,
+                  newest_first: bool = True) -> tuple[list[dict[str, Any]], str | None]:
+    """Stage log lines of gce runs matching a Cloud Logging filter (for log search): ``[{timestamp,
+    run_id, attempt, offset, text, labels}]`` and the next page's token. Give the filter a timestamp
+    bound: without one Cloud Logging searches the last day only."""
+    from goldfish.runs.backends.gce.cloud_logs import log_filter, read_log_lines
+
+    settings = gce_settings(config)
+    scoped = f"{log_filter(settings)} AND ({filter_})" if filter_ else log_filter(settings)
+    return read_log_lines(settings, scoped, limit=limit, page_token=page_token, newest_first=newest_first)
+

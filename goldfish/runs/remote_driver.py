@@ -198,6 +198,15 @@ def finished(driver: StageDriver, doc: dict[str, Any], handle: Handle, status: S
                                       detail=status.detail)}
 
 
+def stage_started(run_dir: Path) -> float | None:
+    """When the worker started the stage process (its mirrored report), or None before that."""
+    try:
+        value = json.loads((run_dir / "worker.json").read_text()).get("stage_started_unix")
+    except (FileNotFoundError, ValueError):
+        return None
+    return float(value) if value else None
+
+
 def mirror_logs(backend: Backend, handle: Handle | None, run_dir: Path) -> None:
     """Append the stage log lines written since the last mirror to ``logs/stdout.log``."""
     if not handle or not backend.capabilities().remote:

@@ -385,6 +385,8 @@ class StageDriver:
         if preempt and now - started > preempt:
             return ("terminated", "preempted", f"Simulated preemption after {preempt}s (local.simulate_preemption_after_seconds).")
         timeout = doc.get("heartbeat_timeout_seconds")
+        if self.remote:  # a VM's boot is not the stage's silence: count from the stage's own start
+            started = remote_driver.stage_started(self.run_dir) or now
         if timeout and now - started > cfg.jobs.heartbeat_grace_seconds:
             beat = _heartbeat_time(self.runtime_dir / "heartbeat")
             age = now - max(beat or started, started)

@@ -65,6 +65,7 @@ class Agent:
         self.started = time.time()
         self.current: dict | None = None
         self.rt: DockerRuntime | ProcessRuntime | None = None
+        self.log_state: dict = {"offset": 0, "runtime": {}}
 
     # --------------------------------------------------------------- VM end
     def delete_self(self, why: str) -> None:
@@ -112,12 +113,15 @@ class Agent:
     def run_assignment(self, run_id: str, attempt: int, spec_key: str) -> None:
         run = {"run_id": run_id, "attempt": attempt, "started_at": now_iso()}
         self.current = run
+        self.log_state = {"offset": 0, "runtime": {}}  # per run: a warm worker serves many
+        spec: dict = {}
         log_path = os.path.join(self.root, "logs", f"{run_id}.{attempt}.log")
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         try:
-            spec = json.loads(self.gcs.read(spec_key) or b"null")
-            if not isinstance(spec, dict):
+            loaded = json.loads(self.gcs.read(spec_key) or b"null")
+            if not isinstance(loaded, dict):
                 raise RuntimeError(f"the run spec gs://{self.bucket}/{spec_key} is missing")
+            spec = loaded
             self.heartbeat(run, "staging")
             self.stage(spec, run)
             env = dict(spec.get("env") or {})
@@ -132,7 +136,7 @@ class Agent:
             say(f"setup failed: {exc}")
             with open(log_path, "a") as log:
                 log.write(f"[goldfish-agent] could not start the stage: {exc}\n")
-            self.ship_logs(spec if isinstance(locals().get("spec"), dict) else {}, run, log_path, final=True)
+            self.ship_logs(spec, run, log_path, final=True)
             self.write_exit(run, SETUP_FAILED, f"the worker could not start the stage: {exc}")
             self.current = None
             return
@@ -174,8 +178,7 @@ class Agent:
         deadline = time.time() + float(spec.get("max_runtime_seconds", 86400)) + float(spec.get("deadline_slack", 300))
         stop_seen: float | None = None
         grace = float(spec.get("stop_grace_seconds", 10))
-        state = {"offset": 0, "runtime": {}}
-        self.log_state = state
+        state = self.log_state
         next_sync = 0.0
         rt = self.rt
         assert rt is not None
@@ -213,7 +216,7 @@ class Agent:
 
     def ship_logs(self, spec: dict, run: dict, log_path: str, final: bool = False) -> None:
         """New whole lines of the stage log → Cloud Logging, each with its byte offset."""
-        state = getattr(self, "log_state", None) or {"offset": 0}
+        state = self.log_state
         try:
             with open(log_path, "rb") as f:
                 f.seek(state["offset"])
@@ -321,7 +324,11 @@ class Agent:
             for entry in os.listdir(cache):
                 if entry not in keep:
                     path = os.path.join(cache, entry)
-                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
         for entry in os.listdir(self.root):
             if entry == "preserve":
                 continue

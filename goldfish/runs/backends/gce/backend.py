@@ -36,6 +36,7 @@ from goldfish.timefmt import now_iso
 LAUNCH_FILE = "launch.json"
 INTENT_FILE = "launch_intent.json"
 SYNC_FILE = "remote_sync.json"
+WORKER_FILE = "worker.json"  # the agent's last report, mirrored (stage_started_unix: the stage's start)
 ALIVE_STATES = {"PROVISIONING", "STAGING", "RUNNING", "REPAIRING"}
 RUNTIME_FILES = ("heartbeat", "metrics.jsonl", "logs.txt", "svs_stats.json", "svs_findings.json",
                  "svs_findings_during.json")
@@ -223,7 +224,13 @@ class GceBackend:
             state = {}
         if state.get("attempt") != handle["attempt"]:
             state = {"attempt": handle["attempt"], "files": {}, "stop_sent": False}
+            (run_dir / WORKER_FILE).unlink(missing_ok=True)
         changed = False
+        worker = self.objects.list(prefix + "agent.json")
+        if worker and state.get("agent") != worker[0].generation:  # when the stage itself started
+            self.objects.get_file(worker[0].key, run_dir / WORKER_FILE)
+            state["agent"] = worker[0].generation
+            changed = True
         for info in self.objects.list(prefix + "runtime/"):
             name = info.key.rsplit("/", 1)[-1]
             if name in RUNTIME_FILES and state["files"].get(name) != info.generation:
