@@ -191,6 +191,10 @@ def test_reconciler_deletes_vms_of_terminal_runs(cloud_env: CloudEnv) -> None:
     other = build_instance("someone-elses-vm", "us-central1-a", opt, "STANDARD", metadata={}, labels={},
                            service_account=None, max_run_seconds=3600)
     backend.api.insert("us-central1-a", other)
-    assert sorted(sweep_vms(project, force=True)) == ["gf-orphan-a1", "gf-unknown-a1"]
+    lost_worker = build_instance("gfw-0000dead", "us-central1-a", opt, "STANDARD", metadata={},
+                                 labels={**labels, "goldfish-pool": "worker", "goldfish-run": rid},
+                                 service_account=None, max_run_seconds=3600)
+    backend.api.insert("us-central1-a", lost_worker)  # a pool worker the pool has no row for
+    assert sorted(sweep_vms(project, force=True)) == ["gf-orphan-a1", "gf-unknown-a1", "gfw-0000dead"]
     assert [vm.name for vm in cloud_env.cloud.live()] == ["someone-elses-vm"]
     assert sweep_vms(project) == []  # rate-limited: at most once a minute unless forced

@@ -187,3 +187,13 @@ def test_sdk_checkpoints_go_to_gcs_from_inside_the_stage(gcs: Any, gcs_emulator:
                           capture_output=True, text=True, timeout=120)
     assert out2.returncode == 0, out2.stderr
     assert float(out2.stdout.strip()) == float((np.arange(12.0) * 2).sum())
+
+
+@pytest.mark.parametrize("uri", ["gs://../x", "gs://b/../../etc/passwd", "gs://bucket/a//b", "gs://UPPER/x", "s3://b/x"])
+def test_remote_uris_that_could_escape_the_cache_are_refused(uri: str, tmp_path: Path) -> None:
+    from goldfish.config.model import GoldfishConfig
+
+    config = GoldfishConfig.model_validate({"project_name": "p", "dev_repo_path": "p-dev"})
+    with pytest.raises(StorageError):
+        materialize(config, tmp_path / "cache", uri)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*"))

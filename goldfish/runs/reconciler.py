@@ -109,7 +109,11 @@ def sweep_vms(project: Project, *, force: bool = False) -> list[str]:
     for inst in found:
         labels = dict(inst.labels)
         if labels.get("goldfish-pool") == "worker":
-            continue  # warm workers are the pool's to manage (warm_pool reconcile)
+            # The pool manages its workers; a worker VM the pool no longer knows is an orphan.
+            row = project.store.table("warm_pool").get_doc(inst.name)
+            if (row is None or row.get("state") == "gone") and api.delete(inst.zone.rsplit("/", 1)[-1], inst.name):
+                deleted.append(inst.name)
+            continue
         run_id = labels.get("goldfish-run", "")
         entry = project.store.table("run_index").get_doc(run_id) if run_id else None
         run = (project.store.table("runs", ws_partition(str(entry["workspace"]))).get_doc(run_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -101,13 +102,18 @@ def check_key(key: object, *, prefix: bool = False) -> str:
     return key
 
 
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]", re.ASCII)
+
+
 def split_uri(uri: str) -> tuple[str, str]:
-    """``gs://bucket/key`` → (bucket, key); StorageError for anything else."""
+    """``gs://bucket/key`` → (bucket, key), both checked; StorageError for anything else."""
     if not isinstance(uri, str) or not uri.startswith("gs://"):
         raise StorageError(f"{uri!r} is not a gs:// URI.", fix="Write gs://<bucket>/<object>.")
     bucket, _, key = uri[len("gs://"):].partition("/")
-    if not bucket:
-        raise StorageError(f"{uri!r} names no bucket.", fix="Write gs://<bucket>/<object>.")
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+        raise StorageError(f"{uri!r} has no valid bucket name.", fix="Write gs://<bucket>/<object>.")
+    if key:
+        check_key(key, prefix=True)
     return bucket, key
 
 
