@@ -91,6 +91,7 @@ def test_second_run_reuses_the_warm_worker(pool_env: CloudEnv) -> None:
     assert wait_terminal(project, prun, timeout=60).status == "completed", project.runs.get(warm)["error"]
     assert len(cloud.inserts()) == inserts  # no instances.insert for the warm run
     ratio = start_seconds(pool_env, project, warm) / start_seconds(pool_env, project, cold)
+    print(f"warm start {ratio:.3f} of the cold one")
     assert ratio <= 0.10, ratio
     assert inspect_run(project, cold, include=["attempt"]).attempt["worker"] == "cold"  # type: ignore[index]
     assert inspect_run(project, warm, include=["attempt"]).attempt["worker"] == f"warm: reused {worker.name}"  # type: ignore[index]

@@ -120,6 +120,7 @@ def stage_environment(
 CONTAINER_APP = "/app"
 CONTAINER_INPUTS = "/mnt/inputs"
 CONTAINER_OUTPUTS = "/mnt/outputs"
+CONTAINER_SDK = "/opt/goldfish/sdk"  # goldfish.io / stage_sdk, baked into the project image
 
 
 def container_environment(project: Project, run: dict[str, Any], config: StageConfig,
@@ -130,7 +131,7 @@ def container_environment(project: Project, run: dict[str, Any], config: StageCo
     env = dict(config.environment)
     env.update(contract_env(project, run, runtime_config, inputs=Path(CONTAINER_INPUTS),
                             outputs=Path(CONTAINER_OUTPUTS)))
-    env.update({"PYTHONPATH": f"{CONTAINER_APP}:{CONTAINER_APP}/modules", "HOME": "/tmp",
+    env.update({"PYTHONPATH": f"{CONTAINER_APP}:{CONTAINER_APP}/modules:{CONTAINER_SDK}", "HOME": "/tmp",
                 "GOLDFISH_STORAGE_BACKEND": "gcs",
                 # A warm worker keeps gce.warm_pool.preserve_paths under here between runs (caches).
                 "GOLDFISH_PRESERVE_DIR": "/mnt/preserve"})
