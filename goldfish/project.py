@@ -19,6 +19,7 @@ from goldfish.store import Store, Transaction
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
     from goldfish.git.devrepo import DevRepo
+    from goldfish.issues import Issue
     from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal.audit import Journal
     from goldfish.records.service import Records
@@ -187,6 +188,12 @@ class Project:
             )
         self.config = new
         return new
+
+    def backend_issue(self, *, gpus: int = 0) -> Issue | None:
+        """Why ``jobs.backend`` cannot run stages here (None when it can); see runs/availability.py."""
+        from goldfish.runs.availability import backend_issue
+
+        return backend_issue(self, gpus=gpus)
 
     @property
     def pid(self) -> int:

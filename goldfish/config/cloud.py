@@ -159,6 +159,12 @@ class CloudBuildConfig(Section):
 
 
 class DockerConfig(Section):
+    host: str | None = Field(
+        default=None,
+        description="Docker daemon address (unix:///path/docker.sock or tcp://host:port); null uses $DOCKER_HOST,"
+        " then the daemon scripts/setup-docker.sh starts (unix:///run/goldfish-docker/docker.sock), then"
+        " unix:///var/run/docker.sock.",
+    )
     base_images: BaseImagesConfig = Field(
         default_factory=BaseImagesConfig, description="Base images project images are built from."
     )

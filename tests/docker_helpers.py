@@ -1,0 +1,82 @@
+"""The real Docker daemon for the docker backend tests (started by scripts/setup-docker.sh) and a
+demo project on either backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from goldfish.demo.tour import SOURCE, DemoTour, _copy_fixture
+from goldfish.demo.data import export_digits
+from goldfish.init import init_project
+from goldfish.project import Project
+from goldfish.runs.backends import dockerd
+
+REPO = Path(__file__).resolve().parent.parent
+SETUP = "scripts/setup-docker.sh"
+
+
+def daemon() -> Any:
+    """A client of the test daemon; fails (never skips) with the fix when it is not running."""
+    found = dockerd.daemon_availability()
+    if not found.ok:
+        pytest.fail(f"The docker tests need the daemon that {SETUP} starts: {found.render()}")
+    return dockerd.client()
+
+
+def require_base_image() -> str:
+    from goldfish.images.recipes import base_tag
+
+    tag = base_tag("cpu")
+    try:
+        daemon().images.get(tag)
+    except Exception:
+        pytest.fail(f"The CPU base image {tag} is missing: run {SETUP} (it builds it once per machine).")
+    return tag
+
+
+def configure(root: Path, **sections: dict[str, Any]) -> None:
+    path = root / "goldfish.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, values in sections.items():
+        data.setdefault(key, {}).update(values)
+    path.write_text(yaml.safe_dump(data))
+
+
+def demo_project(root: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """The demo's project (digits source registered, workspace digits_mlp mounted in w1)."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    init_project(root, root.name)
+    configure(root, jobs={"backend": backend, "runner_lease_seconds": 5}, pre_run_review={"enabled": False})
+    project = Project.open(root, source="test")
+    path = project.root / "data" / "digits.npz"
+    metadata = export_digits(path)
+    project.sources.register_source(
+        SOURCE, str(path), metadata["description"], "digits for the docker tests", metadata,
+        format="npz", size_bytes=metadata["source"]["size_bytes"])
+    project.workspaces.create("digits_mlp", "digits on docker", "docker backend test workspace")
+    mounted = project.workspaces.mount("digits_mlp", "w1", "docker backend test: mount the demo")
+    _copy_fixture(DemoTour(root).fixture, Path(mounted.path))
+    return project
+
+
+def stage_config(slot: Path, stage: str, **values: Any) -> None:
+    path = slot / "configs" / f"{stage}.yaml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    data.update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+
+
+def containers_of(run_id: str) -> list[Any]:
+    from goldfish.runs.backends.container import LABEL_RUN
+
+    return daemon().containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+
+
+def docker_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()}
