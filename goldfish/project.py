@@ -19,6 +19,7 @@ from goldfish.store import Store, Transaction
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
     from goldfish.git.devrepo import DevRepo
+    from goldfish.images.service import Images
     from goldfish.issues import Issue
     from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal.audit import Journal
@@ -108,6 +109,13 @@ class Project:
         from goldfish.sources.service import Sources
 
         return Sources(self)
+
+    @cached_property
+    def images(self) -> Images:
+        """Base and project images (manage_base_images, get_build_status)."""
+        from goldfish.images.service import Images
+
+        return Images(self)
 
     @cached_property
     def patterns(self) -> Patterns:

@@ -168,6 +168,11 @@ class DockerConfig(Section):
     base_images: BaseImagesConfig = Field(
         default_factory=BaseImagesConfig, description="Base images project images are built from."
     )
+    registry: str | None = Field(
+        default=None,
+        description="Registry that manage_base_images(action='push') pushes to, e.g. 127.0.0.1:5000/goldfish or"
+        " us-docker.pkg.dev/<project>/goldfish; null uses gce.artifact_registry when the gce section is set.",
+    )
     base_image_version: str | None = Field(
         default=None,
         description="Pin the base image tag (e.g. v11); null uses the version registered in the project.",

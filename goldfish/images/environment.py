@@ -84,6 +84,8 @@ def project_inputs(project: Project, app_dir: Path, image_type: str, client: Any
              *project.config.docker.extra_packages.get(image_type, [])]  # type: ignore[call-overload]
     req = app_dir / "requirements.txt"
     user = app_dir / f"Dockerfile.{image_type}"
+    if not user.is_file():  # the project's own, beside goldfish.yaml
+        user = project.root / f"Dockerfile.{image_type}"
     inputs = recipes.ProjectInputs(
         image_type=image_type, base_ref=ref, base_id=str(base.id), extra_packages=extra,
         requirements=req.read_text() if req.is_file() else None,
@@ -99,7 +101,8 @@ class ProjectInputsResult:
 
 
 def ensure_project_image(project: Project, app_dir: Path, image_type: str, *, note: Any = None,
-                         trigger: str = "run", no_cache: bool = False, force: bool = False) -> ImageChoice:
+                         trigger: str = "run", no_cache: bool = False, force: bool = False,
+                         build_id: str | None = None, on_step: Any = None) -> ImageChoice:
     """The project image for the environment in ``app_dir``; built (and recorded) only if missing.
 
     Raises EnvironmentError_ naming the failing step and its error; nothing is tagged then."""
@@ -108,13 +111,19 @@ def ensure_project_image(project: Project, app_dir: Path, image_type: str, *, no
 
     started = time.monotonic()
     client = docker_client(project)
-    found = project_inputs(project, app_dir, image_type, client)
-    inputs, tag = found.inputs, found.tag
-    if inputs.user_dockerfile:
-        try:
-            recipes.user_dockerfile_lines(inputs.user_dockerfile, image_type)
-        except ValueError as exc:
-            raise EnvironmentError_(str(exc), fix=f"Edit Dockerfile.{image_type} in the workspace.") from None
+    try:
+        found = project_inputs(project, app_dir, image_type, client)
+        inputs, tag = found.inputs, found.tag
+        if inputs.user_dockerfile:
+            try:
+                recipes.user_dockerfile_lines(inputs.user_dockerfile, image_type)
+            except ValueError as exc:
+                raise EnvironmentError_(str(exc), fix=f"Edit Dockerfile.{image_type} in the workspace.") from None
+    except EnvironmentError_ as exc:
+        if build_id is not None:
+            records.patch_build(project, build_id, {"status": "failed", "completed_at": now_iso(),
+                                                    "error": exc.message, "fix": exc.fix, "failed_step": "resolve"})
+        raise
     lock_dir = project.gf_dir / "images" / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_dir / f"{inputs.content_hash()[:16]}.lock")):
@@ -126,22 +135,25 @@ def ensure_project_image(project: Project, app_dir: Path, image_type: str, *, no
                                    seconds=time.monotonic() - started)
             except ImageNotFound:
                 pass
-        doc = records.new_build(project, target="project", image_type=image_type, backend="local",
-                                trigger=trigger, content_hash=inputs.content_hash(), image_tag=tag,
-                                base_ref=inputs.base_ref)
-        build_id = doc["id"]
+        fields = {"content_hash": inputs.content_hash(), "image_tag": tag, "base_ref": inputs.base_ref}
+        if build_id is None:
+            doc = records.new_build(project, target="project", image_type=image_type, backend="local",
+                                    trigger=trigger, **fields)
+            build_id = doc["id"]
+        else:
+            doc = records.patch_build(project, build_id, fields)
         records.patch_build(project, build_id, {"status": "building", "started_at": now_iso()})
         if note is not None:
             note(f"building image {tag} (build {build_id}; log {doc['log_path']})")
         context = project.gf_dir / "images" / "contexts" / build_id
-        log = BuildLog(Path(doc["log_path"]), on_line=None)
+        log = BuildLog(Path(doc["log_path"]), on_line=None, on_step=on_step)
         try:
             recipes.write_project_context(inputs, context)
             image_id = build_dockerfile(client, context, tag, log, no_cache=no_cache)
         except BuildFailed as exc:
             tail = log_tail(Path(doc["log_path"]))
             records.patch_build(project, build_id, {"status": "failed", "completed_at": now_iso(),
-                                                    "error": exc.message, "failed_step": exc.step})
+                                                    "error": exc.message, "failed_step": exc.step, "fix": exc.fix})
             if note is not None:
                 for line in tail[-15:]:
                     note(f"  build: {line}")
