@@ -3,7 +3,8 @@ demo project on either backend."""
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,5 +79,17 @@ def containers_of(run_id: str) -> list[Any]:
     return daemon().containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
 
 
-def docker_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()}
+@contextlib.contextmanager
+def fresh_images() -> Iterator[None]:
+    """Images built inside are removed after, so every test run builds what it asserts is built
+    (and the daemon does not grow from run to run). Project images are named after the test
+    projects, never after the base."""
+    client = daemon()
+    before = {image.id for image in client.images.list()}
+    try:
+        yield
+    finally:
+        for image in client.images.list():
+            if image.id not in before:
+                with contextlib.suppress(Exception):
+                    client.images.remove(image.id, force=True)

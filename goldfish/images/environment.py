@@ -157,8 +157,10 @@ def ensure_project_image(project: Project, app_dir: Path, image_type: str, *, no
             if note is not None:
                 for line in tail[-15:]:
                     note(f"  build: {line}")
+            said = [line.strip() for line in tail if "ERROR" in line or "error:" in line.lower()][-3:]
+            detail = " | ".join(said) or exc.message.split(": ", 1)[-1]
             raise EnvironmentError_(
-                f"Building image {tag} failed at {exc.step!r}: {exc.message.split(': ', 1)[-1][:1500]}",
+                f"Building image {tag} failed at {exc.step!r}: {detail[:1500]}",
                 fix=exc.fix or "Fix the requirement or Dockerfile line named above (get_build_status"
                 f"('{build_id}') shows the log), then run again.",
                 details={"build_id": build_id}) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ IMAGE_ENV = {
 }
 GPU_FROM = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04"
 GPU_TORCH = "torch==2.9.1"
+CA_FILE = "build-ca.crt"
 SDK_FILES = ("goldfish/__init__.py", "goldfish/io.py", "goldfish/metrics.py")
 PACKAGE_ROOT = Path(goldfish.__file__).resolve().parent.parent
 
@@ -175,8 +177,22 @@ def user_dockerfile_lines(text: str, image_type: str) -> list[str]:
     return out
 
 
-def project_dockerfile(inputs: ProjectInputs) -> str:
+def host_ca_bundle() -> Path | None:
+    """The CA bundle this machine's pip trusts (a proxy's CA lives there), lent to pip in builds."""
+    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(var)
+        if value and Path(value).is_file():
+            return Path(value)
+    default = Path("/etc/ssl/certs/ca-certificates.crt")
+    return default if default.is_file() else None
+
+
+def project_dockerfile(inputs: ProjectInputs, *, ca_bundle: bool = False) -> str:
     lines = [f"FROM {inputs.base_ref}"]
+    if ca_bundle and (inputs.extra_packages or inputs.requirements is not None):
+        # Build-time trust only (not part of the content hash): pip reaches the index the way
+        # this machine does, e.g. through a proxy with its own CA.
+        lines += [f"COPY {CA_FILE} /opt/goldfish/build-ca.crt", "ENV PIP_CERT=/opt/goldfish/build-ca.crt"]
     if inputs.extra_packages:
         args = " ".join(json.dumps(p) for p in inputs.extra_packages)
         lines.append(f"RUN pip install {args}")
@@ -191,9 +207,12 @@ def project_dockerfile(inputs: ProjectInputs) -> str:
 
 
 def write_project_context(inputs: ProjectInputs, context: Path) -> None:
-    """The build context: Dockerfile, requirements.txt and the SDK files."""
+    """The build context: Dockerfile, requirements.txt, the SDK files (and the host's CA bundle)."""
     context.mkdir(parents=True, exist_ok=True)
-    (context / "Dockerfile").write_text(project_dockerfile(inputs))
+    ca = host_ca_bundle()
+    if ca is not None:
+        (context / CA_FILE).write_bytes(ca.read_bytes())
+    (context / "Dockerfile").write_text(project_dockerfile(inputs, ca_bundle=ca is not None))
     if inputs.requirements is not None:
         (context / "requirements.txt").write_text(inputs.requirements)
     for path, rel in sdk_sources():
