@@ -45,6 +45,9 @@ class Runner:
             self._backend = get_backend(self.backend_name, backend_options(project.config))
         except BackendUnavailable as exc:  # every stage it would start fails backend_unavailable
             self.backend_refusal = exc.availability
+        warm = getattr(self._backend, "warm", None)
+        if callable(warm):  # e.g. the docker client's imports, overlapped with lease and prepare work
+            threading.Thread(target=warm, name="backend-warm", daemon=True).start()
         self.workers: dict[str, threading.Thread] = {}
         self.restarts: dict[str, int] = {}
         self.prun_dir = project.runs_dir / prun_id

@@ -73,7 +73,8 @@ def daemon_availability(host: str | None = None, *, gpus: int = 0) -> Availabili
     if address.startswith("unix://") and not Path(address[len("unix://"):]).exists():
         return Availability.refused(f"no Docker daemon socket at {address}.", SETUP_FIX)
     try:
-        info: dict[str, Any] = client(address).info()
+        # ping is cheap; the runtimes (GPU question) need the full info call.
+        info: dict[str, Any] = client(address).info() if gpus else {"ping": client(address).ping()}
     except ImportError as exc:
         return Availability.refused(f"the docker Python package is missing ({exc}).",
                                     "pip install 'docker>=7.1,<8' into Goldfish's environment.")
@@ -82,7 +83,7 @@ def daemon_availability(host: str | None = None, *, gpus: int = 0) -> Availabili
         return Availability.refused(f"the Docker daemon at {address} does not answer ({type(exc).__name__}:"
                                     f" {str(exc)[:200]}).", SETUP_FIX)
     runtimes = info.get("Runtimes") or {}
-    has_gpus = "nvidia" in runtimes
+    has_gpus = "nvidia" in runtimes if gpus else False
     if gpus and not has_gpus:
         return Availability.refused(
             f"the stage's compute profile asks for {gpus} GPU(s), but the Docker daemon at {address} has no"
