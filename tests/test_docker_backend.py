@@ -168,7 +168,7 @@ def test_requirements_are_installed_on_docker_and_local_and_never_rebuilt(denv: 
     ldoc = project.runs.get(local.stage_runs[0].stage_run_id)
     assert ldoc["state"] == "completed", ldoc.get("error")
     assert "camelized: DockerBackend" in log_of(ldoc)
-    assert ldoc["python_env"]["built"] is True
+    assert ldoc["python_env"]["built"] is True and "building the Python environment" in log_of(ldoc)
     assert Path(ldoc["python_env"]["path"]).parent == project.gf_dir / "envs"
     finalize(project, local.pipeline_run_id)
     again = wait_terminal(project, start(denv).pipeline_run_id, 120)
@@ -239,6 +239,23 @@ def test_runner_sigkill_mid_stage_reattaches_to_the_container(denv: Env) -> None
     assert result.status == "completed" and doc["state"] == "completed", doc.get("error")
     assert doc["backend_handle"]["container_id"] == container_id
     assert "sleeper finished" in log_of(doc)
+    assert containers_of(run_id) == []
+
+
+def test_a_container_that_ended_while_no_runner_watched_is_settled_from_its_exit_status(denv: Env) -> None:
+    one_stage(denv, SLEEPER, config={"environment": {"TICKS": "15"}})
+    project = denv.project
+    started = start(denv)
+    run_id = started.stage_runs[0].stage_run_id
+    wait_state(project, run_id, {"running"}, timeout=120)
+    lease = LeaseFile(project.runs_dir / started.pipeline_run_id).read()
+    assert lease is not None
+    os.kill(lease.pid, signal.SIGKILL)
+    (container,) = containers_of(run_id)
+    assert container.wait(timeout=60)["StatusCode"] == 0  # it finishes with nobody supervising it
+    result = wait_terminal(project, started.pipeline_run_id, 120)
+    doc = project.runs.get(run_id)
+    assert result.status == "completed" and (doc["state"], doc["exit_code"]) == ("completed", 0)
     assert containers_of(run_id) == []
 
 
