@@ -337,3 +337,41 @@ def test_a_gpu_profile_is_refused_at_dry_run_without_an_nvidia_runtime(denv: Env
     issue = dry.errors[0]  # type: ignore[union-attr]
     assert issue.location == "jobs.backend" and "NVIDIA runtime" in issue.message
     assert "NVIDIA Container Toolkit" in (issue.fix or "")
+
+
+def test_a_launch_never_recorded_is_found_by_label_and_only_our_container_is_touched(tmp_path: Path) -> None:
+    from goldfish.runs.backends.base import LaunchSpec
+    from goldfish.runs.backends.container import build_spec
+    from goldfish.runs.backends.docker import LAUNCH_FILE, DockerBackend
+
+    image = require_base_image()
+    backend = DockerBackend()
+    run_dir = tmp_path / "stage-0000beef"
+    for sub in ("app/modules", "app/configs", "app/entrypoints", "outputs"):
+        (run_dir / sub).mkdir(parents=True)
+
+    def spec(launch_id: str) -> LaunchSpec:
+        cspec = build_spec(image=image, command=["python", "-c", "import time; print('up', flush=True); time.sleep(30)"],
+                           env={}, app_dir=str(run_dir / "app"), outputs_dir=str(run_dir / "outputs"), inputs={},
+                           objects_dir=None, run_id=run_dir.name, launch_id=launch_id, pipeline_run_id="prun-0",
+                           workspace="w", stage="s", project="p", pids_limit=64, memory_mb=256, cpus=1.0)
+        return LaunchSpec(run_id=run_dir.name, run_dir=run_dir, argv=cspec.command, env={}, cwd=run_dir,
+                          extra={"container": cspec.to_dict()})
+
+    handle = backend.launch(spec("aaaa0001"))
+    try:
+        assert backend.status(handle).alive
+        (run_dir / LAUNCH_FILE).unlink()  # the runner died before recording the launch
+        adopted = backend.find_launch(run_dir)
+        assert adopted is not None and adopted["container_id"] == handle["container_id"] and adopted["adopted"]
+        # A handle whose labels do not match (another launch of the same run) is never stopped.
+        stranger = {**handle, "launch_id": "ffff9999"}
+        assert backend.cancel(stranger, 0.1).alive is False  # it sees no container of its own ...
+        assert backend.status(handle).alive  # ... and ours still runs
+        status = backend.cancel(handle, 1.0)
+        assert not status.alive and status.exit_code in (143, 137)
+        assert containers_of(run_dir.name) == []
+        assert "up" in (run_dir / "logs" / "stdout.log").read_text()
+    finally:
+        for container in containers_of(run_dir.name):
+            container.remove(force=True)

@@ -8,6 +8,7 @@ environment finds its image and builds nothing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from goldfish.errors import GoldfishError
 from goldfish.images import recipes, records
 from goldfish.images.build import PULL_FIX, BuildFailed, BuildLog, build_dockerfile
+from goldfish.procs import proc_start_time
 from goldfish.timefmt import now_iso
 
 if TYPE_CHECKING:
@@ -137,8 +139,11 @@ def ensure_project_image(project: Project, app_dir: Path, image_type: str, *, no
                 pass
         fields = {"content_hash": inputs.content_hash(), "image_tag": tag, "base_ref": inputs.base_ref}
         if build_id is None:
+            # The builder is this process (a runner): a runner that dies mid-build leaves a record
+            # the next reader reconciles to failed.
             doc = records.new_build(project, target="project", image_type=image_type, backend="local",
-                                    trigger=trigger, **fields)
+                                    trigger=trigger, pid=os.getpid(), proc_start=proc_start_time(os.getpid()),
+                                    **fields)
             build_id = doc["id"]
         else:
             doc = records.patch_build(project, build_id, fields)
