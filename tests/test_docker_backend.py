@@ -109,6 +109,11 @@ import inflection
 from goldfish.io import get_output_path
 from goldfish.metrics import log_metric
 print("camelized:", inflection.camelize("docker_backend"), flush=True)
+try:
+    import pydantic  # Goldfish's, not the stage's
+    print("pydantic importable", flush=True)
+except ImportError:
+    print("isolated: no pydantic", flush=True)
 get_output_path("out").write_text("x")
 log_metric("acc", 0.75)
 '''
@@ -149,7 +154,7 @@ def test_requirements_are_installed_on_docker_and_local_and_never_rebuilt(denv: 
     first = wait_terminal(project, start(denv).pipeline_run_id, 300)
     doc = project.runs.get(first.stage_runs[0].stage_run_id)
     assert doc["state"] == "completed", doc.get("error")
-    assert "camelized: DockerBackend" in log_of(doc)
+    assert "camelized: DockerBackend" in log_of(doc) and "isolated: no pydantic" in log_of(doc)
     assert doc["image"]["built"] is True and "building image" in log_of(doc)
     builds_after_first = len(records.builds(project))
     finalize(project, first.pipeline_run_id)
@@ -167,7 +172,7 @@ def test_requirements_are_installed_on_docker_and_local_and_never_rebuilt(denv: 
     local = wait_terminal(project, start(denv).pipeline_run_id, 300)
     ldoc = project.runs.get(local.stage_runs[0].stage_run_id)
     assert ldoc["state"] == "completed", ldoc.get("error")
-    assert "camelized: DockerBackend" in log_of(ldoc)
+    assert "camelized: DockerBackend" in log_of(ldoc) and "isolated: no pydantic" in log_of(ldoc)
     assert ldoc["python_env"]["built"] is True and "building the Python environment" in log_of(ldoc)
     assert Path(ldoc["python_env"]["path"]).parent == project.gf_dir / "envs"
     finalize(project, local.pipeline_run_id)

@@ -77,6 +77,8 @@ def project_inputs(project: Project, app_dir: Path, image_type: str, client: Any
     try:
         base = client.images.get(ref)
     except ImageNotFound:
+        base = _pull_from_registry(client, ref)
+    if base is None:
         fix = ("Build it: scripts/setup-docker.sh (CPU base), or manage_base_images(action='build',"
                f" target='base', image_type='{image_type}').")
         if image_type == "gpu":
@@ -94,6 +96,17 @@ def project_inputs(project: Project, app_dir: Path, image_type: str, client: Any
         user_dockerfile=user.read_text() if user.is_file() else None, sdk_hash=recipes.sdk_hash())
     return ProjectInputsResult(inputs, f"{recipes.project_repo(project.config.project_name, image_type)}:"
                                        f"c{inputs.content_hash()[:12]}")
+
+
+def _pull_from_registry(client: Any, ref: str) -> Any:
+    """A base named with a registry host (``host[:port]/path/name:tag``) is pulled when missing."""
+    first = ref.split("/", 1)[0]
+    if "/" not in ref or not ("." in first or ":" in first or first == "localhost"):
+        return None
+    try:
+        return client.images.pull(ref)
+    except Exception:
+        return None
 
 
 @dataclass

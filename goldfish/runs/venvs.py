@@ -2,9 +2,9 @@
 
 One environment per (hash of requirements.txt, Python version), built once under
 ``.goldfish/envs/<key>/`` and reused by every later run. ``uv`` is used when it is installed,
-else ``python -m venv`` + pip. numpy (the stage SDK's one dependency) is added at Goldfish's own
-version unless the requirements name it; the SDK itself is put on the path by the stage
-environment, as for any local stage. A build happens in a temp directory renamed into place, so
+else ``python -m venv`` + pip. numpy (the stage SDK's one dependency) comes from Goldfish's own
+environment through a ``.pth`` fallback unless the requirements install one; the SDK itself is put
+on the path by the stage environment. A build happens in a temp directory renamed into place, so
 a half-built environment is never used; concurrent runners wait on a file lock.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -69,13 +70,28 @@ def _names(text: str) -> set[str]:
     return out
 
 
-def _numpy_pin() -> str:
+def _numpy_fallback(project: Project, venv: Path) -> None:
+    """The stage SDK needs numpy: a ``.pth`` line puts Goldfish's numpy *after* the venv's own
+    site-packages, so a numpy the requirements installed (pinned, or pulled in by pandas…) wins,
+    and a venv without one still imports the SDK — without installing numpy into every venv."""
     try:
         import numpy
-
-        return f"numpy=={numpy.__version__}"
     except ImportError:  # pragma: no cover - numpy is a Goldfish dependency
-        return "numpy"
+        return
+    source = Path(numpy.__file__).resolve().parent.parent
+    shelf = project.gf_dir / "envs" / f"_numpy-{numpy.__version__}"
+    if not shelf.is_dir():
+        tmp = shelf.with_name(f".{shelf.name}.{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for entry in source.iterdir():
+            if entry.name == "numpy" or entry.name.startswith("numpy.libs"):
+                (tmp / entry.name).symlink_to(entry)
+        try:
+            tmp.rename(shelf)
+        except OSError:  # another runner made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    for site in (venv / "lib").glob("python*/site-packages"):
+        (site / "zz-goldfish-numpy.pth").write_text(str(shelf) + "\n")
 
 
 def ensure_venv(project: Project, requirements: Path, *, note: Callable[[str], None]) -> Venv:
@@ -99,17 +115,17 @@ def ensure_venv(project: Project, requirements: Path, *, note: Callable[[str], N
         shutil.rmtree(tmp, ignore_errors=True)
         log = project.gf_dir / "envs" / f"{key}.log"
         note(f"building the Python environment for requirements.txt (key {key}, {'uv' if uv else 'pip'}); log {log}")
-        extra = [] if "numpy" in _names(data.decode("utf-8", "replace")) else [_numpy_pin()]
         base = getattr(sys, "_base_executable", sys.executable)
+        venv_python = str(tmp / "bin" / "python")
         try:
             if uv:
                 steps = [[uv, "venv", "--python", base, str(tmp)],
-                         [uv, "pip", "install", "--python", str(tmp / "bin" / "python"), "-r", str(requirements),
-                          *extra]]
+                         [uv, "pip", "install", "--python", venv_python, "-r", str(requirements)]]
             else:
-                steps = [[base, "-m", "venv", str(tmp)],
-                         [str(tmp / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-                          "-r", str(requirements), *extra]]
+                # No pip inside the venv (ensurepip costs ~10 s): Goldfish's pip installs into it.
+                steps = [[base, "-m", "venv", "--without-pip", str(tmp)],
+                         [sys.executable, "-m", "pip", "--python", venv_python, "install",
+                          "--disable-pip-version-check", "-r", str(requirements)]]
             with open(log, "w", encoding="utf-8") as out:
                 for argv in steps:
                     out.write("$ " + " ".join(argv) + "\n")
@@ -121,6 +137,7 @@ def ensure_venv(project: Project, requirements: Path, *, note: Callable[[str], N
                         raise VenvFailed(f"installing requirements.txt took longer than {INSTALL_TIMEOUT}s") from None
                     if proc.returncode != 0:
                         raise VenvFailed(_failure(log, argv, requirements))
+            _numpy_fallback(project, tmp)
             atomic_write(tmp / MARKER, json.dumps({"key": key, "requirements": data.decode("utf-8", "replace"),
                                                    "python": sys.version.split()[0], "installer": "uv" if uv else "pip",
                                                    "created_at": now_iso()}))
