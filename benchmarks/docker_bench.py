@@ -43,7 +43,7 @@ def setup(tmp: Path, backend: str = "docker") -> tuple[Project, Path]:
     import yaml
 
     os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
-    result = init_project(tmp / f"proj-{backend}", "dockerbench")
+    result = init_project(tmp / f"proj-{backend}", f"bench{backend}")
     cfg = Path(result.project_root) / "goldfish.yaml"
     data = yaml.safe_load(cfg.read_text())
     data.setdefault("pre_run_review", {})["enabled"] = False
