@@ -93,3 +93,51 @@ def fresh_images() -> Iterator[None]:
             if image.id not in before:
                 with contextlib.suppress(Exception):
                     client.images.remove(image.id, force=True)
+
+
+class VanishingDaemon:
+    """A unix socket relaying to the real daemon that disappears (its path unlinked) as soon as a
+    client asks ``/_ping``: ``run()``'s availability check gets through, and anything after it —
+    the runner preparing the stage — finds no daemon. Deterministic, unlike racing the runner."""
+
+    def __init__(self, path: Path):
+        import socket
+        import threading
+
+        self.path = path
+        self.target = dockerd.resolve_host().removeprefix("unix://")
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(8)
+        self.gone = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.gone.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.target)
+            threading.Thread(target=self._pipe, args=(conn, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, conn, False), daemon=True).start()
+
+    def _pipe(self, src: Any, dst: Any, watch: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if watch and b"/_ping" in data and not self.gone.is_set():
+                    self.gone.set()
+                    self.path.unlink(missing_ok=True)  # no new connection can reach the daemon
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(2)
+
+    def close(self) -> None:
+        self.gone.set()
+        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.server.close()

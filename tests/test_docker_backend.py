@@ -21,7 +21,14 @@ from goldfish.images import records
 from goldfish.pipelines.config_check import validate_config
 from goldfish.project import Project
 from goldfish.runs.lease import LeaseFile
-from tests.docker_helpers import containers_of, daemon, demo_project, fresh_images, require_base_image
+from tests.docker_helpers import (
+    VanishingDaemon,
+    containers_of,
+    daemon,
+    demo_project,
+    fresh_images,
+    require_base_image,
+)
 from tests.run_helpers import REASON, SPEC, Env, file_stage, make_env, snapshot, wait_state, wait_terminal
 
 pytestmark = pytest.mark.slow
@@ -323,16 +330,20 @@ def test_a_stopped_daemon_is_refused_before_anything_is_recorded(tmp_path: Path,
 
 
 def test_a_daemon_that_stops_after_run_fails_the_stage_backend_unavailable(denv: Env) -> None:
-    one_stage(denv, "print('x')\n")
-    project = denv.project
-    started = start(denv)
-    # The daemon goes away between run() and the runner preparing the stage.
-    denv.configure(docker={"host": f"unix://{denv.root}/gone.sock"})
-    result = wait_terminal(project, started.pipeline_run_id, 60)
+    daemon_sock = VanishingDaemon(denv.root / "daemon.sock")  # answers run()'s check, then is gone
+    try:
+        denv.configure(docker={"host": f"unix://{daemon_sock.path}"})
+        one_stage(denv, "print('x')\n")
+        project = denv.project
+        started = start(denv)
+        assert daemon_sock.gone.is_set() and not daemon_sock.path.exists()
+        result = wait_terminal(project, started.pipeline_run_id, 60)
+    finally:
+        daemon_sock.close()
     doc = project.runs.get(result.stage_runs[0].stage_run_id)
     assert (doc["state"], doc["cause"]) == ("failed", "backend_unavailable")
-    assert "no Docker daemon socket" in doc["error"]
-    assert result.status == "failed"
+    assert "no Docker daemon socket" in doc["error"] and "setup-docker.sh" in doc["error"]
+    assert result.status == "failed" and doc["infra_outcome"] == "blocked"
 
 
 def test_a_gpu_profile_is_refused_at_dry_run_without_an_nvidia_runtime(denv: Env) -> None:
