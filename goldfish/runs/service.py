@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from goldfish import names
 from goldfish.errors import InvalidInput, NotFound
+from goldfish.runs.availability import backend_issue, request_gpus, require_backend
 from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
 from goldfish.runs.lease import LeaseFile
@@ -159,6 +160,7 @@ class Runs:
         )
         if dry_run:
             return self.dry_run(request)
+        require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
         version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
         result = self.record(request, version)
@@ -190,6 +192,9 @@ class Runs:
                                                 location=f"stages[{request.pipeline.index(stage)}]")
         known = {(i.location, i.message) for i in errors}
         errors += [i for i in request.input_issues if (i.location, i.message) not in known]
+        refused = backend_issue(project, gpus=request_gpus(project, request))
+        if refused is not None:
+            errors.insert(0, refused)
         blocking = unfinalized_runs(project, request.workspace)
         gate = GateInfo(blocked=bool(blocking), unfinalized=[r["id"] for r in blocking])
         if blocking:
