@@ -4,6 +4,7 @@ demo project on either backend."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,21 @@ from goldfish.project import Project
 from goldfish.runs.backends import dockerd
 
 REPO = Path(__file__).resolve().parent.parent
+# Project images are named after the project: a name of this test session's own means an image left
+# on the daemon by an earlier, interrupted session never stands in for one a test must build.
+SESSION = uuid.uuid4().hex[:8]
+
+
+def session_name(base: str) -> str:
+    return f"{base}-{SESSION}"
+
+
+def name_project(root: Path, base: str) -> None:
+    """Give an existing test project this session's own name (its image repository follows it)."""
+    path = root / "goldfish.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["project_name"] = session_name(base)
+    path.write_text(yaml.safe_dump(data))
 SETUP = "scripts/setup-docker.sh"
 
 
@@ -51,7 +67,7 @@ def configure(root: Path, **sections: dict[str, Any]) -> None:
 def demo_project(root: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> Project:
     """The demo's project (digits source registered, workspace digits_mlp mounted in w1)."""
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    init_project(root, root.name)
+    init_project(root, session_name(root.name))
     configure(root, jobs={"backend": backend, "runner_lease_seconds": 5}, pre_run_review={"enabled": False})
     project = Project.open(root, source="test")
     path = project.root / "data" / "digits.npz"
@@ -93,6 +109,11 @@ def fresh_images() -> Iterator[None]:
             if image.id not in before:
                 with contextlib.suppress(Exception):
                     client.images.remove(image.id, force=True)
+            else:  # an identical build under this session's name: drop only the new tag
+                for tag in image.tags:
+                    if SESSION in tag:
+                        with contextlib.suppress(Exception):
+                            client.images.remove(tag)
 
 
 class VanishingDaemon:

@@ -26,6 +26,7 @@ from tests.docker_helpers import (
     containers_of,
     daemon,
     demo_project,
+    name_project,
     fresh_images,
     require_base_image,
 )
@@ -138,6 +139,7 @@ def one_stage(env: Env, code: str, *, config: dict[str, Any] | None = None,
 def denv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     env = make_env(tmp_path, monkeypatch)
     env.configure(jobs={"backend": "docker"})
+    name_project(env.root, "proj")
     return env
 
 
