@@ -18,8 +18,9 @@ from goldfish.store import Store, Transaction
 
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
-    from goldfish.issues import Issue
     from goldfish.git.devrepo import DevRepo
+    from goldfish.images.service import Images
+    from goldfish.issues import Issue
     from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal.audit import Journal
     from goldfish.records.service import Records
@@ -112,6 +113,13 @@ class Project:
         return Sources(self)
 
     @cached_property
+    def images(self) -> Images:
+        """Base and project images (manage_base_images, get_build_status)."""
+        from goldfish.images.service import Images
+
+        return Images(self)
+
+    @cached_property
     def patterns(self) -> Patterns:
         """Failure-pattern knowledge base (SVS)."""
         from goldfish.svs.patterns import Patterns
@@ -131,12 +139,6 @@ class Project:
         from goldfish.storage import bucket_storage
 
         return bucket_storage(self.config)
-
-    def backend_issues(self) -> list[Issue]:
-        """Why ``jobs.backend`` cannot run stages from here (empty when it can); cached a minute."""
-        from goldfish.runs.cloud_checks import backend_issues
-
-        return backend_issues(self.config)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot
@@ -212,6 +214,12 @@ class Project:
         for derived in ("storage", "bucket"):  # built from the config on next use
             self.__dict__.pop(derived, None)
         return new
+
+    def backend_issue(self, *, gpus: int = 0) -> Issue | None:
+        """Why ``jobs.backend`` cannot run stages here (None when it can); see runs/availability.py."""
+        from goldfish.runs.availability import backend_issue
+
+        return backend_issue(self, gpus=gpus)
 
     @property
     def pid(self) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from goldfish.errors import ConfigError
+from goldfish.errors import ConfigError, Unavailable
 from goldfish.runs.backends.gce.api import ApiError, classify
 from goldfish.runs.backends.gce.capacity import Candidate, SearchFailed, candidates, search
 from goldfish.runs.inspect import inspect_run
@@ -169,9 +169,10 @@ def test_bad_inputs_fail_with_the_fix_and_leave_no_vm(cloud_env: CloudEnv, tmp_p
     dry = project.runs.run("w1", dry_run=True)
     assert not dry.valid and any("us-central9-a" in e.message for e in dry.errors)  # type: ignore[union-attr]
     before = snapshot(env)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(Unavailable) as info:
         project.runs.run("w1", reason=REASON, results_spec=SPEC)
-    assert "nothing was recorded" in info.value.message and "us-central1" in (info.value.fix or "")
+    assert "cannot run stages here" in info.value.message and "us-central9-a does not exist" in info.value.message
+    assert "us-central1" in (info.value.fix or "")
     assert snapshot(env) == before and not cloud.inserts()
     env.configure(gce={"zones": ["us-central1-a", "us-central1-b"]})
 

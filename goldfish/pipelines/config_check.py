@@ -36,6 +36,7 @@ COMMON_KEYS = (
 GOLDFISH_KEYS = ("compute", "environment", "dashboard_metrics", "hints", "defaults")
 COMPUTE_KEYS = (
     "profile", "max_runtime_seconds", "heartbeat_timeout_seconds", "capacity_wait_seconds", "log_sync_interval",
+    "network",
 )
 
 
@@ -140,9 +141,10 @@ def check_project_config(project: Project, out: _Collector) -> None:
             if row.get("path"):
                 where += f" {row['path']}"
             out.add("error", [Issue(location=where, message=row["message"], fix=exc.fix)])
-        return
-    # The backend must be usable from here (credentials, APIs, bucket, zones).
-    out.add("error", project.backend_issues(), prefix=f"{project.config_path.name} ")
+    refused = project.backend_issue()
+    if refused is not None:
+        refused.location = f"{project.config_path.name} {refused.location}"
+        out.add("error", [refused])
 
 
 def check_slot(project: Project, slot: str, out: _Collector) -> None:

@@ -3,7 +3,7 @@
 - ``backend_context``: the backend's settings from goldfish.yaml and the bucket store;
 - ``placement``: the capacity-search options of a compute profile (it and its fallbacks, in
   ``gce.gpu_preference`` order, with their zones and allowed provisioning models);
-- ``image_for``: the project image a stage runs (``<artifact_registry>/<project>-<cpu|gpu>:<tag>``);
+- ``image_for``: the project image a stage runs (the pinned or last pushed ``<registry>/<project>-<cpu|gpu>``);
 - ``stage_remote``: uploads the version's code (``runs/<id>/app.tar.gz``) and every local input
   (``runs/<id>/inputs/<name>``) to the bucket, writes the run spec the worker reads
   (``runs/<id>/spec.json``: image, argv, the container environment, inputs, outputs prefix) and
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from goldfish.errors import ConfigError
 from goldfish.pipelines.profiles import Profile, resolve_profiles
 from goldfish.runs import stage_env
+from goldfish.runs.backends import container
 from goldfish.runs.backends.base import BackendContext
 from goldfish.runs.backends.gce.instance import label_value
 from goldfish.runs.run_objects import outputs_prefix, run_prefix
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from goldfish.pipelines.stage_config import StageConfig
     from goldfish.project import Project
 
-APP_DIRS = ("modules", "configs", "entrypoints", "loaders")
+APP_DIRS = (*container.APP_PARTS, "loaders")
 BOOT_MARGIN_SECONDS = 900  # boot, image pull and input staging before the stage starts
 
 
@@ -45,6 +46,8 @@ def gce_settings(config: GoldfishConfig) -> dict[str, Any]:
         "endpoints": gce.endpoints.model_dump(), "initial_backoff_sec": gce.initial_backoff_sec,
         "backoff_multiplier": gce.backoff_multiplier, "max_attempts": gce.max_attempts,
         "search_timeout_sec": gce.search_timeout_sec, "poll_seconds": gce.poll_seconds,
+        "profile_zones": {name: list(o.get("zones") or []) for name, o in gce.profile_overrides.items()
+                          if isinstance(o, dict)},
         "launching_grace_seconds": config.defaults.launching_grace_seconds,
         "sync_seconds": config.defaults.log_sync_interval,
         "bucket": config.gcs.bucket if config.gcs is not None else None,
@@ -56,6 +59,13 @@ def backend_context(project: Project) -> BackendContext:
     if config.jobs.backend != "gce":
         return BackendContext()
     return BackendContext(settings=gce_settings(config), objects=project.bucket)
+
+
+def gce_backend(project: Project) -> Any:
+    """A gce backend on this project's settings (for readers outside the runner: logs, the pool)."""
+    from goldfish.runs.backends.gce import GceBackend
+
+    return GceBackend(backend_context(project))
 
 
 def profiles_of(config: GoldfishConfig) -> dict[str, Profile]:
@@ -89,13 +99,24 @@ def placement(config: GoldfishConfig, profile_name: str) -> dict[str, Any]:
     return {"options": options, "preemptible_preference": gce.preemptible_preference}
 
 
-def image_for(config: GoldfishConfig, profile: Profile) -> str:
-    """The project image of this profile's kind, in ``gce.artifact_registry``."""
-    gce = config.gce
-    assert gce is not None
-    name = label_value(config.project_name).replace("_", "-").strip("-") or "project"
-    tag = config.docker.project_image_version or "latest"
-    return f"{gce.effective_artifact_registry}/{name}-{profile.image_kind}:{tag}"
+def image_for(project: Project, profile: Profile) -> str:
+    """The project image a VM runs for this profile's kind: ``docker.project_image_version`` when
+    pinned, else the newest push of the project image to the registry (``manage_base_images
+    action='push'``), else ``<registry>/<project>-<cpu|gpu>:latest``."""
+    from goldfish.images import records
+    from goldfish.images.recipes import project_repo
+
+    config = project.config
+    assert config.gce is not None
+    registry = config.docker.registry.rstrip("/") if config.docker.registry else config.gce.effective_artifact_registry
+    repo = project_repo(config.project_name, profile.image_kind)
+    if config.docker.project_image_version:
+        return f"{registry}/{repo}:{config.docker.project_image_version}"
+    pushes = [d for d in project.store.table("image_pushes", records.PARTITION).docs()
+              if d.get("repo") == repo and str(d.get("registry_tag") or "").startswith(registry + "/")]
+    if pushes:
+        return str(max(pushes, key=lambda d: d.get("pushed_at") or "")["registry_tag"])
+    return f"{registry}/{repo}:latest"
 
 
 def _app_tar(app: Path) -> bytes:
@@ -132,13 +153,13 @@ def stage_remote(project: Project, doc: dict[str, Any], run_dir: Path, stage: St
         else:
             inputs.append({"name": name, "uri": store.put_file(path, key).uri, "dir": False})
     profile = profiles_of(project.config)[profile_name]
-    runtime = stage_env.stage_runtime_config(stage, config, Path(stage_env.CONTAINER_INPUTS), resolved)
+    runtime = stage_env.stage_runtime_config(stage, config, Path(container.INPUTS_DIR), resolved)
     labels = {"goldfish-project": label_value(project.config.project_name), "goldfish-run": run_id,
               "goldfish-prun": doc.get("pipeline_run_id") or "", "goldfish-workspace": label_value(doc["workspace"]),
               "goldfish-stage": label_value(doc["stage"])}
     spec = {
-        "run_id": run_id, "image": image_for(project.config, profile),
-        "argv": ["python", "-u", "-m", "stage_sdk._bootstrap", f"{stage_env.CONTAINER_APP}/modules/{stage.name}.py"],
+        "run_id": run_id, "image": image_for(project, profile),
+        "argv": container.stage_command("python", stage.name),
         "env": stage_env.container_environment(project, doc, config, runtime),
         "app": base + "app.tar.gz", "inputs": inputs, "outputs_prefix": outputs_prefix(run_id),
         "sync_seconds": project.config.defaults.log_sync_interval,

@@ -94,11 +94,10 @@ def read_logs(
     run = project.runs.get(run_id)
     if run.get("backend_handle") and run.get("backend") == "gce" and project.config.jobs.backend == "gce":
         # The stage's lines live in Cloud Logging: bring the local copy up to date first.
-        from goldfish.runs.backends import get_backend
-        from goldfish.runs.cloud import backend_context
+        from goldfish.runs.cloud import gce_backend
         from goldfish.runs.remote_driver import mirror_logs
 
-        mirror_logs(get_backend("gce", backend_context(project)), run["backend_handle"], project.runs_dir / run_id)
+        mirror_logs(gce_backend(project), run["backend_handle"], project.runs_dir / run_id)
     path = project.runs_dir / run_id / "logs" / "stdout.log"
     try:
         size = os.stat(path).st_size

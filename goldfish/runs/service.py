@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from goldfish import names
-from goldfish.errors import ConfigError, InvalidInput, NotFound
+from goldfish.errors import InvalidInput, NotFound
+from goldfish.runs.availability import backend_issue, request_gpus, require_backend
 from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
-from goldfish.issues import Issue, issues_error
+from goldfish.issues import Issue
 from goldfish.runs.lease import LeaseFile
 from goldfish.pipelines.validate import validate_pipeline
 from goldfish.records.service import consume_saved_specs, new_record
@@ -159,10 +160,7 @@ class Runs:
         )
         if dry_run:
             return self.dry_run(request)
-        unusable = self.project.backend_issues()
-        if unusable:
-            raise issues_error(f"jobs.backend {self.project.config.jobs.backend} cannot run stages from here; "
-                               "nothing was recorded.", unusable, cls=ConfigError)
+        require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
         version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
         result = self.record(request, version)
@@ -192,9 +190,11 @@ class Runs:
         for stage in request.stages:  # sources changed since registration
             errors += project.sources.preflight(request.pipeline.stage(stage), request.input_overrides.get(stage) or {},
                                                 location=f"stages[{request.pipeline.index(stage)}]")
-        errors += project.backend_issues()
         known = {(i.location, i.message) for i in errors}
         errors += [i for i in request.input_issues if (i.location, i.message) not in known]
+        refused = backend_issue(project, gpus=request_gpus(project, request))
+        if refused is not None:
+            errors.insert(0, refused)
         blocking = unfinalized_runs(project, request.workspace)
         gate = GateInfo(blocked=bool(blocking), unfinalized=[r["id"] for r in blocking])
         if blocking:

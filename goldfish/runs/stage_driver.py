@@ -20,8 +20,8 @@ from goldfish.runs import metric_series
 
 from goldfish.runs import postrun, remote_driver, run_objects
 
-from goldfish.runs import stage_env
-from goldfish.runs.backends.base import Handle, LaunchSpec, Status
+from goldfish.runs import stage_env, stage_setup
+from goldfish.runs.backends.base import BackendUnavailable, Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.runs.inputs import resolve_inputs
@@ -74,7 +74,7 @@ class StageDriver:
         self.runtime_dir = self.outputs_dir / ".goldfish"
         self.log_path = self.run_dir / "logs" / "stdout.log"
         self.monitor_state: dict[str, Any] = {}
-        self.remote = runner.backend.capabilities().remote
+        self.remote = runner.backend_name == "gce"  # stages on other machines (outputs in the bucket)
 
     # ---------------------------------------------------------------- helpers
     def doc(self) -> dict[str, Any]:
@@ -180,6 +180,11 @@ class StageDriver:
             more = f" (+{len(report.errors) - 8} more: inspect_run include=['svs'])" if len(report.errors) > 8 else ""
             raise StageFailure("failed", "preflight", f"Preflight failed: {shown}{more}", svs=svs)
         config = merge_stage_config(pipeline, stage_name, app, override or None)
+        ready = self.runner.availability(gpus=stage_env.gpu_count(project, config))
+        if not ready.ok:
+            raise StageFailure("failed", "backend_unavailable",
+                               f"jobs.backend: {self.runner.backend_name} cannot run this stage: {ready.render()}",
+                               svs=svs)
         in_run = {s: rid for s, rid in (self.runner.prun.get("stage_runs") or {}).items() if rid != self.run_id}
         resolved, problems = resolve_inputs(project, self.ws, pipeline, stage_name, in_run=in_run,
                                             overrides=input_override)
@@ -204,23 +209,16 @@ class StageDriver:
             except GoldfishError as exc:
                 raise StageFailure("failed", "input_error", f"Staging the inputs failed: {exc}", **prepared) from None
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
-        runtime_config = stage_env.stage_runtime_config(stage, config, self.run_dir / "inputs", resolved)
-        env = stage_env.stage_environment(project, doc, self.run_dir, config, runtime_config)
-        argv = [str(binary)] if binary else stage_env.python_argv(app, stage_name)
         max_runtime = config.max_runtime_seconds or project.config.defaults.timeout_seconds
-        launch: dict[str, Any] = {"argv": argv, "env": env, "cwd": str(app),
-                                  "memory_limit_mb": stage_env.memory_limit_mb(project, config)}
-        if self.remote:
-            from goldfish.pipelines.profiles import default_profile
-            from goldfish.runs.cloud import stage_remote
-
-            profile = config.profile or default_profile(project.config.jobs.backend)
-            self.note(f"uploading the code and inputs to {project.config.gcs.bucket if project.config.gcs else '?'}")
-            try:
-                launch["remote"] = stage_remote(project, doc, self.run_dir, stage, config, resolved, profile, max_runtime)
-            except GoldfishError as exc:
-                raise StageFailure("failed", "input_error", f"Staging for the VM failed: {exc}", **prepared) from None
-            launch["memory_limit_mb"] = None
+        try:
+            launch = stage_setup.launch_request(
+                project, self.runner.backend_name, doc, self.run_dir, stage, config, resolved, binary,
+                note=self.note, phase=lambda p: self.patch({"phase": p}))
+        except stage_setup.SetupFailure as exc:
+            raise StageFailure("failed", exc.cause, exc.message, **prepared) from None
+        for key in ("image", "python_env"):
+            if key in launch:
+                prepared[key] = launch[key]
         atomic_write(self.run_dir / "launch_request.json", json.dumps(launch), durable=False)
         with project.store.transaction() as tx:
             current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
@@ -305,9 +303,15 @@ class StageDriver:
                     return
                 spec = LaunchSpec(run_id=self.run_id, run_dir=self.run_dir, argv=request["argv"],
                                   env=request["env"], cwd=Path(request["cwd"]),
-                                  memory_limit_mb=request.get("memory_limit_mb"))
+                                  memory_limit_mb=request.get("memory_limit_mb"),
+                                  extra={"container": request["container"]} if request.get("container") else {})
                 try:
                     handle = backend.launch(spec)
+                except BackendUnavailable as exc:
+                    transition(tx, self.run_id, "failed", expected="launching", cause="backend_unavailable",
+                               error=f"Could not start the stage: {exc}", source=self.project.source,
+                               workspace=self.ws)
+                    return
                 except OSError as exc:
                     transition(tx, self.run_id, "failed", expected="launching", cause="launch_error",
                                error=f"Could not start the stage: {exc}", source=self.project.source,
@@ -319,7 +323,6 @@ class StageDriver:
     # -------------------------------------------------------------- supervise
     def supervise(self, doc: dict[str, Any]) -> None:
         cfg = self.project.config
-        backend = self.runner.backend
         handle: Handle = doc["backend_handle"]
         started = parse_iso(doc.get("started_at")) or time.time()
         prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
@@ -328,7 +331,7 @@ class StageDriver:
         errors = 0
         while not self.runner.lease_lost():
             try:
-                status = backend.status(handle)
+                status = self.runner.backend.status(handle)
                 index, changed = metric_series.ingest(self.run_dir)
                 if status.preempted:
                     remote_driver.preempted(self, self.doc(), handle, status)
@@ -337,7 +340,7 @@ class StageDriver:
                     self.settle_exit(status, handle)
                     return
                 if self.remote and time.time() - last_mirror > cfg.defaults.log_sync_interval:
-                    remote_driver.mirror_logs(backend, handle, self.run_dir)
+                    remote_driver.mirror_logs(self.runner.backend, handle, self.run_dir)
                     last_mirror = time.time()
                 doc = self.doc()
                 if doc["state"] != "running":
@@ -361,7 +364,7 @@ class StageDriver:
                     self.patch({"metrics_summary": bounded_summary(index, prefer)})
                     last_push = now
                 errors = 0
-            except (OSError, GoldfishError) as exc:
+            except (OSError, GoldfishError, BackendUnavailable) as exc:
                 errors += 1
                 self.runner.log(f"{self.run_id} supervise error {errors}: {exc}")
                 if errors >= MAX_SUPERVISE_ERRORS:
@@ -423,7 +426,11 @@ class StageDriver:
         if not stop_file.exists():
             with contextlib.suppress(OSError):
                 atomic_write(stop_file, message, durable=False)
-        status = self.runner.backend.cancel(handle, grace)
+        try:
+            status = self.runner.backend.cancel(handle, grace)
+        except BackendUnavailable as exc:
+            self.note(f"could not reach the backend to stop the stage: {exc}")
+            status = Status(alive=False)
         fields = self.collect(doc)
         fields["exit_code"] = status.exit_code
         moved = self.move("running", to, cause, message, **fields)
@@ -536,7 +543,7 @@ class StageDriver:
     def collect_outputs(self, doc: dict[str, Any], stage: Stage) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """Declared outputs: in the bucket for a cloud run, else in the run dir (then copied to the
         bucket when ``storage.backend`` is gcs)."""
-        if self.runner.backend.capabilities().remote:
+        if self.remote:
             store = self.project.bucket
             assert store is not None  # a cloud backend needs gcs.bucket (config validation)
             return run_objects.remote_outputs(store, self.run_id, stage)

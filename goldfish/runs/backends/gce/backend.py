@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from goldfish.fsutil import atomic_write
-from goldfish.runs.backends.base import BackendContext, Capabilities, Handle, LaunchSpec, Objects, Status
+from goldfish.runs.backends.base import Availability, BackendContext, Capabilities, Handle, LaunchSpec, Objects, Status
 from goldfish.runs.backends.gce.api import ApiError, ComputeApi
 from goldfish.runs.backends.gce.capacity import Candidate, candidates, search
+from goldfish.runs.backends.gce.checks import availability
 from goldfish.runs.backends.gce.cloud_logs import stage_log_bytes
 from goldfish.runs.backends.gce.instance import build_instance, instance_name
 from goldfish.runs.backends.gce.startup import startup_script
@@ -64,6 +65,16 @@ class GceBackend:
 
     def capabilities(self) -> Capabilities:
         return Capabilities(reattach=True, signals=False, live_logs=True, memory_limit=True, gpus=True, remote=True)
+
+    def warm(self) -> None:
+        """Import google-cloud-compute and build its clients (seconds) while the runner prepares."""
+        with contextlib.suppress(Exception):
+            _ = (self.api.instances, self.api.operations)
+
+    def availability(self, *, gpus: int = 0) -> Availability:
+        """Credentials, the Compute Engine API, the zones and the bucket (cached a minute); GPUs are a
+        matter of the profile's quota, found by the capacity search."""
+        return availability(self.settings, self._objects)
 
     # ------------------------------------------------------------------ launch
     def launch(self, spec: LaunchSpec) -> Handle:
