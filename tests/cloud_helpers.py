@@ -87,7 +87,7 @@ class CloudEnv:
 
 
 def make_cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_emulator: str,
-                   **gce: Any) -> Iterator[CloudEnv]:
+                   fake: dict[str, Any] | None = None, **gce: Any) -> Iterator[CloudEnv]:
     if real_project():
         yield from _real_env(tmp_path, monkeypatch)
         return
@@ -97,7 +97,7 @@ def make_cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_emul
     client = storage.Client()
     if client.lookup_bucket(BUCKET) is None:
         client.create_bucket(BUCKET)
-    cloud = FakeCloud(tmp_path / "cloud", project="fake-project")
+    cloud = FakeCloud(tmp_path / "cloud", project="fake-project", **(fake or {}))
     try:
         env = make_env(tmp_path, monkeypatch)
         settings = {

@@ -50,6 +50,7 @@ class Vm:
     created: float = field(default_factory=time.time)
     running_since: float | None = None
     proc: subprocess.Popen[bytes] | None = None
+    container: Any = None
     deleted: bool = False
     stuck_deletes: int = 0
 
@@ -76,8 +77,12 @@ class ApiFail(Exception):
 
 
 class FakeCloud:
-    def __init__(self, root: Path, project: str = "fake-project", zones: list[str] | None = None):
+    def __init__(self, root: Path, project: str = "fake-project", zones: list[str] | None = None,
+                 docker: Any = None, vm_image: str | None = None, docker_socket: str | None = None):
         self.root = Path(root)
+        # With a Docker client, a VM is a container of ``vm_image`` (host network, the daemon's socket
+        # mounted) and its agent runs each stage as a real container of the project image.
+        self.docker, self.vm_image, self.docker_socket = docker, vm_image, docker_socket
         self.project = project
         self.zones = list(zones or DEFAULT_ZONES)
         self.vms: dict[tuple[str, str], Vm] = {}
@@ -163,7 +168,16 @@ class FakeCloud:
 
     def _kill(self, vm: Vm) -> None:
         """The machine vanishes: every process of it dies (the agent and the stage, which runs in its
-        own session, are found by the VM's root directory in their environment)."""
+        own session, are found by the VM's root directory in their environment; in container mode,
+        the VM's container and the stage containers it started)."""
+        if vm.container is not None:
+            for found in self.docker.containers.list(all=True, filters={"label": f"goldfish-instance={vm.name}"}):
+                with suppress(Exception):
+                    found.remove(force=True)
+            with suppress(Exception):
+                vm.container.remove(force=True)
+            vm.container = None
+            return
         if vm.proc is None:
             return
         marker = str(self.root / f"{vm.name}-{vm.id}").encode()
@@ -202,6 +216,9 @@ class FakeCloud:
             vm.running_since = time.time()
             home = self.root / f"{vm.name}-{vm.id}"
             (home / "root").mkdir(parents=True, exist_ok=True)
+            if self.docker is not None:
+                self._boot_container(vm, home)
+                return
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
                    "GCE_METADATA_HOST": f"127.0.0.1:{self.port}/_vm/{vm.id}", "GOLDFISH_VM_ROOT": str(home / "root"),
                    "GOLDFISH_VM_RUNTIME": "process", "GOLDFISH_VM_PYTHON": sys.executable,
@@ -210,6 +227,18 @@ class FakeCloud:
                 vm.proc = subprocess.Popen(["bash", "-c", vm.metadata.get("startup-script", "true")], env=env,
                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True, cwd=home)
+
+    def _boot_container(self, vm: Vm, home: Path) -> None:
+        root = str(home / "root")
+        env = {"GCE_METADATA_HOST": f"127.0.0.1:{self.port}/_vm/{vm.id}", "GOLDFISH_VM_ROOT": root,
+               "GOLDFISH_VM_RUNTIME": "docker", "GOLDFISH_VM_AGENT_PYTHON": "python3",
+               "GOLDFISH_VM_CONTAINER_NETWORK": "host"}  # this "VM" shares the host's loopback
+        volumes = {root: {"bind": root, "mode": "rw"},  # same path inside: the stage's binds name host paths
+                   str(self.docker_socket): {"bind": "/var/run/docker.sock", "mode": "rw"}}
+        vm.container = self.docker.containers.run(
+            self.vm_image, ["bash", "-c", vm.metadata.get("startup-script", "true")], detach=True,
+            network_mode="host", environment=env, volumes=volumes, name=f"fakevm-{vm.name}-{vm.id}",
+            labels={"goldfish-fake-vm": vm.id}, entrypoint=[])
 
     def _watch(self) -> None:
         while not self._stop.wait(0.1):

@@ -150,7 +150,7 @@ class Agent:
             shutil.rmtree(path, ignore_errors=True)
             os.makedirs(path, exist_ok=True)
         os.makedirs(os.path.join(self.root, "preserve"), exist_ok=True)
-        self.rt = DockerRuntime(self.root) if self.runtime_kind == "docker" else ProcessRuntime(self.root)
+        self.rt = DockerRuntime(self.root, self.name) if self.runtime_kind == "docker" else ProcessRuntime(self.root)
         registry_check(self.http, spec["image"])
         self.rt.prepare(spec["image"], self.meta.token())
         tar_path = os.path.join(self.root, "app.tar.gz")

@@ -202,14 +202,17 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class DockerRuntime:
     """The stage as a container, through the Docker Engine API on the VM's socket."""
 
-    def __init__(self, root: str, socket_path: str = "/var/run/docker.sock"):
-        self.root, self.sock = root, socket_path
+    def __init__(self, root: str, instance: str):
+        self.root, self.instance = root, instance
+        self.sock = os.environ.get("GOLDFISH_VM_DOCKER_SOCKET", "/var/run/docker.sock")
+        # The VM's own networking decides how a container reaches GCS; "bridge" on a normal VM.
+        self.network = os.environ.get("GOLDFISH_VM_CONTAINER_NETWORK", "bridge")
         self.container: str | None = None
 
     def _call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, bytes]:
         conn = UnixHTTPConnection(self.sock)
         data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, "/v1.43" + path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
         out = resp.read()
         conn.close()
@@ -227,11 +230,12 @@ class DockerRuntime:
     def start(self, spec: dict, env: dict, log_path: str) -> None:
         binds = [f"{self.root}/app:/app:ro", f"{self.root}/mnt/inputs:/mnt/inputs:ro",
                  f"{self.root}/mnt/outputs:/mnt/outputs", f"{self.root}/preserve:/mnt/preserve"]
-        host = {"Binds": binds, "NetworkMode": "bridge", "ShmSize": 16 << 30}
+        host = {"Binds": binds, "NetworkMode": self.network, "ShmSize": 16 << 30}
         if spec.get("gpus"):
             host["DeviceRequests"] = [{"Driver": "nvidia", "Count": -1, "Capabilities": [["gpu"]]}]
         body = {"Image": spec["image"], "Cmd": spec["argv"], "WorkingDir": "/app", "Entrypoint": [],
-                "Env": [f"{k}={v}" for k, v in env.items()], "Labels": spec.get("labels", {}), "HostConfig": host}
+                "Env": [f"{k}={v}" for k, v in env.items()],
+                "Labels": {**spec.get("labels", {}), "goldfish-instance": self.instance}, "HostConfig": host}
         status, out = self._call("POST", "/containers/create", body)
         if status != 201:
             raise RuntimeError(f"docker create failed: {out[-500:]!r}")
@@ -244,7 +248,7 @@ class DockerRuntime:
 
     def _logs(self, log_path: str) -> None:
         conn = UnixHTTPConnection(self.sock)
-        conn.request("GET", f"/v1.43/containers/{self.container}/logs?follow=1&stdout=1&stderr=1")
+        conn.request("GET", f"/containers/{self.container}/logs?follow=1&stdout=1&stderr=1")
         resp = conn.getresponse()
         with open(log_path, "ab", buffering=0) as log:
             while True:
@@ -259,7 +263,9 @@ class DockerRuntime:
         if state.get("Running"):
             return None
         self._follow.join(timeout=10)
-        return int(state.get("ExitCode", SETUP_FAILED))
+        code = int(state.get("ExitCode", SETUP_FAILED))
+        self._call("DELETE", f"/containers/{self.container}?force=1")
+        return code
 
     def signal(self, sig: int) -> None:
         name = "SIGKILL" if sig == signal.SIGKILL else "SIGTERM"
