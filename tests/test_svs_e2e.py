@@ -55,13 +55,15 @@ def test_review_blocks_then_skip_review_runs(tmp_path: Path, monkeypatch: pytest
     project = env.project
     started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
     ids = stage_ids(started)
-    done = wait_terminal(project, started.pipeline_run_id)
-    assert done.status == "failed"
+    # Both stages were reviewed before either launched: run() itself answers BLOCKED.
+    assert started.status == "blocked" and started.done
+    assert {(f.stage, f.check) for f in started.findings if f.blocks} >= {("typo", "unknown_signal")}
+    assert wait_terminal(project, started.pipeline_run_id).status == "blocked"
     flagged, typo = project.runs.get(ids["flagged"]), project.runs.get(ids["typo"])
     for doc in (flagged, typo):
         assert (doc["state"], doc["cause"], doc["infra_outcome"]) == ("failed", "review_blocked", "blocked")
         assert doc["svs"]["review"]["decision"] == "blocked" and doc["svs"]["review"]["provider"] == "rules"
-        assert not (project.runs_dir / doc["id"] / "launch.json").exists()  # never launched
+        assert not (project.runs_dir / doc["id"]).exists()  # never launched: not even a run dir
     assert "never_defined_anywhere" in flagged["error"] and "Fix:" in flagged["error"]
     assert "get_output_path('out')" in typo["error"]
     shown = inspect_run(project, ids["typo"], include=["svs"]).svs or {}
@@ -236,8 +238,9 @@ def test_dashboard_shows_each_finding_once(tmp_path: Path, monkeypatch: pytest.M
     env = env_with(tmp_path, monkeypatch)
     env.write([file_stage("typo"), npy_stage("emb")], {"typo": MISSPELLED, "emb": CONSTANT})
     project = env.project
-    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
-    ids = stage_ids(started)
+    blocked = project.runs.run("w1", stages=["typo"], reason=REASON, results_spec=SPEC)  # stopped before launch
+    started = project.runs.run("w1", stages=["emb"], reason=REASON, results_spec=SPEC)
+    ids = {**stage_ids(blocked), **stage_ids(started)}
     wait_terminal(project, started.pipeline_run_id)
     first = dashboard(project)
     seen = {(a.run_id, a.phase, a.check) for a in first.alerts.svs_findings}

@@ -28,6 +28,7 @@ from goldfish.runs.inputs import resolve_inputs
 from goldfish.records.lineage import index_inputs
 from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.runs.hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
+from goldfish.runs.launch_review import provider_names
 from goldfish.runs.state import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.pipelines.stage_config import merge_stage_config
 from goldfish.svs.preflight import preflight
@@ -228,6 +229,22 @@ class StageDriver:
 
     def review(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
                resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
+        """The review in force when the stage starts: run() already reviewed every stage before launch;
+        a stage fed by an earlier stage of the same run gets a second, input-aware look now (its inputs
+        are real outputs only now), the others keep the launch review — unless this runner has other
+        reviewers (hook providers) than the process that launched it."""
+        launch = (doc.get("svs") or {}).get("review")
+        if isinstance(launch, dict) and launch.get("phase") == "launch":
+            same_reviewers = launch.get("providers") == provider_names(self.runner.hooks)
+            if launch.get("decision") == "skipped" or (same_reviewers and not doc.get("depends_on")):
+                return launch
+            again = self.review_now(doc, app, pipeline, stage, config, resolved, preflight)
+            return {**again, "phase": "start",
+                    "launch": {"decision": launch.get("decision"), "summary": launch.get("summary")}}
+        return self.review_now(doc, app, pipeline, stage, config, resolved, preflight)
+
+    def review_now(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
+                   resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
         cfg = self.project.config
         if doc.get("skip_review"):
             return {"decision": "skipped", "summary": "skip_review=True", "findings": [], "provider": None,
@@ -440,7 +457,9 @@ class StageDriver:
         """Metrics summary and auto results, for any run that got to execute."""
         index, _ = metric_series.ingest(self.run_dir)
         prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
-        auto = postrun.results_auto(doc.get("results_spec"), index.summary())
+        # A supporting stage has no result of its own: its pipeline run's result is on the result stage.
+        spec = None if doc.get("role") == "supporting" else doc.get("results_spec")
+        auto = postrun.results_auto(spec, index.summary())
         fields: dict[str, Any] = {"metrics_summary": bounded_summary(index, prefer), "metrics_lost": index.lost}
         if auto is not None and doc.get("results_status") != "finalized":
             fields["results_auto"] = auto
