@@ -231,6 +231,7 @@ class HistoryQuery:
     experiment_group: str | None = None
     finalized_only: bool = False
     include_pruned: bool = False
+    include_supporting: bool = False  # supporting stages as rows of their own (default: results only)
     sort_by: str = "created"  # created | metric
     descending: bool = True
     offset: int = 0

@@ -158,6 +158,7 @@ def _targets(project: Project, ref: object) -> Targets:
     prun_ref = run.get("pipeline_run_id")
     stored = project.store.table("pipeline_runs", part(found.workspace)).has(str(prun_ref)) if prun_ref else False
     docs = _pipeline_docs(project, found.workspace, str(prun_ref)) if stored else [run]
+    _refuse_active([run])
     if role_of(run) == SUPPORTING:
         result = next((d for d in docs if role_of(d) == RESULT), None)
         target = f"its result stage {result.get('stage')} ({result['id']})" if result else "its result stage"

@@ -26,7 +26,7 @@ COLUMNS = [("", "mark", 1), ("record", "record", 26), ("stage", "stage", 10), ("
            ("reason", "reason", 40)]
 PAGE = 200  # list_history's largest page
 FILTER_FIELDS = ("record_type", "stage", "tagged", "metric", "min_value", "experiment_group", "finalized_only",
-                 "include_pruned")
+                 "include_pruned", "include_supporting")
 
 
 class HistoryScreen(LiveScreen):
