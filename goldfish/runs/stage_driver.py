@@ -44,6 +44,7 @@ SUMMARY_PUSH_SECONDS = 2.0
 SUMMARY_NAMES = 100
 DURING_KEPT = 200
 MAX_SUPERVISE_ERRORS = 25
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 600  # ten minutes of silence after a first heartbeat
 
 
 class StageFailure(Exception):
@@ -367,15 +368,29 @@ class StageDriver:
         preempt = cfg.local.simulate_preemption_after_seconds
         if preempt and now - started > preempt:
             return ("terminated", "preempted", f"Simulated preemption after {preempt}s (local.simulate_preemption_after_seconds).")
-        timeout = doc.get("heartbeat_timeout_seconds")
-        if timeout and now - started > cfg.jobs.heartbeat_grace_seconds:
-            beat = _heartbeat_time(self.runtime_dir / "heartbeat")
-            age = now - max(beat or started, started)
-            if age > timeout:
-                return ("terminated", "no_heartbeat",
-                        f"No heartbeat for {age:.0f}s (compute.heartbeat_timeout_seconds = {timeout}). Call"
-                        " goldfish.io.heartbeat() inside long loops, or raise the timeout.")
-        return None
+        return self.heartbeat_reason(doc, now, started)
+
+    def heartbeat_reason(self, doc: dict[str, Any], now: float, started: float) -> tuple[str, str, str] | None:
+        """Heartbeat supervision. With compute.heartbeat_timeout_seconds set, a stage silent that long
+        (counted from its start when it never heartbeats) is stopped. Without it, supervision is on by
+        default, the safe way: only a stage that has sent one heartbeat is held to
+        DEFAULT_HEARTBEAT_TIMEOUT_SECONDS of silence; one that never heartbeats is bounded by its
+        max runtime (and shown as stalled)."""
+        if now - started <= self.project.config.jobs.heartbeat_grace_seconds:
+            return None
+        configured = doc.get("heartbeat_timeout_seconds")
+        timeout = configured or DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
+        beat = _heartbeat_time(self.runtime_dir / "heartbeat")
+        if beat is None and not configured:
+            return None
+        age = now - (beat if beat is not None else started)
+        if age <= timeout:
+            return None
+        setting = (f"compute.heartbeat_timeout_seconds = {timeout}" if configured
+                   else f"the default heartbeat timeout of {timeout}s, after its first heartbeat")
+        return ("terminated", "no_heartbeat",
+                f"No heartbeat for {age:.0f}s ({setting}). Call goldfish.io.heartbeat() inside long loops, or "
+                "raise compute.heartbeat_timeout_seconds in the stage config.")
 
     def monitor(self, doc: dict[str, Any], elapsed: float, index: metric_series.SeriesIndex,
                 stop_file: Path) -> None:
