@@ -118,6 +118,14 @@ def test_broken_variant_is_blocked_by_the_review(demo: tuple[Path, Any]) -> None
     assert "train_features" in (errors[0].get("fix") or "") + errors[0]["message"]
     assert not Path(train["run_dir"]).exists()  # reviewed before launch: never launched, no run dir
     assert project.records.list_unfinalized_runs("digits_mlp_typo").runs == []
+    # The tour acknowledged the blocked branch: the fresh demo has no alert that fails CI.
+    from goldfish.runs.alerts import current
+
+    assert current(project).alerts == [] and current(project).acknowledged == 1
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    tui = subprocess.run([sys.executable, "-m", "goldfish", "--project", str(root), "tui", "--headless",
+                          "--fail-on-alerts"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert tui.returncode == 0, tui.stdout + tui.stderr
     ws = project.store.table("workspaces").get_doc("digits_mlp_typo")
     assert ws is not None and ws["parent_workspace"] == "digits_mlp"
 
@@ -151,7 +159,7 @@ def test_the_tour_explains_what_happened(demo: tuple[Path, Any]) -> None:
         "Registered digits", "digits_mlp@v1", "refused: Workspace digits_mlp has 1 unfinalized result",
         "its result is the evaluate stage", "run() answered BLOCKED",
         "'best-v1'", "cause review_blocked", "modules/train.py:", "load_input('train_feature')", "evaluate <- train",
-        "(+ preprocess, train)",
+        "(+ preprocess, train)", "Acknowledged 1 alert(s)", "exit code 0: no alert needs anyone",
         "preprocess <- source digits", f"The project is at {root}",
         "claude mcp add goldfish -- ", "goldfish tui",
     ):

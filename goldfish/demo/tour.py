@@ -317,6 +317,12 @@ class DemoTour:
                     self.say.did(f"fix: {short(finding.fix, 160)}")
         self.say.did(f"The record {run.record_id} still exists (provenance first), but a blocked run never holds the "
                      "finalization gate: fix the code and run again.")
+        key = f"blocked:{run.stage_run_id}"
+        why = "Demo: the typo is deliberate, and the review stopped it before anything launched"
+        self.say.call(f"dashboard(acknowledge=[{key!r}], acknowledge_reason={why!r})")
+        from goldfish.runs.alerts import acknowledge
+
+        self.say.did(acknowledge(project, [key], why).message)
         return blocked
 
     def where_things_are(self, project: Project, workspace: str, evaluate_id: str) -> None:
@@ -363,10 +369,13 @@ class DemoTour:
 
         if importlib.util.find_spec("tui") is None:
             return
-        self.say.call("goldfish tui --headless --text")
-        cmd = [sys.executable, "-m", "goldfish", "--project", str(project.root), "tui", "--headless", "--text"]
+        self.say.call("goldfish tui --headless --text --fail-on-alerts")
+        cmd = [sys.executable, "-m", "goldfish", "--project", str(project.root), "tui", "--headless", "--text",
+               "--fail-on-alerts"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         self.say.block(done.stdout or done.stderr)
+        self.say.did(f"exit code {done.returncode}: " + ("no alert needs anyone" if done.returncode == 0 else
+                                                         "an alert needs someone (see above)"))
 
 
 def svs_findings(doc: dict[str, Any], phases: tuple[str, ...] = ("preflight", "review", "during", "post")

@@ -246,16 +246,20 @@ def regressions(best: BestRun | None, trend: list[TrendPoint]) -> list[Regressio
         if delta < -tolerance:
             alerts.append(RegressionAlert(
                 record_id=point.record_id, stage_run_id=point.stage_run_id, value=point.value, best_value=best.value,
-                delta=delta, tolerance=tolerance,
+                delta=delta, tolerance=tolerance, finalized_at=point.finalized_at,
                 message=f"{point.stage_run_id} ({point.stage}) {best.metric}={point.value:g} is {-delta:g} worse than "
                         f"@{best.tag} ({best.value:g}), beyond its tolerance {tolerance:g}.",
             ))
     return alerts
 
 
-def experiment_context(project: Project, workspace: str,
-                       queue: Callable[[Project, str], Any] = unfinalized) -> ExperimentContext:
-    ws = resolve_workspace(project, workspace)
+def regression_alerts(project: Project, workspace: str) -> list[RegressionAlert]:
+    """The workspace's regression alerts alone (what dashboard() needs; no queue is built)."""
+    best_run, trend = best_and_trend(project, workspace)
+    return regressions(best_run, trend)
+
+
+def best_and_trend(project: Project, ws: str) -> tuple[BestRun | None, list[TrendPoint]]:
     best_run: BestRun | None = None
     best = current_best(project, ws)
     if best is not None:
@@ -267,7 +271,13 @@ def experiment_context(project: Project, workspace: str,
                                metric=str(final.get("primary_metric")), value=value,
                                direction=str(final.get("direction")), ml_outcome=run.get("ml_outcome"),
                                tagged_at=tagged_at or None, finalized_at=run.get("finalized_at"))
-    trend = recent_trend(workspace_view(project, ws).results_newest_first)
+    return best_run, recent_trend(workspace_view(project, ws).results_newest_first)
+
+
+def experiment_context(project: Project, workspace: str,
+                       queue: Callable[[Project, str], Any] = unfinalized) -> ExperimentContext:
+    ws = resolve_workspace(project, workspace)
+    best_run, trend = best_and_trend(project, ws)
     alerts = regressions(best_run, trend)
     waiting = queue(project, ws)
     parts = [f"best @{best_run.tag}: {best_run.metric}={best_run.value:g}" if best_run

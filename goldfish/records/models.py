@@ -297,6 +297,7 @@ class RegressionAlert(BaseModel):
     best_value: float
     delta: float = Field(description="Signed so negative = worse than best")
     tolerance: float = Field(description="That run's spec tolerance the drop exceeded")
+    finalized_at: str | None = Field(default=None, description="When that result was finalized")
     message: str
 
 

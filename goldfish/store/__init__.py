@@ -248,8 +248,9 @@ class Store:
                     continue  # a torn line from a crashed append-only writer
         return events, offset + end + 1
 
-    def tail_events(self, log: str, limit: int, predicate: Any = None) -> list[dict[str, Any]]:
-        """The newest ``limit`` events (newest first) matching ``predicate``, read backwards in chunks."""
+    def tail_events(self, log: str, limit: int, predicate: Any = None, stop: Any = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` events (newest first) matching ``predicate``, read backwards in chunks;
+        reading ends at the first event for which ``stop`` is true (e.g. older than a window)."""
         path = self._log_path(log)
         out: list[dict[str, Any]] = []
         if not path.exists():
@@ -272,6 +273,8 @@ class Store:
                         ev = orjson.loads(line)
                     except orjson.JSONDecodeError:
                         continue
+                    if stop is not None and stop(ev):
+                        return out
                     if predicate is None or predicate(ev):
                         out.append(ev)
                         if len(out) >= limit:

@@ -43,6 +43,7 @@ class DashboardScreen(LiveScreen):
         Binding("t", "tag", "Tag"),
         Binding("v", "save_version", "Save version"),
         Binding("h", "history", "History"),
+        Binding("a", "acknowledge", "Acknowledge alert"),
     ]
 
     def __init__(self) -> None:
@@ -196,6 +197,17 @@ class DashboardScreen(LiveScreen):
         from tui.modals.tag import ask_tag
 
         ask_tag(self.gapp, run)
+
+    def action_acknowledge(self) -> None:
+        name, key = self._focused()
+        view = self.view
+        alert = next((a for a in view.alerts if a.key == key), None) if view and name == "alerts" else None
+        if alert is None or alert.kind == "pattern":
+            self.notify("Select an alert to acknowledge (tab to the Alerts table).", severity="warning")
+            return
+        from tui.modals.prompt import ask_acknowledge
+
+        ask_acknowledge(self.gapp, alert.key, alert.message)
 
     def action_save_version(self) -> None:
         name, key = self._focused()
