@@ -22,6 +22,8 @@ from tui.viewmodels import (
     DashboardView,
     FindingView,
     QueueItem,
+    ResultPoint,
+    ResultsView,
     SlotView,
 )
 
@@ -34,6 +36,7 @@ SPARK_POINTS = 24
 RECENT_TRANSITIONS = 200
 AUDIT_SHOWN = 14
 FINDINGS_SHOWN = 30
+RESULTS_SHOWN = 3
 
 
 def ws_partition(workspace: str) -> str:
@@ -243,6 +246,28 @@ def load_queue(contexts: Mapping[str, ExperimentContext], now: float) -> tuple[Q
     return tuple(out)
 
 
+def load_results(contexts: Mapping[str, ExperimentContext]) -> tuple[ResultsView, ...]:
+    """Per workspace with results: the best (tag, value vs goal) and the last results, from
+    ``get_experiment_context`` (one row per pipeline run's result)."""
+    out = []
+    for ws, context in sorted(contexts.items()):
+        best, trend = context.current_best, context.recent_trend
+        if best is None and not trend:
+            continue
+        latest = trend[0] if trend else None
+        metric = best.metric if best else (latest.primary_metric if latest else None)
+        same = [p for p in trend if p.primary_metric == metric]
+        out.append(ResultsView(
+            key=ws, workspace=ws, metric=metric, direction=best.direction if best else (latest.direction if latest else None),
+            best_tag=best.tag if best else None, best_value=best.value if best else None,
+            goal_value=best.goal_value if best else (latest.goal_value if latest else None),
+            last=tuple(ResultPoint(record_id=p.record_id, stage=p.stage, value=p.value, ml_outcome=p.ml_outcome)
+                       for p in same[:RESULTS_SHOWN]),
+            spark=tuple(p.value for p in reversed(same)), awaiting=len(context.awaiting_finalization),
+        ))
+    return tuple(out)
+
+
 def _recent_runs(project: Project) -> list[dict[str, Any]]:
     """Run docs touched by the most recent transitions (newest first, each once)."""
     seen: dict[str, dict[str, Any]] = {}
@@ -318,5 +343,5 @@ def load_dashboard(project: Project, now: float) -> DashboardView:
         slots=load_slots(project), active=active, queue=load_queue(contexts, now),
         alerts=load_alerts(project, now, pending),
         findings=tuple(findings[:FINDINGS_SHOWN]), audit=load_audit(project), workspaces=tuple(workspaces),
-        pending_patterns=pending,
+        pending_patterns=pending, results=load_results(contexts),
     )

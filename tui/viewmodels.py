@@ -58,6 +58,30 @@ class QueueItem:
 
 
 @dataclass(frozen=True)
+class ResultPoint:
+    record_id: str
+    stage: str
+    value: float
+    ml_outcome: str
+
+
+@dataclass(frozen=True)
+class ResultsView:
+    """Where one workspace's research stands: its best result and its last results."""
+
+    key: str  # workspace
+    workspace: str
+    metric: str | None
+    direction: str | None
+    best_tag: str | None
+    best_value: float | None
+    goal_value: float | None
+    last: tuple[ResultPoint, ...]  # newest first
+    spark: tuple[float, ...]  # primary metric over the last results, oldest first
+    awaiting: int
+
+
+@dataclass(frozen=True)
 class AlertView:
     key: str
     kind: str  # failed | blocked | stalled | regression | finding | pattern
@@ -105,6 +129,7 @@ class DashboardView:
     audit: tuple[AuditView, ...]
     workspaces: tuple[str, ...]
     pending_patterns: int
+    results: tuple[ResultsView, ...] = ()
 
     @property
     def alert_count(self) -> int:

@@ -202,6 +202,11 @@ def _final_value(run: Doc) -> float | None:
     return float(value)
 
 
+def _spec_number(run: Doc, key: str) -> float | None:
+    value = (run.get("results_spec") or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) -> list[TrendPoint]:
     """The last ``length`` finalized results with a value, newest first (a result finalized with no
     value — a crash — is not a point)."""
@@ -218,6 +223,7 @@ def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) 
             tolerance=float(tolerance) if isinstance(tolerance, (int, float)) else None,
             ml_outcome=str(run.get("ml_outcome")), created_at=str(run.get("created_at")),
             finalized_at=run.get("finalized_at"), outcome=result_outcome(dict(run)),
+            goal_value=_spec_number(run, "goal_value"),
         ))
         if len(points) == length:
             break
@@ -270,7 +276,8 @@ def best_and_trend(project: Project, ws: str) -> tuple[BestRun | None, list[Tren
             best_run = BestRun(record_id=record["id"], stage_run_id=run["id"], tag=tag, stage=run.get("stage"),
                                metric=str(final.get("primary_metric")), value=value,
                                direction=str(final.get("direction")), ml_outcome=run.get("ml_outcome"),
-                               tagged_at=tagged_at or None, finalized_at=run.get("finalized_at"))
+                               tagged_at=tagged_at or None, finalized_at=run.get("finalized_at"),
+                               goal_value=_spec_number(run, "goal_value"))
     return best_run, recent_trend(workspace_view(project, ws).results_newest_first)
 
 

@@ -269,6 +269,7 @@ class BestRun(BaseModel):
     tag: str
     tagged_at: str | None = Field(default=None, description="When the tag was set")
     finalized_at: str | None = Field(default=None, description="When the best was finalized")
+    goal_value: float | None = Field(default=None, description="goal_value of the best's results_spec")
     stage: str | None
     metric: str
     value: float
@@ -288,6 +289,7 @@ class TrendPoint(BaseModel):
     created_at: str
     finalized_at: str | None = Field(default=None, description="When this result was (last) finalized")
     outcome: str | None = Field(default=None, description="How its run ended (completed, preempted, crashed)")
+    goal_value: float | None = Field(default=None, description="goal_value of its results_spec")
 
 
 class RegressionAlert(BaseModel):

@@ -202,7 +202,7 @@ def dashboard(project: Project, *, mark_notified: bool = True, acknowledge: list
     ]
     mounts = sorted(project.store.table("mounts").docs(), key=lambda d: d["id"])
     workspaces = {d["id"]: d for d in project.store.table("workspaces").iter_raw()}
-    dirty = {s.slot: s.dirty for s in project.workspaces.slot_status() if s.workspace}
+    dirty = _dirty(project, mounts)
     mounted = [MountedWorkspace(slot=m["id"], workspace=m["workspace"],
                                 goal=(str(workspaces.get(m["workspace"], {}).get("goal") or "")[:80] or None),
                                 dirty=dirty.get(m["id"]))
@@ -230,6 +230,16 @@ def dashboard(project: Project, *, mark_notified: bool = True, acknowledge: list
     if mark_notified and fresh:
         _mark(project, fresh)
     return result
+
+
+def _dirty(project: Project, mounts: list[dict[str, Any]]) -> dict[str, bool | None]:
+    """Slot → unsaved edits: the mount rows while a slot watcher keeps them current (no version list
+    or hashing per call), else what slot_status() computes."""
+    from goldfish.workspaces.watcher import watcher_alive
+
+    if watcher_alive(project):
+        return {str(m["id"]): m.get("dirty") for m in mounts}
+    return {s.slot: s.dirty for s in project.workspaces.slot_status() if s.workspace}
 
 
 def _active(project: Project) -> list[dict[str, Any]]:
