@@ -284,3 +284,24 @@ def test_anthropic_review_through_the_runner_sees_the_diff(tmp_path: Path, monke
     assert f"diff against {first_id}" in prompt and '+log_metric("acc", 0.8)' in prompt
     rules_section = prompt.split("<rules_findings>", 1)[1].split("</rules_findings>", 1)[0]
     assert "undefined_name" in rules_section  # the rules ran first and Claude saw their findings
+
+
+def test_post_run_review_sees_the_run_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every SVS phase sees config_override and inputs_override: the post-run AI review too."""
+    from tests.svs_helpers import fake_anthropic
+
+    with fake_anthropic() as fake:
+        env = env_with(tmp_path, monkeypatch, agent_provider="anthropic", anthropic_base_url=fake.url,
+                       anthropic_api_key="sk-test", ai_during_run_enabled=False)
+        clean = SAFE_BUT_FLAGGED.replace("if False:\n    print(never_defined_anywhere)", "")
+        env.write([file_stage("flagged")], {"flagged": clean})
+        project = env.project
+        fake.reply_tool("submit_review", {"verdict": "approved", "findings": [], "summary": "fine"})
+        fake.reply_tool("submit_post_run_review", {"findings": [], "ml_outcome_hint": "partial", "summary": "ok"})
+        started = project.runs.run("w1", reason=REASON, results_spec=SPEC, config_override={"lr": 0.05})
+        wait_terminal(project, started.pipeline_run_id)
+    post = [r["body"]["messages"][0]["content"] for r in fake.requests
+            if "<run_command>" in r["body"]["messages"][0]["content"] and "finished" in r["body"]["messages"][0]["content"]]
+    assert post, [r["body"]["messages"][0]["content"][:200] for r in fake.requests]
+    command = post[-1].split("<run_command>", 1)[1].split("</run_command>", 1)[0]
+    assert "config_override" in command and '"lr": 0.05' in command and "stages=['flagged']" in command

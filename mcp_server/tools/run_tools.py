@@ -129,11 +129,13 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     def inspect_run(
         run_id: RunId,
         include: Annotated[list[Section] | None, Field(max_length=10, description=(
-            "Sections: dashboard, metadata, thoughts (default), manifest, provenance, svs, attempt"))] = None,
+            "Sections: dashboard, metadata, thoughts, logs (default), manifest, provenance, svs, attempt"))] = None,
     ) -> InspectRunResult:
-        """Infra detail of a stage run: live dashboard (state, elapsed, heartbeat, metrics), metadata,
-        thoughts; on request the manifest (config, inputs, outputs), provenance (version, lineage,
-        backend), SVS findings and attempt counts. For experiment results use inspect_record."""
+        """Infra detail of a stage run in one call: live dashboard (state, elapsed, heartbeat,
+        metrics), metadata, thoughts and the tail of its log (logs: last 40 lines, with the cursor
+        for logs(run_id, cursor=...)); on request the manifest (config, inputs, outputs), provenance
+        (version, lineage, backend), SVS findings (include=['svs']) and attempt counts. For
+        experiment results use inspect_record."""
         return _inspect(ctx, run_id, include)
 
     @server.tool(annotations=ToolAnnotations(title="Run logs", read_only_hint=True, open_world_hint=False))
