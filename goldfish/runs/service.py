@@ -249,6 +249,27 @@ class Runs:
             input_overrides=request.input_overrides, skip_review=request.skip_review,
             reason=request.reason.model_dump() if request.reason else None, sha=sha)
 
+    def review_slot(self, workspace: str, slot: str) -> tuple[list[Issue], list[Issue]]:
+        """validate_config's review: every stage of the slot's pipeline, as run() would review it with
+        no overrides (errors, warnings), plus the primary-metric check of a results_spec saved for it."""
+        from goldfish.records.service import saved_spec_for
+        from goldfish.records.results_spec import validate_results_spec
+
+        slot_path = self.project.slot_path(slot)
+        pipeline = load_pipeline(slot_path, None)
+        stages = pipeline.topological_order(pipeline.stage_names)
+        checks = check_stages(self.project, self.hooks, workspace=workspace, app_dir=slot_path, pipeline=pipeline,
+                              stages=stages, config_overrides={}, input_overrides={}, skip_review=False)
+        errors, warnings = as_issues(checks)
+        try:
+            saved, _ = saved_spec_for(self.project, workspace, stages)
+            spec = validate_results_spec(saved) if saved is not None else None
+        except InvalidInput:
+            spec = None
+        if spec is not None:
+            warnings += metric_warnings(slot_path, pipeline, stages, spec.primary_metric, spec.stage)
+        return errors, warnings
+
     def dry_run(self, request: RunRequest) -> DryRunResult:
         project = self.project
         gce = project.config.gce
