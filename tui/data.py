@@ -239,7 +239,7 @@ def load_queue(contexts: Mapping[str, ExperimentContext], now: float) -> tuple[Q
             auto = run.results_auto or {}
             out.append(QueueItem(
                 key=run.stage_run_id, run_id=run.stage_run_id, record_id=run.record_id, workspace=ws,
-                stage=run.stage, infra_outcome=run.infra_outcome, state=run.state,
+                stage=run.stage, infra_outcome=run.outcome or run.infra_outcome, state=run.state,
                 metric_name=auto.get("primary_metric"), metric_value=_finite(auto.get("value")),
                 finished_age=_age(now, run.finished_at),
             ))
