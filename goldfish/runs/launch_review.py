@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ from goldfish.timefmt import now_iso
 if TYPE_CHECKING:
     from goldfish.pipelines.model import Pipeline
     from goldfish.project import Project
+
+
+REVIEW_THREADS = 4
 
 
 class LaunchFinding(BaseModel):
@@ -129,8 +133,8 @@ def check_stages(
 
     cfg = project.config
     placeholders = {s: f"(this run: {s})" for s in stages}
-    out: list[StageCheck] = []
-    for stage in stages:
+
+    def one(stage: str) -> StageCheck:
         override = dict(config_overrides.get(stage) or {})
         inputs_override = dict(input_overrides.get(stage) or {})
         valid_overrides = {k: v for k, v in inputs_override.items() if k in pipeline.stage(stage).inputs}
@@ -142,9 +146,8 @@ def check_stages(
         pre = {"errors": [i.model_dump() for i in report.errors],
                "warnings": [i.model_dump() for i in report.warnings]}
         check = StageCheck(stage=stage, preflight=pre, review=None, inputs=resolved)
-        out.append(check)
         if report.errors:
-            continue
+            return check
         if skip_review:
             check.review = {"decision": "skipped", "summary": "skip_review=True", "findings": [], "provider": None}
         elif not (cfg.svs.enabled and cfg.pre_run_review.enabled):
@@ -156,7 +159,7 @@ def check_stages(
             except GoldfishError as exc:  # preflight validates configs; never trust that blindly
                 pre["errors"].append(Issue(location=f"configs/{stage}.yaml", message=exc.message,
                                            fix=exc.fix).model_dump())
-                continue
+                return check
             run = {"id": None, "workspace": workspace, "stage": stage, "sha": sha, "reason": reason,
                    "config_override": override, "inputs_override": inputs_override}
             result = hooks.review(ReviewContext(
@@ -164,7 +167,13 @@ def check_stages(
                 inputs=resolved, preflight=pre, config_override=override, inputs_override=inputs_override))
             check.review = result.model_dump()
         check.review = {**check.review, "phase": "launch", "at": now_iso(), "providers": provider_names(hooks)}
-    return out
+        return check
+
+    if len(stages) <= 1:
+        return [one(s) for s in stages]
+    # Stages are reviewed side by side: an AI reviewer waits on the network, once per stage.
+    with ThreadPoolExecutor(max_workers=min(REVIEW_THREADS, len(stages)), thread_name_prefix="launch-review") as pool:
+        return list(pool.map(one, stages))
 
 
 def provider_names(hooks: RunHooks) -> list[str]:
