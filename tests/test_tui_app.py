@@ -112,7 +112,7 @@ async def test_history_sort_filter_page_and_compare(fx: TuiFixture) -> None:
         hist = app.screen
         assert isinstance(hist, HistoryScreen) and hist.page is not None
         assert hist.query_state.workspace == "exp" and hist.page.total == 1  # one result per pipeline run
-        assert [r.stage for r in hist.page.rows] == ["train"]
+        assert [(r.stage, r.supporting) for r in hist.page.rows] == [("train", 3)]  # shown as "train +3"
         hist.query_one("#filter", Input).value = "supporting"
         await app.settle()
         assert hist.query_state.include_supporting and hist.page.total == 4

@@ -38,6 +38,7 @@ def history_row(rec: HistoryRecord) -> HistoryRow:
         version=rec.version, created=parse_ts(rec.created_at), state=rec.state, results_status=rec.results_status,
         ml_outcome=rec.ml_outcome, metric_name=pm.name if pm else None, metric_value=pm.value if pm else None,
         tags=tuple(rec.tags or ()), reason=rec.reason, experiment_group=rec.experiment_group,
+        supporting=len(rec.supporting or ()), role=rec.role,
     )
 
 

@@ -241,6 +241,8 @@ class HistoryRow:
     tags: tuple[str, ...]
     reason: str | None
     experiment_group: str | None
+    supporting: int = 0  # result rows: the supporting stages of its pipeline run
+    role: str | None = None  # "supporting" for a supporting stage's row
 
 
 @dataclass(frozen=True)
