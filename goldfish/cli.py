@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("pipeline_run_id", help="prun-… id")
     s.add_argument("--runner-id", required=True, help="lease id reserved for this runner")
 
+    s = sub.add_parser("images", help="build the Goldfish base images (scripts/setup-docker.sh calls this)")
+    s.add_argument("action", choices=["build-base", "run-build"],
+                   help="build-base: build goldfish-base-<type> on the daemon; run-build: (internal) a recorded build")
+    s.add_argument("--build-id", help="with run-build: the build-… id to run")
+    s.add_argument("--type", choices=["cpu", "gpu"], default="cpu", help="image type (default: cpu)")
+    s.add_argument("--if-missing", action="store_true", help="do nothing when the recipe's image exists")
+
     s = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     s.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     s.add_argument("--port", type=int, default=8765, help="port for streamable-http (bound to 127.0.0.1)")
@@ -96,6 +103,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from goldfish.demo.tour import run_demo
 
         return run_demo(Path(args.dir))
+    if cmd == "images":
+        if args.action == "run-build":
+            from goldfish.images.jobs import run_build
+            from goldfish.project import Project
+
+            return run_build(Project.open(args.project, source="runner"), str(args.build_id))
+        from goldfish.images.base import build_base_cli
+
+        return build_base_cli(args.type, if_missing=args.if_missing)
     if cmd in ("serve", "tui"):
         return _interface(cmd)(args)
     raise AssertionError(f"unhandled command {cmd}")

@@ -30,16 +30,21 @@ def _cmd_version(cmd: list[str]) -> str | None:
 
 
 def _docker_daemon() -> tuple[bool, str]:
-    if shutil.which("docker") is None:
-        return False, "docker CLI not installed"
-    try:
-        out = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False, "docker info timed out"
-    if out.returncode != 0:
-        return False, "docker CLI present, no daemon reachable (DOCKER_HOST=" + os.environ.get("DOCKER_HOST", "default") + ")"
-    return True, f"daemon {out.stdout.strip()}"
+    """The daemon Goldfish would use (docker.host / DOCKER_HOST / scripts/setup-docker.sh's socket)
+    and whether the CPU base image is on it."""
+    from goldfish.runs.backends import dockerd
+
+    found = dockerd.daemon_availability()
+    if not found.ok:
+        return False, found.render()
+    from goldfish.images.base import base_exists
+    from goldfish.images.recipes import base_tag
+
+    version = dockerd.client().version().get("Version", "?")
+    if base_exists(dockerd.client(), "cpu") is None:
+        return False, (f"daemon {version} at {dockerd.resolve_host()}; base image {base_tag('cpu')} missing."
+                       " Fix: run scripts/setup-docker.sh (builds it from Debian packages)")
+    return True, f"daemon {version} at {dockerd.resolve_host()}; base image {base_tag('cpu')} present"
 
 
 def _gcloud_credentials() -> tuple[bool, str]:

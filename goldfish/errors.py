@@ -54,3 +54,9 @@ class ConfigError(GoldfishError):
 
 class StoreError(GoldfishError):
     kind = "store"
+
+
+class Unavailable(GoldfishError):
+    """A backend or service this request needs cannot work here (daemon down, credentials missing)."""
+
+    kind = "backend_unavailable"

@@ -19,6 +19,8 @@ from goldfish.store import Store, Transaction
 if TYPE_CHECKING:
     from goldfish.config import GoldfishConfig
     from goldfish.git.devrepo import DevRepo
+    from goldfish.images.service import Images
+    from goldfish.issues import Issue
     from goldfish.workspaces.dirty import DirtyChecker
     from goldfish.journal.audit import Journal
     from goldfish.records.service import Records
@@ -109,6 +111,13 @@ class Project:
         return Sources(self)
 
     @cached_property
+    def images(self) -> Images:
+        """Base and project images (manage_base_images, get_build_status)."""
+        from goldfish.images.service import Images
+
+        return Images(self)
+
+    @cached_property
     def patterns(self) -> Patterns:
         """Failure-pattern knowledge base (SVS)."""
         from goldfish.svs.patterns import Patterns
@@ -187,6 +196,12 @@ class Project:
             )
         self.config = new
         return new
+
+    def backend_issue(self, *, gpus: int = 0) -> Issue | None:
+        """Why ``jobs.backend`` cannot run stages here (None when it can); see runs/availability.py."""
+        from goldfish.runs.availability import backend_issue
+
+        return backend_issue(self, gpus=gpus)
 
     @property
     def pid(self) -> int:

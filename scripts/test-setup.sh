@@ -5,3 +5,5 @@ here=$(dirname "$0")
 if [ -x "$here/setup-rust.sh" ]; then
   "$here/setup-rust.sh"
 fi
+# Docker daemon (own socket and data root) + the CPU base image, built once per machine.
+"$here/setup-docker.sh"

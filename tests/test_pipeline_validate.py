@@ -521,7 +521,8 @@ def test_gpu_profile_on_local_backend(tmp_path: Path) -> None:
     report = check(tmp_path, two_stage(), configs={"train": {"compute": {"profile": "h100-spot"}}})
     issue = issue_at(report.errors, "configs/train.yaml:compute.profile")
     assert issue.message == "h100-spot needs a GPU on the gce backend; this project uses jobs.backend: local."
-    assert issue.fix == "Use compute.profile: local or cpu-small, or switch jobs.backend to gce."
+    assert issue.fix == ("Use compute.profile: local or cpu-small, or switch jobs.backend to docker (with an"
+                         " NVIDIA runtime) or gce.")
     assert (
         check(
             tmp_path, two_stage(), configs={"train": {"compute": {"profile": "h100-spot"}}}, backend="gce"
@@ -541,7 +542,7 @@ def test_profile_rules_per_backend(tmp_path: Path) -> None:
     report = check(
         tmp_path,
         two_stage(),
-        backend="docker",
+        backend="local",
         configs={"train": {"compute": {"profile": "my-gpu"}}},
         profile_overrides={
             "my-gpu": {

@@ -159,8 +159,19 @@ class CloudBuildConfig(Section):
 
 
 class DockerConfig(Section):
+    host: str | None = Field(
+        default=None,
+        description="Docker daemon address (unix:///path/docker.sock or tcp://host:port); null uses $DOCKER_HOST,"
+        " then the daemon scripts/setup-docker.sh starts (unix:///run/goldfish-docker/docker.sock), then"
+        " unix:///var/run/docker.sock.",
+    )
     base_images: BaseImagesConfig = Field(
         default_factory=BaseImagesConfig, description="Base images project images are built from."
+    )
+    registry: str | None = Field(
+        default=None,
+        description="Registry that manage_base_images(action='push') pushes to, e.g. 127.0.0.1:5000/goldfish or"
+        " us-docker.pkg.dev/<project>/goldfish; null uses gce.artifact_registry when the gce section is set.",
     )
     base_image_version: str | None = Field(
         default=None,

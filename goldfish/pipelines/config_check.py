@@ -36,6 +36,7 @@ COMMON_KEYS = (
 GOLDFISH_KEYS = ("compute", "environment", "dashboard_metrics", "hints", "defaults")
 COMPUTE_KEYS = (
     "profile", "max_runtime_seconds", "heartbeat_timeout_seconds", "capacity_wait_seconds", "log_sync_interval",
+    "network",
 )
 
 
@@ -140,6 +141,10 @@ def check_project_config(project: Project, out: _Collector) -> None:
             if row.get("path"):
                 where += f" {row['path']}"
             out.add("error", [Issue(location=where, message=row["message"], fix=exc.fix)])
+    refused = project.backend_issue()
+    if refused is not None:
+        refused.location = f"{project.config_path.name} {refused.location}"
+        out.add("error", [refused])
 
 
 def check_slot(project: Project, slot: str, out: _Collector) -> None:

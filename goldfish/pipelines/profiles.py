@@ -7,7 +7,9 @@ deep-merges into them or defines new ones.
 Which profile runs where:
 - ``local``/``docker`` backends run ``local`` and the CPU profiles. A CPU profile's vcpus and memory
   become the run's limits, capped to what this machine has (``local_limits``), so a config written
-  for ``cpu-small`` runs unchanged on a laptop. GPU profiles are refused there: no GPU to give.
+  for ``cpu-small`` runs unchanged on a laptop. GPU profiles are refused on local (no GPU to give);
+  on docker they run when the daemon has an NVIDIA runtime, which the backend's availability check
+  decides (runs/availability.py), not this module.
 - ``gce`` runs every profile except ``local`` (which describes this machine, not a VM).
 - No profile: ``local`` on local/docker; ``cpu-small`` on gce, with a warning (``default_profile``).
 """
@@ -387,11 +389,12 @@ def check_profile(name: object, backend: Backend, profiles: dict[str, Profile]) 
             fix=f"Use one of: {', '.join(profiles)}, or define it under gce.profile_overrides.",
         )
     profile = profiles[name]
-    if backend in ("local", "docker") and profile.gpu_count:
+    if backend == "local" and profile.gpu_count:
         return Issue(
             location=location,
             message=f"{name} needs a GPU on the gce backend; this project uses jobs.backend: {backend}.",
-            fix="Use compute.profile: local or cpu-small, or switch jobs.backend to gce.",
+            fix="Use compute.profile: local or cpu-small, or switch jobs.backend to docker (with an NVIDIA"
+            " runtime) or gce.",
         )
     if backend == "gce" and profile.machine_type == "local":
         return Issue(

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from goldfish import names
 from goldfish.errors import GoldfishError, InvalidInput
@@ -53,6 +53,10 @@ class ComputeSettings(BaseModel):
         default=None, gt=0, description="GCE capacity search time"
     )
     log_sync_interval: StrictInt | None = Field(default=None, gt=0, description="Log sync period (GCE)")
+    network: StrictBool | None = Field(
+        default=None,
+        description="Give the stage's container network access (docker/gce); null uses docker.network (none)",
+    )
 
 
 class StageConfig(BaseModel):
@@ -67,6 +71,7 @@ class StageConfig(BaseModel):
     )
     capacity_wait_seconds: int | None = Field(default=None, description="compute.capacity_wait_seconds")
     log_sync_interval: int | None = Field(default=None, description="compute.log_sync_interval")
+    network: bool | None = Field(default=None, description="compute.network: container network access")
     environment: dict[str, str] = Field(default_factory=dict, description="Extra environment for the stage")
     dashboard_metrics: list[str] = Field(default_factory=list, description="Metrics inspect_run shows first")
     hints: Any = Field(default=None, description="Free-form hints stored on the run")
@@ -201,6 +206,7 @@ def _check_compute(values: dict[str, Any], cfg: StageConfig, errors: list[Issue]
     cfg.heartbeat_timeout_seconds = settings.heartbeat_timeout_seconds
     cfg.capacity_wait_seconds = settings.capacity_wait_seconds
     cfg.log_sync_interval = settings.log_sync_interval
+    cfg.network = settings.network
 
 
 def _check_environment(values: dict[str, Any], cfg: StageConfig, errors: list[Issue]) -> None:

@@ -67,6 +67,7 @@ class Metadata(BaseModel):
     results_status: str | None
     ml_outcome: str | None
     exit_code: int | None = None
+    phase: str | None = Field(default=None, description="What a preparing stage is doing now, e.g. building_environment")
 
 
 class LogTail(BaseModel):
@@ -203,7 +204,7 @@ def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRu
             error=run.get("error"), reason=run.get("reason_summary"), created_at=run.get("created_at"),
             started_at=run.get("started_at"), finished_at=run.get("finished_at"),
             infra_outcome=run.get("infra_outcome"), results_status=run.get("results_status"),
-            ml_outcome=run.get("ml_outcome"), exit_code=run.get("exit_code"),
+            ml_outcome=run.get("ml_outcome"), exit_code=run.get("exit_code"), phase=run.get("phase"),
         )
     if "thoughts" in sections:
         out.thoughts = thoughts(project, run_id)
@@ -222,7 +223,7 @@ def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRu
         out.provenance = _bounded({
             **project.records.provenance(run_id),
             "backend": run.get("backend"), "backend_handle": run.get("backend_handle"), "run_dir": run.get("run_dir"),
-            "history": run.get("history"),
+            "image": run.get("image"), "python_env": run.get("python_env"), "history": run.get("history"),
         })
     if "svs" in sections:
         out.svs = _bounded(run.get("svs") or {})

@@ -16,8 +16,9 @@ import time
 import traceback
 from typing import Any
 
+from goldfish.runs.availability import backend_options
 from goldfish.runs.backends import get_backend
-from goldfish.runs.backends.base import Backend
+from goldfish.runs.backends.base import Availability, Backend, BackendUnavailable
 from goldfish.errors import GoldfishError
 from goldfish.runs.lease import LeaseFile, LeaseKeeper
 from goldfish.project import Project
@@ -38,7 +39,15 @@ class Runner:
         self.prun: dict[str, Any] = {}
         self._hooks = hooks
         self.backend_name = project.config.jobs.backend
-        self.backend: Backend = get_backend(self.backend_name)
+        self._backend: Backend | None = None
+        self.backend_refusal: Availability | None = None
+        try:
+            self._backend = get_backend(self.backend_name, backend_options(project.config))
+        except BackendUnavailable as exc:  # every stage it would start fails backend_unavailable
+            self.backend_refusal = exc.availability
+        warm = getattr(self._backend, "warm", None)
+        if callable(warm):  # e.g. the docker client's imports, overlapped with lease and prepare work
+            threading.Thread(target=warm, name="backend-warm", daemon=True).start()
         self.workers: dict[str, threading.Thread] = {}
         self.restarts: dict[str, int] = {}
         self.prun_dir = project.runs_dir / prun_id
@@ -46,6 +55,18 @@ class Runner:
         self.keeper: LeaseKeeper | None = None
 
     # ------------------------------------------------------------------ misc
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            raise BackendUnavailable(self.backend_refusal or Availability.refused("no backend", ""))
+        return self._backend
+
+    def availability(self, *, gpus: int = 0) -> Availability:
+        """Whether the backend can start a stage now (asked before each stage is prepared)."""
+        if self._backend is None:
+            return self.backend_refusal or Availability.refused("no backend", "")
+        return self._backend.availability(gpus=gpus)
+
     @property
     def hooks(self) -> RunHooks:
         """Hook providers, loaded on first use (scanning entry points is not free)."""

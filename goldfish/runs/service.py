@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from goldfish import names
 from goldfish.errors import InvalidInput, NotFound
+from goldfish.runs.availability import backend_issue, request_gpus, require_backend
 from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
 from goldfish.runs.launch_review import LaunchFinding, StageCheck, as_issues, check_stages, version_archive
@@ -214,6 +215,7 @@ class Runs:
         )
         if dry_run:
             return self.dry_run(request)
+        require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
         version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
         with version_archive(self.project, request.workspace, version.sha) as app:
@@ -287,6 +289,9 @@ class Runs:
                                                 location=f"stages[{request.pipeline.index(stage)}]")
         known = {(i.location, i.message) for i in errors}
         errors += [i for i in request.input_issues if (i.location, i.message) not in known]
+        refused = backend_issue(project, gpus=request_gpus(project, request))
+        if refused is not None:
+            errors.insert(0, refused)
         warnings = list(report.warnings)
         result_stage = None
         if not errors:  # the review reads the code as it would run; a broken pipeline is reported above

@@ -20,8 +20,8 @@ from goldfish.runs import metric_series
 
 from goldfish.runs import postrun
 
-from goldfish.runs import stage_env
-from goldfish.runs.backends.base import Handle, LaunchSpec, Status
+from goldfish.runs import stage_env, stage_setup
+from goldfish.runs.backends.base import BackendUnavailable, Handle, LaunchSpec, Status
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.runs.inputs import resolve_inputs
@@ -181,6 +181,11 @@ class StageDriver:
             more = f" (+{len(report.errors) - 8} more: inspect_run include=['svs'])" if len(report.errors) > 8 else ""
             raise StageFailure("failed", "preflight", f"Preflight failed: {shown}{more}", svs=svs)
         config = merge_stage_config(pipeline, stage_name, app, override or None)
+        ready = self.runner.availability(gpus=stage_env.gpu_count(project, config))
+        if not ready.ok:
+            raise StageFailure("failed", "backend_unavailable",
+                               f"jobs.backend: {self.runner.backend_name} cannot run this stage: {ready.render()}",
+                               svs=svs)
         in_run = {s: rid for s, rid in (self.runner.prun.get("stage_runs") or {}).items() if rid != self.run_id}
         resolved, problems = resolve_inputs(project, self.ws, pipeline, stage_name, in_run=in_run,
                                             overrides=input_override)
@@ -198,12 +203,16 @@ class StageDriver:
         binary = self.build_rust(stage, app) if stage.runtime == "rust" else None
         stage_env.stage_inputs(self.run_dir / "inputs", resolved)
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
-        runtime_config = stage_env.stage_runtime_config(stage, config, self.run_dir / "inputs", resolved)
-        env = stage_env.stage_environment(project, doc, self.run_dir, config, runtime_config)
-        argv = [str(binary)] if binary else stage_env.python_argv(app, stage_name)
         max_runtime = config.max_runtime_seconds or project.config.defaults.timeout_seconds
-        launch = {"argv": argv, "env": env, "cwd": str(app),
-                  "memory_limit_mb": stage_env.memory_limit_mb(project, config)}
+        try:
+            launch = stage_setup.launch_request(
+                project, self.runner.backend_name, doc, self.run_dir, stage, config, resolved, binary,
+                note=self.note, phase=lambda p: self.patch({"phase": p}))
+        except stage_setup.SetupFailure as exc:
+            raise StageFailure("failed", exc.cause, exc.message, **prepared) from None
+        for key in ("image", "python_env"):
+            if key in launch:
+                prepared[key] = launch[key]
         atomic_write(self.run_dir / "launch_request.json", json.dumps(launch), durable=False)
         with project.store.transaction() as tx:
             current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
@@ -295,9 +304,15 @@ class StageDriver:
                     return
                 spec = LaunchSpec(run_id=self.run_id, run_dir=self.run_dir, argv=request["argv"],
                                   env=request["env"], cwd=Path(request["cwd"]),
-                                  memory_limit_mb=request.get("memory_limit_mb"))
+                                  memory_limit_mb=request.get("memory_limit_mb"),
+                                  extra={"container": request["container"]} if request.get("container") else {})
                 try:
                     handle = backend.launch(spec)
+                except BackendUnavailable as exc:
+                    transition(tx, self.run_id, "failed", expected="launching", cause="backend_unavailable",
+                               error=f"Could not start the stage: {exc}", source=self.project.source,
+                               workspace=self.ws)
+                    return
                 except OSError as exc:
                     transition(tx, self.run_id, "failed", expected="launching", cause="launch_error",
                                error=f"Could not start the stage: {exc}", source=self.project.source,
@@ -309,7 +324,6 @@ class StageDriver:
     # -------------------------------------------------------------- supervise
     def supervise(self, doc: dict[str, Any]) -> None:
         cfg = self.project.config
-        backend = self.runner.backend
         handle: Handle = doc["backend_handle"]
         started = parse_iso(doc.get("started_at")) or time.time()
         prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
@@ -318,7 +332,7 @@ class StageDriver:
         errors = 0
         while not self.runner.lease_lost():
             try:
-                status = backend.status(handle)
+                status = self.runner.backend.status(handle)
                 index, changed = metric_series.ingest(self.run_dir)
                 if not status.alive:
                     self.settle_exit(status, handle)
@@ -345,7 +359,7 @@ class StageDriver:
                     self.patch({"metrics_summary": bounded_summary(index, prefer)})
                     last_push = now
                 errors = 0
-            except (OSError, GoldfishError) as exc:
+            except (OSError, GoldfishError, BackendUnavailable) as exc:
                 errors += 1
                 self.runner.log(f"{self.run_id} supervise error {errors}: {exc}")
                 if errors >= MAX_SUPERVISE_ERRORS:
@@ -419,7 +433,11 @@ class StageDriver:
         if not stop_file.exists():
             with contextlib.suppress(OSError):
                 atomic_write(stop_file, message, durable=False)
-        status = self.runner.backend.cancel(handle, grace)
+        try:
+            status = self.runner.backend.cancel(handle, grace)
+        except BackendUnavailable as exc:
+            self.note(f"could not reach the backend to stop the stage: {exc}")
+            status = Status(alive=False)
         fields = self.collect(doc)
         fields["exit_code"] = status.exit_code
         moved = self.move("running", to, cause, message, **fields)

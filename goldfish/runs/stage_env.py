@@ -87,15 +87,31 @@ def cpu_count(project: Project, config: StageConfig) -> int | None:
     return local_limits(profile)[0]
 
 
+def gpu_count(project: Project, config: StageConfig) -> int:
+    """GPUs the stage's compute profile asks for (0 for CPU profiles and unknown names)."""
+    gce = project.config.gce
+    profiles = resolve_profiles(gce.profile_overrides if gce else None, zones=gce.zones if gce else None)
+    profile = profiles.get(config.profile or default_profile(project.config.jobs.backend))
+    return profile.gpu_count if profile is not None else 0
+
+
 def stage_environment(
     project: Project,
     run: dict[str, Any],
     run_dir: Path,
     config: StageConfig,
     runtime_config: dict[str, Any],
+    *,
+    container_paths: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The stage's environment: this process's, minus GOLDFISH_*, plus the contract variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDFISH_")}
+    """The stage's environment: this process's, minus GOLDFISH_*, plus the contract variables.
+
+    In a container (``container_paths``: the in-container path variables) nothing of this
+    process's environment is passed on: the image provides PATH and the rest."""
+    if container_paths is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDFISH_")}
+    else:
+        env = {}
     cpus = cpu_count(project, config)
     if cpus:
         for var in THREAD_VARS:
@@ -134,8 +150,24 @@ def stage_environment(
     )
     if project.config.gcs is not None:
         env["GOLDFISH_GCS_BUCKET"] = project.config.gcs.bucket
+    if container_paths is not None:
+        env.update(container_paths)
     return env
 
 
-def python_argv(app: Path, stage: str) -> list[str]:
-    return [sys.executable, "-u", "-m", "stage_sdk._bootstrap", str(app / "modules" / f"{stage}.py")]
+def docker_limits(project: Project, config: StageConfig) -> tuple[int, float, int]:
+    """(memory MB, cpus, pids) of a stage container: the profile's shape capped to this machine,
+    else ``docker.memory_limit_mb`` / ``docker.cpus``; ``docker.pids_limit``."""
+    docker = project.config.docker
+    gce = project.config.gce
+    profiles = resolve_profiles(gce.profile_overrides if gce else None, zones=gce.zones if gce else None)
+    profile = profiles.get(config.profile or default_profile(project.config.jobs.backend))
+    if profile is None or profile.machine_type == "local":
+        return docker.memory_limit_mb, docker.cpus, docker.pids_limit
+    cpus, memory_gb = local_limits(profile)
+    return int(memory_gb * 1024), float(cpus), docker.pids_limit
+
+
+def python_argv(app: Path, stage: str, python: str | None = None) -> list[str]:
+    """The local stage command: Goldfish's interpreter, or the stage's requirements venv."""
+    return [python or sys.executable, "-u", "-m", "stage_sdk._bootstrap", str(app / "modules" / f"{stage}.py")]

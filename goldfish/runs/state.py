@@ -45,12 +45,13 @@ LEGAL: dict[str, dict[str, frozenset[str | None]]] = {
     },
     "preparing": {
         "launching": frozenset({None}),
-        "failed": frozenset({"preflight", "review_blocked", "prepare_error", "input_error"}),
+        "failed": frozenset({"preflight", "review_blocked", "prepare_error", "input_error", "environment",
+                             "backend_unavailable"}),
         "canceled": frozenset({CANCEL}),
     },
     "launching": {
         "running": frozenset({None}),
-        "failed": frozenset({"launch_error"}),
+        "failed": frozenset({"launch_error", "backend_unavailable"}),
         "canceled": frozenset({CANCEL}),
         "terminated": frozenset({"orphaned"}),
     },
@@ -69,7 +70,9 @@ LEGAL: dict[str, dict[str, frozenset[str | None]]] = {
     },
 }
 
-_BLOCKED_CAUSES = frozenset({"preflight", "review_blocked", "input_error", "prepare_error"})
+# Nothing of the stage's code ran: no result to finalize.
+_BLOCKED_CAUSES = frozenset({"preflight", "review_blocked", "input_error", "prepare_error", "environment",
+                             "backend_unavailable"})
 
 
 def now_iso() -> str:

@@ -23,6 +23,7 @@ MODULES = [
     "svs_tools",
     "dashboard_tools",
     "config_tools",
+    "image_tools",
 ]
 
 

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
-from goldfish.runs.backends.base import Backend
-from goldfish.errors import ConfigError
+from collections.abc import Mapping
+from typing import Any
 
-AVAILABLE = ("local",)
+from goldfish.runs.backends.base import Availability, Backend, BackendUnavailable
+
+KNOWN = ("local", "docker", "gce")
 
 
-def get_backend(name: str) -> Backend:
-    """The backend for ``jobs.backend``; ConfigError for one this installation does not have."""
+def get_backend(name: str, options: Mapping[str, Any] | None = None) -> Backend:
+    """The backend for ``jobs.backend``, built from plain ``options`` (see ``runs.availability``).
+
+    Raises ``BackendUnavailable`` (with the reason and the fix) for a backend this installation
+    cannot build; whether a built backend can *run* here is ``availability()``'s question."""
+    opts = dict(options or {})
     if name == "local":
         from goldfish.runs.backends.local import LocalBackend
 
         return LocalBackend()
-    raise ConfigError(
-        f"jobs.backend: {name} is not available in this Goldfish (available: {', '.join(AVAILABLE)}).",
-        fix="Set jobs.backend: local in goldfish.yaml, or install the Goldfish build with that backend.",
-    )
+    if name == "docker":
+        try:
+            from goldfish.runs.backends.docker import DockerBackend
+        except ImportError as exc:
+            raise BackendUnavailable(Availability.refused(
+                f"jobs.backend: docker needs the docker Python package ({exc}).",
+                "pip install 'docker>=7.1,<8' into Goldfish's environment, or use jobs.backend: local.")) from None
+        return DockerBackend(**opts.get("docker", {}))
+    if name == "gce":
+        raise BackendUnavailable(Availability.refused(
+            "jobs.backend: gce is not available in this Goldfish build.", "Use jobs.backend: local or docker."))
+    raise BackendUnavailable(Availability.refused(
+        f"jobs.backend: {name} is not a Goldfish backend (known: {', '.join(KNOWN)}).",
+        "Set jobs.backend to local, docker or gce in goldfish.yaml."))
+
+
+def backend_availability(name: str, options: Mapping[str, Any] | None = None, *, gpus: int = 0) -> Availability:
+    """``get_backend(name).availability(gpus=…)``, with a backend that cannot be built as a refusal."""
+    try:
+        backend = get_backend(name, options)
+    except BackendUnavailable as exc:
+        return exc.availability
+    return backend.availability(gpus=gpus)
+
+
+__all__ = ["KNOWN", "Availability", "Backend", "BackendUnavailable", "backend_availability", "get_backend"]

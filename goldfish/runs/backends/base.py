@@ -12,6 +12,10 @@ a local process, a container or a VM. Contract every implementation keeps:
 * **Idempotence.** ``cancel`` and ``cleanup`` may be called several times, after the stage already
   ended, or by a process that did not launch it.
 * **No user input reaches a shell.** Commands are argv lists.
+* **No silent backends.** ``availability`` says, cheaply and without side effects, whether this
+  backend can start a stage here (daemon reachable, credentials present, GPUs when asked for). It is
+  called by ``validate_config``, ``run(dry_run=True)`` and ``run()`` before anything is recorded, and
+  by the runner before it prepares a stage; a refusal carries the reason and the fix.
 """
 
 from __future__ import annotations
@@ -53,6 +57,32 @@ class LaunchSpec:
 
 
 @dataclass(frozen=True)
+class Availability:
+    """Whether a backend can start stages here, and if not why and what to do."""
+
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+    gpus: bool = False  # can give GPUs to stages (e.g. an NVIDIA runtime in the daemon)
+
+    @classmethod
+    def refused(cls, reason: str, fix: str) -> Availability:
+        return cls(ok=False, reason=reason, fix=fix)
+
+    def render(self) -> str:
+        return f"{self.reason} Fix: {self.fix}" if self.fix else self.reason
+
+
+class BackendUnavailable(Exception):
+    """Raised by a backend operation when the backend itself cannot be reached (run cause
+    ``backend_unavailable``), as opposed to the stage failing."""
+
+    def __init__(self, availability: Availability):
+        super().__init__(availability.render())
+        self.availability = availability
+
+
+@dataclass(frozen=True)
 class Status:
     """What a backend knows about a launched stage right now."""
 
@@ -71,6 +101,10 @@ class Backend(Protocol):
 
     def capabilities(self) -> Capabilities:
         """Static facts about this backend."""
+        ...
+
+    def availability(self, *, gpus: int = 0) -> Availability:
+        """Can a stage (needing ``gpus`` GPUs) start here now? Cheap, no side effects, never raises."""
         ...
 
     def launch(self, spec: LaunchSpec) -> Handle:

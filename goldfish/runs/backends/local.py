@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from goldfish.runs.backends.base import Capabilities, Handle, LaunchSpec, Status
+from goldfish.runs.backends.base import Availability, Capabilities, Handle, LaunchSpec, Status
 from goldfish.fsutil import atomic_write
 from goldfish.procs import pid_alive, proc_start_time
 from goldfish.timefmt import now_iso
@@ -51,6 +51,13 @@ class LocalBackend:
 
     def capabilities(self) -> Capabilities:
         return Capabilities(reattach=True, signals=True, live_logs=True, memory_limit=True, gpus=False)
+
+    def availability(self, *, gpus: int = 0) -> Availability:
+        if gpus:
+            return Availability.refused(
+                f"the local backend cannot give a stage GPUs ({gpus} asked for).",
+                "Use a CPU compute profile, or jobs.backend: docker (with an NVIDIA runtime) or gce.")
+        return Availability(ok=True)
 
     # ------------------------------------------------------------------ launch
     def launch(self, spec: LaunchSpec) -> Handle:
