@@ -28,6 +28,7 @@ from goldfish.runs.inputs import resolve_inputs
 from goldfish.records.lineage import index_inputs
 from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.runs.hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
+from goldfish.runs.launch_review import provider_names
 from goldfish.runs.state import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.pipelines.stage_config import merge_stage_config
 from goldfish.svs.preflight import preflight
@@ -43,6 +44,7 @@ SUMMARY_PUSH_SECONDS = 2.0
 SUMMARY_NAMES = 100
 DURING_KEPT = 200
 MAX_SUPERVISE_ERRORS = 25
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 600  # ten minutes of silence after a first heartbeat
 
 
 class StageFailure(Exception):
@@ -237,6 +239,22 @@ class StageDriver:
 
     def review(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
                resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
+        """The review in force when the stage starts: run() already reviewed every stage before launch;
+        a stage fed by an earlier stage of the same run gets a second, input-aware look now (its inputs
+        are real outputs only now), the others keep the launch review — unless this runner has other
+        reviewers (hook providers) than the process that launched it."""
+        launch = (doc.get("svs") or {}).get("review")
+        if isinstance(launch, dict) and launch.get("phase") == "launch":
+            same_reviewers = launch.get("providers") == provider_names(self.runner.hooks)
+            if launch.get("decision") == "skipped" or (same_reviewers and not doc.get("depends_on")):
+                return launch
+            again = self.review_now(doc, app, pipeline, stage, config, resolved, preflight)
+            return {**again, "phase": "start",
+                    "launch": {"decision": launch.get("decision"), "summary": launch.get("summary")}}
+        return self.review_now(doc, app, pipeline, stage, config, resolved, preflight)
+
+    def review_now(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
+                   resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
         cfg = self.project.config
         if doc.get("skip_review"):
             return {"decision": "skipped", "summary": "skip_review=True", "findings": [], "provider": None,
@@ -364,15 +382,29 @@ class StageDriver:
         preempt = cfg.local.simulate_preemption_after_seconds
         if preempt and now - started > preempt:
             return ("terminated", "preempted", f"Simulated preemption after {preempt}s (local.simulate_preemption_after_seconds).")
-        timeout = doc.get("heartbeat_timeout_seconds")
-        if timeout and now - started > cfg.jobs.heartbeat_grace_seconds:
-            beat = _heartbeat_time(self.runtime_dir / "heartbeat")
-            age = now - max(beat or started, started)
-            if age > timeout:
-                return ("terminated", "no_heartbeat",
-                        f"No heartbeat for {age:.0f}s (compute.heartbeat_timeout_seconds = {timeout}). Call"
-                        " goldfish.io.heartbeat() inside long loops, or raise the timeout.")
-        return None
+        return self.heartbeat_reason(doc, now, started)
+
+    def heartbeat_reason(self, doc: dict[str, Any], now: float, started: float) -> tuple[str, str, str] | None:
+        """Heartbeat supervision. With compute.heartbeat_timeout_seconds set, a stage silent that long
+        (counted from its start when it never heartbeats) is stopped. Without it, supervision is on by
+        default, the safe way: only a stage that has sent one heartbeat is held to
+        DEFAULT_HEARTBEAT_TIMEOUT_SECONDS of silence; one that never heartbeats is bounded by its
+        max runtime (and shown as stalled)."""
+        if now - started <= self.project.config.jobs.heartbeat_grace_seconds:
+            return None
+        configured = doc.get("heartbeat_timeout_seconds")
+        timeout = configured or DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
+        beat = _heartbeat_time(self.runtime_dir / "heartbeat")
+        if beat is None and not configured:
+            return None
+        age = now - (beat if beat is not None else started)
+        if age <= timeout:
+            return None
+        setting = (f"compute.heartbeat_timeout_seconds = {timeout}" if configured
+                   else f"the default heartbeat timeout of {timeout}s, after its first heartbeat")
+        return ("terminated", "no_heartbeat",
+                f"No heartbeat for {age:.0f}s ({setting}). Call goldfish.io.heartbeat() inside long loops, or "
+                "raise compute.heartbeat_timeout_seconds in the stage config.")
 
     def monitor(self, doc: dict[str, Any], elapsed: float, index: metric_series.SeriesIndex,
                 stop_file: Path) -> None:
@@ -458,7 +490,9 @@ class StageDriver:
         """Metrics summary and auto results, for any run that got to execute."""
         index, _ = metric_series.ingest(self.run_dir)
         prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
-        auto = postrun.results_auto(doc.get("results_spec"), index.summary())
+        # A supporting stage has no result of its own: its pipeline run's result is on the result stage.
+        spec = None if doc.get("role") == "supporting" else doc.get("results_spec")
+        auto = postrun.results_auto(spec, index.summary())
         fields: dict[str, Any] = {"metrics_summary": bounded_summary(index, prefer), "metrics_lost": index.lost}
         if auto is not None and doc.get("results_status") != "finalized":
             fields["results_auto"] = auto
