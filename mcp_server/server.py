@@ -28,7 +28,8 @@ status() (or dashboard()) to orient -> create_workspace(name, goal, reason) -> m
 -> edit pipeline.yaml, configs/<stage>.yaml, modules/<stage>.py in workspaces/<slot>/ (stage code uses
 goldfish.io and goldfish.metrics) -> validate_config(slot) -> run(workspace, results_spec={primary_metric,
 direction, min_value, goal_value, dataset_split, tolerance, context}, reason=...) -> inspect_record()/
-inspect_run()/logs() -> finalize_run(record_or_run_id, results): required before the next run.
+inspect_run()/logs() -> finalize_run(result stage run or prun-…, results): one result per pipeline
+run, required before the next run. If run() answers status "blocked", fix the findings and run again.
 After losing context: status(), get_experiment_context(workspace), list_history(workspace).
 Record decisions with log_thought(). Never run git yourself: versions are managed for you."""
 

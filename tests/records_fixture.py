@@ -96,19 +96,23 @@ class Rows:
     # ------------------------------------------------------------------- runs
     def pipeline_run(self, workspace: str, stages: list[str], *, spec: dict[str, Any] | None = None,
                      version: str = "v1", config: dict[str, Any] | None = None,
-                     experiment_group: str | None = None, index_records: bool = True) -> tuple[str, dict[str, str]]:
+                     experiment_group: str | None = None, index_records: bool = True,
+                     result_stage: str | None = None) -> tuple[str, dict[str, str]]:
+        """Rows as run() writes them; the result stage is the last one unless ``result_stage`` says."""
         spec_doc = validate_results_spec(spec or SPEC).model_dump()
         part = f"ws/{workspace}"
         now = self.now()
         prun = f"prun-{secrets.token_hex(4)}"
         ids = {s: f"stage-{secrets.token_hex(4)}" for s in stages}
+        result_stage = result_stage or stages[-1]
         with self.store.transaction() as tx:
             for i, stage in enumerate(stages):
                 rid = ids[stage]
+                role = "result" if stage == result_stage else "supporting"
                 if index_records:
                     record_id = new_record(tx, workspace, record_type="run", version=version, stage_run_id=rid,
                                            pipeline_run_id=prun, stage=stage, experiment_group=experiment_group,
-                                           created_at=now)
+                                           created_at=now, role=role)
                 else:
                     from ulid import ULID
 
@@ -116,7 +120,7 @@ class Rows:
                     tx.table("records", part).add({
                         "type": "run", "workspace": workspace, "stage_run_id": rid, "pipeline_run_id": prun,
                         "stage": stage, "version": version, "experiment_group": experiment_group,
-                        "created_at": now, "tags": []}, doc_id=record_id)
+                        "created_at": now, "tags": [], "role": role}, doc_id=record_id)
                 tx.table("runs", part).add({
                     "workspace": workspace, "pipeline_run_id": prun, "stage": stage, "record_id": record_id,
                     "version": version, "sha": "a" * 40, "state": "pending", "cause": None, "error": None,
@@ -132,7 +136,7 @@ class Rows:
                     "comparison": None, "finalized_at": None, "metrics_summary": {},
                     "svs": {"preflight": None, "review": None, "skip_review": False, "during": [], "post": None,
                             "findings_count": 0},
-                    "lineage_recorded": False,
+                    "lineage_recorded": False, "role": role,
                 }, doc_id=rid)
                 tx.table("run_index").add({"workspace": workspace, "kind": "stage"}, doc_id=rid)
             tx.table("pipeline_runs", part).add({
@@ -141,6 +145,7 @@ class Rows:
                 "reason": REASON, "reason_summary": REASON["description"], "results_spec": spec_doc,
                 "experiment_group": experiment_group, "config_override": {}, "inputs_override": {},
                 "skip_review": False, "dry_run": False, "stage_runs": ids, "runner": None,
+                "result_stage": result_stage, "result_run_id": ids[result_stage],
             }, doc_id=prun)
             tx.table("run_index").add({"workspace": workspace, "kind": "pipeline"}, doc_id=prun)
             tx.table("active_pipelines").add({"workspace": workspace, "created_at": now}, doc_id=prun)
@@ -154,7 +159,7 @@ class Rows:
         return ids[stage]
 
     def finish(self, workspace: str, run_id: str, *, state: str = "completed", cause: str | None = None,
-               value: float | None = 0.65) -> None:
+               value: float | None = 0.65, upstream_outcome: str | None = None) -> None:
         """Move a run to ``state`` with the fields the runner sets (auto results when it executed)."""
         part = f"ws/{workspace}"
         with self.store.transaction() as tx:
@@ -164,8 +169,10 @@ class Rows:
                                       "infra_outcome": infra_outcome(state, cause)}
             if fields["infra_outcome"] is not None:
                 fields["finished_at"] = fields["updated_at"]
+            if upstream_outcome is not None:
+                fields["upstream_outcome"] = upstream_outcome
             spec = validate_results_spec(doc["results_spec"])
-            if fields["infra_outcome"] in ("completed", "preempted", "crashed"):
+            if fields["infra_outcome"] in ("completed", "preempted", "crashed") and doc.get("role") != "supporting":
                 fields["metrics_summary"] = ({} if value is None else
                                              {"acc": {"last": value, "min": value, "max": value, "count": 1,
                                                       "trend": "flat", "last_step": 0, "updated_at": self.now()}})

@@ -60,7 +60,7 @@ def write_scale_rows(project_root: Path | str, n: int, *, versions: int = 1000, 
             created = _ts(base, 60 * i)
             version = f"v{2 + i % max(versions - 1, 1)}"
             record_id = new_record(tx, WORKSPACE, record_type="run", version=version, stage_run_id=run_id,
-                                   pipeline_run_id=prun_id, stage=stage, created_at=created)
+                                   pipeline_run_id=prun_id, stage=stage, created_at=created, role="result")
             value = 0.55 + (i % 97) / 1000
             inputs = ({"features": {"kind": "stage", "run_id": PRODUCER, "signal": "features", "source": None,
                                     "location": str(project.runs_dir / PRODUCER / "outputs" / "features"),
@@ -95,7 +95,7 @@ def write_scale_rows(project_root: Path | str, n: int, *, versions: int = 1000, 
                                     for name in ("dir_acc", "loss", "train/loss", "lr")},
                 "svs": {"preflight": {"errors": [], "warnings": []}, "review": None, "skip_review": False,
                         "during": [], "post": None, "findings_count": 0},
-                "lineage_recorded": True,
+                "lineage_recorded": True, "role": "result",
             })
             pruns.put(prun_id, {
                 "workspace": WORKSPACE, "slot": "w1", "version": version, "sha": "a" * 40, "pipeline": None,
@@ -103,6 +103,7 @@ def write_scale_rows(project_root: Path | str, n: int, *, versions: int = 1000, 
                 "finished_at": created, "reason": reason, "reason_summary": DESCRIPTION[:100],
                 "results_spec": _spec(), "experiment_group": None, "config_override": {}, "inputs_override": {},
                 "skip_review": False, "dry_run": False, "stage_runs": {stage: run_id}, "runner": None,
+                "result_stage": stage, "result_run_id": run_id,
             })
             index.put(run_id, {"workspace": WORKSPACE, "kind": "stage"})
             index_inputs(tx, WORKSPACE, run_id, stage, inputs)

@@ -21,7 +21,17 @@ STAGE = {
     "inputs": {},
     "outputs": {"model": {"type": "file", "schema": None}},
 }
-MODULE = "def main():\n    pass\n"
+# A stage the pre-run review (part of validate_config) accepts: it logs its loss and writes its output.
+MODULE = """\
+from goldfish.io import get_output_path
+from goldfish.metrics import log_metric
+
+
+def main():
+    for step in range(3):
+        log_metric("train/loss", 1.0 / (step + 1), step=step)
+    get_output_path("model").write_text("weights")
+"""
 
 
 def _tree(root: Path) -> dict[str, str]:

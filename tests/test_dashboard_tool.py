@@ -74,15 +74,28 @@ async def test_dashboard_sections(tmp_path: Path) -> None:
         [mounted] = first["mounted"]
         assert mounted["slot"] == "w1" and mounted["workspace"] == "dash" and mounted["goal"] == "G" * 80
         assert mounted["dirty"] is True
-        assert "1 recent failure" in first["message"]
+        assert "1 failure(s) in the last 24 h" in first["message"] and failed["key"] == f"failed:{bad_id}"
 
         again = await _call(client, "dashboard")
         shown = {(f["run_id"], f["check"], f["message"]) for f in first["alerts"]["svs_findings"]}
         assert shown.isdisjoint((f["run_id"], f["check"], f["message"]) for f in again["alerts"]["svs_findings"])
         assert again["alerts"]["failed_recent"] == first["alerts"]["failed_recent"]
 
+        # Acknowledging: a wrong key or a short reason changes nothing; the right call sets it aside.
+        wrong = await client.call_tool("dashboard", {"acknowledge": ["failed:stage-00000000"],
+                                                     "acknowledge_reason": "Looked at it, known data bug."})
+        assert wrong.is_error and failed["key"] in wrong.content[0].text  # type: ignore[union-attr]
+        short = await client.call_tool("dashboard", {"acknowledge": [failed["key"]], "acknowledge_reason": "ok"})
+        assert short.is_error and "too short" in short.content[0].text  # type: ignore[union-attr]
+        acked = await _call(client, "dashboard", acknowledge=[failed["key"]],
+                            acknowledge_reason="Known loader bug; fixed in the next version of bad.py")
+        assert acked["acknowledged_now"] == [failed["key"]] and acked["alerts"]["failed_recent"] == []
+        assert acked["alerts"]["acknowledged"] == 1
+        audit = [e for e in _ctx.project().store.tail_events("audit", 5) if e["op"] == "acknowledge_alert"]
+        assert audit and audit[0]["reason"].startswith("Known loader bug") and audit[0]["source"] == "mcp"
+
         await _call(client, "finalize_run", record_or_run_id=bad_id, results={
-            "primary_metric": "acc", "direction": "maximize", "value": 0.0, "dataset_split": "val",
+            "primary_metric": "acc", "direction": "maximize", "value": None, "dataset_split": "val",
             "ml_outcome": "miss", "notes": "The data loader crashed; nothing to judge."})
         slow = await _call(client, "run", workspace="w1", stages=["slow"], reason=REASON, results_spec=SPEC)
         slow_id = slow["stage_runs"][0]["stage_run_id"]

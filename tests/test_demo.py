@@ -54,6 +54,9 @@ def test_baseline_is_finalized_with_sane_metrics_and_tagged(demo: tuple[Path, An
         assert doc["state"] == "completed", doc.get("error")
         assert doc["results_status"] == "finalized"
         assert doc["svs"]["review"]["decision"] in ("approved", "warned")
+    # One result per pipeline run: evaluate carries it; preprocess and train support it, with no value.
+    assert [runs[s]["role"] for s in ("preprocess", "train", "evaluate")] == ["supporting", "supporting", "result"]
+    assert runs["preprocess"]["results_final"] is None and runs["train"]["results_final"] is None
 
     evaluate = runs["evaluate"]
     accuracy = evaluate["metrics_summary"]["val/accuracy"]["last"]
@@ -72,7 +75,8 @@ def test_baseline_is_finalized_with_sane_metrics_and_tagged(demo: tuple[Path, An
     assert tagged.tags == ["best-v1"]
     assert tagged.results is not None and tagged.results.results_status == "finalized"
     history = project.records.list_history("digits_mlp")
-    assert {r.stage for r in history.records} == {"preprocess", "train", "evaluate"}
+    assert [r.stage for r in history.records] == ["evaluate"]
+    assert [s.stage for s in history.records[0].supporting or []] == ["preprocess", "train"]
     assert project.runs.run("w1", dry_run=True).gate.blocked is False  # type: ignore[union-attr]
 
 
@@ -112,8 +116,16 @@ def test_broken_variant_is_blocked_by_the_review(demo: tuple[Path, Any]) -> None
     assert [f["check"] for f in errors] == ["unknown_signal"]
     assert "'train_feature'" in errors[0]["message"] and errors[0]["file"] == "modules/train.py"
     assert "train_features" in (errors[0].get("fix") or "") + errors[0]["message"]
-    assert not (Path(train["run_dir"]) / "launch.json").exists()  # never launched
+    assert not Path(train["run_dir"]).exists()  # reviewed before launch: never launched, no run dir
     assert project.records.list_unfinalized_runs("digits_mlp_typo").runs == []
+    # The tour acknowledged the blocked branch: the fresh demo has no alert that fails CI.
+    from goldfish.runs.alerts import current
+
+    assert current(project).alerts == [] and current(project).acknowledged == 1
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    tui = subprocess.run([sys.executable, "-m", "goldfish", "--project", str(root), "tui", "--headless",
+                          "--fail-on-alerts"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert tui.returncode == 0, tui.stdout + tui.stderr
     ws = project.store.table("workspaces").get_doc("digits_mlp_typo")
     assert ws is not None and ws["parent_workspace"] == "digits_mlp"
 
@@ -144,8 +156,10 @@ def test_the_tour_explains_what_happened(demo: tuple[Path, Any]) -> None:
     root, proc = demo
     out = proc.stdout
     for expected in (
-        "Registered digits", "digits_mlp@v1", "refused: Workspace digits_mlp has 3 unfinalized runs",
-        "'best-v1'", "cause review_blocked", "load_input('train_feature')", "evaluate <- train",
+        "Registered digits", "digits_mlp@v1", "refused: Workspace digits_mlp has 1 unfinalized result",
+        "its result is the evaluate stage", "run() answered BLOCKED",
+        "'best-v1'", "cause review_blocked", "modules/train.py:", "load_input('train_feature')", "evaluate <- train",
+        "(+ preprocess, train)", "Acknowledged 1 alert(s)", "exit code 0: no alert needs anyone",
         "preprocess <- source digits", f"The project is at {root}",
         "claude mcp add goldfish -- ", "goldfish tui",
     ):

@@ -59,20 +59,51 @@ def test_finalize_by_record_id(project: Project, rows: Rows) -> None:
     assert again.refinalized is True
 
 
-def test_finalize_by_pipeline_run_id_finalizes_every_judged_stage(project: Project, rows: Rows) -> None:
+def test_finalize_by_pipeline_run_id_finalizes_the_result_and_settles_supporting_stages(
+        project: Project, rows: Rows) -> None:
     prun, ids = rows.pipeline_run("lstm", ["prep", "train", "eval"])
     rows.finish("lstm", ids["prep"], state="completed")
     rows.finish("lstm", ids["train"], state="failed", cause="exit_nonzero", value=None)
-    rows.finish("lstm", ids["eval"], state="skipped", cause="upstream_failed")
-    res = project.records.finalize_run(prun, final(0.5, "miss", notes="Training crashed with a shape error."))
+    rows.finish("lstm", ids["eval"], state="skipped", cause="upstream_failed", upstream_outcome="crashed")
+    # The result stage (eval) was skipped because train crashed: the pipeline run holds the gate once.
+    assert [r.stage_run_id for r in project.records.list_unfinalized_runs("lstm").runs] == [ids["eval"]]
+    res = project.records.finalize_run(prun, final(None, "miss", notes="Training crashed with a shape error."))
     assert res.pipeline_run_id == prun
-    assert sorted(r.stage_run_id for r in res.runs) == sorted([ids["prep"], ids["train"]])
-    assert res.record_id is None and res.comparison is None
-    assert [n.stage_run_id for n in res.not_finalized] == [ids["eval"]]
-    assert res.not_finalized[0].infra_outcome == "skipped"
-    assert rows.get("lstm", ids["eval"])["results_status"] == "missing"
-    assert {rows.get("lstm", ids[s])["results_status"] for s in ("prep", "train")} == {"finalized"}
-    assert res.unfinalized_remaining == []
+    assert [r.stage_run_id for r in res.runs] == [ids["eval"]] and res.runs[0].value is None
+    assert res.record_id == rows.get("lstm", ids["eval"])["record_id"]
+    assert sorted(s.stage_run_id for s in res.supporting) == sorted([ids["prep"], ids["train"]])
+    assert all(s.supporting == prun for s in res.supporting)
+    for stage in ("prep", "train"):
+        doc = rows.get("lstm", ids[stage])
+        assert doc["results_status"] == "finalized" and doc["results_final"] is None
+        assert doc["supporting"] == prun and doc["result_run_id"] == ids["eval"]
+    assert rows.get("lstm", ids["eval"])["results_final"]["value"] is None
+    assert res.unfinalized_remaining == [] and "no value" in res.message
+
+
+def test_a_supporting_stage_is_finalized_through_its_result(project: Project, rows: Rows) -> None:
+    _, ids = rows.pipeline_run("lstm", ["prep", "train"])
+    rows.finish("lstm", ids["prep"], state="completed")
+    rows.finish("lstm", ids["train"], state="completed", value=0.66)
+    before = rows.partition_bytes("lstm")
+    with pytest.raises(InvalidInput, match="supporting stage") as err:
+        project.records.finalize_run(ids["prep"], final(0.66))
+    assert ids["train"] in (err.value.fix or "") and rows.partition_bytes("lstm") == before
+    res = project.records.finalize_run(ids["train"], final(0.66))
+    assert [s.stage_run_id for s in res.supporting] == [ids["prep"]]
+    assert rows.get("lstm", ids["prep"])["results_status"] == "finalized"
+
+
+def test_null_value_only_for_a_run_that_produced_none(project: Project, rows: Rows) -> None:
+    done = rows.run("lstm", value=0.66)
+    before = rows.partition_bytes("lstm")
+    with pytest.raises(InvalidInput, match="null") as err:
+        project.records.finalize_run(done, final(None, "unknown"))
+    assert "0.66" in err.value.message and rows.partition_bytes("lstm") == before
+    never_logged = rows.run("lstm", value=None)  # completed, but never logged the metric
+    project.records.finalize_run(never_logged, final(None, "unknown"))
+    preempted = rows.run("lstm", state="terminated", cause="preempted", value=None)
+    assert project.records.finalize_run(preempted, final(None, "miss")).runs[0].value is None
 
 
 def test_pipeline_run_with_nothing_to_judge_is_refused(project: Project, rows: Rows) -> None:
@@ -166,8 +197,8 @@ def test_vs_previous_and_config_diff(project: Project, rows: Rows) -> None:
     long = "x" * 80
     first = rows.run("lstm", value=0.62, config={"lr": 0.001, "model": {"hidden": 64, "layers": 2}, "note": long})
     project.records.finalize_run(first, final(0.62))
-    other_stage = rows.run("lstm", stage="eval", value=0.9)
-    project.records.finalize_run(other_stage, final(0.9))
+    crashed = rows.run("lstm", stage="eval", state="failed", cause="exit_nonzero", value=None)
+    project.records.finalize_run(crashed, final(None, "miss"))  # no value: nothing to compare with
     second = rows.run("lstm", value=0.66, config={"lr": 0.01, "model": {"hidden": 64, "layers": 3}, "note": long + "y",
                                                   "dropout": 0.1})
     res = project.records.finalize_run(second, final(0.66))
@@ -265,9 +296,8 @@ def test_gate_list_contents(project: Project, rows: Rows) -> None:
         m = re.fullmatch(r'finalize_run\("(stage-[0-9a-f]{8})", (\{.*\})\)', call)
         assert m is not None and m.group(1) == entry.stage_run_id
         body = json.loads(m.group(2))
-        if not isinstance(body["value"], float):
-            assert "logged no acc" in body["value"] and body["ml_outcome"] == "miss"
-            body["value"] = 0.0
+        if not isinstance(body["value"], float):  # the crash logged nothing: null, never an invented number
+            assert body["value"] is None and body["ml_outcome"] == "miss"
         project.records.finalize_run(m.group(1), body)
     assert project.records.list_unfinalized_runs("lstm").count == 0
 

@@ -96,35 +96,40 @@ def test_lineage_provenance_history_and_comparison(tmp_path: Path, monkeypatch: 
     assert prov["config"]["lr"] == 0.1
 
     res = project.records.finalize_run(first.pipeline_run_id, final(0.9, "success"))
-    assert {r.stage for r in res.runs} == {"prep", "train", "eval"} and res.unfinalized_remaining == []
-    project.records.tag_record(ids["train"], "best")
+    # One result per pipeline run: eval (the last stage that logs acc) carries it; prep and train support it.
+    assert first.result_stage == "eval" and [r.stage for r in res.runs] == ["eval"]
+    assert {s.stage for s in res.supporting} == {"prep", "train"} and res.unfinalized_remaining == []
+    project.records.tag_record(ids["eval"], "best")
 
-    # Only train again, with another lr: its input resolves to the earlier prep run.
-    second = project.runs.run("w1", stages=["train"], reason=REASON, results_spec=SPEC, config_override={"lr": 0.2})
-    train2 = second.stage_runs[0].stage_run_id
+    # train and eval again, eval with a threshold: prep resolves to the earlier prep run.
+    second = project.runs.run("w1", stages=["train", "eval"], reason=REASON, results_spec=SPEC,
+                              config_override={"train": {"lr": 0.2}, "eval": {"threshold": 0.5}})
+    eval2 = {s.stage: s.stage_run_id for s in second.stage_runs}["eval"]
+    train2 = {s.stage: s.stage_run_id for s in second.stage_runs}["train"]
     wait_terminal(project, second.pipeline_run_id)
     assert [c.run_id for c in project.records.get_lineage(ids["prep"]).consumers or []] == [
-        ids["train"], ids["eval"], train2]
-    done = project.records.finalize_run(train2, final(0.88))
+        ids["train"], ids["eval"], train2, eval2]
+    done = project.records.finalize_run(second.pipeline_run_id, final(0.88))
     comp = done.comparison
     assert comp is not None and comp.vs_previous is not None and comp.vs_best is not None
-    assert comp.vs_previous.stage_run_id == ids["train"] and comp.vs_previous.delta == pytest.approx(-0.02)
+    assert comp.vs_previous.stage_run_id == ids["eval"] and comp.vs_previous.delta == pytest.approx(-0.02)
     assert comp.vs_best.tag == "best" and comp.vs_best.delta == pytest.approx(-0.02)
-    assert comp.config_diff == {"lr": [0.1, 0.2]}
+    assert comp.config_diff == {"threshold": [None, 0.5]}
 
-    history = project.records.list_history("w1", stage="train")
-    assert [r.stage_run_id for r in history.records] == [train2, ids["train"]]
+    history = project.records.list_history("w1")
+    assert [r.stage_run_id for r in history.records] == [eval2, ids["eval"]]
     assert history.records[1].tags == ["best"] and history.records[1].experiment_group == "lineage"
+    assert [s.stage for s in history.records[0].supporting or []] == ["train"]
     assert history.records[0].reason == REASON
-    record_id = project.runs.get(train2)["record_id"]
+    record_id = project.runs.get(eval2)["record_id"]
     assert project.store.table("record_index").get_doc(record_id)["workspace"] == "exp"
-    assert project.records.inspect_record(record_id).stage_run_id == train2
+    assert project.records.inspect_record(record_id).stage_run_id == eval2
     ctx = project.records.get_experiment_context("w1")
-    assert ctx.current_best is not None and ctx.current_best.stage_run_id == ids["train"]
-    assert [a.stage_run_id for a in ctx.regression_alerts] == [train2]  # 0.02 worse, tolerance 0.01
+    assert ctx.current_best is not None and ctx.current_best.stage_run_id == ids["eval"]
+    assert [a.stage_run_id for a in ctx.regression_alerts] == [eval2]  # 0.02 worse, tolerance 0.01
     # finalize_run and tag_record regenerate STATE.md
     state = project.state_md.read_global() or ""
-    assert "- exp: 4 records, 0 awaiting finalization; best @best (acc: 0.9)" in state
+    assert "- exp: 2 records, 0 awaiting finalization; best @best (acc: 0.9)" in state
     assert "1 regression alert(s)" in state
 
 

@@ -276,7 +276,7 @@ def test_optional_nulls_mean_not_given() -> None:
 FINAL_BREAKS: list[tuple[str, Any]] = [
     *[("primary_metric", v) for v in ["", *NOT_TEXT]],
     *[("direction", v) for v in ["up", None]],
-    *[("value", v) for v in NOT_NUMBERS],
+    *[("value", v) for v in NOT_NUMBERS if v is not None],  # null is "no value" (see test_null_value_*)
     *[("dataset_split", v) for v in ["holdout", 3]],
     *[("ml_outcome", v) for v in ["succeeded", "failure", "", None, True]],
     *[("notes", v) for v in ["ok", "      fine       ", *NOT_TEXT]],
@@ -478,3 +478,15 @@ def test_compare_values_positive_means_better(new: float, old: float) -> None:
 def test_compare_values_refuses_unknown_direction() -> None:
     with pytest.raises(InvalidInput, match="Unknown direction"):
         compare_values("up", 1.0, 0.0)  # type: ignore[arg-type]
+
+
+def test_null_value_means_no_value_and_needs_miss_or_unknown() -> None:
+    base = {"primary_metric": "acc", "direction": "maximize", "value": None, "dataset_split": "val",
+            "notes": "Crashed at epoch 3 before any evaluation."}
+    for outcome in ("miss", "unknown"):
+        results = validate_final_results({**base, "ml_outcome": outcome})
+        assert results.value is None and results.ml_outcome == outcome
+    err = errors_of(validate_final_results, {**base, "ml_outcome": "success"})
+    assert fields(err) == ["ml_outcome"] and "null" in err.message
+    missing = {k: v for k, v in base.items() if k != "value"} | {"ml_outcome": "miss"}
+    assert fields(errors_of(validate_final_results, missing)) == ["value"]  # null must be said, not implied

@@ -116,7 +116,7 @@ def test_register_consume_promote_consume(tmp_path: Path, monkeypatch: pytest.Mo
     assert lineage.produced_by_run.state == "completed"
     assert [(c.run_id, c.workspace, c.stage) for c in lineage.consumers] == [(train_id, "exp2", "train")]
 
-    # 4. The raw file changes: the next run that reads it is blocked in preflight.
+    # 4. The raw file changes: the next run that reads it is blocked in preflight, before it launches.
     env3 = mount(env, "exp3", "w3")
     env3.write(train_pipeline("raw"), {"train": TRAIN})
     data = bytearray(raw.read_bytes())
@@ -125,7 +125,7 @@ def test_register_consume_promote_consume(tmp_path: Path, monkeypatch: pytest.Mo
     dry = project.runs.run("w3", reason=REASON, results_spec=SPEC, dry_run=True)
     assert not dry.valid and any("source raw changed since registration (sha" in e.message for e in dry.errors)
     third = project.runs.run("w3", reason=REASON, results_spec=SPEC)
-    assert wait_terminal(project, third.pipeline_run_id).status == "failed"
+    assert third.status == "blocked" and wait_terminal(project, third.pipeline_run_id).status == "blocked"
     blocked = project.runs.get(third.stage_runs[0].stage_run_id)
     assert blocked["cause"] == "preflight" and blocked["infra_outcome"] == "blocked"
     assert "source raw changed since registration (sha" in blocked["error"]

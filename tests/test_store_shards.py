@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from goldfish.errors import Conflict, NotFound
-from goldfish.store import DEFAULT_SHARDING, Store
+from goldfish.store import DEFAULT_SHARDING, STORE_SCHEMA_VERSION, Store
 
 
 def _small(root: Path, size: int = 3) -> Store:
@@ -79,7 +79,7 @@ def test_sharding_policy_is_stamped_and_honoured_by_every_opener(tmp_path: Path)
     root = tmp_path / "s"
     Store(root)
     stamp = orjson.loads((root / "STORE_VERSION.json").read_bytes())
-    assert stamp["schema"] == 2 and stamp["sharding"] == DEFAULT_SHARDING
+    assert stamp["schema"] == STORE_SCHEMA_VERSION and stamp["sharding"] == DEFAULT_SHARDING
     with Store(root).transaction() as tx:
         tx.table("runs", "ws/a").add({"x": 1}, doc_id="r1")
     assert (root / "ws" / "a.runs.0000.json").exists()
@@ -99,4 +99,4 @@ def test_schema_1_store_is_migrated_into_shards(tmp_path: Path) -> None:
     assert store.table("versions", "ws/a").get_doc("v1") == {"id": "v1"}
     assert "runs" not in orjson.loads((root / "ws" / "a.json").read_bytes())
     assert (root / "ws" / "a.runs.0001.json").exists()  # 300 runs > one shard of 256
-    assert orjson.loads((root / "STORE_VERSION.json").read_bytes())["schema"] == 2
+    assert orjson.loads((root / "STORE_VERSION.json").read_bytes())["schema"] == STORE_SCHEMA_VERSION

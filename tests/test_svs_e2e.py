@@ -55,13 +55,15 @@ def test_review_blocks_then_skip_review_runs(tmp_path: Path, monkeypatch: pytest
     project = env.project
     started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
     ids = stage_ids(started)
-    done = wait_terminal(project, started.pipeline_run_id)
-    assert done.status == "failed"
+    # Both stages were reviewed before either launched: run() itself answers BLOCKED.
+    assert started.status == "blocked" and started.done
+    assert {(f.stage, f.check) for f in started.findings if f.blocks} >= {("typo", "unknown_signal")}
+    assert wait_terminal(project, started.pipeline_run_id).status == "blocked"
     flagged, typo = project.runs.get(ids["flagged"]), project.runs.get(ids["typo"])
     for doc in (flagged, typo):
         assert (doc["state"], doc["cause"], doc["infra_outcome"]) == ("failed", "review_blocked", "blocked")
         assert doc["svs"]["review"]["decision"] == "blocked" and doc["svs"]["review"]["provider"] == "rules"
-        assert not (project.runs_dir / doc["id"] / "launch.json").exists()  # never launched
+        assert not (project.runs_dir / doc["id"]).exists()  # never launched: not even a run dir
     assert "never_defined_anywhere" in flagged["error"] and "Fix:" in flagged["error"]
     assert "get_output_path('out')" in typo["error"]
     shown = inspect_run(project, ids["typo"], include=["svs"]).svs or {}
@@ -236,8 +238,9 @@ def test_dashboard_shows_each_finding_once(tmp_path: Path, monkeypatch: pytest.M
     env = env_with(tmp_path, monkeypatch)
     env.write([file_stage("typo"), npy_stage("emb")], {"typo": MISSPELLED, "emb": CONSTANT})
     project = env.project
-    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
-    ids = stage_ids(started)
+    blocked = project.runs.run("w1", stages=["typo"], reason=REASON, results_spec=SPEC)  # stopped before launch
+    started = project.runs.run("w1", stages=["emb"], reason=REASON, results_spec=SPEC)
+    ids = {**stage_ids(blocked), **stage_ids(started)}
     wait_terminal(project, started.pipeline_run_id)
     first = dashboard(project)
     seen = {(a.run_id, a.phase, a.check) for a in first.alerts.svs_findings}
@@ -281,3 +284,24 @@ def test_anthropic_review_through_the_runner_sees_the_diff(tmp_path: Path, monke
     assert f"diff against {first_id}" in prompt and '+log_metric("acc", 0.8)' in prompt
     rules_section = prompt.split("<rules_findings>", 1)[1].split("</rules_findings>", 1)[0]
     assert "undefined_name" in rules_section  # the rules ran first and Claude saw their findings
+
+
+def test_post_run_review_sees_the_run_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every SVS phase sees config_override and inputs_override: the post-run AI review too."""
+    from tests.svs_helpers import fake_anthropic
+
+    with fake_anthropic() as fake:
+        env = env_with(tmp_path, monkeypatch, agent_provider="anthropic", anthropic_base_url=fake.url,
+                       anthropic_api_key="sk-test", ai_during_run_enabled=False)
+        clean = SAFE_BUT_FLAGGED.replace("if False:\n    print(never_defined_anywhere)", "")
+        env.write([file_stage("flagged")], {"flagged": clean})
+        project = env.project
+        fake.reply_tool("submit_review", {"verdict": "approved", "findings": [], "summary": "fine"})
+        fake.reply_tool("submit_post_run_review", {"findings": [], "ml_outcome_hint": "partial", "summary": "ok"})
+        started = project.runs.run("w1", reason=REASON, results_spec=SPEC, config_override={"lr": 0.05})
+        wait_terminal(project, started.pipeline_run_id)
+    post = [r["body"]["messages"][0]["content"] for r in fake.requests
+            if "<run_command>" in r["body"]["messages"][0]["content"] and "finished" in r["body"]["messages"][0]["content"]]
+    assert post, [r["body"]["messages"][0]["content"][:200] for r in fake.requests]
+    command = post[-1].split("<run_command>", 1)[1].split("</run_command>", 1)[0]
+    assert "config_override" in command and '"lr": 0.05' in command and "stages=['flagged']" in command

@@ -10,6 +10,7 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 
 from goldfish.svs.findings import Finding
+from goldfish.timefmt import now_iso
 from tests.svs_helpers import make_project
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +44,9 @@ def _seed(tmp_path: Path) -> Path:
                                                                "message": "no contract", "fix": None}]},
                     "review": review, "skip_review": False, "during": [finding.model_dump()], "post": {"fail": False}},
         }, doc_id=RUN)
+        # The runner's last transition of it (dashboard() reads recent runs from the transitions log).
+        tx.append_event("transitions", {"ts": now_iso(), "run_id": RUN, "workspace": "w", "from": "post_run",
+                                        "to": "completed", "cause": None, "source": "runner", "error": None})
     rt = project.runs_dir / RUN / "outputs" / ".goldfish"
     rt.mkdir(parents=True)
     (rt / "svs_findings.json").write_text(json.dumps({"version": 1, "findings": [

@@ -177,6 +177,8 @@ async def test_tag_from_history_and_a_taken_tag_refused_in_the_modal(fx: TuiFixt
         assert hist.page is not None
         assert next(r for r in hist.page.rows if r.record_id == train_record).tags == ("wide-lstm",)
         # The same tag on another record: tag_record refuses; the modal stays open with why and the fix.
+        hist.query_one("#filter", Input).value = "supporting"  # blocked supports train's run: list it too
+        await app.settle()
         assert hist.table.select_key(blocked_record)
         await pilot.press("t")
         modal = app.screen

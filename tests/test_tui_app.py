@@ -111,14 +111,18 @@ async def test_history_sort_filter_page_and_compare(fx: TuiFixture) -> None:
         await app.settle()
         hist = app.screen
         assert isinstance(hist, HistoryScreen) and hist.page is not None
-        assert hist.query_state.workspace == "exp" and hist.page.total == 4
+        assert hist.query_state.workspace == "exp" and hist.page.total == 1  # one result per pipeline run
+        assert [(r.stage, r.supporting) for r in hist.page.rows] == [("train", 3)]  # shown as "train +3"
+        hist.query_one("#filter", Input).value = "supporting"
+        await app.settle()
+        assert hist.query_state.include_supporting and hist.page.total == 4
         assert {r.stage for r in hist.page.rows} == {"train", "sleeper", "blocked", "victim"}
         await pilot.press("o")  # sort by metric
         await app.settle()
         assert hist.query_state.sort_by == "metric"
         assert hist.page.rows[0].stage == "train"  # the best acc first; runs without a value last
         await pilot.press("slash")
-        await pilot.press(*"stage=victim")
+        hist.query_one("#filter", Input).value = "supporting stage=victim"
         await app.settle()
         assert [r.stage for r in hist.page.rows] == ["victim"] and hist.query_state.stage == "victim"
         # A filter list_history would not understand is named, with every problem; the last good one stays.
@@ -131,14 +135,17 @@ async def test_history_sort_filter_page_and_compare(fx: TuiFixture) -> None:
         await pilot.press("escape")  # leaves the filter input
         box.value = ""
         await app.settle()
-        assert hist.page.total == 4
+        assert hist.page.total == 1
         assert hist.query_state == HistoryQuery(workspace="exp", sort_by="metric")  # every filter back to default
         await pilot.press("F")  # finalized only: edits the filter line, which list_history applies
         await app.settle()
         assert box.value == "finalized" and hist.query_state.finalized_only and hist.page.total == 0
         await pilot.press("F")
         await app.settle()
-        assert box.value == "" and hist.page.total == 4
+        assert box.value == "" and hist.page.total == 1
+        box.value = "supporting"  # compare two stages of the same pipeline run
+        await app.settle()
+        assert hist.page.total == 4
         table = hist.table
         table.focus()
         table.move_cursor(row=0)

@@ -15,8 +15,10 @@ import pytest
 from goldfish.project import Project
 from tests.tui_snapshot_data import NOW, build
 from tui.app import GoldfishApp
+from tui.format import parse_ts
 
 SIZE = (160, 44)
+DEMO_STORE = Path(__file__).parent / "fixtures" / "demo_store"
 Steps = Callable[[Any], Awaitable[None]]
 
 
@@ -51,6 +53,25 @@ def steps(*keys: str, table: str | None = None, key: str | None = None, tab: str
 
 def test_dashboard(project: Project, snap_compare: Any) -> None:
     assert snap_compare(app(project), terminal_size=SIZE, run_before=steps())
+
+
+def test_idle_demo_dashboard(tmp_path: Path, snap_compare: Any) -> None:
+    """The demo project once the tour is over: nothing runs, nothing awaits finalization, the blocked
+    branch is acknowledged, and the results panel says where the research stands."""
+    import shutil
+
+    from goldfish.init import init_project
+    from goldfish.records.refs import part
+
+    init_project(tmp_path / "demo", "demo")
+    demo = Project.open(tmp_path / "demo", source="tui")
+    shutil.rmtree(demo.store_dir)
+    shutil.copytree(DEMO_STORE, demo.store_dir, ignore=shutil.ignore_patterns("README.md"))
+    demo = Project.open(tmp_path / "demo", source="tui")
+    finished = max(str(r.get("finished_at") or "") for r in demo.store.table("runs", part("digits_mlp")).iter_raw())
+    clock = parse_ts(finished) + 3600  # an hour after the tour, on a fixed clock
+    view = GoldfishApp(demo, now=lambda: clock, live=False)
+    assert snap_compare(view, terminal_size=SIZE, run_before=steps())
 
 
 def test_run_detail_log(project: Project, snap_compare: Any) -> None:

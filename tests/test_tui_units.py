@@ -189,3 +189,18 @@ def test_headless_cli_bad_flags_are_named_and_change_nothing(tmp_path: Path, arg
 def test_tui_without_a_project_says_how_to_make_one(tmp_path: Path) -> None:
     done = _cli("tui", "--project", str(tmp_path / "nowhere"), "--headless")
     assert done.returncode == 2 and "goldfish init" in done.stderr
+
+
+def test_finalize_form_offers_null_for_a_run_that_produced_no_value() -> None:
+    from tui.modals.finalize_form import form_defaults
+
+    spec = {"primary_metric": "acc", "direction": "maximize", "min_value": 0.5, "goal_value": 0.9,
+            "dataset_split": "val", "tolerance": 0.01, "context": "A spec for the finalize form test."}
+    crashed = {"results_spec": spec, "results_auto": {"primary_metric": "acc", "value": None},
+               "infra_outcome": "crashed", "results_final": None}
+    defaults = form_defaults(crashed)
+    assert (defaults["value"], defaults["ml_outcome"]) == ("null", "miss")
+    skipped = {**crashed, "infra_outcome": "skipped", "upstream_outcome": "preempted"}
+    assert form_defaults(skipped)["value"] == "null"  # the result stage skipped because fit was preempted
+    completed = {**crashed, "infra_outcome": "completed", "results_auto": {"primary_metric": "acc", "value": 0.7}}
+    assert form_defaults(completed)["value"] == "0.7"

@@ -99,7 +99,8 @@ def build(tmp: Path, mp: pytest.MonkeyPatch) -> TuiFixture:
     text = "Synthetic features for the dashboard tests"
     project.sources.register_source("features", str(data), text, "Register a source so the sources view has a row",
                                     npy_meta(size, description=text))
-    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    # One result per pipeline run: train carries w1's; sleeper, blocked and victim support it.
+    started = project.runs.run("w1", reason=REASON, results_spec={**SPEC, "stage": "train"})
     other = project.runs.run("w2", reason="Second workspace: a stage that crashes", results_spec=SPEC)
     ids = {s.stage: s.stage_run_id for s in (*started.stage_runs, *other.stage_runs)}
     wait_state(project, ids["victim"], {"running"})

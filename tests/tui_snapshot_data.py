@@ -40,7 +40,7 @@ def run_doc(rid: str, stage: str, state: str, *, ws: str = "sentiment", prun: st
             final: dict[str, Any] | None = None, ml: str = "unknown", metrics: dict[str, Any] | None = None,
             history: list[dict[str, Any]] | None = None, svs: dict[str, Any] | None = None,
             config: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
-            outputs: dict[str, Any] | None = None, cancel: str | None = None) -> dict[str, Any]:
+            outputs: dict[str, Any] | None = None, cancel: str | None = None, role: str = "result") -> dict[str, Any]:
     return {
         "workspace": ws, "pipeline_run_id": prun, "stage": stage, "record_id": record, "version": version,
         "sha": "0" * 40, "state": state, "cause": cause, "error": error, "history": history or [],
@@ -63,7 +63,7 @@ def run_doc(rid: str, stage: str, state: str, *, ws: str = "sentiment", prun: st
         "svs": svs or {"preflight": {"errors": [], "warnings": []}, "review": None, "skip_review": False,
                        "during": [], "post": None, "findings_count": 0},
         "lineage_recorded": state == "completed", "exit_code": None, "max_runtime_source": "defaults",
-        "memory_limit_mb": None, "metrics_lost": {},
+        "memory_limit_mb": None, "metrics_lost": {}, "role": role,
     }
 
 
@@ -169,7 +169,7 @@ def build(root: Path) -> Project:
     records = {d["record_id"]: {"type": "run", "workspace": "sentiment", "stage_run_id": rid,
                                 "pipeline_run_id": d["pipeline_run_id"], "stage": d["stage"], "version": d["version"],
                                 "experiment_group": "lstm-width", "created_at": d["created_at"],
-                                "tags": ["baseline"] if rid == "stage-0000a005" else []}
+                                "tags": ["baseline"] if rid == "stage-0000a005" else [], "role": d["role"]}
                for d, rid in zip(docs, _ids(docs), strict=True)}
     with project.store.transaction() as tx:
         for slot, dirty, count in (("w1", True, 2), ("w2", False, 0)):

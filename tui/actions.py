@@ -48,6 +48,13 @@ def archive_pattern(project: Project, pattern_id: str, reason: str) -> str:
     return f"Archived {pattern.id}: reviews no longer check it."
 
 
+def acknowledge_alert(project: Project, key: str, reason: str) -> str:
+    """``dashboard(acknowledge=[key], acknowledge_reason=reason)``."""
+    from goldfish.runs.alerts import acknowledge
+
+    return acknowledge(project, [key], reason).message
+
+
 def save_version(project: Project, slot: str, message: str) -> str:
     """``save_version(slot, message)``."""
     result = project.workspaces.save_version(slot, message)

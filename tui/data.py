@@ -23,6 +23,8 @@ from tui.viewmodels import (
     FindingView,
     PoolView,
     QueueItem,
+    ResultPoint,
+    ResultsView,
     SlotView,
     WorkerView,
 )
@@ -36,6 +38,7 @@ SPARK_POINTS = 24
 RECENT_TRANSITIONS = 200
 AUDIT_SHOWN = 14
 FINDINGS_SHOWN = 30
+RESULTS_SHOWN = 3
 
 
 def ws_partition(workspace: str) -> str:
@@ -238,10 +241,32 @@ def load_queue(contexts: Mapping[str, ExperimentContext], now: float) -> tuple[Q
             auto = run.results_auto or {}
             out.append(QueueItem(
                 key=run.stage_run_id, run_id=run.stage_run_id, record_id=run.record_id, workspace=ws,
-                stage=run.stage, infra_outcome=run.infra_outcome, state=run.state,
+                stage=run.stage, infra_outcome=run.outcome or run.infra_outcome, state=run.state,
                 metric_name=auto.get("primary_metric"), metric_value=_finite(auto.get("value")),
                 finished_age=_age(now, run.finished_at),
             ))
+    return tuple(out)
+
+
+def load_results(contexts: Mapping[str, ExperimentContext]) -> tuple[ResultsView, ...]:
+    """Per workspace with results: the best (tag, value vs goal) and the last results, from
+    ``get_experiment_context`` (one row per pipeline run's result)."""
+    out = []
+    for ws, context in sorted(contexts.items()):
+        best, trend = context.current_best, context.recent_trend
+        if best is None and not trend:
+            continue
+        latest = trend[0] if trend else None
+        metric = best.metric if best else (latest.primary_metric if latest else None)
+        same = [p for p in trend if p.primary_metric == metric]
+        out.append(ResultsView(
+            key=ws, workspace=ws, metric=metric, direction=best.direction if best else (latest.direction if latest else None),
+            best_tag=best.tag if best else None, best_value=best.value if best else None,
+            goal_value=best.goal_value if best else (latest.goal_value if latest else None),
+            last=tuple(ResultPoint(record_id=p.record_id, stage=p.stage, value=p.value, ml_outcome=p.ml_outcome)
+                       for p in same[:RESULTS_SHOWN]),
+            spark=tuple(p.value for p in reversed(same)), awaiting=len(context.awaiting_finalization),
+        ))
     return tuple(out)
 
 
@@ -258,50 +283,23 @@ def _recent_runs(project: Project) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def load_alerts(
-    recent: list[dict[str, Any]], active: tuple[ActiveRunView, ...], contexts: Mapping[str, ExperimentContext],
-    now: float, pending_patterns: int,
-) -> tuple[AlertView, ...]:
-    out: list[AlertView] = []
-    for run in recent:
-        state, cause = run.get("state"), run.get("cause")
-        if state not in ("failed", "terminated"):
-            continue
-        blocked = cause in ("review_blocked", "preflight")
-        kind = "blocked" if blocked else "failed"
-        what = f"{run.get('stage')} {state}" + (f" ({cause})" if cause else "")
-        out.append(AlertView(
-            key=f"{kind}:{run['id']}", kind=kind, severity="warning" if blocked else "error",
-            workspace=run.get("workspace"), run_id=run["id"],
-            message=f"{what}: {shorten(run.get('error'), 160)}" if run.get("error") else what,
-            age=_age(now, run.get("finished_at") or run.get("updated_at")),
-        ))
-    for a in active:
-        if a.stalled:
-            out.append(AlertView(
-                key=f"stalled:{a.run_id}", kind="stalled", severity="warning", workspace=a.workspace, run_id=a.run_id,
-                message=f"{a.stage} has not sent a heartbeat for {int(a.heartbeat_age or 0)}s", age=a.heartbeat_age,
-            ))
-    for context in contexts.values():
-        out.extend(regressions(context, now))
+def load_alerts(project: Project, now: float, pending_patterns: int) -> tuple[AlertView, ...]:
+    """The alerts ``dashboard()`` reports (``goldfish.runs.alerts``: failures and blocked runs in the
+    window, stalled heartbeats, regressions; acknowledged ones left out), plus the pending-pattern
+    note (info: it never fails --fail-on-alerts)."""
+    from goldfish.runs.alerts import current
+
+    out = [
+        AlertView(key=a.key, kind=a.kind, severity=a.severity, workspace=a.workspace, run_id=a.run_id,
+                  message=a.message, age=_age(now, a.at))
+        for a in current(project, now).alerts
+    ]
     if pending_patterns:
         out.append(AlertView(
             key="patterns:pending", kind="pattern", severity="info", workspace=None, run_id=None,
             message=f"{pending_patterns} failure pattern(s) await review (press p)", age=None,
         ))
     return tuple(out)
-
-
-def regressions(context: ExperimentContext, now: float) -> list[AlertView]:
-    """The context's regression alerts: recent finalized runs worse than the best-tagged run by
-    more than their own spec's tolerance (what STATE.md and get_experiment_context report)."""
-    created = {p.stage_run_id: p.created_at for p in context.recent_trend}
-    return [
-        AlertView(key=f"regression:{r.stage_run_id}", kind="regression", severity="warning",
-                  workspace=context.workspace, run_id=r.stage_run_id, message=r.message,
-                  age=_age(now, created.get(r.stage_run_id)))
-        for r in context.regression_alerts
-    ]
 
 
 def load_audit(project: Project, limit: int = AUDIT_SHOWN) -> tuple[AuditView, ...]:
@@ -345,9 +343,9 @@ def load_dashboard(project: Project, now: float) -> DashboardView:
     return DashboardView(
         project_name=project.config.project_name, root=str(project.root), now=now,
         slots=load_slots(project), active=active, queue=load_queue(contexts, now),
-        alerts=load_alerts(recent, active, contexts, now, pending),
+        alerts=load_alerts(project, now, pending),
         findings=tuple(findings[:FINDINGS_SHOWN]), audit=load_audit(project), workspaces=tuple(workspaces),
-        pending_patterns=pending, pool=load_pool(project),
+        pending_patterns=pending, results=load_results(contexts), pool=load_pool(project),
     )
 
 

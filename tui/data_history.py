@@ -26,8 +26,9 @@ MAX_CONFIG_CHANGES = 200
 FILTER_KEYS = {"stage": "stage", "type": "record_type", "tag": "tagged", "metric": "metric", "min": "min_value",
                "group": "experiment_group"}
 FILTER_FLAGS = {"finalized": ("finalized_only", True), "tagged": ("tagged", True), "untagged": ("tagged", False),
-                "pruned": ("include_pruned", True)}
-FILTER_HELP = "stage=NAME type=run|checkpoint tag=NAME metric=NAME min=NUMBER group=NAME finalized tagged untagged pruned"
+                "pruned": ("include_pruned", True), "supporting": ("include_supporting", True)}
+FILTER_HELP = ("stage=NAME type=run|checkpoint tag=NAME metric=NAME min=NUMBER group=NAME finalized tagged untagged "
+               "pruned supporting")
 
 
 def history_row(rec: HistoryRecord) -> HistoryRow:
@@ -37,6 +38,7 @@ def history_row(rec: HistoryRecord) -> HistoryRow:
         version=rec.version, created=parse_ts(rec.created_at), state=rec.state, results_status=rec.results_status,
         ml_outcome=rec.ml_outcome, metric_name=pm.name if pm else None, metric_value=pm.value if pm else None,
         tags=tuple(rec.tags or ()), reason=rec.reason, experiment_group=rec.experiment_group,
+        supporting=len(rec.supporting or ()), role=rec.role,
     )
 
 
@@ -96,6 +98,7 @@ def load_history(project: Project, q: HistoryQuery) -> HistoryPage:
         q.workspace, record_type=q.record_type, stage=q.stage, tagged=q.tagged, metric=q.metric,
         min_value=q.min_value, experiment_group=q.experiment_group, sort_by=q.sort_by, desc=q.descending,
         include_pruned=q.include_pruned, finalized_only=q.finalized_only, limit=q.limit, offset=q.offset,
+        include_supporting=q.include_supporting,
     )
     return HistoryPage(query=q, rows=tuple(history_row(r) for r in result.records), total=result.total)
 

@@ -38,9 +38,9 @@ async def render_once(project: Project, *, size: tuple[int, int] = (180, 50), no
 
 
 def run_headless(project: Project, *, screenshot: Path | None, text: bool, fail_on_alerts: bool,
-                 size: tuple[int, int] = (180, 50)) -> int:
-    """Exit code: 0 ok, 1 alerts (with fail_on_alerts), 3 a load failed."""
-    result = asyncio.run(render_once(project, size=size))
+                 size: tuple[int, int] = (180, 50), now: Clock | None = None) -> int:
+    """Exit code: 0 ok, 1 unacknowledged alerts within their window (with fail_on_alerts), 3 a load failed."""
+    result = asyncio.run(render_once(project, size=size, now=now))
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         screenshot.write_text(result.svg, encoding="utf-8")

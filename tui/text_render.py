@@ -25,6 +25,12 @@ def render_text(view: DashboardView) -> str:
         (s.slot, s.workspace or "(empty)", s.version or "",
          "" if not s.workspace else ("?" if s.dirty is None else (f"{s.changed_count} changed" if s.dirty else "clean")),
          shorten(s.goal, 60)) for s in view.slots], "no slots configured")
+    lines += _table("Results", ("workspace", "metric", "best", "value vs goal", "last results", "trend"), [
+        (r.workspace, r.metric or "", f"@{r.best_tag}" if r.best_tag else "(no best tag)",
+         "" if r.best_value is None else number(r.best_value) + ("" if r.goal_value is None
+                                                                 else f" / goal {number(r.goal_value)}"),
+         " · ".join(f"{number(p.value)} {p.ml_outcome}" for p in r.last), spark(r.spark)) for r in view.results],
+        "no results yet")
     lines += _table("Active runs", ("run", "workspace", "stage", "state", "elapsed", "heartbeat", "metric", "value",
                                     "trend"), [
         (a.run_id, a.workspace, a.stage, a.state + (" (cancel requested)" if a.cancel_requested else ""),

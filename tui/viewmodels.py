@@ -58,6 +58,30 @@ class QueueItem:
 
 
 @dataclass(frozen=True)
+class ResultPoint:
+    record_id: str
+    stage: str
+    value: float
+    ml_outcome: str
+
+
+@dataclass(frozen=True)
+class ResultsView:
+    """Where one workspace's research stands: its best result and its last results."""
+
+    key: str  # workspace
+    workspace: str
+    metric: str | None
+    direction: str | None
+    best_tag: str | None
+    best_value: float | None
+    goal_value: float | None
+    last: tuple[ResultPoint, ...]  # newest first
+    spark: tuple[float, ...]  # primary metric over the last results, oldest first
+    awaiting: int
+
+
+@dataclass(frozen=True)
 class AlertView:
     key: str
     kind: str  # failed | blocked | stalled | regression | finding | pattern
@@ -126,6 +150,7 @@ class DashboardView:
     audit: tuple[AuditView, ...]
     workspaces: tuple[str, ...]
     pending_patterns: int
+    results: tuple[ResultsView, ...] = ()
     pool: PoolView | None = None  # shown when the warm pool is on or still has workers
 
     @property
@@ -254,6 +279,8 @@ class HistoryRow:
     tags: tuple[str, ...]
     reason: str | None
     experiment_group: str | None
+    supporting: int = 0  # result rows: the supporting stages of its pipeline run
+    role: str | None = None  # "supporting" for a supporting stage's row
 
 
 @dataclass(frozen=True)
@@ -269,6 +296,7 @@ class HistoryQuery:
     experiment_group: str | None = None
     finalized_only: bool = False
     include_pruned: bool = False
+    include_supporting: bool = False  # supporting stages as rows of their own (default: results only)
     sort_by: str = "created"  # created | metric
     descending: bool = True
     offset: int = 0

@@ -102,6 +102,15 @@ class JobsConfig(Section):
         ge=1,
         description="A running stage whose heartbeat is older than this is reported as stalled.",
     )
+    alert_window_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 365,
+        description=(
+            "A failed or blocked run is an alert (dashboard(), goldfish tui, --fail-on-alerts) for this many "
+            "hours after it ended, unless acknowledged sooner."
+        ),
+    )
 
 
 class WorkspaceConfig(Section):

@@ -213,7 +213,8 @@ class DemoTour:
         result = _started(project.runs.run(slot, reason=REASON, results_spec=RESULTS_SPEC, wait=True,
                                            wait_seconds=240, progress=progress))
         self.say.did(f"Version {result.workspace}@{result.version} (commit {result.sha[:10]}) was created before "
-                     f"anything ran; pipeline run {result.pipeline_run_id}")
+                     f"anything ran; pipeline run {result.pipeline_run_id}; its result is the {result.result_stage} "
+                     "stage (the last one that logs val/accuracy), the other stages support it")
         for stage_run in result.stage_runs:
             self._summarise_stage(project, stage_run.stage_run_id)
         return result
@@ -282,11 +283,11 @@ class DemoTour:
         self.say.did(tagged.message)
         return evaluate.stage_run_id
 
-    def broken_variant(self, project: Project, workspace: str, result: RunResult) -> None:
+    def broken_variant(self, project: Project, workspace: str, result: RunResult) -> RunResult:
         self.say.step("A bug caught before it runs", "Branch the baseline, make a one-character mistake in train.py "
                       "(load_input(\"train_feature\") instead of \"train_features\"), and run just the train stage on "
-                      "the baseline's preprocessed data. The pre-run review reads the code against pipeline.yaml "
-                      "and stops the run before it launches, offline, in milliseconds.")
+                      "the baseline's preprocessed data. run() reviews every requested stage against pipeline.yaml "
+                      "before any of them launches, offline, in milliseconds, and answers BLOCKED with the fix.")
         workspaces = project.workspaces
         name = _free_name(set(workspaces.names(include_deleted=True)), f"{workspace}_typo")
         self.say.call(f"create_workspace(name={name!r}, from_workspace={workspace!r}, "
@@ -301,22 +302,28 @@ class DemoTour:
                     for sig in ("train_features", "train_labels", "val_features", "val_labels")}
         self.say.call(f"run({SLOTS[1]!r}, stages=['train'], inputs_override={{...outputs of {preprocess}}}, ...)")
         blocked = _started(project.runs.run(
-            SLOTS[1], stages=["train"], inputs_override=override, wait=True, wait_seconds=120,
+            SLOTS[1], stages=["train"], inputs_override=override,
             reason={"description": "Refactored train stage on the baseline's data",
                     "hypothesis": "Same accuracy as the baseline after the refactor"},
             results_spec={**RESULTS_SPEC, "context": "Refactor check: same data and settings as the baseline."},
         ))
         run = blocked.stage_runs[0]
-        doc = project.runs.get(run.stage_run_id)
-        self.say.did(f"train ({run.stage_run_id}): {run.state}, cause {run.cause}, infra_outcome {run.infra_outcome}")
-        for finding in svs_findings(doc, phases=("review",)):
-            if finding.get("severity") == "error":
-                where = f"{finding.get('file')}:{finding.get('line')}" if finding.get("file") else "?"
-                self.say.did(f"review [{finding.get('check')}] {where}: {short(finding.get('message'), 160)}")
-                if finding.get("fix"):
-                    self.say.did(f"fix: {short(finding.get('fix'), 160)}")
+        self.say.did(f"run() answered {blocked.status.upper()}: train ({run.stage_run_id}) {run.state}, cause "
+                     f"{run.cause}, infra_outcome {run.infra_outcome}; nothing launched")
+        for finding in blocked.findings:
+            if finding.blocks:
+                self.say.did(f"review [{finding.check}] {finding.where}: {short(finding.message, 160)}")
+                if finding.fix:
+                    self.say.did(f"fix: {short(finding.fix, 160)}")
         self.say.did(f"The record {run.record_id} still exists (provenance first), but a blocked run never holds the "
                      "finalization gate: fix the code and run again.")
+        key = f"blocked:{run.stage_run_id}"
+        why = "Demo: the typo is deliberate, and the review stopped it before anything launched"
+        self.say.call(f"dashboard(acknowledge=[{key!r}], acknowledge_reason={why!r})")
+        from goldfish.runs.alerts import acknowledge
+
+        self.say.did(acknowledge(project, [key], why).message)
+        return blocked
 
     def where_things_are(self, project: Project, workspace: str, evaluate_id: str) -> None:
         self.say.step("What Goldfish remembers", "Everything above is in the store and the dev repo: status, "
@@ -331,8 +338,9 @@ class DemoTour:
             metric = rec.primary_metric
             value = f"{metric.name}={metric.value:.4f} ({metric.source})" if metric and metric.value is not None else "-"
             tags = f" tags={','.join(rec.tags)}" if rec.tags else ""
+            support = f" (+ {', '.join(s.stage for s in rec.supporting)})" if rec.supporting else ""
             self.say.did(f"{rec.record_id}  {rec.stage or '':<10} {rec.version:<4} {rec.state or '':<10} "
-                         f"{value:<34} {rec.ml_outcome or ''}{tags}")
+                         f"{value:<34} {rec.ml_outcome or ''}{tags}{support}")
         self.say.call(f"get_lineage({evaluate_id!r}, direction='upstream')")
         self._lineage(project, evaluate_id, depth=0)
         self._dashboard(project)
@@ -361,10 +369,13 @@ class DemoTour:
 
         if importlib.util.find_spec("tui") is None:
             return
-        self.say.call("goldfish tui --headless --text")
-        cmd = [sys.executable, "-m", "goldfish", "--project", str(project.root), "tui", "--headless", "--text"]
+        self.say.call("goldfish tui --headless --text --fail-on-alerts")
+        cmd = [sys.executable, "-m", "goldfish", "--project", str(project.root), "tui", "--headless", "--text",
+               "--fail-on-alerts"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         self.say.block(done.stdout or done.stderr)
+        self.say.did(f"exit code {done.returncode}: " + ("no alert needs anyone" if done.returncode == 0 else
+                                                         "an alert needs someone (see above)"))
 
 
 def svs_findings(doc: dict[str, Any], phases: tuple[str, ...] = ("preflight", "review", "during", "post")

@@ -191,7 +191,8 @@ def run_sections(project: Project, workspaces: list[str]) -> list[str]:
     if runs:
         runs.sort(key=lambda r: str(r.get("created_at") or ""), reverse=True)
         lines += ["", "## Recent Runs"]
-        for r in runs[:RUNS_LISTED]:
+        # One line per pipeline run: its result stage (supporting stages are part of it).
+        for r in [r for r in runs if r.get("role") != "supporting"][:RUNS_LISTED]:
             state = str(r.get("state") or "?")
             icon = _ICONS.get(state, "⏳")
             why = r.get("reason_summary") or r.get("reason")

@@ -9,7 +9,7 @@ would otherwise silently fall back to the code's default.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,9 +231,15 @@ def _check_config_files(root: Path, stage_names: set[str], out: _Collector, pref
         out.add("warning", _key_warnings(data, label, compute_keys=path.stem not in stage_names), prefix)
 
 
-def validate_config(project: Project, workspace: str | None = None) -> ConfigCheckResult:
+Review = Callable[[str, str], tuple[list[Issue], list[Issue]]]
+
+
+def validate_config(project: Project, workspace: str | None = None, *, review: Review | None = None
+                    ) -> ConfigCheckResult:
     """Check goldfish.yaml and, for ``workspace`` (a slot or a mounted workspace; None: every mounted
-    one), its pipeline files, stage configs and modules."""
+    one), its pipeline files, stage configs and modules. ``review(workspace, slot)``: the pre-run
+    review of every stage (``Runs.review_slot``, passed in because pipelines never import runs),
+    run when the slot's own files hold no error."""
     out = _Collector()
     check_project_config(project, out)
     if workspace is not None:
@@ -242,6 +248,11 @@ def validate_config(project: Project, workspace: str | None = None) -> ConfigChe
     else:
         targets = [(str(d["workspace"]), str(d["id"])) for d in project.store.table("mounts").docs()]
         targets.sort(key=lambda t: t[1])
-    for _name, slot in targets:
+    for name, slot in targets:
+        before = len(out.errors)
         check_slot(project, slot, out)
+        if review is not None and len(out.errors) == before:
+            errors, warnings = review(name, slot)
+            out.add("error", errors, f"{slot}/")
+            out.add("warning", warnings, f"{slot}/")
     return out.result([name for name, _slot in targets])

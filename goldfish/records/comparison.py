@@ -13,6 +13,7 @@ from goldfish.errors import GoldfishError
 from goldfish.records.models import BestComparison, Comparison, PreviousComparison
 from goldfish.records.refs import is_best_tag, part, primary_metric, resolve_record
 from goldfish.records.results_spec import FinalResults, compare_values
+from goldfish.records.roles import RESULT, role_of
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -51,8 +52,9 @@ def config_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) ->
     return diff
 
 
-def current_best(project: Project, workspace: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-    """(tag, record, run) of the most recently created best/best-* tag whose run is finalized."""
+def current_best(project: Project, workspace: str) -> tuple[str, dict[str, Any], dict[str, Any], str] | None:
+    """(tag, record, run, tagged_at) of the most recently created best/best-* tag on a finalized result
+    with a value (a tag on a supporting stage or a value-less result names no best)."""
     store = project.store
     tags = [t for t in store.table("tags", part(workspace)).iter_raw()
             if t.get("record_id") and is_best_tag(str(t["id"]))]
@@ -62,21 +64,26 @@ def current_best(project: Project, workspace: str) -> tuple[str, dict[str, Any],
     for tag in tags:
         record = records.get_doc(str(tag["record_id"]))
         run = runs.get_doc(str(record.get("stage_run_id") or "")) if record else None
-        if record is not None and run is not None and run.get("results_status") == "finalized":
-            return str(tag["id"]), record, run
+        if (record is not None and run is not None and run.get("results_status") == "finalized"
+                and role_of(run) == RESULT and _number((run.get("results_final") or {}).get("value"))):
+            return str(tag["id"]), record, run, str(tag.get("created_at") or "")
     return None
 
 
-def _delta(direction: str, value: float, metric: str, other_metric: str, other: float) -> float | None:
-    if metric != other_metric:
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _delta(direction: str, value: float | None, metric: str, other_metric: str, other: float) -> float | None:
+    if metric != other_metric or value is None:
         return None
     return compare_values(direction, value, other)  # type: ignore[arg-type]
 
 
 def compare(project: Project, workspace: str, run: Mapping[str, Any], results: FinalResults,
             previous: Mapping[str, Any] | None) -> tuple[Comparison, list[str]]:
-    """The comparison stored with a finalization (``previous``: the last finalized run of the stage
-    created before this one), and warnings about targets that could not be used."""
+    """The comparison stored with a finalization (``previous``: the last finalized result with a value
+    of the same stage created before this one), and warnings about targets that could not be used."""
     warnings: list[str] = []
     metric, value, direction = results.primary_metric, results.value, results.direction
     comparison = Comparison()
@@ -115,7 +122,7 @@ def _vs_best(project: Project, workspace: str, run: Mapping[str, Any], results: 
         best = current_best(project, workspace)
         if best is None:
             return None
-        tag, _, target_run = best
+        tag, _, target_run, _ = best
         via = "best_tag"
     if target_run.get("id") == run.get("id"):
         return None

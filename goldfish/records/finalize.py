@@ -1,32 +1,37 @@
 """finalize_run and the finalization queue (the gate's list).
 
-Finalizing records the agent's judgement of a terminal run: ``results_final``, ``ml_outcome``
-(set nowhere else), who and when, and a comparison with the previous run and the best. A run
-that is still active is refused; finalizing again keeps the earlier result in ``results_history``.
-A ``prun-`` id finalizes, with the same results, every stage run of that pipeline run that ran to
-an end worth judging (infra outcome completed, preempted or crashed); canceled, blocked and skipped
-stage runs are listed as left alone.
+Finalizing records the agent's judgement of a pipeline run's result: ``results_final``,
+``ml_outcome`` (set nowhere else), who and when, and a comparison with the previous result and the
+best. The result lives on the run's result stage (``goldfish.records.roles``); finalizing it (by
+its stage run id, its record id or the ``prun-`` id) also settles the supporting stages as
+``finalized (supporting prun-…)`` with no value of their own. A run still active is refused;
+finalizing again keeps the earlier result in ``results_history``. A run that produced no value
+(crashed, preempted, or it never logged the metric) is finalized with ``value: null`` and
+ml_outcome miss or unknown.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from goldfish import names
 from goldfish.records.comparison import compare
 from goldfish.errors import Conflict, InvalidInput
-from goldfish.runs.gate import BLOCKING_OUTCOMES
+from goldfish.runs.gate import BLOCKING_OUTCOMES, result_outcome
 from goldfish.records.journal import audit, refresh_state_md
 from goldfish.records.models import (
     FinalizedRun,
     FinalizeResult,
     NotFinalized,
     PreviousFinal,
+    SupportingRun,
     UnfinalizedResult,
     UnfinalizedRun,
 )
+from goldfish.records.roles import RESULT, SUPPORTING, role_of
 from goldfish.records.refs import locate_run, part, resolve_record
 from goldfish.records.view import workspace_view
 from goldfish.records.results_spec import FinalResults, ResultsSpec, ml_outcome_hint, validate_final_results
@@ -42,33 +47,41 @@ TERMINAL = frozenset({"completed", "failed", "terminated", "canceled", "skipped"
 
 
 def unfinalized(project: Project, workspace: str) -> list[UnfinalizedRun]:
-    """Runs of ``workspace`` that block run() until finalized, oldest first."""
-    return [_queue_entry(r) for r in workspace_view(project, workspace).blocking_oldest_first]
+    """Results of ``workspace`` that block run() until finalized, oldest first."""
+    view = workspace_view(project, workspace)
+    out = []
+    for run in view.blocking_oldest_first:
+        record = view.records.get(str(run.get("record_id") or ""))
+        supporting = [str(r.get("stage_run_id")) for r in view.supporting(record)] if record else []
+        out.append(_queue_entry(run, supporting))
+    return out
 
 
 def queue_result(project: Project, workspace: str) -> UnfinalizedResult:
     runs = unfinalized(project, workspace)
     if runs:
-        message = (f"{len(runs)} run(s) in {workspace} need finalize_run() before run() can start another: "
+        message = (f"{len(runs)} result(s) in {workspace} need finalize_run() before run() can start another: "
                    f"{', '.join(r.stage_run_id for r in runs[:5])}{' …' if len(runs) > 5 else ''}. Review each "
                    "(inspect_record(id, include=['results', 'comparison'])), then make its finalize_call with "
-                   "your own value, outcome and notes.")
+                   "your own value, outcome and notes; it settles the supporting stages of the same pipeline run.")
     else:
         message = f"Nothing to finalize in {workspace}; run() is not blocked by the finalization gate."
     return UnfinalizedResult(workspace=workspace, count=len(runs), runs=runs, message=message)
 
 
-def _queue_entry(run: Mapping[str, Any]) -> UnfinalizedRun:
+def _queue_entry(run: Mapping[str, Any], supporting: list[str] | None = None) -> UnfinalizedRun:
     return UnfinalizedRun(
         stage_run_id=str(run["id"]), record_id=run.get("record_id"), pipeline_run_id=run.get("pipeline_run_id"),
         stage=str(run.get("stage")), state=str(run.get("state")), infra_outcome=str(run.get("infra_outcome")),
-        cause=run.get("cause"), results_auto=run.get("results_auto"), finished_at=run.get("finished_at"),
-        age=age(run.get("finished_at") or run.get("created_at")), finalize_call=finalize_call(run),
+        outcome=result_outcome(dict(run)), cause=run.get("cause"), results_auto=run.get("results_auto"),
+        finished_at=run.get("finished_at"), age=age(run.get("finished_at") or run.get("created_at")),
+        finalize_call=finalize_call(run), supporting=list(supporting or []),
     )
 
 
 def finalize_call(run: Mapping[str, Any]) -> str:
-    """The finalize_run(...) call for a run, filled from its spec and auto results."""
+    """The finalize_run(...) call for a run, filled from its spec and auto results (value null when
+    the run produced none: nothing to invent)."""
     spec = run.get("results_spec") or {}
     auto = run.get("results_auto") or {}
     metric = spec.get("primary_metric") or auto.get("primary_metric")
@@ -76,12 +89,13 @@ def finalize_call(run: Mapping[str, Any]) -> str:
     outcome = auto.get("ml_outcome_hint")
     if outcome is None and spec and value is not None:
         outcome = ml_outcome_hint(ResultsSpec.model_validate(spec), float(value))
-    if run.get("infra_outcome") == "crashed" and value is None:
-        outcome = "miss"
+    ended = result_outcome(dict(run))
+    if value is None:
+        outcome = "miss" if ended in ("crashed", "preempted") else "unknown"
     body = {
         "primary_metric": metric or "<the metric you judge it on>",
         "direction": spec.get("direction") or auto.get("direction") or "<maximize|minimize>",
-        "value": value if value is not None else f"<number: the run logged no {metric or 'primary metric'}>",
+        "value": value,
         "dataset_split": spec.get("dataset_split") or auto.get("dataset_split") or "val",
         "ml_outcome": outcome or "unknown",
         "notes": "<what happened and why this outcome (at least 15 characters)>",
@@ -92,32 +106,70 @@ def finalize_call(run: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- finalize
 
 
-def _targets(project: Project, ref: object) -> tuple[str, str | None, list[dict[str, Any]], list[NotFinalized]]:
-    """(workspace, prun id or None, stage runs to finalize, stage runs left alone)."""
+@dataclass
+class Targets:
+    workspace: str
+    prun_id: str | None
+    results: list[dict[str, Any]]  # result stage runs to finalize (one per pipeline run)
+    supporting: list[dict[str, Any]] = field(default_factory=list)  # settled with them, no value
+    left: list[NotFinalized] = field(default_factory=list)
+
+
+def _pipeline_docs(project: Project, workspace: str, prun_id: str) -> list[dict[str, Any]]:
+    prun = project.store.table("pipeline_runs", part(workspace)).require(prun_id, what="pipeline run")
+    runs = project.store.table("runs", part(workspace))
+    return [runs.require(rid, what="stage run") for rid in (prun.get("stage_runs") or {}).values()]
+
+
+def _split(docs: list[dict[str, Any]], results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[NotFinalized]]:
+    """(supporting runs to settle, runs left alone) among the other stage runs of a pipeline run."""
+    chosen = {r["id"] for r in results}
+    supporting = [d for d in docs if d["id"] not in chosen and role_of(d) == SUPPORTING
+                  and d.get("infra_outcome") in BLOCKING_OUTCOMES]
+    taken = chosen | {d["id"] for d in supporting}
+    left = [NotFinalized(stage_run_id=d["id"], stage=str(d.get("stage")), state=str(d.get("state")),
+                         infra_outcome=d.get("infra_outcome"),
+                         why=f"{d.get('infra_outcome')}: nothing ran to judge; finalize it by its own id if you want "
+                             "a result recorded" if role_of(d) == RESULT else
+                             f"{d.get('infra_outcome')}: a supporting stage that never ran")
+            for d in docs if d["id"] not in taken]
+    return supporting, left
+
+
+def _targets(project: Project, ref: object) -> Targets:
     if isinstance(ref, str) and names.PIPELINE_RUN_RE.fullmatch(ref.strip()):
         prun_id = ref.strip()
         workspace, _ = locate_run(project, prun_id)
-        prun = project.store.table("pipeline_runs", part(workspace)).require(prun_id, what="pipeline run")
-        runs = project.store.table("runs", part(workspace))
-        docs = [runs.require(rid, what="stage run") for rid in (prun.get("stage_runs") or {}).values()]
+        docs = _pipeline_docs(project, workspace, prun_id)
         _refuse_active(docs)
-        targets = [d for d in docs if d.get("infra_outcome") in BLOCKING_OUTCOMES]
-        left = [NotFinalized(stage_run_id=d["id"], stage=str(d.get("stage")), state=str(d.get("state")),
-                             infra_outcome=d.get("infra_outcome"),
-                             why=f"{d.get('infra_outcome')}: nothing ran to judge; finalize it by its own id "
-                                 "if you want a result recorded")
-                for d in docs if d not in targets]
-        if not targets:
-            raise Conflict(f"{prun_id} has no stage run to finalize: every one was canceled, blocked or skipped.",
-                           fix="Nothing blocks run(); to record a result anyway, finalize a stage run by its id.")
-        return workspace, prun_id, targets, left
+        results = [d for d in docs if role_of(d) == RESULT and result_outcome(d) in BLOCKING_OUTCOMES]
+        if not results:
+            raise Conflict(f"{prun_id} has no result to finalize: its result stage was canceled, blocked or skipped "
+                           "before anything ran that needs judging.",
+                           fix="Nothing blocks run(); to record a result anyway, finalize its result stage run by its id.")
+        supporting, left = _split(docs, results)
+        return Targets(workspace, prun_id, results, supporting, left)
     found = resolve_record(project, ref)
     if found.run is None:
         raise InvalidInput(f"Record {found.record_id} is a checkpoint ({found.record.get('version')}); only run "
                            "records have results to finalize.",
                            fix="Pass a stage run id or a run record id (list_history(workspace, record_type='run')).")
-    _refuse_active([found.run])
-    return found.workspace, None, [found.run], []
+    run = found.run
+    prun_ref = run.get("pipeline_run_id")
+    stored = project.store.table("pipeline_runs", part(found.workspace)).has(str(prun_ref)) if prun_ref else False
+    docs = _pipeline_docs(project, found.workspace, str(prun_ref)) if stored else [run]
+    _refuse_active([run])
+    if role_of(run) == SUPPORTING:
+        result = next((d for d in docs if role_of(d) == RESULT), None)
+        target = f"its result stage {result.get('stage')} ({result['id']})" if result else "its result stage"
+        raise InvalidInput(
+            f"{run['id']} ({run.get('stage')}) is a supporting stage of {prun_ref}: the pipeline run's result is on "
+            f"{target}, and supporting stages carry no value of their own.",
+            fix=f"finalize_run({(result or {}).get('id') or prun_ref!r}, results) or finalize_run({prun_ref!r}, results):"
+                " it settles this stage as supporting.")
+    _refuse_active(docs)
+    supporting, _ = _split(docs, [run])
+    return Targets(found.workspace, None, [run], supporting, [])
 
 
 def _refuse_active(runs: list[dict[str, Any]]) -> None:
@@ -153,10 +205,29 @@ def _check_spec(runs: list[dict[str, Any]], final: FinalResults) -> None:
         )
 
 
+def _check_value(runs: list[dict[str, Any]], final: FinalResults) -> None:
+    """A null value only for a run that produced none; never for one that logged the metric."""
+    if final.value is not None:
+        return
+    logged = []
+    for run in runs:
+        auto = run.get("results_auto") or {}
+        value = auto.get("value")
+        if result_outcome(run) == "completed" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            logged.append(f"{run['id']} completed and logged {auto.get('primary_metric')}={value:g}")
+    if logged:
+        raise InvalidInput(
+            "value is null, but " + "; ".join(logged) + ".",
+            fix="Pass the value you judge it on (the logged one, or your own evaluation); null is for a run that "
+                "produced no value (crashed, preempted, or never logged the metric).")
+
+
 def _warnings(run: dict[str, Any], final: FinalResults) -> tuple[list[str], str | None]:
     warnings: list[str] = []
     hint: str | None = None
     spec_doc = run.get("results_spec")
+    if final.value is None:
+        return warnings, None
     if spec_doc:
         spec = ResultsSpec.model_validate(spec_doc)
         hint = ml_outcome_hint(spec, final.value)
@@ -178,28 +249,33 @@ def _warnings(run: dict[str, Any], final: FinalResults) -> tuple[list[str], str 
 
 
 def finalize_run(project: Project, record_or_run_id: object, results: object) -> FinalizeResult:
-    """Validate, then record ``results`` on the run (or every judged stage run of a pipeline run)."""
+    """Validate, then record ``results`` on the pipeline run's result (its supporting stages settled)."""
     final = validate_final_results(results)
-    workspace, prun_id, targets, left = _targets(project, record_or_run_id)
-    _check_spec(targets, final)
+    targets = _targets(project, record_or_run_id)
+    workspace = targets.workspace
+    _check_spec(targets.results, final)
+    _check_value(targets.results, final)
     warnings: list[str] = []
     hint: str | None = None
-    for run in targets:
+    for run in targets.results:
         more, hint = _warnings(run, final)
         warnings += more
     finalized: list[FinalizedRun] = []
+    settled: list[SupportingRun] = []
     now = now_iso()
     final_doc = final.model_dump(mode="json", exclude_none=True)
+    final_doc["value"] = final.value  # null is an answer ("no value"), not a missing key
     with project.store.transaction() as tx:
         runs = tx.table("runs", part(workspace))
-        current = [runs.require(r["id"], what="stage run") for r in targets]
-        _refuse_active(current)  # it cannot have become active again, but never trust a stale read
+        current = [runs.require(r["id"], what="stage run") for r in targets.results]
+        support = [runs.require(r["id"], what="stage run") for r in targets.supporting]
+        _refuse_active(current + support)  # it cannot have become active again, but never trust a stale read
         # The lock is held and nothing is patched yet: the committed view is the current state.
         view = workspace_view(project, workspace)
         done = {r["id"] for r in current}
         remaining = [r["id"] for r in view.blocking_oldest_first if r["id"] not in done]
         for run in current:
-            comparison, notes = compare(project, workspace, run, final, view.previous_finalized(run))
+            comparison, notes = compare(project, workspace, run, final, view.previous_result(run))
             warnings += notes
             previous = None
             history = list(run.get("results_history") or [])
@@ -217,26 +293,55 @@ def finalize_run(project: Project, record_or_run_id: object, results: object) ->
                 stage=str(run.get("stage")), ml_outcome=final.ml_outcome, value=final.value, comparison=comparison,
                 refinalized=previous is not None, previous=previous,
             ))
+        prun_of = {r["id"]: str(r.get("pipeline_run_id") or "") for r in current}
+        for run in support:
+            prun = str(run.get("pipeline_run_id") or "")
+            result_id = next((rid for rid, p in prun_of.items() if p == prun), None)
+            runs.patch(run["id"], supporting_patch(run, prun, result_id, now, project.source))
+            settled.append(SupportingRun(stage_run_id=run["id"], record_id=run.get("record_id"),
+                                         stage=str(run.get("stage")), infra_outcome=run.get("infra_outcome"),
+                                         supporting=prun))
         audit(tx, project, "finalize_run", workspace=workspace, reason=final.notes, details={
             "ref": record_or_run_id, "stage_runs": [f.stage_run_id for f in finalized],
+            "supporting": [s.stage_run_id for s in settled],
             "ml_outcome": final.ml_outcome, "primary_metric": final.primary_metric, "value": final.value,
             "refinalized": [f.stage_run_id for f in finalized if f.refinalized],
         })
         refresh_state_md(tx, project)
-    return _result(workspace, prun_id, finalized, left, warnings, hint, remaining)
+    return _result(workspace, targets.prun_id, finalized, settled, targets.left, warnings, hint, remaining)
 
 
-def _result(workspace: str, prun_id: str | None, finalized: list[FinalizedRun], left: list[NotFinalized],
-            warnings: list[str], hint: str | None, remaining: list[str]) -> FinalizeResult:
+def supporting_patch(run: Mapping[str, Any], prun_id: str, result_run_id: str | None, now: str,
+                     source: str) -> dict[str, Any]:
+    """The fields of a supporting stage run settled with its pipeline run's result: finalized, no value.
+    A value it carried before (an earlier finalization) moves to ``results_history``."""
+    history = list(run.get("results_history") or [])
+    if run.get("results_final"):
+        history.append({"results": run["results_final"], "ml_outcome": run.get("ml_outcome"),
+                        "finalized_at": run.get("finalized_at"), "finalized_by": run.get("finalized_by"),
+                        "comparison": run.get("comparison")})
+    return {"results_status": "finalized", "results_final": None, "ml_outcome": "unknown", "comparison": None,
+            "finalized_at": now, "finalized_by": source, "results_history": history,
+            "supporting": prun_id, "result_run_id": result_run_id}
+
+
+def _result(workspace: str, prun_id: str | None, finalized: list[FinalizedRun], settled: list[SupportingRun],
+            left: list[NotFinalized], warnings: list[str], hint: str | None, remaining: list[str]) -> FinalizeResult:
     one = finalized[0] if len(finalized) == 1 else None
     what = ", ".join(f"{f.stage_run_id} ({f.stage})" for f in finalized)
+    value = ""
+    if one is not None:
+        value = f" = {one.value:g}" if one.value is not None else " with no value"
     again = " (re-finalized; the earlier result is kept in results_history)" if any(f.refinalized for f in finalized) else ""
+    support = (f" Supporting stages settled with it (no value of their own): "
+               f"{', '.join(f'{s.stage_run_id} ({s.stage})' for s in settled)}." if settled else "")
     gate = (f" Still unfinalized in {workspace}: {', '.join(remaining[:5])}." if remaining
             else f" The finalization gate of {workspace} is clear.")
     return FinalizeResult(
         record_id=one.record_id if one else None, stage_run_id=one.stage_run_id if one else None,
         pipeline_run_id=prun_id, ml_outcome=finalized[0].ml_outcome, comparison=one.comparison if one else None,
         refinalized=any(f.refinalized for f in finalized), previous=one.previous if one else None,
-        runs=finalized, not_finalized=left, outcome_hint=hint, warnings=warnings,
-        unfinalized_remaining=remaining, message=f"Finalized {what} as {finalized[0].ml_outcome}{again}.{gate}",
+        runs=finalized, supporting=settled, not_finalized=left, outcome_hint=hint, warnings=warnings,
+        unfinalized_remaining=remaining,
+        message=f"Finalized {what} as {finalized[0].ml_outcome}{value}{again}.{support}{gate}",
     )

@@ -14,6 +14,7 @@ from goldfish.records.comparison import current_best
 from goldfish.errors import InvalidInput
 from goldfish.records.finalize import unfinalized
 from goldfish.records.models import (
+    SupportingStage,
     BestRun,
     ExperimentContext,
     HistoryRecord,
@@ -25,6 +26,8 @@ from goldfish.records.models import (
     TrendPoint,
 )
 from goldfish.records.refs import primary_metric, resolve_workspace
+from goldfish.records.roles import SUPPORTING, role_of
+from goldfish.runs.gate import result_outcome
 from goldfish.records.view import Key, WorkspaceView, created_key, workspace_view
 from goldfish.records.results_spec import compare_values
 from goldfish.timefmt import age
@@ -75,14 +78,18 @@ def list_history(
     finalized_only: bool = False,
     limit: int = 20,
     offset: int = 0,
+    include_supporting: bool = False,
 ) -> HistoryResult:
-    """Experiment records of a workspace, newest first by default (see the MCP tool for the contract)."""
+    """Experiment records of a workspace, newest first by default (see the MCP tool for the contract):
+    one row per pipeline run (its result) and per checkpoint; supporting stages are listed under
+    their result, and as rows of their own only with ``include_supporting``."""
     _check_args(record_type, sort_by, tagged, min_value, limit, offset)
     ws = resolve_workspace(project, workspace)
     view = workspace_view(project, ws)
     pruned = frozenset() if include_pruned else view.pruned
     keep = _filter(view, record_type, stage, tagged, metric, min_value, experiment_group, pruned, finalized_only)
-    matched = view.newest_first if keep is None else [r for r in view.newest_first if keep(r)]
+    base = view.newest_first if include_supporting else view.rows_newest_first
+    matched = base if keep is None else [r for r in base if keep(r)]
     end = offset + limit
     if sort_by == "created":
         page = matched[offset:end] if desc else matched[::-1][offset:end]
@@ -101,7 +108,7 @@ def list_history(
         if len(top) < end:  # records without a value go last, newest first when desc
             top += missing if desc else missing[::-1]
         page = top[offset:end]
-    return HistoryResult(workspace=ws, records=[history_record(r, view.run_of(r)) for r in page],
+    return HistoryResult(workspace=ws, records=[history_record(r, view.run_of(r), view) for r in page],
                          total=len(matched), has_more=end < len(matched))
 
 
@@ -147,7 +154,7 @@ def _filter(view: WorkspaceView, record_type: str | None, stage: str | None, tag
     return keep
 
 
-def history_record(rec: Doc, run: Doc | None) -> HistoryRecord:
+def history_record(rec: Doc, run: Doc | None, view: WorkspaceView | None = None) -> HistoryRecord:
     pm = primary_metric(run)
     tags = rec.get("tags")
     if run is None:
@@ -163,8 +170,26 @@ def history_record(rec: Doc, run: Doc | None) -> HistoryRecord:
         primary_metric=PrimaryMetric(name=pm[0], value=pm[1], source=pm[2]) if pm else None,  # type: ignore[arg-type]
         results_status=run.get("results_status"), infra_outcome=run.get("infra_outcome"),
         ml_outcome=run.get("ml_outcome"), state=run.get("state"), tags=list(tags) if tags else None,
-        experiment_group=rec.get("experiment_group"),
+        experiment_group=rec.get("experiment_group"), pipeline_run_id=rec.get("pipeline_run_id"),
+        **_pipeline_links(rec, view),
     )
+
+
+def _pipeline_links(rec: Doc, view: WorkspaceView | None) -> dict[str, Any]:
+    """A result row lists its supporting stages; a supporting row names its result."""
+    if view is None:
+        return {}
+    if role_of(rec) == SUPPORTING:
+        result = view.result_of(rec)
+        return {"role": SUPPORTING, "result_record_id": result["id"] if result else None}
+    supporting = []
+    for other in view.supporting(rec):
+        run = view.run_of(other)
+        supporting.append(SupportingStage(
+            stage=str(other.get("stage")), record_id=str(other["id"]), stage_run_id=other.get("stage_run_id"),
+            state=(run or {}).get("state"), infra_outcome=(run or {}).get("infra_outcome"),
+            results_status=(run or {}).get("results_status")))
+    return {"supporting": supporting or None}
 
 
 # ----------------------------------------------------------------------------- context
@@ -177,8 +202,14 @@ def _final_value(run: Doc) -> float | None:
     return float(value)
 
 
+def _spec_number(run: Doc, key: str) -> float | None:
+    value = (run.get("results_spec") or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) -> list[TrendPoint]:
-    """The last ``length`` finalized runs with a value, newest first."""
+    """The last ``length`` finalized results with a value, newest first (a result finalized with no
+    value — a crash — is not a point)."""
     points = []
     for run in finalized_newest_first:
         value = _final_value(run)
@@ -191,6 +222,8 @@ def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) 
             primary_metric=str(final.get("primary_metric")), direction=str(final.get("direction")),
             tolerance=float(tolerance) if isinstance(tolerance, (int, float)) else None,
             ml_outcome=str(run.get("ml_outcome")), created_at=str(run.get("created_at")),
+            finalized_at=run.get("finalized_at"), outcome=result_outcome(dict(run)),
+            goal_value=_spec_number(run, "goal_value"),
         ))
         if len(points) == length:
             break
@@ -198,12 +231,19 @@ def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) 
 
 
 def regressions(best: BestRun | None, trend: list[TrendPoint]) -> list[RegressionAlert]:
-    """Trend points worse than the best by more than their own spec's tolerance (same metric only)."""
+    """Results finalized after the best they are compared with (its tag and its finalization), worse
+    than it by more than their own spec's tolerance (same metric and direction only). A result that
+    was already known when the best was chosen is not a regression, nor is a crash given a number."""
     if best is None:
         return []
+    since = max(best.tagged_at or "", best.finalized_at or "")
     alerts = []
     for point in trend:
         if point.stage_run_id == best.stage_run_id or point.primary_metric != best.metric:
+            continue
+        if (point.finalized_at or "") <= since:
+            continue
+        if point.outcome == "crashed":  # a crash is a failure (the failed-run alert), not a worse result
             continue
         if point.direction != best.direction:
             continue
@@ -212,27 +252,39 @@ def regressions(best: BestRun | None, trend: list[TrendPoint]) -> list[Regressio
         if delta < -tolerance:
             alerts.append(RegressionAlert(
                 record_id=point.record_id, stage_run_id=point.stage_run_id, value=point.value, best_value=best.value,
-                delta=delta, tolerance=tolerance,
+                delta=delta, tolerance=tolerance, finalized_at=point.finalized_at,
                 message=f"{point.stage_run_id} ({point.stage}) {best.metric}={point.value:g} is {-delta:g} worse than "
                         f"@{best.tag} ({best.value:g}), beyond its tolerance {tolerance:g}.",
             ))
     return alerts
 
 
-def experiment_context(project: Project, workspace: str,
-                       queue: Callable[[Project, str], Any] = unfinalized) -> ExperimentContext:
-    ws = resolve_workspace(project, workspace)
+def regression_alerts(project: Project, workspace: str) -> list[RegressionAlert]:
+    """The workspace's regression alerts alone (what dashboard() needs; no queue is built)."""
+    best_run, trend = best_and_trend(project, workspace)
+    return regressions(best_run, trend)
+
+
+def best_and_trend(project: Project, ws: str) -> tuple[BestRun | None, list[TrendPoint]]:
     best_run: BestRun | None = None
     best = current_best(project, ws)
     if best is not None:
-        tag, record, run = best
+        tag, record, run, tagged_at = best
         final = run.get("results_final") or {}
         value = _final_value(run)
         if value is not None:
             best_run = BestRun(record_id=record["id"], stage_run_id=run["id"], tag=tag, stage=run.get("stage"),
                                metric=str(final.get("primary_metric")), value=value,
-                               direction=str(final.get("direction")), ml_outcome=run.get("ml_outcome"))
-    trend = recent_trend(workspace_view(project, ws).finalized_newest_first)
+                               direction=str(final.get("direction")), ml_outcome=run.get("ml_outcome"),
+                               tagged_at=tagged_at or None, finalized_at=run.get("finalized_at"),
+                               goal_value=_spec_number(run, "goal_value"))
+    return best_run, recent_trend(workspace_view(project, ws).results_newest_first)
+
+
+def experiment_context(project: Project, workspace: str,
+                       queue: Callable[[Project, str], Any] = unfinalized) -> ExperimentContext:
+    ws = resolve_workspace(project, workspace)
+    best_run, trend = best_and_trend(project, ws)
     alerts = regressions(best_run, trend)
     waiting = queue(project, ws)
     parts = [f"best @{best_run.tag}: {best_run.metric}={best_run.value:g}" if best_run

@@ -32,7 +32,7 @@ def sparse(**kwargs: Any) -> Any:
 
 
 class PreviousComparison(BaseModel):
-    record_id: str = Field(description="Record of the previous finalized run of the same stage")
+    record_id: str = Field(description="Record of the previous finalized result (with a value) of the same stage")
     stage_run_id: str = Field(description="Its stage run id")
     primary_metric: str = Field(description="Metric its value is for")
     value: float = Field(description="Its final value")
@@ -52,7 +52,7 @@ class BestComparison(BaseModel):
 
 class Comparison(BaseModel):
     vs_previous: PreviousComparison | None = Field(
-        default=None, description="Against the last finalized run of the same workspace and stage created before")
+        default=None, description="Against the last finalized result with a value of the same stage, created before")
     vs_best: BestComparison | None = Field(
         default=None, description="Against the spec's baseline_run, else the current best/best-* tag")
     config_diff: dict[str, list[Any]] = Field(
@@ -78,10 +78,21 @@ class FinalizedRun(BaseModel):
     stage: str
     results_status: Literal["finalized"] = "finalized"
     ml_outcome: str = Field(description="success, partial, miss or unknown (as given)")
-    value: float = Field(description="The final primary metric value")
+    value: float | None = Field(description="The final primary metric value (null: the run produced none)")
     comparison: Comparison
     refinalized: bool = Field(description="True when this replaced an earlier finalization (kept in results_history)")
     previous: PreviousFinal | None = Field(default=None, description="The finalization this one replaced")
+
+
+class SupportingRun(BaseModel):
+    """A supporting stage run settled with its pipeline run's result: no value of its own."""
+
+    stage_run_id: str
+    record_id: str | None
+    stage: str
+    infra_outcome: str | None
+    results_status: Literal["finalized"] = "finalized"
+    supporting: str = Field(description="The pipeline run whose result this stage supported (prun-…)")
 
 
 class NotFinalized(BaseModel):
@@ -103,7 +114,9 @@ class FinalizeResult(BaseModel):
     comparison: Comparison | None = Field(description="vs_previous, vs_best, config_diff (null when several runs)")
     refinalized: bool = Field(description="True when an earlier finalization was replaced")
     previous: PreviousFinal | None = Field(default=None, description="The replaced finalization (single run)")
-    runs: list[FinalizedRun] = Field(description="Every stage run finalized by this call")
+    runs: list[FinalizedRun] = Field(description="The result(s) finalized by this call (one per pipeline run)")
+    supporting: list[SupportingRun] = Field(
+        default_factory=list, description="Supporting stage runs finalized with the result (no value of their own)")
     not_finalized: list[NotFinalized] = Field(
         default_factory=list, description="Stage runs of the pipeline run left alone (canceled, blocked, skipped)")
     outcome_hint: str | None = Field(
@@ -123,7 +136,12 @@ class UnfinalizedRun(BaseModel):
     stage: str
     state: str
     infra_outcome: str
+    outcome: str | None = Field(
+        default=None, description="How the pipeline run ended for judging: infra_outcome, or the crash/preemption of "
+                                  "the upstream stage that made this result stage skip")
     cause: str | None = Field(default=None, description="Why it ended that way (e.g. exit_nonzero, preempted)")
+    supporting: list[str] = Field(default_factory=list,
+                                  description="Supporting stage runs of the same pipeline run, settled with it")
     results_auto: dict[str, Any] | None = Field(description="Auto-extracted results (primary metric's last value)")
     finished_at: str | None
     age: str = Field(description="How long ago it ended, e.g. 5m ago")
@@ -146,8 +164,20 @@ class PrimaryMetric(BaseModel):
     source: MetricSource = Field(description="final (finalize_run) or auto (extracted after the run)")
 
 
+class SupportingStage(BaseModel):
+    """A supporting stage of a result row's pipeline run (inspect it with inspect_record / inspect_run)."""
+
+    stage: str
+    record_id: str
+    stage_run_id: str | None = None
+    state: str | None = None
+    infra_outcome: str | None = None
+    results_status: str | None = None
+
+
 class HistoryRecord(BaseModel):
-    """One experiment record; keys without a value are left out."""
+    """One experiment record: a result (one per pipeline run), a checkpoint, or, with include_supporting,
+    a supporting stage. Keys without a value are left out."""
 
     record_id: str
     type: RecordType
@@ -164,6 +194,12 @@ class HistoryRecord(BaseModel):
     state: str | None = sparse(description="Stage run state")
     tags: list[str] | None = sparse(description="Only present when the record is tagged")
     experiment_group: str | None = sparse(description="Only present when set")
+    pipeline_run_id: str | None = sparse(description="The pipeline run (prun-…) of a run record")
+    role: Literal["supporting"] | None = sparse(
+        description="Only on supporting stage rows (include_supporting=True): no result of their own")
+    result_record_id: str | None = sparse(description="On a supporting row: the record carrying its run's result")
+    supporting: list[SupportingStage] | None = sparse(
+        description="On a result row: the other stages of its pipeline run, settled with it")
 
 
 class HistoryResult(BaseModel):
@@ -202,6 +238,9 @@ class RecordDetail(BaseModel):
     reason: str | None = None
     experiment_group: str | None = None
     primary_metric: PrimaryMetric | None = None
+    role: Literal["result", "supporting"] | None = Field(
+        default=None, description="result: carries its pipeline run's result; supporting: settled with it")
+    result_record_id: str | None = Field(default=None, description="Supporting records: the result's record")
     results: RecordResults | None = Field(default=None, description="include 'results'")
     comparison: Comparison | None = Field(default=None, description="include 'comparison' (set at finalization)")
     tags: list[str] | None = Field(default=None, description="include 'tags'")
@@ -228,6 +267,9 @@ class BestRun(BaseModel):
     record_id: str
     stage_run_id: str | None
     tag: str
+    tagged_at: str | None = Field(default=None, description="When the tag was set")
+    finalized_at: str | None = Field(default=None, description="When the best was finalized")
+    goal_value: float | None = Field(default=None, description="goal_value of the best's results_spec")
     stage: str | None
     metric: str
     value: float
@@ -245,6 +287,9 @@ class TrendPoint(BaseModel):
     tolerance: float | None = Field(description="The run's own results_spec tolerance")
     ml_outcome: str
     created_at: str
+    finalized_at: str | None = Field(default=None, description="When this result was (last) finalized")
+    outcome: str | None = Field(default=None, description="How its run ended (completed, preempted, crashed)")
+    goal_value: float | None = Field(default=None, description="goal_value of its results_spec")
 
 
 class RegressionAlert(BaseModel):
@@ -254,6 +299,7 @@ class RegressionAlert(BaseModel):
     best_value: float
     delta: float = Field(description="Signed so negative = worse than best")
     tolerance: float = Field(description="That run's spec tolerance the drop exceeded")
+    finalized_at: str | None = Field(default=None, description="When that result was finalized")
     message: str
 
 
@@ -261,8 +307,11 @@ class ExperimentContext(BaseModel):
     workspace: str
     current_best: BestRun | None = Field(description="Most recent finalized best / best-* tag")
     awaiting_finalization: list[UnfinalizedRun] = Field(description="Runs blocking run() until finalized")
-    recent_trend: list[TrendPoint] = Field(description="Last 10 finalized runs, newest first")
-    regression_alerts: list[RegressionAlert]
+    recent_trend: list[TrendPoint] = Field(
+        description="Last 10 finalized results with a value (one per pipeline run), newest first")
+    regression_alerts: list[RegressionAlert] = Field(
+        description="Results finalized after the best they are compared with, worse than it beyond their spec's "
+                    "tolerance")
     message: str
 
 

@@ -176,8 +176,10 @@ def _by_tag(project: Project, tag: str, workspace: str | None) -> Resolved:
 
 
 def primary_metric(run: Mapping[str, Any] | None) -> tuple[str, float | None, str] | None:
-    """(name, value, "final"|"auto") of a run's primary metric, preferring finalized results."""
-    if not run:
+    """(name, value, "final"|"auto") of a run's primary metric, preferring finalized results.
+
+    A supporting stage run has none: the pipeline run's result is on its result stage."""
+    if not run or run.get("role") == "supporting":
         return None
     final = run.get("results_final")
     if run.get("results_status") == "finalized" and isinstance(final, dict):

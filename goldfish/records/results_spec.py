@@ -54,6 +54,9 @@ class ResultsSpec(_Strict):
     baseline_run: str | None = Field(default=None, description="@tag, record id or stage run id to compare with")
     failure_threshold: float | None = Field(default=None, description="Value beyond which the run is a clear failure")
     known_caveats: list[str] = Field(default_factory=list, description="Known limitations of this measurement")
+    stage: str | None = Field(
+        default=None, description="The result stage: the stage whose run carries the experiment's result (default: "
+                                  "the last stage of the run that mentions primary_metric, else the last stage)")
 
 
 class Termination(_Strict):
@@ -65,7 +68,9 @@ class FinalResults(_Strict):
 
     primary_metric: str = Field(description="Metric the outcome is judged on")
     direction: Direction = Field(description="maximize or minimize")
-    value: float = Field(description="Final value of primary_metric")
+    value: float | None = Field(
+        description="Final value of primary_metric; null only for a run that produced none (crashed, preempted, or "
+                    "never logged it), with ml_outcome miss or unknown")
     dataset_split: DatasetSplit = Field(description="Split the value was measured on")
     ml_outcome: MlOutcome = Field(description="success, partial, miss or unknown")
     notes: str = Field(description="What happened and why the outcome is what it is (≥15 characters)")
@@ -97,13 +102,14 @@ class RunReason(_Strict):
 # --------------------------------------------------------------------------- results_spec
 
 _SPEC_REQUIRED = ("primary_metric", "direction", "min_value", "goal_value", "dataset_split", "tolerance", "context")
-_SPEC_OPTIONAL = ("secondary_metrics", "baseline_run", "failure_threshold", "known_caveats")
+_SPEC_OPTIONAL = ("secondary_metrics", "baseline_run", "failure_threshold", "known_caveats", "stage")
 _SPEC_FIX = (
     "Pass results_spec with every required key, e.g. {\"primary_metric\": \"dir_acc_binary\", "
     "\"direction\": \"maximize\", \"min_value\": 0.60, \"goal_value\": 0.63, \"dataset_split\": \"val\", "
     "\"tolerance\": 0.003, \"context\": \"Baseline LSTM, 25M params. Focus on directional accuracy.\"}; "
     "optional: secondary_metrics [names], baseline_run (@tag or run id, or null), failure_threshold (number), "
-    "known_caveats [text]. Numbers must be finite and not booleans."
+    "known_caveats [text], stage (the result stage, when it is not the last stage that logs primary_metric). "
+    "Numbers must be finite and not booleans."
 )
 
 
@@ -124,6 +130,7 @@ def validate_results_spec(obj: object) -> ResultsSpec:
         _text(doc, "baseline_run", errors, optional=True)
         _number(doc, "failure_threshold", errors, optional=True)
         _text_list(doc, "known_caveats", errors)
+        _text(doc, "stage", errors, optional=True)
         _check_goal_order(doc, errors)
     errors.raise_if_any(_SPEC_FIX)
     return ResultsSpec.model_validate(_present(doc or {}))
@@ -148,7 +155,8 @@ _FINAL_OPTIONAL = ("unit", "step", "epoch", "secondary", "termination")
 _FINAL_FIX = (
     "Pass results with every required key, e.g. {\"primary_metric\": \"dir_acc_binary\", \"direction\": "
     "\"maximize\", \"value\": 0.631, \"dataset_split\": \"val\", \"ml_outcome\": \"success\", \"notes\": "
-    "\"Achieved target; preempted but results are valid.\"}; optional: unit, step, epoch (integers ≥ 0), "
+    "\"Achieved target; preempted but results are valid.\"}; value may be null (with ml_outcome miss or unknown) "
+    "for a run that produced no value (crashed, preempted, never logged the metric); optional: unit, step, epoch (integers ≥ 0), "
     "secondary {metric: number}, termination {\"infra_outcome\": \"completed|preempted|crashed|canceled|unknown\"}. "
     "Numbers must be finite and not booleans."
 )
@@ -162,9 +170,12 @@ def validate_final_results(obj: object) -> FinalResults:
         errors.exact_keys(doc, "", _FINAL_REQUIRED, _FINAL_OPTIONAL)
         _text(doc, "primary_metric", errors)
         _choice(doc, "direction", DIRECTIONS, errors)
-        _number(doc, "value", errors)
+        _number(doc, "value", errors, optional=True)
         _choice(doc, "dataset_split", DATASET_SPLITS, errors)
         _choice(doc, "ml_outcome", ML_OUTCOMES, errors)
+        if doc.get("value", 0) is None and doc.get("ml_outcome") not in (None, "miss", "unknown"):
+            errors.add("ml_outcome", f"must be miss or unknown when value is null (no result to call "
+                                     f"{show(doc.get('ml_outcome'))})")
         _text(doc, "notes", errors, min_length=MIN_NOTES)
         _text(doc, "unit", errors, optional=True)
         _count(doc, "step", errors)
@@ -172,7 +183,7 @@ def validate_final_results(obj: object) -> FinalResults:
         _secondary(doc, errors)
         _termination(doc, errors)
     errors.raise_if_any(_FINAL_FIX)
-    return FinalResults.model_validate(_present(doc or {}))
+    return FinalResults.model_validate({**_present(doc or {}), "value": (doc or {}).get("value")})
 
 
 def _count(obj: dict[str, Any], key: str, errors: FieldErrors) -> None:

@@ -44,6 +44,7 @@ from goldfish.records.refs import (
     resolve_record,
     resolve_workspace,
 )
+from goldfish.records.roles import role_of
 from goldfish.records.view import workspace_view
 from goldfish.records.results_spec import validate_results_spec
 from goldfish.timefmt import age, now_iso
@@ -59,14 +60,19 @@ SPECS_TABLE = "specs"
 def new_record(tx: Transaction, workspace: str, *, record_type: str, version: str,
                stage_run_id: str | None = None, pipeline_run_id: str | None = None, stage: str | None = None,
                experiment_group: str | None = None, message: str | None = None,
-               created_at: str | None = None) -> str:
-    """Create an experiment record (and its index entry) in ``tx``; returns the ULID."""
+               created_at: str | None = None, role: str | None = None) -> str:
+    """Create an experiment record (and its index entry) in ``tx``; returns the ULID.
+
+    Run records carry their stage run's ``role`` (``goldfish.records.roles``): a history reader can
+    tell result rows from supporting stages without reading the runs."""
     record_id = str(ULID())
     doc: dict[str, Any] = {
         "type": record_type, "workspace": workspace, "stage_run_id": stage_run_id,
         "pipeline_run_id": pipeline_run_id, "stage": stage, "version": version,
         "experiment_group": experiment_group, "created_at": created_at or now_iso(), "tags": [],
     }
+    if role is not None:
+        doc["role"] = role
     if message is not None:
         doc["message"] = message
     tx.table("records", part(workspace)).add(doc, doc_id=record_id)
@@ -122,11 +128,11 @@ class Records:
                      tagged: bool | str | None = None, metric: str | None = None, min_value: float | None = None,
                      experiment_group: str | None = None, sort_by: str = "created", desc: bool = True,
                      include_pruned: bool = False, finalized_only: bool = False, limit: int = 20,
-                     offset: int = 0) -> HistoryResult:
+                     offset: int = 0, include_supporting: bool = False) -> HistoryResult:
         return list_history(self.project, workspace, record_type=record_type, stage=stage, tagged=tagged,
                             metric=metric, min_value=min_value, experiment_group=experiment_group, sort_by=sort_by,
                             desc=desc, include_pruned=include_pruned, finalized_only=finalized_only, limit=limit,
-                            offset=offset)
+                            offset=offset, include_supporting=include_supporting)
 
     def get_experiment_context(self, workspace: str) -> ExperimentContext:
         return experiment_context(self.project, workspace)
@@ -139,7 +145,7 @@ class Records:
         context = experiment_context(self.project, workspace)
         best = context.current_best
         return {
-            "records": len(view.records),
+            "records": len(view.rows_newest_first),
             "awaiting_finalization": len(context.awaiting_finalization),
             "best_tag": best.tag if best else None,
             "best": f"@{best.tag} ({best.metric}: {best.value:g})" if best else None,
@@ -161,6 +167,11 @@ class Records:
             experiment_group=rec.get("experiment_group"),
             primary_metric=PrimaryMetric(name=pm[0], value=pm[1], source=pm[2]) if pm else None,  # type: ignore[arg-type]
         )
+        if rec.get("type", "run") == "run":
+            detail.role = role_of(run or rec)
+            if detail.role == "supporting":
+                result = workspace_view(self.project, found.workspace).result_of(rec)
+                detail.result_record_id = str(result["id"]) if result else None
         if "tags" in sections:
             detail.tags = list(rec.get("tags") or [])
         if run is None:
@@ -347,8 +358,13 @@ def _next_step(run: dict[str, Any]) -> str | None:
     state = run.get("state")
     if state not in ("completed", "failed", "terminated", "canceled", "skipped"):
         return f"Still {state}: follow with inspect_run({run['id']!r}) and logs({run['id']!r}, follow=True)."
-    if run.get("infra_outcome") in ("completed", "preempted", "crashed") and run.get("results_status") != "finalized":
+    from goldfish.runs.gate import blocks_gate
+
+    if blocks_gate(run):
         return f"Judge it: finalize_run({run['id']!r}, results) (list_unfinalized_runs shows the call to make)."
+    if run.get("role") == "supporting" and run.get("results_status") != "finalized":
+        return (f"A supporting stage: it is settled when its pipeline run's result is finalized "
+                f"(finalize_run({run.get('pipeline_run_id')!r}, results)).")
     return None
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.runs.gate import blocks_gate
 from goldfish.records.refs import part, primary_metric
+from goldfish.records.roles import RESULT, is_result_row, role_of
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -48,8 +49,25 @@ class WorkspaceView:
         return sorted(self.records.values(), key=created_key, reverse=True)
 
     @cached_property
-    def finalized_newest_first(self) -> list[Doc]:
-        finalized = [r for r in self.runs.values() if r.get("results_status") == "finalized"]
+    def rows_newest_first(self) -> list[Doc]:
+        """What history lists by default: result rows and checkpoints, newest first."""
+        return [r for r in self.newest_first if r.get("type", "run") != "run" or is_result_row(r)]
+
+    @cached_property
+    def by_pipeline_run(self) -> dict[str, list[Doc]]:
+        """Pipeline run id → its run records, in creation order (stage order within one run)."""
+        out: dict[str, list[Doc]] = {}
+        for rec in reversed(self.newest_first):
+            prun = rec.get("pipeline_run_id")
+            if prun:
+                out.setdefault(str(prun), []).append(rec)
+        return out
+
+    @cached_property
+    def results_newest_first(self) -> list[Doc]:
+        """Finalized result runs (one per pipeline run), newest first."""
+        finalized = [r for r in self.runs.values()
+                     if r.get("results_status") == "finalized" and role_of(r) == RESULT]
         finalized.sort(key=created_key, reverse=True)
         return finalized
 
@@ -69,13 +87,29 @@ class WorkspaceView:
     def pruned(self) -> frozenset[str]:
         return frozenset(v["id"] for v in self.versions.values() if v.get("pruned_at"))
 
-    def previous_finalized(self, run: Doc) -> Doc | None:
-        """The last finalized run of ``run``'s stage created before it."""
+    def previous_result(self, run: Doc) -> Doc | None:
+        """The last finalized result with a value of ``run``'s stage, created before it."""
         here, stage = created_key(run), run.get("stage")
-        for other in self.finalized_newest_first:
-            if other.get("stage") == stage and created_key(other) < here:
+        for other in self.results_newest_first:
+            value = (other.get("results_final") or {}).get("value")
+            if (other.get("stage") == stage and created_key(other) < here
+                    and isinstance(value, (int, float)) and not isinstance(value, bool)):
                 return other
         return None
+
+    def supporting(self, record: Doc) -> list[Doc]:
+        """The supporting run records of a result row's pipeline run."""
+        prun = record.get("pipeline_run_id")
+        if not prun or role_of(record) != RESULT:
+            return []
+        return [r for r in self.by_pipeline_run.get(str(prun), ()) if role_of(r) != RESULT]
+
+    def result_of(self, record: Doc) -> Doc | None:
+        """The result row of a supporting record's pipeline run."""
+        prun = record.get("pipeline_run_id")
+        if not prun:
+            return None
+        return next((r for r in self.by_pipeline_run.get(str(prun), ()) if role_of(r) == RESULT), None)
 
 
 _lock = threading.Lock()

@@ -1,9 +1,12 @@
-"""``dashboard()``: what needs attention now, read from the store in one pass.
+"""``dashboard()``: what needs attention now, from small tables and the recent transitions.
 
-Alerts (recent failures, new SVS findings, regressions), active runs, runs awaiting finalization
-per mounted workspace, mounted workspaces and the source count. Each SVS finding is shown once:
-after it is returned it is marked notified (table ``svs_notified``, project partition, one document
-per stage run), so the next call shows only what is new.
+Alerts are ``goldfish.runs.alerts`` (failed and blocked runs within the alert window, stalled
+heartbeats, regressions), less those acknowledged; acknowledging is part of the same call
+(``acknowledge=[keys]`` with a reason). Also: new SVS findings of recent and active runs (each
+shown once: marked notified in table ``svs_notified``, one document per stage run), active runs
+(from ``active_pipelines``), the finalization queue of each mounted workspace (the records view's
+gate list), mounted workspaces and the source count. Nothing here reads every run of every
+workspace, so the cost does not grow with the history.
 """
 
 from __future__ import annotations
@@ -13,21 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from goldfish.runs.gate import unfinalized_runs
-from goldfish.runs.state import TERMINAL, parse_iso
+from goldfish.runs.alerts import Alert, acknowledge as acknowledge_alerts, current, recent_runs, since_iso
+from goldfish.runs.state import TERMINAL, parse_iso, ws_partition
 from goldfish.svs.findings import Finding
 
 if TYPE_CHECKING:
     from goldfish.project import Project
 
 NOTIFIED_TABLE = "svs_notified"
-FAILED_SHOWN = 5
+FAILED_SHOWN = 20
 FINDINGS_SHOWN = 30
-REGRESSIONS_SHOWN = 5
+REGRESSIONS_SHOWN = 10
 MAX_KEYS_PER_RUN = 2000
 
 
 class FailedRun(BaseModel):
+    key: str = Field(description="Alert key: pass it to dashboard(acknowledge=[...]) once handled")
+    kind: str = Field(description="failed, or blocked (preflight / pre-run review / inputs stopped it)")
     run_id: str
     workspace: str
     stage: str | None = None
@@ -49,6 +54,7 @@ class SvsAlert(BaseModel):
 
 
 class Regression(BaseModel):
+    key: str = Field(description="Alert key: pass it to dashboard(acknowledge=[...]) once handled")
     run_id: str
     workspace: str
     stage: str | None = None
@@ -81,10 +87,17 @@ class MountedWorkspace(BaseModel):
 
 
 class Alerts(BaseModel):
-    failed_recent: list[FailedRun] = Field(default_factory=list, description="Last 5 failed/terminated runs")
+    failed_recent: list[FailedRun] = Field(
+        default_factory=list, description="Failed and blocked runs within the alert window, not acknowledged, newest "
+                                          "first (at most 20)")
+    stalled: list[Alert] = Field(default_factory=list, description="Running stages whose heartbeat is overdue")
     svs_findings: list[SvsAlert] = Field(default_factory=list, description="SVS findings not shown before")
     svs_findings_more: int = Field(default=0, description="New findings beyond those listed (shown next time)")
-    regressions: list[Regression] = Field(default_factory=list, description="Finalized runs worse than before")
+    regressions: list[Regression] = Field(
+        default_factory=list, description="Results finalized after the best, worse than it beyond the spec's tolerance")
+    more: int = Field(default=0, description="Alerts beyond those listed")
+    acknowledged: int = Field(default=0, description="Alerts in the window already acknowledged (not listed)")
+    window_hours: float = Field(default=24, description="jobs.alert_window_hours: failures older than this are not alerts")
 
 
 class DashboardResult(BaseModel):
@@ -97,6 +110,7 @@ class DashboardResult(BaseModel):
     unmounted_count: int = 0
     source_count: int = 0
     pending_patterns: int = Field(default=0, description="Failure patterns awaiting review (manage_patterns)")
+    acknowledged_now: list[str] = Field(default_factory=list, description="Alert keys this call acknowledged")
 
 
 def _age(ts: str | None, now: float) -> str | None:
@@ -108,29 +122,6 @@ def _age(ts: str | None, now: float) -> str | None:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
-
-
-def _all_runs(project: Project) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = []
-    for partition in project.store.partitions("ws"):
-        workspace = partition.split("/", 1)[1]
-        for doc in project.store.table("runs", partition).iter_raw():
-            runs.append({**doc, "workspace": doc.get("workspace") or workspace})
-    return runs
-
-
-def _regressions(project: Project, runs: list[dict[str, Any]]) -> list[Regression]:
-    """get_experiment_context's regression alerts (worse than the best tag beyond that run's own spec
-    tolerance), for every workspace with a finalized run: one definition of "regression" everywhere."""
-    stages = {r["id"]: r.get("stage") for r in runs}
-    out: list[Regression] = []
-    for workspace in sorted({r["workspace"] for r in runs if r.get("results_status") == "finalized"}):
-        context = project.records.get_experiment_context(workspace)
-        metric = context.current_best.metric if context.current_best else None
-        for alert in context.regression_alerts:
-            out.append(Regression(run_id=alert.stage_run_id, workspace=workspace, stage=stages.get(alert.stage_run_id),
-                                  metric=metric, against="vs_best", delta=alert.delta, message=alert.message))
-    return out[:REGRESSIONS_SHOWN]
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -162,20 +153,37 @@ def _findings(run: dict[str, Any]) -> list[tuple[str, Finding]]:
     return out
 
 
-def dashboard(project: Project, *, mark_notified: bool = True) -> DashboardResult:
-    now = time.time()
-    runs = _all_runs(project)
-    by_recent = sorted(runs, key=lambda r: str(r.get("finished_at") or r.get("created_at") or ""), reverse=True)
-    alerts = Alerts()
-    for run in by_recent:
-        if run.get("state") in ("failed", "terminated") and len(alerts.failed_recent) < FAILED_SHOWN:
-            alerts.failed_recent.append(FailedRun(
-                run_id=run["id"], workspace=run["workspace"], stage=run.get("stage"), state=run["state"],
-                cause=run.get("cause"), error=(run.get("error") or "")[:300] or None,
-                age=_age(run.get("finished_at"), now)))
+def dashboard(project: Project, *, mark_notified: bool = True, acknowledge: list[str] | None = None,
+              acknowledge_reason: str | None = None, now: float | None = None) -> DashboardResult:
+    now = time.time() if now is None else now
+    acked: list[str] = []
+    if acknowledge:
+        acked = acknowledge_alerts(project, list(acknowledge), acknowledge_reason or "", now=now).keys
+    recent = recent_runs(project, since_iso(project, now))
+    found = current(project, now, recent=recent)
+    alerts = Alerts(acknowledged=found.acknowledged, window_hours=found.window_hours)
+    for alert in found.alerts:
+        if alert.kind in ("failed", "blocked"):
+            if len(alerts.failed_recent) < FAILED_SHOWN:
+                run = next((r for r in recent if r["id"] == alert.run_id), {})
+                alerts.failed_recent.append(FailedRun(
+                    key=alert.key, kind=alert.kind, run_id=str(alert.run_id), workspace=str(alert.workspace),
+                    stage=alert.stage, state=str(run.get("state") or "failed"), cause=alert.cause,
+                    error=(run.get("error") or "")[:300] or None, age=_age(alert.at, now)))
+            else:
+                alerts.more += 1
+        elif alert.kind == "stalled":
+            alerts.stalled.append(alert)
+        elif len(alerts.regressions) < REGRESSIONS_SHOWN:
+            alerts.regressions.append(Regression(
+                key=alert.key, run_id=str(alert.run_id), workspace=str(alert.workspace), stage=alert.stage,
+                metric=alert.metric, against="vs_best", delta=alert.delta or 0.0, message=alert.message))
+        else:
+            alerts.more += 1
+    active_docs = _active(project)
     notified = {d["id"]: set(d.get("keys", [])) for d in project.store.table(NOTIFIED_TABLE).iter_raw()}
     fresh: dict[str, list[str]] = {}
-    for run in by_recent:
+    for run in [*active_docs, *recent]:
         for phase, finding in _findings(run):
             key = f"{phase}:{finding.key}"
             if key in notified.get(run["id"], set()) or key in fresh.get(run["id"], []):
@@ -187,40 +195,66 @@ def dashboard(project: Project, *, mark_notified: bool = True) -> DashboardResul
             alerts.svs_findings.append(SvsAlert(
                 run_id=run["id"], workspace=run["workspace"], stage=run.get("stage"), phase=phase,
                 severity=finding.severity, check=finding.check, message=finding.message[:300], fix=finding.fix))
-    alerts.regressions = _regressions(project, runs)
     active = [
         ActiveRun(run_id=r["id"], workspace=r["workspace"], stage=r.get("stage"), state=r.get("state", "?"),
                   elapsed=_age(r.get("started_at") or r.get("created_at"), now), reason=r.get("reason_summary"))
-        for r in sorted(runs, key=lambda r: str(r.get("created_at") or ""))
-        if r.get("state") not in TERMINAL
+        for r in active_docs
     ]
     mounts = sorted(project.store.table("mounts").docs(), key=lambda d: d["id"])
     workspaces = {d["id"]: d for d in project.store.table("workspaces").iter_raw()}
-    dirty = {s.slot: s.dirty for s in project.workspaces.slot_status() if s.workspace}
+    dirty = _dirty(project, mounts)
     mounted = [MountedWorkspace(slot=m["id"], workspace=m["workspace"],
                                 goal=(str(workspaces.get(m["workspace"], {}).get("goal") or "")[:80] or None),
                                 dirty=dirty.get(m["id"]))
                for m in mounts if m.get("workspace")]
     pending: dict[str, PendingFinalization] = {}
     for m in mounted:
-        waiting = unfinalized_runs(project, m.workspace)
+        from goldfish.records.view import workspace_view
+
+        waiting = workspace_view(project, m.workspace).blocking_oldest_first
         if waiting:
             first = waiting[0]
             auto = first.get("results_auto") or {}
             example = f"'{(first.get('reason_summary') or first.get('stage') or '')[:60]}' -> " \
                       f"{auto.get('primary_metric', 'metric')}={auto.get('value')}"
             pending[m.workspace] = PendingFinalization(count=len(waiting), example=example,
-                                                       run_ids=[r["id"] for r in waiting[:5]])
+                                                       run_ids=[str(r["id"]) for r in waiting[:5]])
     result = DashboardResult(
         message=_message(active, alerts, pending),
         alerts=alerts, active=active, pending_finalization=pending, mounted=mounted,
         unmounted_count=max(0, len(workspaces) - len(mounted)),
         source_count=project.store.table("sources").count_raw(),
         pending_patterns=sum(1 for d in project.store.table("patterns").iter_raw() if d.get("status") == "pending"),
+        acknowledged_now=acked,
     )
     if mark_notified and fresh:
         _mark(project, fresh)
     return result
+
+
+def _dirty(project: Project, mounts: list[dict[str, Any]]) -> dict[str, bool | None]:
+    """Slot → unsaved edits: the mount rows while a slot watcher keeps them current (no version list
+    or hashing per call), else what slot_status() computes."""
+    from goldfish.workspaces.watcher import watcher_alive
+
+    if watcher_alive(project):
+        return {str(m["id"]): m.get("dirty") for m in mounts}
+    return {s.slot: s.dirty for s in project.workspaces.slot_status() if s.workspace}
+
+
+def _active(project: Project) -> list[dict[str, Any]]:
+    """Stage runs not yet terminal, from the small active_pipelines table, oldest first."""
+    out: list[dict[str, Any]] = []
+    for entry in project.store.table("active_pipelines").iter_raw():
+        ws = str(entry.get("workspace"))
+        prun = project.store.table("pipeline_runs", ws_partition(ws)).get_doc(str(entry["id"])) or {}
+        runs = project.store.table("runs", ws_partition(ws))
+        for rid in (prun.get("stage_runs") or {}).values():
+            doc = runs.get_doc(rid)
+            if doc is not None and doc.get("state") not in TERMINAL:
+                out.append({**doc, "workspace": doc.get("workspace") or ws})
+    out.sort(key=lambda r: (str(r.get("created_at") or ""), str(r["id"])))
+    return out
 
 
 def _mark(project: Project, fresh: dict[str, list[str]]) -> None:
@@ -238,7 +272,16 @@ def _mark(project: Project, fresh: dict[str, list[str]]) -> None:
 def _message(active: list[ActiveRun], alerts: Alerts, pending: dict[str, PendingFinalization]) -> str:
     parts = [f"{len(active)} active run(s)"]
     if alerts.failed_recent:
-        parts.append(f"{len(alerts.failed_recent)} recent failure(s)")
+        failed = sum(1 for f in alerts.failed_recent if f.kind == "failed")
+        blocked = len(alerts.failed_recent) - failed
+        parts.append(", ".join(p for p in (f"{failed} failure(s)" if failed else "",
+                                           f"{blocked} blocked run(s)" if blocked else "") if p)
+                     + f" in the last {alerts.window_hours:g} h (acknowledge with dashboard(acknowledge=[key], "
+                       "acknowledge_reason=...) once handled)")
+    if alerts.stalled:
+        parts.append(f"{len(alerts.stalled)} stalled run(s)")
+    if alerts.regressions:
+        parts.append(f"{len(alerts.regressions)} regression(s)")
     if alerts.svs_findings:
         parts.append(f"{len(alerts.svs_findings) + alerts.svs_findings_more} new SVS finding(s)")
     if pending:

@@ -1,8 +1,10 @@
-"""The finalization gate (DESIGN §4.7).
+"""The finalization gate (DESIGN §4.7), counting each pipeline run once.
 
-A new run() in a workspace is refused while that workspace has stage runs whose infra outcome is
-completed, preempted or crashed and whose results are not finalized. Canceled, blocked (preflight,
-review, input errors) and skipped runs never block: nothing ran that needs judging.
+A new run() in a workspace is refused while one of its pipeline runs has an unjudged result: its
+result stage run (``goldfish.records.roles``) ended completed, preempted or crashed — or was
+skipped because an upstream stage of the same run crashed or was preempted — and is not
+finalized. Supporting stages never hold the gate; neither do canceled or blocked runs (preflight,
+review, input errors): nothing ran that needs judging.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import Blocked
+from goldfish.records.roles import RESULT, role_of
 from goldfish.runs.state import ws_partition
 
 if TYPE_CHECKING:
@@ -19,8 +22,19 @@ BLOCKING_OUTCOMES = frozenset({"completed", "preempted", "crashed"})
 SHOWN = 3
 
 
+def result_outcome(run: dict[str, Any]) -> str | None:
+    """How a result stage run's pipeline run ended for judging: its infra outcome, or the outcome of
+    the upstream stage that made it skip (``upstream_outcome``, set when the runner skips it)."""
+    outcome = run.get("infra_outcome")
+    if outcome == "skipped" and run.get("upstream_outcome"):
+        return str(run["upstream_outcome"])
+    return outcome
+
+
 def blocks_gate(run: dict[str, Any]) -> bool:
-    return run.get("infra_outcome") in BLOCKING_OUTCOMES and run.get("results_status") != "finalized"
+    """The result stage run of a pipeline run that ran to an end worth judging, not yet finalized."""
+    return (role_of(run) == RESULT and result_outcome(run) in BLOCKING_OUTCOMES
+            and run.get("results_status") != "finalized")
 
 
 def unfinalized_runs(project: Project, workspace: str) -> list[dict[str, Any]]:
@@ -33,16 +47,17 @@ def unfinalized_runs(project: Project, workspace: str) -> list[dict[str, Any]]:
 
 def gate_message(workspace: str, runs: list[dict[str, Any]]) -> tuple[str, str]:
     """(message, fix) naming the blocking runs."""
-    shown = ", ".join(f"{r['id']} ({r.get('stage')}, {r.get('infra_outcome')})" for r in runs[:SHOWN])
+    shown = ", ".join(f"{r['id']} ({r.get('stage')}, {result_outcome(r)})" for r in runs[:SHOWN])
     more = f" and {len(runs) - SHOWN} more" if len(runs) > SHOWN else ""
     message = (
-        f"Workspace {workspace} has {len(runs)} unfinalized run{'s' if len(runs) != 1 else ''}: "
+        f"Workspace {workspace} has {len(runs)} unfinalized result{'s' if len(runs) != 1 else ''}: "
         f"{shown}{more}. Judge each result before starting another run."
     )
     first = runs[0]["id"]
     fix = (
         f"Call finalize_run('{first}', results) for each (list_unfinalized_runs('{workspace}') lists them; "
-        "inspect_record/inspect_run show their auto results)."
+        "inspect_record/inspect_run show their auto results). Finalizing a result also settles the supporting "
+        "stages of its pipeline run; a run that produced no value takes value null with ml_outcome miss or unknown."
     )
     return message, fix
 

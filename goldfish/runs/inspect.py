@@ -24,9 +24,11 @@ from goldfish.runs.state import ACTIVE, parse_iso, ws_partition
 if TYPE_CHECKING:
     from goldfish.project import Project
 
-Section = Literal["dashboard", "metadata", "thoughts", "manifest", "provenance", "svs", "attempt"]
+Section = Literal["dashboard", "metadata", "thoughts", "logs", "manifest", "provenance", "svs", "attempt"]
 SECTIONS: tuple[str, ...] = get_args(Section)
-DEFAULT_INCLUDE = ("dashboard", "metadata", "thoughts")
+DEFAULT_INCLUDE = ("dashboard", "metadata", "thoughts", "logs")
+LOG_LINES = 40
+LOG_CHARS = 8_000
 DEFAULT_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "ppl")
 DASHBOARD_METRICS = 8
 THOUGHTS = 20
@@ -68,11 +70,19 @@ class Metadata(BaseModel):
     phase: str | None = Field(default=None, description="What a preparing stage is doing now, e.g. building_environment")
 
 
+class LogTail(BaseModel):
+    text: str = Field(description=f"The last lines of the stage log (at most {LOG_LINES} lines, {LOG_CHARS} characters)")
+    truncated: bool = Field(description="Older lines were left out; logs(run_id, tail=N) reads more")
+    cursor: int = Field(description="Byte offset after the text: logs(run_id, cursor=...) continues from here")
+    log_path: str | None = Field(default=None, description="Absolute path of the log file")
+
+
 class InspectRunResult(BaseModel):
     run_id: str
     dashboard: Dashboard | None = None
     metadata: Metadata | None = None
     thoughts: list[dict[str, Any]] | None = None
+    logs: LogTail | None = Field(default=None, description="include 'logs' (default): a bounded tail of the stage log")
     manifest: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
     svs: dict[str, Any] | None = None
@@ -178,6 +188,16 @@ def thoughts(project: Project, run_id: str) -> list[dict[str, Any]]:
     return [{"timestamp": ev.get("ts"), "thought": ev.get("reason"), "source": ev.get("source")} for ev in events]
 
 
+def log_tail(project: Project, run_id: str) -> LogTail:
+    from goldfish.runs.logs import read_logs
+
+    got = read_logs(project, run_id, tail=LOG_LINES)
+    text, cut = got.logs, got.truncated
+    if len(text) > LOG_CHARS:
+        text, cut = text[-LOG_CHARS:].split("\n", 1)[-1], True
+    return LogTail(text=text, truncated=cut, cursor=got.cursor, log_path=got.log_path)
+
+
 def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRunResult:
     sections = names.include_sections(include, SECTIONS, DEFAULT_INCLUDE, what="inspect_run")
     if isinstance(run_id, str) and names.PIPELINE_RUN_RE.fullmatch(run_id):
@@ -202,6 +222,8 @@ def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRu
         )
     if "thoughts" in sections:
         out.thoughts = thoughts(project, run_id)
+    if "logs" in sections:
+        out.logs = log_tail(project, run_id)
     if "manifest" in sections:
         out.manifest = _bounded({
             "config": run.get("config"), "config_override": run.get("config_override"),

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from goldfish.runs.stage_driver import StageDriver
 
 MIRROR_STATE = "remote_log.json"
+RUST_REFUSAL = ("Rust stages run on the local and docker backends only for now; set jobs.backend: local or docker "
+                "for this pipeline, or write the stage in Python.")
 MIRROR_CHUNK = 1 << 20
 
 

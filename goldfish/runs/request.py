@@ -219,6 +219,15 @@ def build_request(
     saved_from: list[str] = []
     if use_saved:
         spec, saved_from = _saved_spec(project, ws, order, issues)
+    if spec is not None and spec.stage is not None and order and spec.stage not in order:
+        known = parsed.stage_names
+        issues.append(Issue(
+            location="results_spec.stage",
+            message=(f"results_spec.stage {spec.stage!r} is not among the stages this run executes "
+                     f"({', '.join(order)}).{did_you_mean(spec.stage, known)}"),
+            fix="Name one of the run's stages as the result stage, add it to stages, or leave results_spec.stage out "
+                "(the result then goes on the last stage that logs primary_metric).",
+        ))
     deps = parsed.dependencies()
     depends_on = {s: [d for d in order if d in deps.get(s, set())] for s in order}
     request = RunRequest(

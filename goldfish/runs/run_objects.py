@@ -9,6 +9,7 @@ the bucket; their output entries point at ``gs://`` (a directory output at its p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from goldfish.runs.inputs import FILE_EXTENSIONS
 
 if TYPE_CHECKING:
     from goldfish.pipelines.model import Stage
+    from goldfish.project import Project
     from goldfish.storage import ObjectStorage
 
 
@@ -75,3 +77,32 @@ def remote_outputs(store: ObjectStorage, run_id: str, stage: Stage) -> tuple[dic
             missing.append(f"declared output {name!r} ({spec.type}) was not written (expected outputs/"
                            f"{' or '.join(candidates)} in {store.uri(prefix)})")
     return found, missing
+
+
+def collect_outputs(project: Project, run_id: str, stage: Stage, outputs_dir: Path, *, remote: bool,
+                    note: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """A finished stage's declared outputs: in the bucket for a cloud run, else in the run dir (then
+    copied to the bucket when ``storage.backend`` is gcs)."""
+    from goldfish.runs import postrun
+
+    if remote:
+        store = project.bucket
+        assert store is not None  # a cloud backend needs gcs.bucket (config validation)
+        return remote_outputs(store, run_id, stage)
+    outputs, missing = postrun.collect_outputs(stage, outputs_dir)
+    if project.storage.kind == "gcs":
+        note(f"copying outputs to {project.storage.uri(outputs_prefix(run_id))}")
+        upload_outputs(project.storage, run_id, outputs)
+    return outputs, missing
+
+
+def fetcher(project: Project, note: Callable[[str], None]) -> Callable[[str, int | None], Path]:
+    """``fetch(uri, generation)`` for staging a gs:// input on this machine (cached by generation)."""
+    from goldfish.storage import materialize
+
+    def fetch(uri: str, generation: int | None) -> Path:
+        note(f"staging {uri} (cached by generation in {project.cache_dir})")
+        return materialize(project.config, project.cache_dir, uri, generation=generation)
+
+    return fetch
+

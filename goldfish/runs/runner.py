@@ -164,10 +164,15 @@ class Runner:
                                    source=self.project.source, workspace=self.workspace)
                     else:
                         up = failed[0]
+                        upstream = by_stage[up]
+                        # What ended the run, carried down a chain of skips (the gate judges by it).
+                        cause_outcome = (upstream.get("upstream_outcome") if upstream.get("infra_outcome") == "skipped"
+                                         else upstream.get("infra_outcome"))
                         transition(tx, rid, "skipped", expected="pending", cause="upstream_failed",
-                                   error=f"Skipped: upstream stage {up} ended {by_stage[up].get('state')}"
-                                         f" ({by_stage[up].get('id')}).",
-                                   source=self.project.source, workspace=self.workspace)
+                                   error=f"Skipped: upstream stage {up} ended {upstream.get('state')}"
+                                         f" ({upstream.get('id')}).",
+                                   source=self.project.source, workspace=self.workspace,
+                                   fields={"upstream_outcome": cause_outcome})
                 continue
             if all(by_stage.get(d, {}).get("state") == "completed" for d in deps) and len(active) < limit:
                 self.start(rid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -20,8 +21,11 @@ from goldfish.errors import InvalidInput, NotFound
 from goldfish.runs.availability import backend_issue, request_gpus, require_backend
 from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
+from goldfish.runs.launch_review import LaunchFinding, StageCheck, as_issues, check_stages, version_archive
 from goldfish.runs.lease import LeaseFile
+from goldfish.pipelines.model import load_pipeline
 from goldfish.pipelines.validate import validate_pipeline
+from goldfish.records.roles import RESULT, SUPPORTING, metric_mentions, pick_result_stage
 from goldfish.records.service import consume_saved_specs, new_record
 from goldfish.runs.reconciler import reconcile, runner_alive, spawn_runner
 from goldfish.runs.request import RunRequest, build_request
@@ -36,7 +40,9 @@ from goldfish.runs.state import (
 )
 
 if TYPE_CHECKING:
+    from goldfish.pipelines.model import Pipeline
     from goldfish.project import Project
+    from goldfish.runs.hooks import RunHooks
     from goldfish.store import Transaction
 
 AUDIT_LOG = "audit"
@@ -54,6 +60,9 @@ class StageRunInfo(BaseModel):
     error: str | None = Field(default=None, description="What went wrong and what to do")
     infra_outcome: str | None = Field(default=None, description="Set once terminal")
     results_status: str = Field(default="missing", description="missing, auto or finalized")
+    role: Literal["result", "supporting"] = Field(
+        default="result", description="result: this stage run carries the pipeline run's result (finalize it); "
+                                      "supporting: it feeds the result and is finalized with it")
 
 
 class RunResult(BaseModel):
@@ -66,10 +75,14 @@ class RunResult(BaseModel):
     sha: str = Field(description="Commit of that version")
     reused_version: bool = Field(default=False, description="True when the slot was unchanged since vN")
     stages: list[str] = Field(description="Stages of this run, in run order")
+    result_stage: str | None = Field(default=None, description="The stage whose run carries this run's result")
     stage_runs: list[StageRunInfo]
-    status: Literal["pending", "running", "completed", "failed", "canceled"] = Field(
-        description="Pipeline state; terminal once every stage run is")
+    status: Literal["pending", "running", "completed", "failed", "canceled", "blocked"] = Field(
+        description="Pipeline state; terminal once every stage run is. blocked: preflight or the pre-run review "
+                    "stopped it before anything launched (see findings); it does not hold the finalization gate")
     done: bool = Field(description="True when every stage run is terminal")
+    findings: list[LaunchFinding] = Field(
+        default_factory=list, description="When blocked: each problem found before launch, with file:line and the fix")
     message: str = Field(description="What happened and what to do next")
     note: str | None = Field(default=None, description="Set when wait=True gave up before the run ended")
     skipped_files: list[dict[str, Any]] = Field(default_factory=list,
@@ -89,7 +102,8 @@ class DryRunResult(BaseModel):
     valid: bool = Field(description="True when the run could start (no errors, gate open)")
     workspace: str
     stages: list[str] = Field(description="Stages that would run, in run order")
-    errors: list[Issue] = Field(default_factory=list)
+    result_stage: str | None = Field(default=None, description="The stage whose run would carry the result")
+    errors: list[Issue] = Field(default_factory=list, description="Validation, preflight and blocking review findings")
     warnings: list[Issue] = Field(default_factory=list)
     gate: GateInfo
 
@@ -101,6 +115,37 @@ class CancelResult(BaseModel):
     state: str = Field(description="State after the request (terminal once the stage stopped)")
     message: str
     canceled: list[str] = Field(default_factory=list, description="Stage runs the request applies to")
+
+
+def _known_inputs(check: StageCheck) -> dict[str, dict[str, Any]]:
+    """Inputs resolved at launch, less those from stages of the same run (they never ran)."""
+    return {name: entry for name, entry in check.inputs.items()
+            if not str(entry.get("run_id") or "").startswith("(this run")}
+
+
+def _blocked_before_launch(docs: list[dict[str, Any]]) -> bool:
+    """A pipeline run stopped by the launch review: a stage blocked, and none ever started."""
+    return (any(d.get("infra_outcome") == "blocked" for d in docs)
+            and not any(d.get("started_at") or d.get("backend_handle") for d in docs)
+            and all(d.get("cause") in ("preflight", "review_blocked", "run_blocked") for d in docs))
+
+
+def metric_warnings(app: Path, pipeline: Pipeline, stages: list[str], metric: str, declared: str | None) -> list[Issue]:
+    """A warning when no stage of the run (or of the pipeline) mentions the primary metric."""
+    if declared:
+        return []
+    if metric_mentions(app, pipeline, stages, metric):
+        return []
+    elsewhere = metric_mentions(app, pipeline, [s for s in pipeline.stage_names if s not in stages], metric)
+    where = (f"; only {', '.join(elsewhere)} (not in this run) does" if elsewhere
+             else "; no stage of the pipeline does")
+    return [Issue(
+        location="results_spec.primary_metric",
+        message=f"no stage of this run mentions {metric!r}{where}. The run's result goes on its last stage "
+                f"({stages[-1]}), which will have no value to finalize.",
+        fix=f"Check the metric name against what the stages log (log_metric({metric!r}, …)), add the stage that "
+            "logs it to stages, or name the result stage with results_spec.stage.",
+    )]
 
 
 def _new_id(prefix: str, taken: Callable[[str], bool]) -> str:
@@ -133,6 +178,16 @@ class Runs:
     def __init__(self, project: Project):
         self.project = project
         self._next_check: dict[str, float] = {}
+        self._hooks: RunHooks | None = None
+
+    @property
+    def hooks(self) -> RunHooks:
+        """The runner's review hooks, loaded once (scanning entry points is not free)."""
+        if self._hooks is None:
+            from goldfish.runs.hooks import load_hooks
+
+            self._hooks = load_hooks()
+        return self._hooks
 
     # -------------------------------------------------------------------- run
     def run(
@@ -163,7 +218,13 @@ class Runs:
         require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
         version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
-        result = self.record(request, version)
+        with version_archive(self.project, request.workspace, version.sha) as app:
+            archived = load_pipeline(app, request.pipeline_name)
+            result_stage = self.result_stage(request, app, archived)
+            checks = self.review(request, app, archived, sha=version.sha)
+        result = self.record(request, version, result_stage, checks)
+        if result.status == "blocked":
+            return result
         runner_id = LeaseFile(self.project.runs_dir / result.pipeline_run_id).reserve(
             self.project.config.jobs.runner_lease_seconds)
         if runner_id is not None:
@@ -174,6 +235,42 @@ class Runs:
         if wait:
             return self.wait(result.pipeline_run_id, wait_seconds, progress)
         return result
+
+    def result_stage(self, request: RunRequest, app: Path, pipeline: Pipeline) -> str:
+        spec = request.results_spec
+        if spec is None:
+            return request.stages[-1]
+        return pick_result_stage(app, pipeline, request.stages, spec.primary_metric, spec.stage)[0]
+
+    def review(self, request: RunRequest, app: Path, pipeline: Pipeline, *, sha: str | None = None
+               ) -> list[StageCheck]:
+        """Preflight and pre-run review of every requested stage (``launch_review.check_stages``)."""
+        return check_stages(
+            self.project, self.hooks, workspace=request.workspace, app_dir=app, pipeline=pipeline,
+            stages=request.stages, config_overrides=request.config_overrides,
+            input_overrides=request.input_overrides, skip_review=request.skip_review,
+            reason=request.reason.model_dump() if request.reason else None, sha=sha)
+
+    def review_slot(self, workspace: str, slot: str) -> tuple[list[Issue], list[Issue]]:
+        """validate_config's review: every stage of the slot's pipeline, as run() would review it with
+        no overrides (errors, warnings), plus the primary-metric check of a results_spec saved for it."""
+        from goldfish.records.service import saved_spec_for
+        from goldfish.records.results_spec import validate_results_spec
+
+        slot_path = self.project.slot_path(slot)
+        pipeline = load_pipeline(slot_path, None)
+        stages = pipeline.topological_order(pipeline.stage_names)
+        checks = check_stages(self.project, self.hooks, workspace=workspace, app_dir=slot_path, pipeline=pipeline,
+                              stages=stages, config_overrides={}, input_overrides={}, skip_review=False)
+        errors, warnings = as_issues(checks)
+        try:
+            saved, _ = saved_spec_for(self.project, workspace, stages)
+            spec = validate_results_spec(saved) if saved is not None else None
+        except InvalidInput:
+            spec = None
+        if spec is not None:
+            warnings += metric_warnings(slot_path, pipeline, stages, spec.primary_metric, spec.stage)
+        return errors, warnings
 
     def dry_run(self, request: RunRequest) -> DryRunResult:
         project = self.project
@@ -195,34 +292,63 @@ class Runs:
         refused = backend_issue(project, gpus=request_gpus(project, request))
         if refused is not None:
             errors.insert(0, refused)
+        warnings = list(report.warnings)
+        result_stage = None
+        if not errors:  # the review reads the code as it would run; a broken pipeline is reported above
+            review_errors, review_warnings = as_issues(self.review(request, request.slot_path, request.pipeline))
+            errors += review_errors
+            warnings += review_warnings
+        if request.results_spec is not None and request.stages:
+            spec = request.results_spec
+            result_stage = self.result_stage(request, request.slot_path, request.pipeline)
+            warnings += metric_warnings(request.slot_path, request.pipeline, request.stages, spec.primary_metric,
+                                        spec.stage)
         blocking = unfinalized_runs(project, request.workspace)
         gate = GateInfo(blocked=bool(blocking), unfinalized=[r["id"] for r in blocking])
         if blocking:
             message, fix = gate_message(request.workspace, blocking)
             gate.message = f"{message} Fix: {fix}"
         return DryRunResult(valid=not errors and not blocking, workspace=request.workspace, stages=request.stages,
-                            errors=errors, warnings=list(report.warnings), gate=gate)
+                            result_stage=result_stage, errors=errors, warnings=warnings, gate=gate)
 
-    def record(self, request: RunRequest, version: Any) -> RunResult:
-        """One transaction: pipeline run, stage runs, records, index entries, audit row."""
+    def record(self, request: RunRequest, version: Any, result_stage: str | None = None,
+               checks: list[StageCheck] | None = None) -> RunResult:
+        """One transaction: pipeline run, stage runs, records, index entries, audit row — and, when the
+        launch review blocked a stage, every stage run's terminal transition (nothing launches)."""
         project = self.project
         part = ws_partition(request.workspace)
         now = now_iso()
         spec = request.results_spec.model_dump() if request.results_spec else None
         reason = request.reason.model_dump() if request.reason else None
+        result_stage = result_stage or request.stages[-1]
+        by_stage = {c.stage: c for c in checks or []}
+        blocked = [c for c in checks or [] if c.cause is not None]
         with project.store.transaction() as tx:
             index = tx.table("run_index")
             prun_id = _new_id("prun", index.has)
             stage_ids: dict[str, str] = {}
             for stage in request.stages:
                 stage_ids[stage] = _new_id("stage", lambda c: index.has(c) or c in stage_ids.values())
+            tx.table("pipeline_runs", part).add({
+                "workspace": request.workspace, "slot": request.slot, "version": version.version,
+                "sha": version.sha, "pipeline": request.pipeline_name, "stages": request.stages,
+                "state": "pending", "created_at": now, "updated_at": now, "finished_at": None,
+                "reason": reason, "reason_summary": request.reason_summary, "results_spec": spec,
+                "experiment_group": request.experiment_group, "config_override": request.config_overrides,
+                "inputs_override": request.input_overrides, "skip_review": request.skip_review,
+                "dry_run": False, "stage_runs": stage_ids, "runner": None,
+                "result_stage": result_stage, "result_run_id": stage_ids[result_stage],
+            }, doc_id=prun_id)
             runs = tx.table("runs", part)
             record_ids: dict[str, str] = {}
             for stage in request.stages:
                 rid = stage_ids[stage]
+                role = RESULT if stage == result_stage else SUPPORTING
+                check = by_stage.get(stage)
                 record_ids[stage] = new_record(
                     tx, request.workspace, record_type="run", version=version.version, stage_run_id=rid,
-                    pipeline_run_id=prun_id, stage=stage, experiment_group=request.experiment_group, created_at=now)
+                    pipeline_run_id=prun_id, stage=stage, experiment_group=request.experiment_group, created_at=now,
+                    role=role)
                 runs.add({
                     "workspace": request.workspace, "pipeline_run_id": prun_id, "stage": stage,
                     "record_id": record_ids[stage], "version": version.version, "sha": version.sha,
@@ -233,28 +359,34 @@ class Runs:
                     "config_override": request.config_overrides.get(stage) or {},
                     "inputs_override": request.input_overrides.get(stage) or {},
                     "profile": None, "max_runtime_seconds": None, "heartbeat_timeout_seconds": None,
-                    "depends_on": request.depends_on.get(stage, []), "inputs": {}, "outputs": {},
+                    "depends_on": request.depends_on.get(stage, []), "outputs": {},
+                    # A run blocked before launch keeps what its inputs resolved to (its upstream lineage);
+                    # the runner records the real resolution when the stage starts.
+                    "inputs": _known_inputs(check) if blocked and check else {},
                     "backend": project.config.jobs.backend, "backend_handle": None,
                     "run_dir": str(project.runs_dir / rid), "cancel_requested": False, "cancel_reason": None,
                     "skip_review": request.skip_review, "infra_outcome": None, "results_status": "missing",
                     "ml_outcome": "unknown", "results_auto": None, "results_final": None,
                     "results_history": [], "comparison": None, "finalized_at": None, "metrics_summary": {},
-                    "svs": {"preflight": None, "review": None, "skip_review": request.skip_review,
+                    "svs": {"preflight": check.preflight if check else None,
+                            "review": check.review if check else None, "skip_review": request.skip_review,
                             "during": [], "post": None, "findings_count": 0},
-                    "lineage_recorded": False, "exit_code": None,
+                    "lineage_recorded": False, "exit_code": None, "role": role,
                 }, doc_id=rid)
                 index.add({"workspace": request.workspace, "kind": "stage"}, doc_id=rid)
-            tx.table("pipeline_runs", part).add({
-                "workspace": request.workspace, "slot": request.slot, "version": version.version,
-                "sha": version.sha, "pipeline": request.pipeline_name, "stages": request.stages,
-                "state": "pending", "created_at": now, "updated_at": now, "finished_at": None,
-                "reason": reason, "reason_summary": request.reason_summary, "results_spec": spec,
-                "experiment_group": request.experiment_group, "config_override": request.config_overrides,
-                "inputs_override": request.input_overrides, "skip_review": request.skip_review,
-                "dry_run": False, "stage_runs": stage_ids, "runner": None,
-            }, doc_id=prun_id)
             index.add({"workspace": request.workspace, "kind": "pipeline"}, doc_id=prun_id)
             tx.table("active_pipelines").add({"workspace": request.workspace, "created_at": now}, doc_id=prun_id)
+            if blocked:
+                first = blocked[0]
+                for stage in request.stages:
+                    check = by_stage[stage]
+                    if check.cause is not None:
+                        transition(tx, stage_ids[stage], "failed", expected="pending", cause=check.cause,
+                                   error=check.error, source=project.source, workspace=request.workspace)
+                    else:
+                        transition(tx, stage_ids[stage], "skipped", expected="pending", cause="run_blocked",
+                                   error=f"Not launched: stage {first.stage} was blocked before launch.",
+                                   source=project.source, workspace=request.workspace)
             consume_saved_specs(tx, request.workspace, request.saved_spec_stages)
             audit(tx, project, "run", workspace=request.workspace, slot=request.slot,
                   reason=request.reason_summary,
@@ -266,10 +398,13 @@ class Runs:
         result.reused_version = bool(getattr(version, "reused", False))
         result.skipped_files = [f if isinstance(f, dict) else f.model_dump()
                                 for f in getattr(version, "skipped_files", []) or []]
-        result.message = (
-            f"Recorded {prun_id} ({len(request.stages)} stage run(s)) on {version.version}; the runner executes it in"
-            f" the background. Follow with inspect_run(stage_run_id) and logs(stage_run_id, follow=True)."
-        )
+        if not blocked:
+            result.message = (
+                f"Recorded {prun_id} ({len(request.stages)} stage run(s)) on {version.version}; every stage passed "
+                f"preflight and the pre-run review, and the runner executes it in the background. Follow with "
+                f"inspect_run(stage_run_id) and logs(stage_run_id, follow=True). Its result is the "
+                f"{result_stage} stage ({stage_ids[result_stage]}): finalize that one when it ends."
+            )
         return result
 
     # ----------------------------------------------------------------- status
@@ -296,12 +431,15 @@ class Runs:
         prun = self.project.store.table("pipeline_runs", ws_partition(ws)).require(prun_id, what="pipeline run")
         runs = self.project.store.table("runs", ws_partition(ws))
         infos = []
+        docs = []
         for stage in prun["stages"]:
             doc = runs.get_doc(prun["stage_runs"][stage]) or {}
+            docs.append(doc)
             infos.append(StageRunInfo(
                 stage=stage, stage_run_id=doc.get("id", prun["stage_runs"][stage]), record_id=doc.get("record_id", ""),
                 state=doc.get("state", "pending"), cause=doc.get("cause"), error=doc.get("error"),
                 infra_outcome=doc.get("infra_outcome"), results_status=doc.get("results_status") or "missing",
+                role=SUPPORTING if doc.get("role") == SUPPORTING else RESULT,
             ))
         done = all(i.state in TERMINAL for i in infos)
         # Two lock-free reads may see two versions of the partition: derive the pipeline state from
@@ -313,16 +451,35 @@ class Runs:
         for info in infos:
             counts[info.state] = counts.get(info.state, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-        if done:
-            finalize = [i.stage_run_id for i in infos if i.infra_outcome in ("completed", "preempted", "crashed")]
+        findings: list[LaunchFinding] = []
+        if done and state == "failed" and _blocked_before_launch(docs):
+            state = "blocked"
+            for doc in docs:
+                svs = doc.get("svs") or {}
+                if doc.get("infra_outcome") == "blocked":
+                    findings += StageCheck(stage=str(doc.get("stage")), preflight=svs.get("preflight") or {},
+                                           review=svs.get("review")).findings()
+            blocking = [f for f in findings if f.blocks]
+            shown = "; ".join(f"{f.stage}: {f.where} [{f.check}] {f.message}"
+                              + (f" Fix: {f.fix}" if f.fix else "") for f in blocking[:5])
+            more = f" (+{len(blocking) - 5} more in findings)" if len(blocking) > 5 else ""
+            message = (f"{prun_id} is BLOCKED before launch: nothing ran. {shown}{more}. Fix the files in slot "
+                       f"{prun.get('slot') or ws} and call run() again (a blocked run does not hold the finalization "
+                       "gate); skip_review=True only if the review is wrong about safe code.")
+        elif done:
             message = f"{prun_id} is {state} ({summary})."
-            if finalize:
-                message += f" Finalize each with finalize_run(...) before the next run: {', '.join(finalize)}."
+            from goldfish.runs.gate import blocks_gate
+
+            judge = [d["id"] for d in docs if d.get("id") and blocks_gate(d)]
+            if judge:
+                message += (f" Judge its result before the next run: finalize_run({judge[0]!r}, results) (it also "
+                            "settles the supporting stages).")
         else:
             message = f"{prun_id} is {state} ({summary})."
         return RunResult(
             pipeline_run_id=prun_id, workspace=ws, slot=prun.get("slot"), version=prun["version"], sha=prun["sha"],
-            stages=prun["stages"], stage_runs=infos, status=state, done=done, message=message,
+            stages=prun["stages"], result_stage=prun.get("result_stage"), stage_runs=infos, status=state, done=done,
+            message=message, findings=findings,
         )
 
     def list_active(self) -> list[dict[str, Any]]:

@@ -26,8 +26,9 @@ from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
 from goldfish.runs.inputs import resolve_inputs
 from goldfish.records.lineage import index_inputs
-from goldfish.pipelines.model import Pipeline, Stage, load_pipeline
+from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.runs.hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
+from goldfish.runs.launch_review import provider_names
 from goldfish.runs.state import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.pipelines.stage_config import merge_stage_config
 from goldfish.svs.preflight import preflight
@@ -43,6 +44,7 @@ SUMMARY_PUSH_SECONDS = 2.0
 SUMMARY_NAMES = 100
 DURING_KEPT = 200
 MAX_SUPERVISE_ERRORS = 25
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 600  # ten minutes of silence after a first heartbeat
 
 
 class StageFailure(Exception):
@@ -200,12 +202,12 @@ class StageDriver:
             raise StageFailure("failed", "review_blocked", f"Pre-run review blocked: {review.get('summary')}",
                                **prepared)
         if stage.runtime == "rust" and self.remote:
-            raise StageFailure("failed", "preflight", "Rust stages run on the local backend only for now; set "
-                               "jobs.backend: local for this pipeline, or write the stage in Python.", **prepared)
+            raise StageFailure("failed", "preflight", remote_driver.RUST_REFUSAL, **prepared)
         binary = self.build_rust(stage, app) if stage.runtime == "rust" else None
         if not self.remote:  # a cloud worker stages its inputs itself, from the bucket
             try:
-                stage_env.stage_inputs(self.run_dir / "inputs", resolved, fetch=self.fetch_remote)
+                stage_env.stage_inputs(self.run_dir / "inputs", resolved,
+                                       fetch=run_objects.fetcher(project, self.note))
             except GoldfishError as exc:
                 raise StageFailure("failed", "input_error", f"Staging the inputs failed: {exc}", **prepared) from None
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -243,14 +245,24 @@ class StageDriver:
                         project.sources.record_consumption(tx, entry["source"], self.run_id, self.ws,
                                                            input_name=name, stage=stage_name)
 
-    def fetch_remote(self, uri: str, generation: int | None) -> Path:
-        from goldfish.storage import materialize
-
-        self.note(f"staging {uri} (cached by generation in {self.project.cache_dir})")
-        return materialize(self.project.config, self.project.cache_dir, uri, generation=generation)
-
     def review(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
                resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
+        """The review in force when the stage starts: run() already reviewed every stage before launch;
+        a stage fed by an earlier stage of the same run gets a second, input-aware look now (its inputs
+        are real outputs only now), the others keep the launch review — unless this runner has other
+        reviewers (hook providers) than the process that launched it."""
+        launch = (doc.get("svs") or {}).get("review")
+        if isinstance(launch, dict) and launch.get("phase") == "launch":
+            same_reviewers = launch.get("providers") == provider_names(self.runner.hooks)
+            if launch.get("decision") == "skipped" or (same_reviewers and not doc.get("depends_on")):
+                return launch
+            again = self.review_now(doc, app, pipeline, stage, config, resolved, preflight)
+            return {**again, "phase": "start",
+                    "launch": {"decision": launch.get("decision"), "summary": launch.get("summary")}}
+        return self.review_now(doc, app, pipeline, stage, config, resolved, preflight)
+
+    def review_now(self, doc: dict[str, Any], app: Path, pipeline: Pipeline, stage: str, config: dict[str, Any],
+                   resolved: dict[str, dict[str, Any]], preflight: dict[str, Any]) -> dict[str, Any]:
         cfg = self.project.config
         if doc.get("skip_review"):
             return {"decision": "skipped", "summary": "skip_review=True", "findings": [], "provider": None,
@@ -387,17 +399,31 @@ class StageDriver:
         preempt = cfg.local.simulate_preemption_after_seconds
         if preempt and now - started > preempt:
             return ("terminated", "preempted", f"Simulated preemption after {preempt}s (local.simulate_preemption_after_seconds).")
-        timeout = doc.get("heartbeat_timeout_seconds")
+        return self.heartbeat_reason(doc, now, started)
+
+    def heartbeat_reason(self, doc: dict[str, Any], now: float, started: float) -> tuple[str, str, str] | None:
+        """Heartbeat supervision. With compute.heartbeat_timeout_seconds set, a stage silent that long
+        (counted from its start when it never heartbeats) is stopped. Without it, supervision is on by
+        default, the safe way: only a stage that has sent one heartbeat is held to
+        DEFAULT_HEARTBEAT_TIMEOUT_SECONDS of silence; one that never heartbeats is bounded by its
+        max runtime (and shown as stalled)."""
         if self.remote:  # a VM's boot is not the stage's silence: count from the stage's own start
             started = remote_driver.stage_started(self.run_dir) or now
-        if timeout and now - started > cfg.jobs.heartbeat_grace_seconds:
-            beat = _heartbeat_time(self.runtime_dir / "heartbeat")
-            age = now - max(beat or started, started)
-            if age > timeout:
-                return ("terminated", "no_heartbeat",
-                        f"No heartbeat for {age:.0f}s (compute.heartbeat_timeout_seconds = {timeout}). Call"
-                        " goldfish.io.heartbeat() inside long loops, or raise the timeout.")
-        return None
+        if now - started <= self.project.config.jobs.heartbeat_grace_seconds:
+            return None
+        configured = doc.get("heartbeat_timeout_seconds")
+        timeout = configured or DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
+        beat = _heartbeat_time(self.runtime_dir / "heartbeat")
+        if beat is None and not configured:
+            return None
+        age = now - (beat if beat is not None else started)
+        if age <= timeout:
+            return None
+        setting = (f"compute.heartbeat_timeout_seconds = {timeout}" if configured
+                   else f"the default heartbeat timeout of {timeout}s, after its first heartbeat")
+        return ("terminated", "no_heartbeat",
+                f"No heartbeat for {age:.0f}s ({setting}). Call goldfish.io.heartbeat() inside long loops, or "
+                "raise compute.heartbeat_timeout_seconds in the stage config.")
 
     def monitor(self, doc: dict[str, Any], elapsed: float, index: metric_series.SeriesIndex,
                 stop_file: Path) -> None:
@@ -439,10 +465,7 @@ class StageDriver:
 
     def settle_exit(self, status: Status, handle: Handle) -> None:
         doc = self.doc()
-        if self.remote:
-            fields = {**remote_driver.finished(self, doc, handle, status), **self.collect(doc)}
-        else:
-            fields = self.collect(doc)
+        fields = {**(remote_driver.finished(self, doc, handle, status) if self.remote else {}), **self.collect(doc)}
         code = status.exit_code
         fields["exit_code"] = code
         self.runner.backend.cleanup(handle)
@@ -490,7 +513,9 @@ class StageDriver:
         """Metrics summary and auto results, for any run that got to execute."""
         index, _ = metric_series.ingest(self.run_dir)
         prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
-        auto = postrun.results_auto(doc.get("results_spec"), index.summary())
+        # A supporting stage has no result of its own: its pipeline run's result is on the result stage.
+        spec = None if doc.get("role") == "supporting" else doc.get("results_spec")
+        auto = postrun.results_auto(spec, index.summary())
         fields: dict[str, Any] = {"metrics_summary": bounded_summary(index, prefer), "metrics_lost": index.lost}
         if auto is not None and doc.get("results_status") != "finalized":
             fields["results_auto"] = auto
@@ -502,7 +527,8 @@ class StageDriver:
         cfg = self.project.config
         pipeline = self.load_pipeline()
         stage = pipeline.stage(doc["stage"])
-        outputs, missing = self.collect_outputs(doc, stage)
+        outputs, missing = run_objects.collect_outputs(self.project, self.run_id, stage, self.outputs_dir,
+                                                       remote=self.remote, note=self.note)
         fields = self.collect(doc)
         stats, findings, problems = postrun.read_svs_files(self.runtime_dir)
         contract = postrun.contract_errors(findings, cfg.svs.default_enforcement) if cfg.svs.enabled else []
@@ -539,19 +565,6 @@ class StageDriver:
                 self.settle("post_run", "completed", **fields)
                 if plan.rows or plan.findings:
                     self.register_artifacts(tx, plan)
-
-    def collect_outputs(self, doc: dict[str, Any], stage: Stage) -> tuple[dict[str, dict[str, Any]], list[str]]:
-        """Declared outputs: in the bucket for a cloud run, else in the run dir (then copied to the
-        bucket when ``storage.backend`` is gcs)."""
-        if self.remote:
-            store = self.project.bucket
-            assert store is not None  # a cloud backend needs gcs.bucket (config validation)
-            return run_objects.remote_outputs(store, self.run_id, stage)
-        outputs, missing = postrun.collect_outputs(stage, self.outputs_dir)
-        if self.project.storage.kind == "gcs":
-            self.note(f"copying outputs to {self.project.storage.uri(run_objects.outputs_prefix(self.run_id))}")
-            run_objects.upload_outputs(self.project.storage, self.run_id, outputs)
-        return outputs, missing
 
     def register_artifacts(self, tx: Transaction, plan: ArtifactPlan) -> None:
         runs = tx.table("runs", ws_partition(self.ws))

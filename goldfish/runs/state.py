@@ -39,7 +39,9 @@ LEGAL: dict[str, dict[str, frozenset[str | None]]] = {
     "pending": {
         "preparing": frozenset({None}),
         "canceled": frozenset({CANCEL}),
-        "skipped": frozenset({"upstream_failed"}),
+        "skipped": frozenset({"upstream_failed", "run_blocked"}),
+        # run() reviews every stage before the first launches: a blocked stage never leaves pending.
+        "failed": frozenset({"preflight", "review_blocked"}),
     },
     "preparing": {
         "launching": frozenset({None}),

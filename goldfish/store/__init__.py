@@ -41,7 +41,8 @@ __all__ = [
     "DEFAULT_SHARDING", "STORE_SCHEMA_VERSION", "Doc", "ShardedTable", "Store", "StoreTable", "Table", "Transaction",
 ]
 
-STORE_SCHEMA_VERSION = 2
+# 2: sharded tables; 3: one result per pipeline run (roles on stage runs and records, see migrations.py).
+STORE_SCHEMA_VERSION = 3
 # Tables that grow with every run are split into shards of this many documents (see _sharded.py).
 DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024}
 _PARTITION_RE = re.compile(
@@ -247,8 +248,9 @@ class Store:
                     continue  # a torn line from a crashed append-only writer
         return events, offset + end + 1
 
-    def tail_events(self, log: str, limit: int, predicate: Any = None) -> list[dict[str, Any]]:
-        """The newest ``limit`` events (newest first) matching ``predicate``, read backwards in chunks."""
+    def tail_events(self, log: str, limit: int, predicate: Any = None, stop: Any = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` events (newest first) matching ``predicate``, read backwards in chunks;
+        reading ends at the first event for which ``stop`` is true (e.g. older than a window)."""
         path = self._log_path(log)
         out: list[dict[str, Any]] = []
         if not path.exists():
@@ -271,6 +273,8 @@ class Store:
                         ev = orjson.loads(line)
                     except orjson.JSONDecodeError:
                         continue
+                    if stop is not None and stop(ev):
+                        return out
                     if predicate is None or predicate(ev):
                         out.append(ev)
                         if len(out) >= limit:
@@ -313,9 +317,22 @@ class Store:
                 self.sharding = dict(DEFAULT_SHARDING)
                 self._write_stamp()
             elif int(stamp.get("schema", 0)) < STORE_SCHEMA_VERSION:
-                self._migrate_to_shards()
+                self._migrate(int(stamp.get("schema", 0)), stamp)
             else:
                 self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
+
+    def _migrate(self, found: int, stamp: dict[str, Any]) -> None:
+        """Every step from schema ``found`` to the current one, then the new stamp (lock held)."""
+        from goldfish.store.migrations import results_per_pipeline_run
+
+        if found < 2:
+            self._migrate_to_shards()
+        else:
+            self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
+        if found < 3:
+            with self.transaction() as tx:
+                results_per_pipeline_run(tx, self.partitions("ws"))
+        self._write_stamp()
 
     def _migrate_to_shards(self) -> None:
         """Schema 1 → 2: move the growing tables out of their head partitions into shards."""
@@ -332,7 +349,6 @@ class Store:
                     table = tx.table(name, partition)
                     for doc_id, doc in docs.items():
                         table.put(doc_id, doc)
-        self._write_stamp()
 
     def _recover(self) -> None:
         """Roll forward an interrupted multi-file commit; drop orphaned temp files. Lock held."""

@@ -169,11 +169,14 @@ def post_run_review(
     metrics_summary: Mapping[str, Mapping[str, Any]] | None = None,
     outputs_dir: Path | None = None,
     feeds_later_stages: bool = False,
+    run_command: str | None = None,
 ) -> PostRunResult:
     """Review a stage that exited 0. ``metrics_summary``: ``{name: {"last": value, ...}}`` when the
     runner already ingested the metrics (else metrics.jsonl is read). ``feeds_later_stages``: a stage
     of the same pipeline run consumes this one's outputs, so the primary metric may come from it and
-    its absence here is not worth a warning. Never raises for SVS content."""
+    its absence here is not worth a warning. ``run_command``: the run(...) call with its
+    config_override and inputs_override, so the AI judges what was actually run. Never raises for
+    SVS content."""
     svs = project.config.svs
     outputs = Path(outputs_dir) if outputs_dir is not None else Path(run_dir) / "outputs"
     stats_doc = _read_json(outputs / ".goldfish" / "svs_stats.json").get("stats")
@@ -218,7 +221,7 @@ def post_run_review(
         result.error = (f"Output checks failed ({why}): {listed}. Fix the stage's outputs or the schema in"
                         " pipeline.yaml (schema: null opts out), then run again.")
     if svs.enabled and svs.agent_provider == "anthropic" and svs.ai_post_run_enabled and _ai_allowed(project):
-        _ai_review(project, result, stage, spec, metrics_summary)
+        _ai_review(project, result, stage, spec, metrics_summary, run_command)
     return result
 
 
@@ -239,12 +242,13 @@ def _ai_allowed(project: Project) -> bool:
 
 
 def _ai_review(project: Project, result: PostRunResult, stage: str, spec: ResultsSpec | None,
-               metrics_summary: Mapping[str, Any] | None) -> None:
+               metrics_summary: Mapping[str, Any] | None, run_command: str | None = None) -> None:
     svs = project.config.svs
     prompt = (
         f"A stage named {stage} finished. Look at its output statistics, the SVS findings and its metrics; note"
         " silent failures (constant or collapsed outputs, NaN-heavy data, metrics that make no sense) and judge"
         " the primary metric against the results_spec.\n"
+        f"<run_command>{run_command or ''}</run_command>\n"
         f"<results_spec>{spec.model_dump_json() if spec else 'none'}</results_spec>\n"
         f"<primary_value>{result.primary_value}</primary_value>\n"
         f"<output_stats>{json.dumps(result.stats, default=str)[:100_000]}</output_stats>\n"

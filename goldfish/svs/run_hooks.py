@@ -126,9 +126,13 @@ def monitor(ctx: Any) -> dict[str, Any] | None:
 
 def post_run(ctx: Any) -> dict[str, Any]:
     run = ctx.run
-    result = post_run_review(ctx.project, run_dir=Path(ctx.run_dir), stage=run.get("stage") or "?",
-                             results_spec=run.get("results_spec"), metrics_summary=ctx.metrics_summary,
-                             feeds_later_stages=_feeds_later_stages(ctx.project, run))
+    stage = run.get("stage") or "?"
+    # The results_spec describes the pipeline run's result: a supporting stage is not judged on it.
+    spec = None if run.get("role") == "supporting" else run.get("results_spec")
+    result = post_run_review(ctx.project, run_dir=Path(ctx.run_dir), stage=stage,
+                             results_spec=spec, metrics_summary=ctx.metrics_summary,
+                             feeds_later_stages=_feeds_later_stages(ctx.project, run),
+                             run_command=_run_command(run, stage))
     # The runner already stores the SDK's own findings; return only what this review added.
     sdk = {(f.get("source"), f.get("check"), f.get("signal")) for f in ctx.findings or [] if isinstance(f, dict)}
     added = [f for f in result.findings if (f.source, f.check, f.signal) not in sdk]

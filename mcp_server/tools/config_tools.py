@@ -39,11 +39,14 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         """Check goldfish.yaml and a workspace's pipeline.yaml, configs/*.yaml and modules before run().
 
         Reports every problem at once with its location and fix: YAML syntax, unknown goldfish.yaml
-        keys (did-you-mean), pipeline and contract errors, missing modules or compute profiles, and
-        config keys that look like typos of common ones (learnig_rate, batchsize). Nothing is
-        changed. Use it after editing config files; run(dry_run=True) also checks inputs and the gate.
+        keys (did-you-mean), pipeline and contract errors, missing modules or compute profiles, the
+        pre-run review of every stage's code (e.g. load_input('X_trian') for an input the pipeline
+        does not declare, with file:line), a saved results_spec metric no stage logs, and config
+        keys that look like typos of common ones (learnig_rate, batchsize). Nothing is changed.
+        Use it after editing; run(dry_run=True) also checks inputs, overrides and the gate.
         """
-        return check_config(ctx.project(), workspace)
+        project = ctx.project()
+        return check_config(project, workspace, review=project.runs.review_slot)
 
     @server.tool(annotations=ToolAnnotations(
         title="Reload config", read_only_hint=False, destructive_hint=False, idempotent_hint=True,

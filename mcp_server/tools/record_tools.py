@@ -62,18 +62,24 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     @guarded
     def finalize_run(
         record_or_run_id: Annotated[str, Field(min_length=1, max_length=80, description=(
-            "Stage run id, record id, or a pipeline run id (prun-…) to finalize every stage run of it that ran"))],
+            "The result stage's run id or record id, or the pipeline run id (prun-…)"))],
         results: Annotated[dict[str, Any], Field(description=(
-            "Required: primary_metric (as in the run's results_spec), direction (maximize|minimize), value (number), "
+            "Required: primary_metric (as in the run's results_spec), direction (maximize|minimize), value (number, "
+            "or null for a run that produced none, with ml_outcome miss or unknown), "
             "dataset_split (train|val|test|other), ml_outcome (success|partial|miss|unknown), notes (>=15 chars). "
             "Optional: unit, step, epoch (int >= 0), secondary {metric: number}, termination {infra_outcome}"))],
     ) -> FinalizeResult:
-        """Record your judgement of a finished run: its final metric value and ML outcome (authoritative).
+        """Record your judgement of a finished pipeline run: its final metric value and ML outcome.
 
-        Use once a run is terminal (completed, crashed, preempted): run() in that workspace is
-        blocked until every such run is finalized (list_unfinalized_runs shows them with the call
-        to make). ml_outcome is set only here. The result compares the value with the previous
-        finalized run of the stage (vs_previous), the spec's baseline_run or the best/best-* tag
+        One result per pipeline run: it lives on the run's result stage (run() names it:
+        result_stage, the last stage that logs primary_metric unless results_spec.stage says).
+        Finalize that stage run (or its record, or the prun- id) once the run is terminal: it also
+        settles the supporting stages as finalized (supporting prun-…) with no value of their own.
+        run() in that workspace is blocked until each such result is finalized
+        (list_unfinalized_runs shows the call to make). A crashed or preempted run, or one that
+        never logged the metric, takes value null with ml_outcome miss or unknown — never invent
+        a number. ml_outcome is set only here. The result compares the value with the previous
+        result of the stage (vs_previous), the spec's baseline_run or the best/best-* tag
         (vs_best; positive delta = better) and lists changed config keys. Finalizing again
         replaces the result and keeps the earlier one in results_history. A running run is
         refused: wait for it (inspect_run, logs) or cancel it. Every problem in `results` is
@@ -100,19 +106,24 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         finalized_only: Annotated[bool, Field(description="Only finalized runs")] = False,
         limit: Annotated[int, Field(ge=1, le=200, description="Page size (1-200)")] = 20,
         offset: Annotated[int, Field(ge=0, le=1_000_000, description="Records to skip")] = 0,
+        include_supporting: Annotated[bool, Field(description=(
+            "Also list supporting stages as rows of their own (default: only under their result's `supporting`)"
+        ))] = False,
     ) -> HistoryResult:
         """Experiment records of a workspace: what ran, why, its primary metric, outcome and tags.
 
-        The main way to recall past experiments. Each record has record_id, type (run or
-        checkpoint), version, age, stage, reason, primary_metric {name, value, source final|auto},
-        results_status, infra_outcome, ml_outcome, state, and tags / experiment_group when set.
-        Page with limit/offset (total and has_more tell how many match). Follow up with
-        inspect_record(record_id) for results and comparisons.
+        The main way to recall past experiments: one row per pipeline run (its result) and per
+        checkpoint. Each row has record_id, type (run or checkpoint), version, age, stage, reason,
+        primary_metric {name, value, source final|auto}, results_status, infra_outcome,
+        ml_outcome, state, pipeline_run_id, `supporting` (the other stages of that run) and tags /
+        experiment_group when set. Page with limit/offset (total and has_more tell how many
+        match). Follow up with inspect_record(record_id) for results and comparisons.
         """
         return fit_page(ctx.project().records.list_history(
             workspace, record_type=record_type, stage=stage, tagged=tagged, metric=metric, min_value=min_value,
             experiment_group=experiment_group, sort_by=sort_by, desc=desc, include_pruned=include_pruned,
-            finalized_only=finalized_only, limit=limit, offset=offset), "records")
+            finalized_only=finalized_only, limit=limit, offset=offset, include_supporting=include_supporting),
+            "records")
 
     @server.tool(annotations=_read("Inspect an experiment record"))
     @guarded

@@ -14,6 +14,7 @@ from goldfish.issues import Issue
 from goldfish.runs.inspect import InspectRunResult, MetricHistoryResult, Section, inspect_run, metric_history
 from goldfish.runs.logs import LogsResult, read_logs
 from goldfish.runs.state import TERMINAL
+from goldfish.runs.launch_review import LaunchFinding
 from goldfish.runs.service import CancelResult, DryRunResult, GateInfo, RunResult, StageRunInfo
 from mcp_server.context import ServerContext, guarded, tool_errors
 
@@ -33,8 +34,13 @@ class RunToolResult(BaseModel):
     version: str | None = Field(default=None, description="Version every stage executes")
     sha: str | None = None
     reused_version: bool | None = None
-    stage_runs: list[StageRunInfo] = Field(default_factory=list, description="One per stage: ids and state")
-    status: str | None = Field(default=None, description="Pipeline state")
+    stage_runs: list[StageRunInfo] = Field(default_factory=list, description="One per stage: ids, state and role")
+    result_stage: str | None = Field(default=None, description=(
+        "The stage whose run carries this run's result: finalize that one (the others are supporting)"))
+    status: str | None = Field(default=None, description=(
+        "Pipeline state; 'blocked': preflight or the pre-run review stopped it before anything launched"))
+    findings: list[LaunchFinding] = Field(default_factory=list, description=(
+        "When blocked: every problem found before launch, with file:line (where) and the fix"))
     done: bool | None = Field(default=None, description="Every stage run is terminal")
     note: str | None = Field(default=None, description="Set when wait=True stopped waiting before the end")
     skipped_files: list[dict[str, Any]] = Field(default_factory=list, description="Slot files not versioned")
@@ -48,7 +54,8 @@ def _from_run(result: RunResult) -> RunToolResult:
     return RunToolResult(dry_run=False, message=result.message, workspace=result.workspace, stages=result.stages,
                          pipeline_run_id=result.pipeline_run_id, version=result.version, sha=result.sha,
                          reused_version=result.reused_version, stage_runs=result.stage_runs, status=result.status,
-                         done=result.done, note=result.note, skipped_files=result.skipped_files)
+                         done=result.done, note=result.note, skipped_files=result.skipped_files,
+                         result_stage=result.result_stage, findings=result.findings)
 
 
 def _from_dry(result: DryRunResult) -> RunToolResult:
@@ -57,7 +64,8 @@ def _from_dry(result: DryRunResult) -> RunToolResult:
     else:
         message = f"Dry run: {len(result.errors)} error(s)" + (" and the finalization gate is closed" if result.gate.blocked else "") + "; fix them before run()."
     return RunToolResult(dry_run=True, message=message, workspace=result.workspace, stages=result.stages,
-                         valid=result.valid, errors=result.errors, warnings=result.warnings, gate=result.gate)
+                         valid=result.valid, errors=result.errors, warnings=result.warnings, gate=result.gate,
+                         result_stage=result.result_stage)
 
 
 def register(server: MCPServer, ctx: ServerContext) -> None:
@@ -91,11 +99,16 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         """Run pipeline stages of a mounted workspace, with full provenance.
 
         Before anything executes, the slot is committed as a version (reused if unchanged) and a
-        stage run + experiment record is written per stage; stages then run in the background from
-        that exact version (independent stages in parallel). Returns at once with the ids; follow
-        with inspect_run(stage_run_id) / logs(stage_run_id, follow=True), or pass wait=True.
-        Refused while the workspace has unfinalized runs (finalize_run them first). Use dry_run=True
-        to see every validation error and warning without running anything.
+        stage run + experiment record is written per stage; then every requested stage gets
+        preflight and the pre-run review. If any is blocked, nothing launches: status is 'blocked'
+        and `findings` lists each problem with file:line and the fix — fix the slot and call run()
+        again (a blocked run does not hold the finalization gate). Otherwise stages run in the
+        background from that exact version (independent stages in parallel). Returns at once with
+        the ids; follow with inspect_run(stage_run_id) / logs(stage_run_id, follow=True), or pass
+        wait=True. One result per pipeline run: `result_stage` carries it (the last stage that
+        logs primary_metric, or results_spec.stage); finalize that stage run when it ends. Refused
+        while the workspace has an unfinalized result. dry_run=True reports every validation error,
+        review finding and warning without writing anything.
         """
         project = ctx.project()
         with tool_errors():
@@ -129,11 +142,13 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     def inspect_run(
         run_id: RunId,
         include: Annotated[list[Section] | None, Field(max_length=10, description=(
-            "Sections: dashboard, metadata, thoughts (default), manifest, provenance, svs, attempt"))] = None,
+            "Sections: dashboard, metadata, thoughts, logs (default), manifest, provenance, svs, attempt"))] = None,
     ) -> InspectRunResult:
-        """Infra detail of a stage run: live dashboard (state, elapsed, heartbeat, metrics), metadata,
-        thoughts; on request the manifest (config, inputs, outputs), provenance (version, lineage,
-        backend), SVS findings and attempt counts. For experiment results use inspect_record."""
+        """Infra detail of a stage run in one call: live dashboard (state, elapsed, heartbeat,
+        metrics), metadata, thoughts and the tail of its log (logs: last 40 lines, with the cursor
+        for logs(run_id, cursor=...)); on request the manifest (config, inputs, outputs), provenance
+        (version, lineage, backend), SVS findings (include=['svs']) and attempt counts. For
+        experiment results use inspect_record."""
         return _inspect(ctx, run_id, include)
 
     @server.tool(annotations=ToolAnnotations(title="Run logs", read_only_hint=True, open_world_hint=False))

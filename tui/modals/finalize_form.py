@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 TEXT_FIELDS = ("primary_metric", "value", "notes", "unit", "step", "epoch")
 SELECT_FIELDS = ("direction", "dataset_split", "ml_outcome")
+NULL = "null"
 
 
 def parse_number(text: str) -> Any:
@@ -64,7 +65,15 @@ def form_defaults(run: dict[str, Any]) -> dict[str, str]:
 
         with contextlib.suppress(GoldfishError):
             out["ml_outcome"] = ml_outcome_hint(validate_results_spec(spec), float(value))
+    if not final and value is None and _produced_nothing(run):
+        out["value"], out["ml_outcome"] = NULL, "miss"  # nothing to judge: say so, invent no number
     return out
+
+
+def _produced_nothing(run: dict[str, Any]) -> bool:
+    from goldfish.runs.gate import result_outcome
+
+    return result_outcome(run) in ("crashed", "preempted")
 
 
 class FinalizeForm(ModalScreen["FinalizeResult | None"]):
@@ -107,7 +116,7 @@ class FinalizeForm(ModalScreen["FinalizeResult | None"]):
                 yield Select([(v, v) for v in DIRECTIONS], value=d["direction"] or Select.NULL, id="direction",
                              compact=True)
                 yield Label("value")
-                yield Input(d["value"], id="value", placeholder="number", compact=True)
+                yield Input(d["value"], id="value", placeholder="number (null: the run produced none)", compact=True)
                 yield Label("dataset_split")
                 yield Select([(v, v) for v in DATASET_SPLITS], value=d["dataset_split"] or Select.NULL,
                              id="dataset_split", compact=True)
@@ -143,6 +152,9 @@ class FinalizeForm(ModalScreen["FinalizeResult | None"]):
             text = self.query_one(f"#{name}", Input).value
             if not text.strip():
                 continue  # a blank required field is named by the validator as missing
+            if name == "value" and text.strip().lower() in (NULL, "none"):
+                out[name] = None  # the run produced no value
+                continue
             out[name] = parse_number(text) if name in ("value", "step", "epoch") else text.strip()
         return out
 

@@ -200,3 +200,15 @@ def ask_pattern_action(app: GoldfishApp, pattern_id: str, action: str) -> None:
         confirm=confirm, variant=variant, placeholder=placeholder, action=f"{action}_pattern",
         submit=lambda project, reason: call(project, pattern_id, reason),
     ))
+
+
+def ask_acknowledge(app: GoldfishApp, key: str, message: str) -> None:
+    """Set an alert aside with the reason the person gives (audited; --fail-on-alerts stops counting it)."""
+    from tui import actions
+
+    app.push_screen(PromptModal(
+        f"Acknowledge alert {key}", f"{message[:160]}\nWhy does it need no more attention?",
+        reason_check(app), confirm="Acknowledge", variant="warning", action="acknowledge",
+        placeholder="e.g. known typo, fixed in the next version",
+        submit=lambda project, reason: actions.acknowledge_alert(project, key, reason),
+    ))

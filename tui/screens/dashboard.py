@@ -15,11 +15,13 @@ from tui import cells
 from tui.format import age, clock, duration, number, shorten, spark
 from tui.messages import DashboardLoaded
 from tui.screens.base import LiveScreen
-from tui.viewmodels import DashboardView
+from tui.viewmodels import DashboardView, ResultsView
 from tui.widgets.keyed_table import KeyedTable
 
 SLOT_COLUMNS = [("slot", "slot", 4), ("workspace", "workspace", 14), ("ver", "version", 4),
                 ("changes", "dirty", 11), ("goal", "goal", 50)]
+RESULTS_COLUMNS = [("workspace", "workspace", 14), ("metric", "metric", 12), ("best", "best", 10),
+                   ("value vs goal", "goal", 22), ("last results", "last", 24), ("trend", "spark", 10)]
 ACTIVE_COLUMNS = [("run", "run", 14), ("workspace", "workspace", 10), ("stage", "stage", 9), ("state", "state", 10),
                   ("elapsed", "elapsed", 7), ("beat", "heartbeat", 5), ("metric", "metric", 10),
                   ("value", "value", 7), ("trend", "spark", 14)]
@@ -45,6 +47,7 @@ class DashboardScreen(LiveScreen):
         Binding("t", "tag", "Tag"),
         Binding("v", "save_version", "Save version"),
         Binding("h", "history", "History"),
+        Binding("a", "acknowledge", "Acknowledge alert"),
     ]
 
     def __init__(self) -> None:
@@ -58,6 +61,8 @@ class DashboardScreen(LiveScreen):
             with Vertical(id="left"):
                 yield Label("Slots", classes="section")
                 yield self._table("slots", SLOT_COLUMNS)
+                yield Label("Results", classes="section", id="results-title")
+                yield self._table("results", RESULTS_COLUMNS)
                 yield Label("Active runs", classes="section")
                 yield self._table("active", ACTIVE_COLUMNS)
                 yield Label("Awaiting finalization", classes="section", id="queue-title")
@@ -216,6 +221,17 @@ class DashboardScreen(LiveScreen):
 
         ask_tag(self.gapp, run)
 
+    def action_acknowledge(self) -> None:
+        name, key = self._focused()
+        view = self.view
+        alert = next((a for a in view.alerts if a.key == key), None) if view and name == "alerts" else None
+        if alert is None or alert.kind == "pattern":
+            self.notify("Select an alert to acknowledge (tab to the Alerts table).", severity="warning")
+            return
+        from tui.modals.prompt import ask_acknowledge
+
+        ask_acknowledge(self.gapp, alert.key, alert.message)
+
     def action_save_version(self) -> None:
         name, key = self._focused()
         slot = key if name == "slots" else None
@@ -253,6 +269,7 @@ def dashboard_rows(view: DashboardView) -> dict[str, dict[str, tuple[Any, ...]]]
                     cells.dirty(s.dirty, s.changed_count) if s.workspace else Text(""), shorten(s.goal or s.note, 60))
             for s in view.slots
         },
+        "results": {r.key: result_cells(r) for r in view.results},
         "active": {
             a.key: (a.run_id, a.workspace, a.stage, cells.state(a.state, cancel_requested=a.cancel_requested),
                     duration(a.elapsed), cells.heartbeat(a.heartbeat_age, a.stalled, duration(a.heartbeat_age)),
@@ -281,6 +298,26 @@ def dashboard_rows(view: DashboardView) -> dict[str, dict[str, tuple[Any, ...]]]
             for e in reversed(view.audit)  # oldest first: new entries append at the bottom, like a log
         },
     }
+
+
+def result_cells(r: ResultsView) -> tuple[Any, ...]:
+    """One workspace's results row: best tag, value vs goal, the last results, a sparkline."""
+    best = Text(f"@{r.best_tag}", style="bold") if r.best_tag else cells.dim("no tag")
+    goal = Text("")
+    if r.best_value is not None:
+        goal = Text(number(r.best_value))
+        if r.goal_value is not None:
+            reached = (r.best_value >= r.goal_value) if r.direction != "minimize" else (r.best_value <= r.goal_value)
+            goal.append(f" / goal {number(r.goal_value)} ", style="dim")
+            goal.append("✓" if reached else "✗", style="green" if reached else "yellow")
+    last = Text()
+    for i, point in enumerate(r.last):
+        if i:
+            last.append(" · ", style="dim")
+        last.append(number(point.value))
+        last.append(" ")
+        last.append_text(cells.outcome(point.ml_outcome))
+    return (r.workspace, shorten(r.metric, 16), best, goal, last, Text(spark(r.spark), style="cyan"))
 
 
 def _trend_mark(trend: str | None) -> str:

@@ -20,13 +20,13 @@ from tui.screens.base import LiveScreen
 from tui.viewmodels import HistoryPage, HistoryQuery, HistoryRow
 from tui.widgets.keyed_table import CellCache, KeyedTable
 
-COLUMNS = [("", "mark", 1), ("record", "record", 26), ("stage", "stage", 10), ("ver", "version", 5),
+COLUMNS = [("", "mark", 1), ("record", "record", 26), ("stage", "stage", 13), ("ver", "version", 5),
            ("created (UTC)", "created", 16), ("state", "state", 10), ("results", "results", 9),
            ("outcome", "outcome", 8), ("metric", "metric", 14), ("value", "value", 9), ("tags", "tags", 12),
            ("reason", "reason", 40)]
 PAGE = 200  # list_history's largest page
 FILTER_FIELDS = ("record_type", "stage", "tagged", "metric", "min_value", "experiment_group", "finalized_only",
-                 "include_pruned")
+                 "include_pruned", "include_supporting")
 
 
 class HistoryScreen(LiveScreen):
@@ -253,6 +253,10 @@ def history_rows(rows: tuple[HistoryRow, ...], marked: list[str],
 
 
 def _cells(r: HistoryRow, marked: bool) -> tuple[Any, ...]:
-    return (Text("●", style="magenta") if marked else "", r.record_id, r.stage or "", r.version or "",
-            clock(r.created)[:16], cells.state(r.state), r.results_status or "", cells.outcome(r.ml_outcome),
+    stage = Text(r.stage or "")
+    if r.supporting:
+        stage.append(f" +{r.supporting}", style="dim")  # supporting stages: the `supporting` filter lists them
+    results = "supporting" if r.role == "supporting" else r.results_status or ""
+    return (Text("●", style="magenta") if marked else "", r.record_id, stage, r.version or "",
+            clock(r.created)[:16], cells.state(r.state), results, cells.outcome(r.ml_outcome),
             shorten(r.metric_name, 18), number(r.metric_value), shorten(",".join(r.tags), 20), shorten(r.reason, 80))
