@@ -76,7 +76,7 @@ class StageDriver:
         self.runtime_dir = self.outputs_dir / ".goldfish"
         self.log_path = self.run_dir / "logs" / "stdout.log"
         self.monitor_state: dict[str, Any] = {}
-        self.remote = runner.backend_name == "gce"  # stages on other machines (outputs in the bucket)
+        self.remote = getattr(runner, "backend_name", None) == "gce"  # stages on VMs (outputs in the bucket)
 
     # ---------------------------------------------------------------- helpers
     def doc(self) -> dict[str, Any]:
