@@ -99,6 +99,12 @@ def _project_checks(project_path: str | None) -> list[Check]:
     except GoldfishError as exc:
         return [Check("project", False, str(exc), "all project commands", required=True)]
     out = [Check("project", True, f"{project.config.project_name} at {project.root}", "all project commands")]
+    if project.config.gce is not None:
+        from goldfish.runs.cloud_checks import doctor_checks
+
+        required = project.config.jobs.backend == "gce"
+        out += [Check(name, ok, detail, "jobs.backend: gce", required=required)
+                for name, ok, detail in doctor_checks(project)]
     try:
         project.store.table("meta").docs()
         out.append(Check("store", True, str(project.store_dir), "records, runs, sources", required=True))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from goldfish.records.service import Records
     from goldfish.runs.service import Runs
     from goldfish.sources.service import Sources
+    from goldfish.storage import GcsStorage, ObjectStorage
     from goldfish.journal.state_md import StateMd
     from goldfish.svs.patterns import Patterns
     from goldfish.workspaces.versions import Versions
@@ -71,6 +72,7 @@ class Project:
         self.runs_dir = self.gf_dir / "runs"
         self.objects_dir = config.objects_root(self.root)
         self.backups_dir = self.gf_dir / "backups"
+        self.cache_dir = self.gf_dir / "cache"
         self.workspaces_dir = config.workspaces_root(self.root)
         self.state_md_path = config.state_md_path(self.root)
 
@@ -123,6 +125,20 @@ class Project:
         from goldfish.svs.patterns import Patterns
 
         return Patterns(self)
+
+    @cached_property
+    def storage(self) -> ObjectStorage:
+        """The object store ``storage.backend`` names (sources, artifacts, checkpoints, backups)."""
+        from goldfish.storage import project_storage
+
+        return project_storage(self.config, self.objects_dir)
+
+    @cached_property
+    def bucket(self) -> GcsStorage | None:
+        """The ``gcs.bucket`` store (cloud runs' outputs and checkpoints), or None without a bucket."""
+        from goldfish.storage import bucket_storage
+
+        return bucket_storage(self.config)
 
     def slot_path(self, slot: str) -> Path:
         return self.workspaces_dir / slot
@@ -195,6 +211,8 @@ class Project:
                 fix="Restart the server (and the TUI) to use the new locations, after moving the files there.",
             )
         self.config = new
+        for derived in ("storage", "bucket"):  # built from the config on next use
+            self.__dict__.pop(derived, None)
         return new
 
     def backend_issue(self, *, gpus: int = 0) -> Issue | None:

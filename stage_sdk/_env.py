@@ -54,6 +54,19 @@ def gcs_bucket() -> str | None:
     return os.environ.get("GOLDFISH_GCS_BUCKET") or None
 
 
+def storage_backend() -> str | None:
+    """Where durable objects go: ``GOLDFISH_STORAGE_BACKEND`` (gcs|local) when set, else the local
+    object dir when there is one, else the bucket when there is one, else None."""
+    explicit = (os.environ.get("GOLDFISH_STORAGE_BACKEND") or "").strip().lower()
+    if explicit == "gcs" and gcs_bucket():
+        return "gcs"
+    if explicit == "local" and objects_dir() is not None:
+        return "local"
+    if objects_dir() is not None:
+        return "local"
+    return "gcs" if gcs_bucket() else None
+
+
 @lru_cache(maxsize=4)
 def _parse_stage_config(raw: str) -> dict[str, Any]:
     try:

@@ -2,7 +2,8 @@
 
 Layout (one directory per checkpoint version, replaced as a unit):
 ``checkpoints/<run_id>/<name>/step_<N>/`` or ``checkpoints/<run_id>/<name>/latest/`` in the object
-store (``GOLDFISH_OBJECTS_DIR``), or ``$GOLDFISH_OUTPUTS_DIR/.goldfish/checkpoints/<name>/...`` for
+store (``GOLDFISH_OBJECTS_DIR``, or ``gs://$GOLDFISH_GCS_BUCKET/`` when ``GOLDFISH_STORAGE_BACKEND=gcs``:
+uploaded the moment it is saved), or ``$GOLDFISH_OUTPUTS_DIR/.goldfish/checkpoints/<name>/...`` for
 ``local_ok`` saves without one. Each holds the payload plus ``.goldfish-checkpoint.json``
 (kind, entry, step, run_id, saved_at):
 
@@ -47,9 +48,14 @@ def _step_dir(step: int | None) -> str:
     return LATEST if step is None else f"step_{step}"
 
 
-def _object_store() -> LocalObjectStore | None:
+def _object_store() -> ObjectStore | None:
+    backend = _env.storage_backend()
+    if backend == "gcs":
+        from stage_sdk.gcs_objects import GcsObjectStore
+
+        return GcsObjectStore(str(_env.gcs_bucket()))
     root = _env.objects_dir()
-    return LocalObjectStore(root) if root is not None else None
+    return LocalObjectStore(root) if backend == "local" and root is not None else None
 
 
 def _local_store() -> LocalObjectStore:
@@ -78,18 +84,18 @@ def _is_torch(data: Any, depth: int = 0) -> bool:
     return False
 
 
-def _stage_payload(data: Any, staging: Path, name: str, step: int | None) -> tuple[str, str | None]:
+def _stage_payload(data: Any, staging: Path, name: str, durable: bool) -> tuple[str, str | None]:
     """Write the payload of an in-memory checkpoint into ``staging``: (kind, entry file name)."""
     if isinstance(data, np.ndarray):
-        with _fs.atomic_file(staging / "data.npy", durable=True) as f:
+        with _fs.atomic_file(staging / "data.npy", durable=durable) as f:
             np.save(f, data, allow_pickle=False)
         return "array", "data.npy"
     if _is_torch(data):
-        with _fs.atomic_file(staging / "data.pt", durable=True) as f:
+        with _fs.atomic_file(staging / "data.pt", durable=durable) as f:
             sys.modules["torch"].save(data, f)
         return "torch", "data.pt"
     try:
-        with _fs.atomic_file(staging / "data.pkl", durable=True) as f:
+        with _fs.atomic_file(staging / "data.pkl", durable=durable) as f:
             pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise ValueError(
@@ -110,9 +116,10 @@ def save_checkpoint(name: str, data: Any, step: int | None = None, local_ok: boo
     """Save a checkpoint to durable storage now; returns the stored checkpoint directory.
 
     ``data``: a ``Path`` (file or directory, copied as is), a numpy array, or any picklable object.
-    ``step`` versions it (``step_<N>``); without it, ``latest`` is replaced. Needs
-    ``GOLDFISH_OBJECTS_DIR`` (durable); with ``local_ok=True`` and no object store it saves under
-    ``.goldfish/checkpoints`` in the outputs dir instead (lost with the machine).
+    ``step`` versions it (``step_<N>``); without it, ``latest`` is replaced. Needs an object store
+    (``GOLDFISH_OBJECTS_DIR``, or the bucket when ``GOLDFISH_STORAGE_BACKEND=gcs``: uploaded before
+    this returns); with ``local_ok=True`` and no object store it saves under ``.goldfish/checkpoints``
+    in the outputs dir instead (lost with the machine).
     """
     name = _env.check_name(name, "checkpoint name")
     stepn = _check_step(step)
@@ -126,16 +133,13 @@ def save_checkpoint(name: str, data: Any, step: int | None = None, local_ok: boo
         store, run = _local_store(), _env.run_id()
         prefix = f"{name}/{_step_dir(stepn)}"
     else:
-        bucket = _env.gcs_bucket()
-        extra = (
-            f" GOLDFISH_GCS_BUCKET={bucket} is set, but this stage SDK writes checkpoints through a local "
-            "object store only." if bucket else ""
-        )
         raise RuntimeError(
-            f"Checkpoint {name!r} has nowhere durable to go: GOLDFISH_OBJECTS_DIR is not set.{extra} "
-            "Fix: run the stage through goldfish (it sets GOLDFISH_OBJECTS_DIR), or pass local_ok=True "
-            "to keep it in the outputs dir (lost if the machine goes away)."
+            f"Checkpoint {name!r} has nowhere durable to go: neither GOLDFISH_OBJECTS_DIR nor "
+            "GOLDFISH_GCS_BUCKET is set. Fix: run the stage through goldfish (it sets them), or pass "
+            "local_ok=True to keep it in the outputs dir (lost if the machine goes away)."
         )
+    # A bucket is the durable copy: the local staging files need no fsync.
+    durable = isinstance(store, LocalObjectStore)
     staging_root = _env.runtime_dir() / "tmp"
     if isinstance(data, os.PathLike):
         src = Path(data)
@@ -152,17 +156,17 @@ def save_checkpoint(name: str, data: Any, step: int | None = None, local_ok: boo
         if isinstance(data, os.PathLike):
             src = Path(data)
             if src.is_dir():
-                _fs.copy_tree(src, staging / "payload", durable=True)
+                _fs.copy_tree(src, staging / "payload", durable=durable)
                 for child in (staging / "payload").iterdir():
                     child.rename(staging / child.name)
                 (staging / "payload").rmdir()
                 kind, entry = "directory", None
             else:
-                _fs.copy_file(src, staging / src.name, durable=True)
+                _fs.copy_file(src, staging / src.name, durable=durable)
                 kind, entry = "file", src.name
         else:
-            kind, entry = _stage_payload(data, staging, name, stepn)
-        _fs.atomic_write(staging / MANIFEST, _manifest(kind, entry, stepn, run), durable=True)
+            kind, entry = _stage_payload(data, staging, name, durable)
+        _fs.atomic_write(staging / MANIFEST, _manifest(kind, entry, stepn, run), durable=durable)
         store.put_dir(staging, prefix, move=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -4,6 +4,9 @@ demo project on either backend."""
 from __future__ import annotations
 
 import contextlib
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +165,46 @@ class VanishingDaemon:
         self.path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.server.close()
+
+
+# ------------------------------------------------------------------ a registry on 127.0.0.1
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(REGISTRY_BIN).exists():
+        pytest.fail(f"{REGISTRY_BIN} is missing: run scripts/setup-docker.sh (it installs docker-registry).")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"docker-registry did not start: {(root / 'registry.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

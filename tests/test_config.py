@@ -203,7 +203,7 @@ def test_slot_names_follow_workspace_rules_and_are_unique() -> None:
         ("extra_packages: [torch]\n", "extra_packages", 3, "use docker.extra_packages"),
         ("docker:\n  fa3_wheel_gcs: gs://b/w.whl\n", "docker.fa3_wheel_gcs", 4, "docker.cloud_build.fa3_wheel_gcs"),
         ("pre_run_review:\n  model: opus\n", "pre_run_review.model", 4, "use svs.agent_model"),
-        ("gce:\n  project_id: p\n  gpu_preference: [h100]\n", "gce.gpu_preference", 5, "compute profile"),
+        ("gce:\n  project_id: p\n  gpu_prefrence: [h100]\n", "gce.gpu_prefrence", 5, "gpu_preference"),
     ],
 )
 def test_unknown_key_names_file_path_line_and_fix(text: str, path: str, line: int, hint: str) -> None:
@@ -293,7 +293,7 @@ def test_any_key_not_in_the_model_is_rejected_with_its_path(section: tuple[str, 
         ("jobs:\n  backend: kubernetes\n", "jobs.backend", 4, "'local', 'docker', 'gce', got 'kubernetes'"),
         ("jobs:\n  max_parallel_stages: 0\n", "jobs.max_parallel_stages", 4, "must be >= 1, got 0"),
         ("jobs:\n  max_parallel_stages: 65\n", "jobs.max_parallel_stages", 4, "must be <= 64, got 65"),
-        ("defaults:\n  log_sync_interval: 2\n", "defaults.log_sync_interval", 4, "must be >= 5"),
+        ("defaults:\n  log_sync_interval: 0\n", "defaults.log_sync_interval", 4, "must be >= 1"),
         ("defaults:\n  launching_grace_seconds: 30\n", "defaults.launching_grace_seconds", 4, "must be >= 60"),
         ("workspace:\n  max_file_mb: 0\n", "workspace.max_file_mb", 4, "must be > 0"),
         ("metrics:\n  backend: wandbb\n", "metrics.backend", 4, 'Did you mean "wandb"?'),
@@ -395,7 +395,12 @@ def test_gce_backend_needs_a_project() -> None:
     entry = only(fail("jobs:\n  backend: gce\n"))
     assert (entry["path"], entry["line"]) == ("jobs.backend", 4)
     assert "gce: {project_id: my-gcp-project}" in entry["message"]
-    assert cfg("jobs: {backend: gce}\ngce: {project: p1}\n").gce.effective_project_id == "p1"  # type: ignore[union-attr]
+    gce = "jobs: {backend: gce}\ngce: {project: p1, zones: [us-central1-a]}\n"
+    assert cfg(gce + "gcs: {bucket: bkt1}\n").gce.effective_project_id == "p1"  # type: ignore[union-attr]
+    entry = only(fail(gce))
+    assert entry["path"] == "jobs.backend" and "gcs: {bucket: my-bucket}" in entry["message"]
+    entry = only(fail("jobs: {backend: gce}\ngce: {project: p1}\ngcs: {bucket: bkt1}\n"))
+    assert entry["path"] == "jobs.backend" and "gce.zones is not set" in entry["message"]
 
 
 def test_effective_project_id_explains_the_fix() -> None:

@@ -21,10 +21,12 @@ from tui.viewmodels import (
     AuditView,
     DashboardView,
     FindingView,
+    PoolView,
     QueueItem,
     ResultPoint,
     ResultsView,
     SlotView,
+    WorkerView,
 )
 
 if TYPE_CHECKING:
@@ -343,5 +345,23 @@ def load_dashboard(project: Project, now: float) -> DashboardView:
         slots=load_slots(project), active=active, queue=load_queue(contexts, now),
         alerts=load_alerts(project, now, pending),
         findings=tuple(findings[:FINDINGS_SHOWN]), audit=load_audit(project), workspaces=tuple(workspaces),
-        pending_patterns=pending, results=load_results(contexts),
+        pending_patterns=pending, results=load_results(contexts), pool=load_pool(project),
     )
+
+
+def load_pool(project: Project) -> PoolView | None:
+    """The warm pool from the store (what warm_pool_status() answers); None when it is off and empty."""
+    from goldfish.runs.warm_pool_service import status
+
+    found = status(project)
+    if not found.enabled and not found.total:
+        return None
+    counts = ", ".join(f"{n} {s}" for s, n in found.by_state.items() if n)
+    summary = (f"{found.total}/{found.max_instances} workers" + (f" ({counts})" if counts else "")
+               if found.enabled else f"disabled, {found.total} worker(s) left")
+    workers = tuple(
+        WorkerView(key=w.instance_name, instance=w.instance_name, state=w.state, since=parse_ts(w.state_entered_at),
+                   zone=w.zone or "", machine_type=w.machine_type or "", gpus=w.gpu_count, run=w.active_lease_run or "")
+        for w in found.instances
+    )
+    return PoolView(enabled=found.enabled, summary=summary, workers=workers)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from goldfish.errors import NotFound
 from tui.data import finding_views, heartbeat_time, primary_metric, ws_partition
 from tui.format import parse_ts
-from tui.viewmodels import InputView, LogChunk, MetricSeries, OutputView, RunDetailView, TransitionView
+from tui.viewmodels import AttemptView, InputView, LogChunk, MetricSeries, OutputView, RunDetailView, TransitionView
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -102,8 +102,27 @@ def load_run_detail(project: Project, run_id: str, now: float, *, metric_points:
         review=review.get("decision") if review else None, review_summary=review.get("summary") if review else None,
         findings=tuple(finding_views(doc, now)), metrics=metrics,
         results_auto=doc.get("results_auto"), results_final=doc.get("results_final"),
-        results_spec=doc.get("results_spec"),
+        results_spec=doc.get("results_spec"), attempts=attempt_views(doc),
     )
+
+
+def attempt_views(doc: dict[str, Any]) -> tuple[AttemptView, ...]:
+    """Each capacity-search try of each VM attempt, oldest first (what inspect_run's attempt section lists)."""
+    out = []
+    for vm in doc.get("attempts") or []:
+        if not isinstance(vm, dict):
+            continue
+        number = int(vm.get("attempt") or 1)
+        tries = [t for t in vm.get("capacity") or [] if isinstance(t, dict)]
+        for t in tries:
+            launched = t.get("outcome") == "launched"
+            outcome = (vm.get("outcome") or "running") if launched else str(t.get("outcome"))
+            out.append(AttemptView(
+                key=f"{number}.{t.get('n')}", attempt=number, n=int(t.get("n") or 0), zone=str(t.get("zone") or ""),
+                machine_type=str(t.get("machine_type") or ""), provisioning=str(t.get("provisioning_model") or ""),
+                outcome=outcome, error=str(t.get("error") or (vm.get("detail") if launched else "") or ""),
+                instance=str(vm.get("instance") or "") if launched else ""))
+    return tuple(out)
 
 
 def _reason_text(reason: Any) -> str | None:

@@ -117,6 +117,27 @@ class AuditView:
 
 
 @dataclass(frozen=True)
+class WorkerView:
+    """A warm pool worker (GCE VM kept booted between runs)."""
+
+    key: str
+    instance: str
+    state: str
+    since: float | None
+    zone: str
+    machine_type: str
+    gpus: int
+    run: str
+
+
+@dataclass(frozen=True)
+class PoolView:
+    enabled: bool
+    summary: str
+    workers: tuple[WorkerView, ...]
+
+
+@dataclass(frozen=True)
 class DashboardView:
     project_name: str
     root: str
@@ -130,6 +151,7 @@ class DashboardView:
     workspaces: tuple[str, ...]
     pending_patterns: int
     results: tuple[ResultsView, ...] = ()
+    pool: PoolView | None = None  # shown when the warm pool is on or still has workers
 
     @property
     def alert_count(self) -> int:
@@ -146,6 +168,21 @@ class TransitionView:
     to_state: str
     cause: str | None
     source: str | None
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One try at getting a VM for a run on a cloud backend (a capacity-search attempt)."""
+
+    key: str
+    attempt: int  # the run's attempt (a preemption starts the next one)
+    n: int  # the try within that attempt's capacity search
+    zone: str
+    machine_type: str
+    provisioning: str
+    outcome: str
+    error: str
+    instance: str
 
 
 @dataclass(frozen=True)
@@ -207,6 +244,7 @@ class RunDetailView:
     results_auto: dict[str, Any] | None
     results_final: dict[str, Any] | None
     results_spec: dict[str, Any] | None
+    attempts: tuple[AttemptView, ...] = ()  # cloud runs: every VM attempt and capacity-search try
 
     @property
     def terminal(self) -> bool:

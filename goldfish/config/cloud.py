@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -71,6 +72,30 @@ class WarmPoolConfig(Section):
     )
 
 
+class GceEndpoints(Section):
+    compute: str | None = Field(
+        default=None, description="Compute Engine API endpoint URL; null is Google's (compute.googleapis.com)."
+    )
+    logging: str | None = Field(
+        default=None, description="Cloud Logging API endpoint URL; null is Google's (logging.googleapis.com)."
+    )
+    anonymous: bool = Field(
+        default=False,
+        description="Call these endpoints without credentials (an emulator or a test fake); never for Google's.",
+    )
+
+    @field_validator("compute", "logging")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise rule_error(f"must be an http(s) URL, got {value!r}. Fix: write e.g. http://127.0.0.1:8085")
+        return value
+
+
+_ZONE_RE = re.compile(r"[a-z]+(?:-[a-z0-9]+)+-[a-z]", re.ASCII)
+_GPU_NAMES = ("h100", "a100", "l4", "t4", "v100", "none")
+
+
 class GceConfig(Section):
     project_id: str | None = Field(
         default=None,
@@ -108,6 +133,36 @@ class GceConfig(Section):
     max_attempts: int = Field(
         default=150, ge=1, description="Most launch attempts during one capacity search."
     )
+    preemptible_preference: Literal["spot_first", "on_demand_first"] = Field(
+        default="on_demand_first",
+        description=(
+            "For profiles that allow both: try spot capacity before on-demand ('spot_first') or after "
+            "('on_demand_first')."
+        ),
+    )
+    gpu_preference: list[str] = Field(
+        default_factory=lambda: ["h100", "a100", "none"],
+        description=(
+            "Order in which a profile and its fallbacks are tried, by GPU (h100, a100, l4, t4, v100, none); "
+            "unlisted GPUs come last."
+        ),
+    )
+    max_preemption_retries: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description=(
+            "How many times a preempted spot VM's stage is relaunched (resuming from its checkpoints) before "
+            "the run ends terminated/preempted."
+        ),
+    )
+    poll_seconds: float = Field(
+        default=5.0, ge=0.2, le=300, description="How often the runner reads a running VM's state and status objects."
+    )
+    endpoints: GceEndpoints = Field(
+        default_factory=GceEndpoints,
+        description="Other API endpoints (emulators, a test fake, private endpoints); empty for Google's.",
+    )
     warm_pool: WarmPoolConfig = Field(default_factory=WarmPoolConfig, description="Warm VM pool.")
 
     @field_validator("zones")
@@ -117,6 +172,17 @@ class GceConfig(Section):
             raise rule_error(
                 "zones must not be an empty list. Fix: list at least one zone, or remove the key."
             )
+        for zone in value or []:
+            if not _ZONE_RE.fullmatch(zone):
+                raise rule_error(f"{zone!r} is not a zone name. Fix: write zones like us-central1-a.")
+        return value
+
+    @field_validator("gpu_preference")
+    @classmethod
+    def _gpu_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in _GPU_NAMES:
+                raise rule_error(f"unknown GPU {name!r}. Fix: use names from {', '.join(_GPU_NAMES)}.")
         return value
 
     @property

@@ -32,13 +32,6 @@ MOVED: dict[Key, str] = {
     ("jobs", "container_cpus"): "use docker.cpus (docker backend) or local.cpu_limit",
     ("jobs", "container_pids"): "use docker.pids_limit",
     ("gce", "gcs_bucket"): "use gcs.bucket",
-    (
-        "gce",
-        "gpu_preference",
-    ): "remove it: the GPU comes from each stage's compute profile (see gce.profile_overrides)",
-    ("gce", "preemptible_preference"): (
-        "remove it: spot or on-demand comes from each stage's compute profile (see gce.profile_overrides)"
-    ),
     ("storage", "gcs"): "the bucket lives in the top-level gcs section: use gcs.bucket",
     ("storage", "s3"): "S3 storage is not supported; storage.backend supports 'local' and 'gcs'",
     ("storage", "azure"): "Azure storage is not supported; storage.backend supports 'local' and 'gcs'",
@@ -250,8 +243,10 @@ def _string_keys(data: Any) -> Any:
 def _problem(err: ErrorDetails, lines: dict[Key, int]) -> Problem:
     loc: list[str | int] = []
     dict_key = False
-    for part in err["loc"]:
-        if part == "[key]":
+    parts = list(err["loc"])
+    for index, part in enumerate(parts):
+        # pydantic marks a dict key's error with "[key]"; an unknown key literally named "[key]" is a key.
+        if part == "[key]" and not (err["type"] == "extra_forbidden" and index == len(parts) - 1):
             dict_key = True
         else:
             loc.append(part)

@@ -145,6 +145,18 @@ class GoldfishConfig(Section):
                 "or use jobs.backend: local.",
                 at=("jobs", "backend"),
             )
+        if self.jobs.backend == "gce" and self.gce is not None and not self.gce.zones:
+            raise rule_error(
+                "is 'gce' but gce.zones is not set. Fix: list the zones to run in, e.g. "
+                "`zones: [us-central1-a, us-central1-b]` under gce (`gcloud compute zones list`).",
+                at=("jobs", "backend"),
+            )
+        if self.jobs.backend == "gce" and self.gcs is None:
+            raise rule_error(
+                "is 'gce' but there is no gcs section: VMs keep their outputs and checkpoints in a bucket. "
+                "Fix: add `gcs: {bucket: my-bucket}` (gcloud storage buckets create gs://my-bucket).",
+                at=("jobs", "backend"),
+            )
         return self
 
     # Paths ---------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ class DefaultsConfig(Section):
     )
     log_sync_interval: int = Field(
         default=10,
-        ge=5,
+        ge=1,
         le=300,
         description="Seconds between live syncs of a running stage's logs and metrics.",
     )

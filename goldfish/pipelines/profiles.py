@@ -87,6 +87,11 @@ class Profile(BaseModel):
         default=None, gt=0, description="Launch timeout override"
     )
     builtin: StrictBool = Field(default=False, description="A built-in profile (possibly overridden)")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Other GCE profiles a capacity search may use when this one has none (tried in "
+                    "gce.gpu_preference order)",
+    )
 
     @field_validator("zones")
     @classmethod
@@ -357,6 +362,14 @@ def resolve_profiles(
                         else "Correct this profile setting.",
                     )
                 )
+    for name, profile in profiles.items():
+        for other in profile.fallbacks:
+            if other not in profiles or profiles[other].machine_type == "local" or other == name:
+                issues.append(Issue(
+                    location=f"gce.profile_overrides.{name}.fallbacks",
+                    message=f"fallback {other!r} is not another GCE profile.{did_you_mean(other, profiles)}",
+                    fix="List other GCE profiles (e.g. a100-spot), not local or the profile itself.",
+                ))
     if issues:
         raise issues_error("Invalid compute profiles in goldfish.yaml.", issues)
     return profiles

@@ -262,12 +262,8 @@ class Records:
             "runtime_log_path": outputs / ".goldfish" / "logs.txt", "outputs_dir": outputs,
             "metrics_path": outputs / ".goldfish" / "metrics.jsonl",
         }
-        objects = {"checkpoints": str(project.objects_dir / "checkpoints" / run["id"])}
-        gcs = getattr(project.config, "gcs", None)
-        if gcs is not None and getattr(gcs, "bucket", None):
-            objects["gcs_checkpoints"] = f"gs://{gcs.bucket}/checkpoints/{run['id']}"
-        exists = {k: p.exists() for k, p in paths.items()}
-        exists["checkpoints"] = Path(objects["checkpoints"]).exists()
+        objects, exists = self._run_objects(run)
+        exists.update({k: p.exists() for k, p in paths.items()})
         version = project.store.table("versions", part(found.workspace)).get_doc(str(run.get("version"))) or {}
         return DebugInfo(
             record_id=found.record_id, stage_run_id=run["id"], pipeline_run_id=run.get("pipeline_run_id"),
@@ -278,6 +274,33 @@ class Records:
             sha=run.get("sha"), git_tag=version.get("tag") or f"{found.workspace}-{run.get('version')}",
             objects=objects, exists=exists,
         )
+
+    def _run_objects(self, run: dict[str, Any]) -> tuple[dict[str, str], dict[str, bool]]:
+        """Where this run's checkpoints and outputs live in object storage, and whether anything is
+        there now (one listing per prefix; an unreachable bucket shows as not existing)."""
+        from goldfish.errors import GoldfishError
+
+        project = self.project
+        remote = run.get("backend") == "gce"
+        store = project.bucket if remote else project.storage
+        if store is None:
+            return {}, {}
+        prefixes = {"checkpoints": f"checkpoints/{run['id']}/"}
+        if remote or store.kind == "gcs":
+            prefixes["outputs"] = f"runs/{run['id']}/outputs/"
+        if remote:
+            prefixes["worker_logs"] = f"runs/{run['id']}/logs/"
+        objects, exists = {}, {}
+        for name, prefix in prefixes.items():
+            objects[name] = store.uri(prefix)
+            try:
+                exists[name] = bool(store.list(prefix))
+            except GoldfishError:
+                exists[name] = False
+        if remote and project.config.gce is not None:
+            objects["cloud_logging"] = (f"projects/{project.config.gce.project_id}/logs/goldfish-stage "
+                                        f"labels.goldfish_run=\"{run['id']}\"")
+        return objects, exists
 
     # ----------------------------------------------------------------- specs
     def save_results_spec(self, workspace: str, stage: str, results_spec: dict[str, Any]) -> SavedSpecResult:

@@ -20,8 +20,15 @@ if TYPE_CHECKING:
 
 
 def backend_options(config: GoldfishConfig) -> dict[str, Any]:
-    """Plain settings each backend is built from (backends never read goldfish.yaml themselves)."""
-    return {"docker": {"host": config.docker.host}}
+    """Plain settings each backend is built from (backends never read goldfish.yaml themselves);
+    the gce backend also gets the bucket store (``goldfish.storage``) it reads and writes."""
+    options: dict[str, Any] = {"docker": {"host": config.docker.host}}
+    if config.jobs.backend == "gce":
+        from goldfish.runs.cloud import gce_settings
+        from goldfish.storage import bucket_storage
+
+        options["gce"] = {"settings": gce_settings(config), "objects": bucket_storage(config)}
+    return options
 
 
 def availability(project: Project, *, gpus: int = 0) -> Availability:

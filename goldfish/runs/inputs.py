@@ -131,6 +131,7 @@ def resolve_override(
         return {
             "kind": "override_source", "run_id": None, "signal": None, "source": value,
             "location": source_location(project, row), "type": row.get("format"), "format": row.get("format"),
+            "generation": row.get("gcs_generation"),
         }
     looks_like_path = "/" in value or value.startswith((".", "~")) or "://" in value
     if not looks_like_path:
@@ -142,10 +143,10 @@ def resolve_override(
     if value.startswith("file://"):
         value = value[len("file://") :]
     if "://" in value:
-        if project.config.jobs.backend in ("local", "docker"):
+        if not value.startswith("gs://"):
             raise InvalidInput(
-                f"{where}: {value} is a remote URI, which the {project.config.jobs.backend} backend cannot stage.",
-                fix="Copy the data to a local path and pass that, or register a local source.",
+                f"{where}: {value} uses a URI scheme Goldfish cannot stage (only gs:// and local paths).",
+                fix="Copy the data to a local path or to a gs:// bucket and pass that.",
             )
         location = value
     else:
@@ -241,15 +242,9 @@ def resolve_inputs(
                 issues.append(Issue(location=f"{where}.dataset", message=exc.message, fix=exc.fix))
                 continue
             location = source_location(project, row)
-            if "://" in location and project.config.jobs.backend in ("local", "docker"):
-                issues.append(Issue(
-                    location=f"{where}.dataset",
-                    message=f"source {spec.dataset} lives at {location}, which the local backend cannot stage.",
-                    fix="Register a local copy of the data as a source and use that name.",
-                ))
-                continue
             resolved[name] = {"kind": "source", "run_id": None, "signal": None, "source": spec.dataset,
-                              "location": location, "type": spec.type, "format": spec.format or row.get("format")}
+                              "location": location, "type": spec.type, "format": spec.format or row.get("format"),
+                              "generation": row.get("gcs_generation")}
             continue
         issues.append(Issue(
             location=where,

@@ -163,7 +163,21 @@ def attempt(project: Project, run: dict[str, Any]) -> dict[str, Any]:
         "success": count(lambda r: r.get("ml_outcome") == "success"),
         "bad_results": count(lambda r: r.get("ml_outcome") == "miss"),
         "previous_run": runs[number - 2]["id"] if number >= 2 else None,
+        "backend": run.get("backend"),
+        # This stage run's own attempts on a cloud backend: each VM it ran on (a preemption starts a
+        # new one) with every capacity-search try (zone, machine type, provisioning model, outcome).
+        "current_attempt": run.get("attempt") or 1,
+        "vm_attempts": run.get("attempts") or [],
+        "worker": _worker(run),
     }
+
+
+def _worker(run: dict[str, Any]) -> str | None:
+    """How a run on a VM got its machine: 'warm: reused <instance>' or 'cold'; None elsewhere."""
+    handle = run.get("backend_handle") or {}
+    if run.get("backend") != "gce" or not handle.get("instance"):
+        return None
+    return f"warm: reused {handle['instance']}" if handle.get("warm") else "cold"
 
 
 def thoughts(project: Project, run_id: str) -> list[dict[str, Any]]:

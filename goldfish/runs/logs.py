@@ -92,6 +92,12 @@ def read_logs(
         if since_ts is None:
             raise InvalidInput(f"since {since!r} is not an ISO timestamp.", fix="Use e.g. since='2026-01-01T12:00:00Z'.")
     run = project.runs.get(run_id)
+    if run.get("backend_handle") and run.get("backend") == "gce" and project.config.jobs.backend == "gce":
+        # The stage's lines live in Cloud Logging: bring the local copy up to date first.
+        from goldfish.runs.cloud import gce_backend
+        from goldfish.runs.remote_driver import mirror_logs
+
+        mirror_logs(gce_backend(project), run["backend_handle"], project.runs_dir / run_id)
     path = project.runs_dir / run_id / "logs" / "stdout.log"
     try:
         size = os.stat(path).st_size

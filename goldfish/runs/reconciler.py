@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from goldfish.errors import GoldfishError
 from goldfish.runs.lease import LeaseFile
-from goldfish.runs.state import PIPELINE_TERMINAL, ws_partition
+from goldfish.runs.state import PIPELINE_TERMINAL, TERMINAL, ws_partition
 from goldfish.runs.stage_env import PACKAGE_ROOT
 
 if TYPE_CHECKING:
@@ -67,7 +67,66 @@ def reconcile(project: Project) -> list[str]:
             table = tx.table("active_pipelines")
             for prun_id in stale:
                 table.delete(prun_id)
+    try:
+        sweep_vms(project)
+    except Exception as exc:  # the cloud being unreachable must not stop a project from opening
+        print(f"goldfish: VM sweep skipped ({exc})", file=sys.stderr)
     return started
+
+
+SWEEP_SECONDS = 60.0
+SWEEP_STAMP = "cloud_sweep.json"
+
+
+def sweep_vms(project: Project, *, force: bool = False) -> list[str]:
+    """Delete Goldfish VMs whose stage run is terminal, unknown, or on a later attempt: nothing that
+    finished keeps billing, even when its runner died before cleaning up; then reconcile the warm
+    pool (expired workers, leases of terminal runs). At most once a minute per project unless
+    ``force``; returns the deleted instance names (warm workers are reported by the pool)."""
+    import json
+    import time
+
+    from goldfish.fsutil import atomic_write
+
+    if project.config.jobs.backend != "gce" or project.config.gce is None:
+        return []
+    stamp = project.gf_dir / SWEEP_STAMP
+    try:
+        last = float(json.loads(stamp.read_text()).get("at", 0))
+    except (OSError, ValueError):
+        last = 0.0
+    if not force and time.time() - last < SWEEP_SECONDS:
+        return []
+    atomic_write(stamp, json.dumps({"at": time.time()}), durable=False)
+    from goldfish.runs.backends.gce.api import ComputeApi
+    from goldfish.runs.backends.gce.instance import label_value
+    from goldfish.runs.cloud import gce_settings
+
+    api = ComputeApi(gce_settings(project.config))
+    deleted = []
+    found = api.list_labelled({"goldfish-managed": "true",
+                               "goldfish-project": label_value(project.config.project_name)})
+    for inst in found:
+        labels = dict(inst.labels)
+        if labels.get("goldfish-pool") == "worker":
+            # The pool manages its workers; a worker VM the pool no longer knows is an orphan.
+            row = project.store.table("warm_pool").get_doc(inst.name)
+            if (row is None or row.get("state") == "gone") and api.delete(inst.zone.rsplit("/", 1)[-1], inst.name):
+                deleted.append(inst.name)
+            continue
+        run_id = labels.get("goldfish-run", "")
+        entry = project.store.table("run_index").get_doc(run_id) if run_id else None
+        run = (project.store.table("runs", ws_partition(str(entry["workspace"]))).get_doc(run_id)
+               if entry else None)
+        stale = (run is None or run.get("state") in TERMINAL
+                 or str(run.get("attempt") or 1) != labels.get("goldfish-attempt", "1"))
+        if stale and api.delete(inst.zone.rsplit("/", 1)[-1], inst.name):
+            deleted.append(inst.name)
+    if project.store.table("warm_pool").docs():
+        from goldfish.runs import warm_pool
+
+        warm_pool.reconcile(project, api, project.bucket)
+    return deleted
 
 
 def reconcile_quietly(project: Project) -> list[str]:

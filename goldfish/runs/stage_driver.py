@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.runs import metric_series
 
-from goldfish.runs import postrun
+from goldfish.runs import postrun, remote_driver, run_objects
 
 from goldfish.runs import stage_env, stage_setup
 from goldfish.runs.backends.base import BackendUnavailable, Handle, LaunchSpec, Status
@@ -76,6 +76,7 @@ class StageDriver:
         self.runtime_dir = self.outputs_dir / ".goldfish"
         self.log_path = self.run_dir / "logs" / "stdout.log"
         self.monitor_state: dict[str, Any] = {}
+        self.remote = getattr(runner, "backend_name", None) == "gce"  # stages on VMs (outputs in the bucket)
 
     # ---------------------------------------------------------------- helpers
     def doc(self) -> dict[str, Any]:
@@ -200,8 +201,15 @@ class StageDriver:
         if review.get("decision") == "blocked":
             raise StageFailure("failed", "review_blocked", f"Pre-run review blocked: {review.get('summary')}",
                                **prepared)
+        if stage.runtime == "rust" and self.remote:
+            raise StageFailure("failed", "preflight", remote_driver.RUST_REFUSAL, **prepared)
         binary = self.build_rust(stage, app) if stage.runtime == "rust" else None
-        stage_env.stage_inputs(self.run_dir / "inputs", resolved)
+        if not self.remote:  # a cloud worker stages its inputs itself, from the bucket
+            try:
+                stage_env.stage_inputs(self.run_dir / "inputs", resolved,
+                                       fetch=run_objects.fetcher(project, self.note))
+            except GoldfishError as exc:
+                raise StageFailure("failed", "input_error", f"Staging the inputs failed: {exc}", **prepared) from None
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         max_runtime = config.max_runtime_seconds or project.config.defaults.timeout_seconds
         try:
@@ -282,6 +290,9 @@ class StageDriver:
 
     # ----------------------------------------------------------------- launch
     def launch(self, doc: dict[str, Any]) -> None:
+        if self.remote:
+            remote_driver.launch(self, doc)
+            return
         backend = self.runner.backend
         # One transaction (under the project lock): a cancel either lands before it, and nothing is
         # launched, or after it, and sees the run running.
@@ -328,15 +339,21 @@ class StageDriver:
         started = parse_iso(doc.get("started_at")) or time.time()
         prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
         stop_seen: float | None = None
-        last_push = 0.0
+        last_push = last_mirror = 0.0
         errors = 0
         while not self.runner.lease_lost():
             try:
                 status = self.runner.backend.status(handle)
                 index, changed = metric_series.ingest(self.run_dir)
+                if status.preempted:
+                    remote_driver.preempted(self, self.doc(), handle, status)
+                    return
                 if not status.alive:
                     self.settle_exit(status, handle)
                     return
+                if self.remote and time.time() - last_mirror > cfg.defaults.log_sync_interval:
+                    remote_driver.mirror_logs(self.runner.backend, handle, self.run_dir)
+                    last_mirror = time.time()
                 doc = self.doc()
                 if doc["state"] != "running":
                     return
@@ -390,6 +407,8 @@ class StageDriver:
         default, the safe way: only a stage that has sent one heartbeat is held to
         DEFAULT_HEARTBEAT_TIMEOUT_SECONDS of silence; one that never heartbeats is bounded by its
         max runtime (and shown as stalled)."""
+        if self.remote:  # a VM's boot is not the stage's silence: count from the stage's own start
+            started = remote_driver.stage_started(self.run_dir) or now
         if now - started <= self.project.config.jobs.heartbeat_grace_seconds:
             return None
         configured = doc.get("heartbeat_timeout_seconds")
@@ -446,18 +465,22 @@ class StageDriver:
 
     def settle_exit(self, status: Status, handle: Handle) -> None:
         doc = self.doc()
-        fields = self.collect(doc)
+        fields = {**(remote_driver.finished(self, doc, handle, status) if self.remote else {}), **self.collect(doc)}
         code = status.exit_code
         fields["exit_code"] = code
         self.runner.backend.cleanup(handle)
         if code is None:
+            why = f" ({status.detail})" if status.detail else ""
             self.settle("running", "terminated", "orphaned",
-                        "The stage process ended without recording an exit code (killed outside Goldfish, or the"
-                        " machine restarted); treated as a failure.", **fields)
+                        f"The stage process ended without recording an exit code{why}: killed outside Goldfish, or the"
+                        " machine went away; treated as a failure.", **fields)
         elif code == 0:
             self.settle("running", "post_run", **fields)
         else:
-            self.settle("running", "failed", "exit_nonzero", self.exit_message(doc, code), **fields)
+            message = self.exit_message(doc, code)
+            if status.detail:
+                message = f"{status.detail}. {message}"
+            self.settle("running", "failed", "exit_nonzero", message, **fields)
             self.failed_hooks()
 
     def failed_hooks(self) -> None:
@@ -504,7 +527,8 @@ class StageDriver:
         cfg = self.project.config
         pipeline = self.load_pipeline()
         stage = pipeline.stage(doc["stage"])
-        outputs, missing = postrun.collect_outputs(stage, self.outputs_dir)
+        outputs, missing = run_objects.collect_outputs(self.project, self.run_id, stage, self.outputs_dir,
+                                                       remote=self.remote, note=self.note)
         fields = self.collect(doc)
         stats, findings, problems = postrun.read_svs_files(self.runtime_dir)
         contract = postrun.contract_errors(findings, cfg.svs.default_enforcement) if cfg.svs.enabled else []

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,13 +51,17 @@ def stage_runtime_config(
     return values
 
 
-def stage_inputs(inputs_dir: Path, resolved: dict[str, dict[str, Any]]) -> None:
-    """``inputs/<name>`` → a symlink to each resolved location (recreated from scratch)."""
+def stage_inputs(inputs_dir: Path, resolved: dict[str, dict[str, Any]],
+                 fetch: Callable[[str, int | None], Path] | None = None) -> None:
+    """``inputs/<name>`` → a symlink to each resolved location (recreated from scratch); a ``gs://``
+    location is first made local by ``fetch(uri, generation)`` (a verified, cached download)."""
     if inputs_dir.exists():
         shutil.rmtree(inputs_dir)
     inputs_dir.mkdir(parents=True)
     for name, entry in resolved.items():
         location = entry.get("location")
+        if location and "://" in location and fetch is not None:
+            location = str(fetch(location, entry.get("generation")))
         if location and "://" not in location:
             os.symlink(location, inputs_dir / name)
 
@@ -121,37 +126,62 @@ def stage_environment(
     path = [str(app), str(app / "modules"), str(PACKAGE_ROOT)]
     if os.environ.get("PYTHONPATH"):
         path.append(os.environ["PYTHONPATH"])
-    svs = project.config.svs
-    env.update(
-        {
-            "PYTHONPATH": os.pathsep.join(path),
-            "PYTHONUNBUFFERED": "1",
-            "GOLDFISH_INPUTS_DIR": str(run_dir / "inputs"),
-            "GOLDFISH_OUTPUTS_DIR": str(run_dir / "outputs"),
-            "GOLDFISH_STAGE_CONFIG": json.dumps(runtime_config, default=str),
-            "GOLDFISH_RUN_ID": run["id"],
-            "GOLDFISH_WORKSPACE": run["workspace"],
-            "GOLDFISH_STAGE": run["stage"],
-            "GOLDFISH_PROJECT_NAME": project.config.project_name,
-            "GOLDFISH_PIPELINE_RUN_ID": run.get("pipeline_run_id") or "",
-            "GOLDFISH_GIT_SHA": run.get("sha") or "",
-            "GOLDFISH_SVS_CONFIG": json.dumps(
-                {
-                    "enabled": svs.enabled,
-                    "stats_enabled": svs.enabled and svs.stats_enabled,
-                    "default_enforcement": svs.default_enforcement,
-                    "domain": svs.domain,
-                }
-            ),
-            "GOLDFISH_SVS_STATS_ENABLED": "true" if svs.enabled and svs.stats_enabled else "false",
-            "GOLDFISH_OBJECTS_DIR": str(project.objects_dir),
-            "GOLDFISH_METRICS_FLUSH_INTERVAL": "5",
-        }
-    )
-    if project.config.gcs is not None:
-        env["GOLDFISH_GCS_BUCKET"] = project.config.gcs.bucket
+    env.update(contract_env(project, run, runtime_config, inputs=run_dir / "inputs", outputs=run_dir / "outputs"))
+    env["PYTHONPATH"] = os.pathsep.join(path)
+    if project.config.storage.backend == "local":
+        env["GOLDFISH_OBJECTS_DIR"] = str(project.objects_dir)
     if container_paths is not None:
         env.update(container_paths)
+    return env
+
+
+PRESERVE_DIR = "/mnt/preserve"  # a warm worker keeps gce.warm_pool.preserve_paths here between runs
+
+
+def container_environment(project: Project, run: dict[str, Any], config: StageConfig,
+                          runtime_config: dict[str, Any]) -> dict[str, str]:
+    """The environment of a stage on a VM: the contract variables with the container layout of
+    ``backends/container.py``, nothing of this machine's (no thread caps from its CPU count: the VM
+    has the profile's). Checkpoints go to the bucket."""
+    from goldfish.runs.backends import container
+
+    env = dict(config.environment)
+    env.update(contract_env(project, run, runtime_config, inputs=Path(container.INPUTS_DIR),
+                            outputs=Path(container.OUTPUTS_DIR)))
+    env.update(container.env_paths(objects=False))
+    env.update({"GOLDFISH_STORAGE_BACKEND": "gcs", "GOLDFISH_PRESERVE_DIR": PRESERVE_DIR})
+    return env
+
+
+def contract_env(project: Project, run: dict[str, Any], runtime_config: dict[str, Any], *,
+                 inputs: Path, outputs: Path) -> dict[str, str]:
+    """The GOLDFISH_* variables the stage SDK reads (the on-disk contract), for these directories."""
+    svs = project.config.svs
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "GOLDFISH_INPUTS_DIR": str(inputs),
+        "GOLDFISH_OUTPUTS_DIR": str(outputs),
+        "GOLDFISH_STAGE_CONFIG": json.dumps(runtime_config, default=str),
+        "GOLDFISH_RUN_ID": run["id"],
+        "GOLDFISH_WORKSPACE": run["workspace"],
+        "GOLDFISH_STAGE": run["stage"],
+        "GOLDFISH_PROJECT_NAME": project.config.project_name,
+        "GOLDFISH_PIPELINE_RUN_ID": run.get("pipeline_run_id") or "",
+        "GOLDFISH_GIT_SHA": run.get("sha") or "",
+        "GOLDFISH_SVS_CONFIG": json.dumps(
+            {
+                "enabled": svs.enabled,
+                "stats_enabled": svs.enabled and svs.stats_enabled,
+                "default_enforcement": svs.default_enforcement,
+                "domain": svs.domain,
+            }
+        ),
+        "GOLDFISH_SVS_STATS_ENABLED": "true" if svs.enabled and svs.stats_enabled else "false",
+        "GOLDFISH_STORAGE_BACKEND": project.config.storage.backend,
+        "GOLDFISH_METRICS_FLUSH_INTERVAL": "5",
+    }
+    if project.config.gcs is not None:
+        env["GOLDFISH_GCS_BUCKET"] = project.config.gcs.bucket
     return env
 
 

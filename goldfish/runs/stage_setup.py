@@ -49,6 +49,8 @@ def launch_request(
     app = run_dir / "app"
     if backend == "docker":
         return _docker(project, doc, run_dir, stage, config, resolved, note=note, phase=phase)
+    if backend == "gce":
+        return _gce(project, doc, run_dir, stage, config, resolved, note=note)
     runtime_config = stage_env.stage_runtime_config(stage, config, run_dir / "inputs", resolved)
     env = stage_env.stage_environment(project, doc, run_dir, config, runtime_config)
     request: dict[str, Any] = {"cwd": str(app), "env": env,
@@ -129,3 +131,23 @@ def _docker(project: Project, doc: dict[str, Any], run_dir: Path, stage: Stage, 
     )
     return {"argv": spec.command, "env": env, "cwd": container.APP_DIR, "memory_limit_mb": memory_mb,
             "container": spec.to_dict(), "image": choice.to_dict()}
+
+
+def _gce(project: Project, doc: dict[str, Any], run_dir: Path, stage: Stage, config: StageConfig,
+         resolved: dict[str, dict[str, Any]], *, note: Callable[[str], None]) -> dict[str, Any]:
+    """A stage on a VM: its code and inputs go to the bucket with the run spec the worker reads
+    (``runs/cloud.stage_remote``); the VM itself is found by the capacity search when launching."""
+    from goldfish.pipelines.profiles import default_profile
+    from goldfish.runs.cloud import stage_remote
+
+    profile = config.profile or default_profile("gce")
+    max_runtime = config.max_runtime_seconds or project.config.defaults.timeout_seconds
+    bucket = project.config.gcs.bucket if project.config.gcs else "?"
+    note(f"uploading the code and inputs to gs://{bucket}")
+    try:
+        remote = stage_remote(project, doc, run_dir, stage, config, resolved, profile, max_runtime)
+    except GoldfishError as exc:
+        raise SetupFailure("input_error", f"Staging for the VM failed: {exc}") from None
+    return {"argv": remote.get("argv") or [], "env": {}, "cwd": container.APP_DIR, "memory_limit_mb": None,
+            "remote": remote, "image": {"tag": remote["image"], "source": "registry"}}
+

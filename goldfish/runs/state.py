@@ -57,6 +57,8 @@ LEGAL: dict[str, dict[str, frozenset[str | None]]] = {
     },
     "running": {
         "post_run": frozenset({None}),
+        # A preempted spot VM: the same stage run is launched again as its next attempt.
+        "launching": frozenset({"preempted"}),
         "failed": frozenset({"exit_nonzero"}),
         "terminated": frozenset(
             {"timeout", "max_runtime_exceeded", "no_heartbeat", "ai_stopped", "orphaned", "preempted"}
@@ -176,7 +178,7 @@ def transition(
         "updated_at": ts,
         "history": [*current.get("history", []), entry],
     }
-    if cause is not None:
+    if cause is not None and to in TERMINAL:  # a relaunch's cause lives in the history only
         update["cause"] = cause
     if error:
         update["error"] = error[:4000]
@@ -187,6 +189,10 @@ def transition(
         update["infra_outcome"] = infra_outcome(to, cause)
     doc = runs.cas(run_id, "state", frm, update)
     assert doc is not None  # same transaction, state just read
+    if (current.get("backend_handle") or {}).get("pool") and (to in TERMINAL or to == "launching"):
+        from goldfish.runs.warm_pool import release
+
+        release(tx, current, source=source, cause=f"run_{to}")  # the lease never outlives its run
     tx.append_event(
         TRANSITIONS_LOG,
         {"ts": ts, "run_id": run_id, "workspace": ws, "from": frm, "to": to, "cause": cause,

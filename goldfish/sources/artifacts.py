@@ -52,8 +52,9 @@ def _run(sources: Sources, run_id: str) -> tuple[str, dict[str, Any]]:
     return entry["workspace"], run
 
 
-def output_file(sources: Sources, run: dict[str, Any], output_name: str) -> Path:
-    """The file of a declared, existing output of a completed run, confined to its outputs dir."""
+def output_file(sources: Sources, run: dict[str, Any], output_name: str) -> Path | str:
+    """The file of a declared, existing output of a completed run, confined to its outputs dir:
+    a local path, or a ``gs://`` URI under ``runs/<run id>/outputs/`` for a run on a cloud backend."""
     run_id = run["id"]
     outputs = run.get("outputs") or {}
     if output_name not in outputs:
@@ -69,6 +70,8 @@ def output_file(sources: Sources, run: dict[str, Any], output_name: str) -> Path
     if not out.get("exists") or not raw:
         raise InvalidInput(f"Run {run_id} did not write output {output_name!r}.",
                            fix="Promote an output the run wrote (inspect_run shows them), or run the stage again.")
+    if str(raw).startswith("gs://"):
+        return _remote_output(run_id, output_name, str(raw))
     path = Path(raw)
     lexical = Path(os.path.normpath(path))
     root_real = root.resolve()
@@ -93,6 +96,21 @@ def output_file(sources: Sources, run: dict[str, Any], output_name: str) -> Path
     return path
 
 
+def _remote_output(run_id: str, output_name: str, uri: str) -> str:
+    """A cloud run's output URI, checked to be one object under that run's outputs prefix."""
+    _bucket, _, key = uri[len("gs://"):].partition("/")
+    prefix = f"runs/{run_id}/outputs/"
+    rest = key[len(prefix):] if key.startswith(prefix) else ""
+    if not rest or ".." in rest.split("/"):
+        raise InvalidInput(f"Output {output_name!r} of {run_id} is recorded at {uri}, outside the run's outputs "
+                           f"prefix {prefix}.", fix="Promote only outputs the run wrote into its outputs directory.")
+    if uri.endswith("/"):
+        raise InvalidInput(f"Output {output_name!r} of {run_id} is a directory ({uri}). {DIRECTORY_REJECTED}",
+                           fix="Change the output to a file type (npy, npz, csv or file) in pipeline.yaml, run "
+                               "again, then promote it.")
+    return uri
+
+
 def consumed_sources(run: dict[str, Any]) -> list[str]:
     found = {e.get("source") for e in (run.get("inputs") or {}).values()
              if isinstance(e, dict) and e.get("kind") in SOURCE_KINDS and e.get("source")}
@@ -109,11 +127,12 @@ def _check_output_format(problems: FieldErrors, out: dict[str, Any], metadata: A
                      f"{declared!r} if it is one of npy/npz/csv, else \"file\"")
 
 
-def _row(name: str, path: Path, checked: Checked, metadata: dict[str, Any], reason: str,
+def _row(name: str, path: Path | str, checked: Checked, metadata: dict[str, Any], reason: str,
          lineage: dict[str, Any], run_id: str) -> dict[str, Any]:
+    location = str(path.resolve()) if isinstance(path, Path) else checked.loc.uri
     return {
-        "name": name, "description": metadata["description"], "location": str(path.resolve()),
-        "uri_kind": "local", "format": metadata["source"]["format"], **checked.fields,
+        "name": name, "description": metadata["description"], "location": location,
+        "uri_kind": checked.loc.kind, "format": metadata["source"]["format"], **checked.fields,
         "metadata": copy.deepcopy(metadata), "metadata_status": "ok", "status": "available",
         "created_at": now_iso(), "updated_at": None, "created_by": f"run:{run_id}", "reason": reason,
         "lineage": lineage, "history": [],

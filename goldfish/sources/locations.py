@@ -145,7 +145,7 @@ def gcs_client(project: Project) -> Any:
         )
     try:
         from google.auth.exceptions import DefaultCredentialsError
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise ConfigError(
             "google-cloud-storage is not installed.", fix="pip install google-cloud-storage"

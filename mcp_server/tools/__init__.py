@@ -24,6 +24,7 @@ MODULES = [
     "dashboard_tools",
     "config_tools",
     "image_tools",
+    "pool_tools",
 ]
 
 

@@ -32,6 +32,8 @@ ALERT_COLUMNS = [("sev", "severity", 9), ("kind", "kind", 8), ("age", "age", 7),
 FINDING_COLUMNS = [("sev", "severity", 9), ("run", "run", 14), ("check", "check", 14), ("message", "message", 100)]
 AUDIT_COLUMNS = [("time", "time", 8), ("by", "source", 4), ("op", "op", 12), ("workspace", "workspace", 10),
                  ("text", "text", 100)]
+POOL_COLUMNS = [("worker", "instance", 13), ("state", "state", 10), ("since", "since", 7), ("zone", "zone", 14),
+                ("machine", "machine", 14), ("gpus", "gpus", 4), ("run", "run", 14)]
 
 class DashboardScreen(LiveScreen):
     """What the agent is doing now, and what needs the person."""
@@ -108,6 +110,23 @@ class DashboardScreen(LiveScreen):
         self.query_one("#topbar", Static).update(topbar(view))
         self.query_one("#queue-title", Label).update(
             f"Awaiting finalization ({len(view.queue)})" if view.queue else "Awaiting finalization")
+        if view.pool is not None:
+            self.show_pool(view)
+
+    def show_pool(self, view: DashboardView) -> None:
+        """The warm pool panel appears only in projects that use (or used) the pool."""
+        assert view.pool is not None
+        rows = {w.key: (w.instance, cells.state(w.state), age(view.now - w.since if w.since else None), w.zone,
+                        w.machine_type,
+                        str(w.gpus), w.run) for w in view.pool.workers}
+        title = f"Warm pool: {view.pool.summary}"
+        if self.query("#pool"):
+            self.query_one("#pool-title", Label).update(title)
+            self.table("pool").sync(rows)
+            return
+        table = self._table("pool", POOL_COLUMNS)
+        self.query_one("#left", Vertical).mount(Label(title, classes="section", id="pool-title"), table)
+        self.call_after_refresh(table.sync, rows)
 
     # ------------------------------------------------------------------ selection
     def _focused(self) -> tuple[str | None, str | None]:

@@ -130,6 +130,21 @@ class RunDetailScreen(LiveScreen):
         plot = self.query_one("#plot", MetricPlot)
         chosen = self.query_one("#metrics", KeyedTable).selected_key
         plot.show([m for m in view.metrics if m.name == chosen] or list(view.metrics[:1]))
+        if view.attempts:
+            self.show_attempts(view)
+
+    def show_attempts(self, view: RunDetailView) -> None:
+        """The Attempts tab exists only for runs on a cloud backend (VMs and capacity search)."""
+        rows = attempt_rows(view)
+        found = self.query("#attempts")
+        if found:
+            found.first(KeyedTable).sync(rows)
+            return
+        table = self._table("attempts", [("attempt", "attempt", 7), ("try", "n", 4), ("zone", "zone", 15),
+                                         ("machine", "machine", 15), ("model", "model", 9), ("outcome", "outcome", 10),
+                                         ("instance", "instance", 16), ("error", "error", 60)])
+        self.query_one("#tabs", TabbedContent).add_pane(TabPane("Attempts", table, id="tab-attempts"))
+        self.call_after_refresh(table.sync, rows)
 
     def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         if event.data_table.id == "metrics" and self.view is not None:
@@ -242,6 +257,16 @@ def detail_rows(view: RunDetailView) -> dict[str, dict[str, tuple[Any, ...]]]:
             f.key: (cells.severity(f.severity), f.source, shorten(f.check, 28), shorten(f.message, 160))
             for f in view.findings
         },
+    }
+
+
+def attempt_rows(view: RunDetailView) -> dict[str, tuple[Any, ...]]:
+    style = {"launched": "green", "exited": "green", "running": "cyan", "stockout": "yellow", "quota": "red",
+             "preempted": "yellow", "lost": "red"}
+    return {
+        a.key: (str(a.attempt), str(a.n), a.zone, a.machine_type, a.provisioning,
+                Text(a.outcome, style=style.get(a.outcome, "")), a.instance, shorten(a.error, 120))
+        for a in view.attempts
     }
 
 

@@ -29,8 +29,11 @@ def get_backend(name: str, options: Mapping[str, Any] | None = None) -> Backend:
                 "pip install 'docker>=7.1,<8' into Goldfish's environment, or use jobs.backend: local.")) from None
         return DockerBackend(**opts.get("docker", {}))
     if name == "gce":
-        raise BackendUnavailable(Availability.refused(
-            "jobs.backend: gce is not available in this Goldfish build.", "Use jobs.backend: local or docker."))
+        from goldfish.runs.backends.base import BackendContext
+        from goldfish.runs.backends.gce import GceBackend
+
+        gce = opts.get("gce") or {}
+        return GceBackend(BackendContext(settings=dict(gce.get("settings") or {}), objects=gce.get("objects")))
     raise BackendUnavailable(Availability.refused(
         f"jobs.backend: {name} is not a Goldfish backend (known: {', '.join(KNOWN)}).",
         "Set jobs.backend to local, docker or gce in goldfish.yaml."))

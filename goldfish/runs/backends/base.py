@@ -37,6 +37,9 @@ class Capabilities(BaseModel):
     live_logs: bool = Field(description="Logs can be read while the stage runs")
     memory_limit: bool = Field(description="A memory cap is enforced on the stage")
     gpus: bool = Field(default=False, description="Stages can be given GPUs")
+    remote: bool = Field(default=False, description="Stages run on another machine and keep their outputs in the "
+                                                    "bucket (gcs.bucket); the run dir holds a synced copy of their "
+                                                    "runtime files only")
 
 
 @dataclass
@@ -88,11 +91,38 @@ class Status:
 
     alive: bool
     exit_code: int | None = None
+    preempted: bool = False  # the machine was reclaimed (spot/preemptible): the attempt may be retried
+    detail: str | None = None  # what the backend's own evidence says about how it ended
 
     @property
     def lost(self) -> bool:
         """Gone without evidence of how it ended (treated as failure, cause ``orphaned``)."""
-        return not self.alive and self.exit_code is None
+        return not self.alive and self.exit_code is None and not self.preempted
+
+
+class Objects(Protocol):
+    """The object store a remote backend reads and writes (``goldfish.storage`` provides it)."""
+
+    def uri(self, key: str = "") -> str: ...
+
+    def get_bytes(self, key: str) -> bytes | None: ...
+
+    def put_bytes(self, data: bytes, key: str) -> Any: ...
+
+    def get_file(self, key: str, dest: Path, *, generation: int | None = None) -> Any: ...
+
+    def list(self, prefix: str) -> list[Any]: ...
+
+    def delete(self, key: str) -> bool: ...
+
+
+@dataclass
+class BackendContext:
+    """What the runner hands a backend: its settings from goldfish.yaml and, for remote backends,
+    the bucket store. Backends import nothing else of Goldfish."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    objects: Objects | None = None
 
 
 @runtime_checkable
