@@ -62,3 +62,15 @@ def test_local_run_with_gcs_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert info.objects["checkpoints"] == f"gs://test-bucket/checkpoints/{rid}/"
     assert info.objects["outputs"] == f"gs://test-bucket/runs/{rid}/outputs/"
     assert info.exists["checkpoints"] and info.exists["outputs"]
+
+
+def test_a_container_without_network_checkpoints_to_the_object_store() -> None:
+    from goldfish.runs import stage_env
+
+    env = {"GOLDFISH_STORAGE_BACKEND": "gcs", "GOLDFISH_OBJECTS_DIR": "/mnt/objects"}
+    assert stage_env.offline_checkpoints(env, network=False)
+    assert env["GOLDFISH_STORAGE_BACKEND"] == "local"  # the stage SDK writes to the mounted store
+    for network, backend in ((True, "gcs"), (False, "local")):
+        env = {"GOLDFISH_STORAGE_BACKEND": backend, "GOLDFISH_OBJECTS_DIR": "/mnt/objects"}
+        assert not stage_env.offline_checkpoints(env, network=network)
+        assert env["GOLDFISH_STORAGE_BACKEND"] == backend

@@ -185,6 +185,15 @@ def contract_env(project: Project, run: dict[str, Any], runtime_config: dict[str
     return env
 
 
+def offline_checkpoints(env: dict[str, str], *, network: bool) -> bool:
+    """A container without network can't upload to the bucket: its checkpoints go to the mounted
+    object store instead of failing at the first ``save_checkpoint``. True when that applied."""
+    if network or env.get("GOLDFISH_STORAGE_BACKEND") != "gcs" or "GOLDFISH_OBJECTS_DIR" not in env:
+        return False
+    env["GOLDFISH_STORAGE_BACKEND"] = "local"
+    return True
+
+
 def docker_limits(project: Project, config: StageConfig) -> tuple[int, float, int]:
     """(memory MB, cpus, pids) of a stage container: the profile's shape capped to this machine,
     else ``docker.memory_limit_mb`` / ``docker.cpus``; ``docker.pids_limit``."""

@@ -119,6 +119,8 @@ def _docker(project: Project, doc: dict[str, Any], run_dir: Path, stage: Stage, 
                                       container_paths=container.env_paths(objects=True))
     memory_mb, cpus, pids = stage_env.docker_limits(project, config)
     network = config.network if config.network is not None else project.config.docker.network == "bridge"
+    if stage_env.offline_checkpoints(env, network=network):
+        note("checkpoints go to the project's object store: the container has no network to reach the bucket")
     from goldfish.runs.backends.docker import new_launch_id
 
     spec = container.build_spec(
