@@ -1,0 +1,81 @@
+"""Fenced examples of README.md and docs/*.md marked runnable, run as a tour against a real server.
+
+Mark a block with ```python runnable or ```sh runnable. The blocks of one file run in order, in one
+namespace, with the project directory as the working directory:
+- python blocks call the MCP tools as functions (`run("w1", results_spec=...)`); positional
+  arguments follow the tool's parameters; each returns the tool's structured result as a dict, and a
+  tool error raises ToolCallFailed with the server's text;
+- sh blocks run in bash -e with `goldfish` on PATH and HOME set to a scratch directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio.from_thread
+from mcp import Client
+
+REPO = Path(__file__).resolve().parent.parent
+FENCE = re.compile(r"^```(python|sh) runnable[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+@dataclass
+class Example:
+    file: str
+    line: int
+    lang: str
+    code: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.file}:{self.line} ({self.lang})"
+
+
+class ToolCallFailed(AssertionError):
+    pass
+
+
+def documents() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def examples(path: Path) -> list[Example]:
+    text = path.read_text(encoding="utf-8")
+    return [Example(str(path.relative_to(REPO)), text.count("\n", 0, m.start()) + 2, m.group(1), m.group(2))
+            for m in FENCE.finditer(text)]
+
+
+def tool_functions(client: Client, schemas: dict[str, dict[str, Any]]) -> dict[str, Callable[..., Any]]:
+    """One sync function per tool, callable from a worker thread of the client's event loop."""
+
+    def make(name: str, params: list[str]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > len(params):
+                raise TypeError(f"{name}() takes at most {len(params)} positional arguments")
+            arguments = {**dict(zip(params, args, strict=False)), **kwargs}
+            result = anyio.from_thread.run(client.call_tool, name, arguments)
+            if result.is_error:
+                text = result.content[0].text if result.content else repr(result)
+                raise ToolCallFailed(f"{name}({arguments!r}) failed: {text}")
+            return result.structured_content
+
+        call.__name__ = name
+        return call
+
+    return {name: make(name, list(schema.get("properties", {}))) for name, schema in schemas.items()}
+
+
+def run_sh(example: Example, cwd: Path, home: Path) -> str:
+    env = {**os.environ, "HOME": str(home), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", example.code], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise AssertionError(f"{example.label} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
