@@ -1,7 +1,9 @@
 """Fenced examples of README.md and docs/*.md marked runnable, run as a tour against a real server.
 
-Mark a block with ```python runnable or ```sh runnable. The blocks of one file run in order, in one
-namespace, with the project directory as the working directory:
+Mark a block with ```python runnable or ```sh runnable; a block whose info string is ```<lang>
+file=<path> (e.g. ```yaml file=workspaces/w1/pipeline.yaml) is written to that path, relative to
+the project, when the tour reaches it. The blocks of one file run in order, in one namespace, with
+the project directory as the working directory:
 - python blocks call the MCP tools as functions (`run("w1", results_spec=...)`); positional
   arguments follow the tool's parameters; each returns the tool's structured result as a dict, and a
   tool error raises ToolCallFailed with the server's text;
@@ -23,7 +25,7 @@ import anyio.from_thread
 from mcp import Client
 
 REPO = Path(__file__).resolve().parent.parent
-FENCE = re.compile(r"^```(python|sh) runnable[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(r"^```(\w+) (runnable|file=\S+)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Example:
     line: int
     lang: str
     code: str
+    path: str | None = None  # a file block: where its text goes
 
     @property
     def label(self) -> str:
@@ -48,8 +51,22 @@ def documents() -> list[Path]:
 
 def examples(path: Path) -> list[Example]:
     text = path.read_text(encoding="utf-8")
-    return [Example(str(path.relative_to(REPO)), text.count("\n", 0, m.start()) + 2, m.group(1), m.group(2))
-            for m in FENCE.finditer(text)]
+    found = []
+    for m in FENCE.finditer(text):
+        target = m.group(2).removeprefix("file=") if m.group(2).startswith("file=") else None
+        if target is None and m.group(1) not in ("python", "sh"):
+            raise AssertionError(f"{path.name}: only python and sh blocks can be runnable, not {m.group(1)}")
+        found.append(Example(str(path.relative_to(REPO)), text.count("\n", 0, m.start()) + 2, m.group(1),
+                             m.group(3), target))
+    return found
+
+
+def write_file(example: Example, root: Path) -> None:
+    assert example.path is not None
+    target = (root / example.path).resolve()
+    assert target.is_relative_to(root.resolve()), f"{example.label}: {example.path} leaves the project"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(example.code, encoding="utf-8")
 
 
 def tool_functions(client: Client, schemas: dict[str, dict[str, Any]]) -> dict[str, Callable[..., Any]]:

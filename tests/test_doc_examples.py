@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from goldfish.init import init_project
-from tests.doc_examples import documents, examples, run_sh, tool_functions
+from tests.doc_examples import documents, examples, run_sh, tool_functions, write_file
 from tests.mcp_helpers import stdio_params
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ DOCS = [p for p in documents() if examples(p)]
 def test_the_tour_covers_the_readme_and_the_pipeline_reference() -> None:
     names = {p.name for p in DOCS}
     assert {"README.md", "pipelines.md"} <= names, names
-    langs = {e.lang for p in DOCS for e in examples(p)}
+    langs = {e.lang for p in DOCS for e in examples(p) if e.path is None}
     assert langs == {"python", "sh"}
 
 
@@ -36,6 +36,9 @@ async def test_runnable_examples(doc: Path, tmp_path: Path, monkeypatch: pytest.
         schemas = {t.name: t.input_schema for t in (await client.list_tools()).tools}
         namespace: dict[str, object] = {"__name__": "__tour__", **tool_functions(client, schemas)}
         for example in examples(doc):
+            if example.path is not None:
+                write_file(example, root)
+                continue
             if example.lang == "sh":
                 await anyio.to_thread.run_sync(run_sh, example, root, home)
                 continue
@@ -50,3 +53,4 @@ async def test_runnable_examples(doc: Path, tmp_path: Path, monkeypatch: pytest.
                 await anyio.to_thread.run_sync(execute)
             except Exception as exc:
                 raise AssertionError(f"{example.label} failed: {exc}\n--- printed:\n{out.getvalue()}") from exc
+            print(f"--- {example.label}\n{out.getvalue()}", end="")  # shown with -s
