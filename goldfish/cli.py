@@ -21,6 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("path", nargs="?", default=".", help="project directory (default: .)")
     s.add_argument("--name", help="project name (default: the directory name)")
 
+    s = sub.add_parser("skill", help="install the agent guide as a Claude Code skill in the project")
+    s.add_argument("action", choices=["install"], help="install: write .claude/skills/goldfish/SKILL.md")
+    s.add_argument("--mcp-json", action="store_true", help="also add this goldfish to the project's .mcp.json")
+    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
+
     sub.add_parser("status", help="human-readable project summary")
     sub.add_parser("doctor", help="check git, python and optional pieces (docker, cargo, cloud, API key)")
 
@@ -80,8 +85,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"  project:  {result.project_root}")
             print(f"  config:   {result.config_file}")
             print(f"  dev repo: {result.dev_repo}")
-            print("Next: connect Claude Code with `claude mcp add goldfish -- goldfish serve`")
-        return 0
+        return _agent_files(Path(result.project_root), mcp_json=True)
+    if cmd == "skill":
+        from goldfish.project import find_project_root
+
+        return _agent_files(find_project_root(args.project), mcp_json=args.mcp_json)
     if cmd == "status":
         from goldfish.project import Project
         from goldfish.runs.reconciler import reconcile_quietly
@@ -115,6 +123,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd in ("serve", "tui"):
         return _interface(cmd)(args)
     raise AssertionError(f"unhandled command {cmd}")
+
+
+def _agent_files(root: Path, *, mcp_json: bool) -> int:
+    from goldfish.guide import install_agent_files
+
+    files = install_agent_files(root, mcp_json=mcp_json)
+    if files.skill_file:
+        print(f"  skill:    {files.skill_file}" + ("" if files.skill_written else " (already current)"))
+    if files.mcp_json:
+        print(f"  mcp:      {files.mcp_json}" + ("" if files.mcp_json_written else " (already names this server)"))
+        print(f"Next: run `claude` in {root}; it starts `{' '.join(files.command)} serve` from .mcp.json.")
+        print(f"Other MCP clients: have them start `{' '.join(files.command)} serve --project {root}` (stdio).")
+    for note in files.notes:
+        print(f"goldfish: {note}", file=sys.stderr)
+    return 0
 
 
 def _interface(name: str) -> Callable[[argparse.Namespace], int]:

@@ -1,4 +1,4 @@
-"""Atomic file writes and path containment (DESIGN §4.5, §4.10)."""
+"""Atomic file writes and path containment."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""MCP resources: ``goldfish://state`` (the global STATE.md, read fresh on every request)."""
+"""MCP resources: ``goldfish://state`` (the global STATE.md, read fresh on every request) and
+``goldfish://guide`` (the agent guide)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_server.context import ServerContext
 
 STATE_URI = "goldfish://state"
+GUIDE_URI = "goldfish://guide"
 
 
 def register_resources(server: MCPServer, ctx: ServerContext) -> None:
@@ -24,3 +26,12 @@ def register_resources(server: MCPServer, ctx: ServerContext) -> None:
         except FileNotFoundError:
             return (f"# {project.config.project_name}\n\nSTATE.md has not been written yet; it appears after the "
                     "first workspace action (create_workspace, mount, run).\n")
+
+    @server.resource(
+        GUIDE_URI, name="guide", title="Goldfish agent guide", mime_type="text/markdown",
+        description="How to work with Goldfish: the workflows, the rules, the failure modes and every tool.",
+    )
+    def guide() -> str:
+        from goldfish.guide import guide_text
+
+        return guide_text()

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from goldfish import __version__
 from mcp_server.arg_errors import describe_crash, describe_unknown_tool, describe_validation
 from mcp_server.context import ServerContext
+from mcp_server.prompts import register_prompts
 from mcp_server.resources import register_resources
 from mcp_server.tools import register_all
 
@@ -31,7 +32,9 @@ direction, min_value, goal_value, dataset_split, tolerance, context}, reason=...
 inspect_run()/logs() -> finalize_run(result stage run or prun-…, results): one result per pipeline
 run, required before the next run. If run() answers status "blocked", fix the findings and run again.
 After losing context: status(), get_experiment_context(workspace), list_history(workspace).
-Record decisions with log_thought(). Never run git yourself: versions are managed for you."""
+Record decisions with log_thought(). Never run git yourself: versions are managed for you.
+The full guide is the resource goldfish://guide; the prompts start_experiment, triage_failed_run and
+compare_and_finalize walk through the main workflows."""
 
 
 class GoldfishServer(MCPServer):
@@ -115,6 +118,7 @@ def build_server(project_arg: str | None = None, start: Path | None = None) -> t
         name="goldfish", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING"
     )
     register_resources(server, ctx)
+    register_prompts(server)
     server.register_in_background(lambda: register_all(server, ctx))
     return server, ctx
 

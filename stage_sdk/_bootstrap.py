@@ -2,7 +2,7 @@
 
 The module runs with ``__name__ == "__main__"``. A module without an
 ``if __name__ == "__main__":`` block but with a top-level ``main()`` gets ``main()`` called, so
-both styles of the skill's examples work. Metrics are flushed (``finish()``) however the module
+both styles of stage module work. Metrics are flushed (``finish()``) however the module
 ends, before the exit status is handed back to the launcher.
 """
 

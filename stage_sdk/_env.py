@@ -131,7 +131,7 @@ def _parse_svs(raw: str) -> tuple[dict[str, Any], str | None]:
 def svs_config() -> dict[str, Any]:
     """SVS settings with defaults filled in: enabled, stats_enabled, default_enforcement, domain.
 
-    Defaults match the seed (SVS on, ``warning`` enforcement). ``GOLDFISH_SVS_STATS_ENABLED``
+    Defaults: SVS on, ``warning`` enforcement. ``GOLDFISH_SVS_STATS_ENABLED``
     overrides ``stats_enabled``; stats are never on while SVS is off. Unknown enforcement or domain
     values fall back to the defaults and are reported in ``problem``.
     """

@@ -165,6 +165,21 @@ def test_the_tour_explains_what_happened(demo: tuple[Path, Any]) -> None:
     ):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out}"
     assert proc.stderr.strip() == "" or "Traceback" not in proc.stderr
+    assert (root / ".mcp.json").is_file() and (root / ".claude" / "skills" / "goldfish" / "SKILL.md").is_file()
+
+
+def test_the_printed_finalize_call_is_complete(demo: tuple[Path, Any]) -> None:
+    """The narration's finalize_run(...) line is a call that works when pasted: every required field."""
+    import ast
+
+    from goldfish.records.results_spec import FinalResults
+
+    line = next(x for x in demo[1].stdout.splitlines() if x.strip().startswith("> finalize_run("))
+    call = ast.parse(line.strip()[2:], mode="eval").body
+    assert isinstance(call, ast.Call) and len(call.args) == 2
+    results = ast.literal_eval(call.args[1])
+    FinalResults.model_validate(results)
+    assert results["direction"] == "maximize" and results["dataset_split"] == "val"
 
 
 def test_running_again_in_the_same_directory_starts_fresh_workspaces(demo: tuple[Path, Any]) -> None:

@@ -158,7 +158,7 @@ async def test_state_resource_reads_the_file_each_time(tmp_path: Path) -> None:
     server, ctx = build_server(str(tmp_path / "proj"))
     async with Client(server) as client:
         resources = await client.list_resources()
-        assert [str(r.uri) for r in resources.resources] == ["goldfish://state"]
+        assert sorted(str(r.uri) for r in resources.resources) == ["goldfish://guide", "goldfish://state"]
         first = (await client.read_resource("goldfish://state")).contents[0].text
         assert first.startswith("# proj")
         ctx.project().state_md_path.write_text("# proj\n\nedited by hand\n")

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from goldfish.config._base import Section, rule_error
 
-# Providers of the earlier implementation that do not exist here, with what to use instead.
+# Provider names Goldfish does not have, with what to use instead.
 _RETIRED_PROVIDERS = {
     "meerkat": "rules",
     "claude_code": "anthropic",

@@ -143,6 +143,13 @@ class DemoTour:
         self.say.did(init.message if init.created else f"Reusing the demo project at {root} from an earlier run.")
         self.say.did(f"project: {init.project_root}")
         self.say.did(f"dev repo (never edit it by hand): {init.dev_repo}")
+        from goldfish.guide import install_agent_files
+
+        script = Path(sys.executable).parent / "goldfish"
+        files = install_agent_files(root, command=[str(script)] if script.exists() else None)
+        if files.mcp_json and files.skill_file:
+            self.say.did("wrote .mcp.json and .claude/skills/goldfish/SKILL.md: `claude` started here finds the "
+                         "server and the agent guide")
         project = Project.open(root, source="cli")
         from goldfish.runs.reconciler import reconcile_quietly
 
@@ -272,8 +279,9 @@ class DemoTour:
                      "automatic result as final.",
         }
         self.say.did(f"results_auto of evaluate: val/accuracy = {value:.4f} -> suggested ml_outcome {outcome!r}")
-        self.say.call(f"finalize_run({result.pipeline_run_id!r}, {{primary_metric: 'val/accuracy', value: {value:.4f}, "
-                      f"ml_outcome: {outcome!r}, notes: ...}})")
+        self.say.call(f"finalize_run({result.pipeline_run_id!r}, {{'primary_metric': 'val/accuracy', 'direction': "
+                      f"'maximize', 'value': {value!r}, 'dataset_split': 'val', 'ml_outcome': {outcome!r}, "
+                      f"'notes': {results['notes']!r}}})")
         final = project.records.finalize_run(result.pipeline_run_id, results)
         self.say.did(final.message)
         for warning in final.warnings:
@@ -348,7 +356,8 @@ class DemoTour:
         self.say._out()
         self.say._out(f"Done in {self.say.elapsed():.0f}s. The project is at {project.root}")
         self.say._out(f"  Dashboard:    cd {project.root} && {exe} tui")
-        self.say._out(f"  Claude Code:  cd {project.root} && claude mcp add goldfish -- {exe} serve")
+        self.say._out(f"  Claude Code:  cd {project.root} && claude   (.mcp.json names the server)")
+        self.say._out(f"  Other clients: claude mcp add goldfish -- {exe} serve --project {project.root}")
         self.say._out("  Then ask Claude: \"What is the best run so far, and why did the typo branch fail?\"")
 
     def _lineage(self, project: Project, run_id: str, depth: int) -> None:

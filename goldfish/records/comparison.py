@@ -1,5 +1,5 @@
 """How a finalized result compares: with the previous run of the stage, with the best (or the
-spec's baseline), and which config keys changed. Deltas are signed so positive means better.
+results_spec's baseline_run), and which config keys changed. Deltas are signed so positive means better.
 """
 
 from __future__ import annotations

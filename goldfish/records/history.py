@@ -232,7 +232,7 @@ def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) 
 
 def regressions(best: BestRun | None, trend: list[TrendPoint]) -> list[RegressionAlert]:
     """Results finalized after the best they are compared with (its tag and its finalization), worse
-    than it by more than their own spec's tolerance (same metric and direction only). A result that
+    than it by more than their own results_spec's tolerance (same metric and direction only). A result that
     was already known when the best was chosen is not a regression, nor is a crash given a number."""
     if best is None:
         return []

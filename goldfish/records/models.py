@@ -54,7 +54,7 @@ class Comparison(BaseModel):
     vs_previous: PreviousComparison | None = Field(
         default=None, description="Against the last finalized result with a value of the same stage, created before")
     vs_best: BestComparison | None = Field(
-        default=None, description="Against the spec's baseline_run, else the current best/best-* tag")
+        default=None, description="Against the results_spec's baseline_run, else the current best/best-* tag")
     config_diff: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="Changed config keys vs the previous run: {key: [old, new]} (nested keys dotted, long values cut "
@@ -310,7 +310,7 @@ class ExperimentContext(BaseModel):
     recent_trend: list[TrendPoint] = Field(
         description="Last 10 finalized results with a value (one per pipeline run), newest first")
     regression_alerts: list[RegressionAlert] = Field(
-        description="Results finalized after the best they are compared with, worse than it beyond their spec's "
+        description="Results finalized after the best they are compared with, worse than it beyond their results_spec's "
                     "tolerance")
     message: str
 

@@ -8,7 +8,7 @@
 * **stalled** (warning): a running stage whose last heartbeat is older than
   ``jobs.heartbeat_grace_seconds``;
 * **regression** (warning): ``get_experiment_context``'s regression alerts — a result finalized
-  after the best it is compared with, worse than it beyond the spec's tolerance. Nothing else is one.
+  after the best it is compared with, worse than it beyond its results_spec's tolerance. Nothing else is one.
 
 Every alert has a stable key (``failed:stage-…``, ``blocked:…``, ``stalled:…``,
 ``regression:…``). ``acknowledge(keys, reason)`` records who set an alert aside and why (table

@@ -94,7 +94,7 @@ class Alerts(BaseModel):
     svs_findings: list[SvsAlert] = Field(default_factory=list, description="SVS findings not shown before")
     svs_findings_more: int = Field(default=0, description="New findings beyond those listed (shown next time)")
     regressions: list[Regression] = Field(
-        default_factory=list, description="Results finalized after the best, worse than it beyond the spec's tolerance")
+        default_factory=list, description="Results finalized after the best, worse than it beyond its results_spec's tolerance")
     more: int = Field(default=0, description="Alerts beyond those listed")
     acknowledged: int = Field(default=0, description="Alerts in the window already acknowledged (not listed)")
     window_hours: float = Field(default=24, description="jobs.alert_window_hours: failures older than this are not alerts")

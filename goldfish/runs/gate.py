@@ -1,4 +1,4 @@
-"""The finalization gate (DESIGN §4.7), counting each pipeline run once.
+"""The finalization gate, counting each pipeline run once.
 
 A new run() in a workspace is refused while one of its pipeline runs has an unjudged result: its
 result stage run (``goldfish.records.roles``) ended completed, preempted or crashed — or was

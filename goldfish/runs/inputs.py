@@ -1,4 +1,4 @@
-"""Input resolution (DESIGN §5): where each input of a stage run comes from.
+"""Input resolution: where each input of a stage run comes from.
 
 Order, per input:
 1. ``inputs_override[input]``: a stage run id (``"stage-…"`` or ``{"from_run": id, "signal": name}``),

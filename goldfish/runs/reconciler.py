@@ -1,4 +1,4 @@
-"""Runner spawning and the reconciler (DESIGN §1).
+"""Runner spawning and the reconciler.
 
 ``reconcile(project)`` looks at the ``active_pipelines`` table (one small table, never a scan of
 every workspace): a pipeline run whose runner lease is dead gets a new runner, which re-attaches to

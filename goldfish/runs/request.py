@@ -1,4 +1,4 @@
-"""Validation of a run() request, before anything is created (DESIGN §4.9).
+"""Validation of a run() request, before anything is created.
 
 ``build_request`` resolves the workspace (slot or name; it must be mounted), parses the reason and
 the results_spec, reads the slot's pipeline only to check the request (stages exist, no
@@ -133,7 +133,7 @@ def _stage_list(pipeline: Pipeline, stages: object, issues: list[Issue]) -> list
 
 def _saved_spec(project: Project, workspace: str, stages: list[str],
                 issues: list[Issue]) -> tuple[ResultsSpec | None, list[str]]:
-    """run() without results_spec: the spec saved for its stages, else the usual "required" error."""
+    """run() without results_spec: the results_spec saved for its stages, else the usual "required" error."""
     from goldfish.records.service import saved_spec_for
 
     try:

@@ -1,6 +1,6 @@
 """The ``Runs`` service (``project.runs``): run, wait, status, cancel.
 
-run() is provenance first (DESIGN §4.1): the request is validated (nothing written on bad input),
+run() is provenance first: the request is validated (nothing written on bad input),
 the slot is synced into a version, then one transaction creates the pipeline run, a stage run and
 an experiment record per stage, the run index entries and the audit row — and only then is the
 detached runner spawned. Everything after that happens in the runner.

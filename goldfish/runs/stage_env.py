@@ -1,5 +1,5 @@
-"""What a stage process is given: its directories, inputs, environment and limits (the brief's
-shared on-disk contract). Built by the runner in ``preparing`` from the archived version."""
+"""What a stage process is given: its directories, inputs, environment and limits (the
+on-disk contract shared with the stage SDK). Built by the runner in ``preparing`` from the archived version."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The run state machine (DESIGN §4.4, §4.6): states, legal transitions, compare-and-set.
+"""The run state machine: states, legal transitions, compare-and-set.
 
 Stage run: ``pending → preparing → launching → running → post_run → completed``, with exits to
 ``failed | terminated | canceled | skipped``. Pipeline run: ``pending → running → completed |

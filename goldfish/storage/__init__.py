@@ -1,4 +1,4 @@
-"""Object storage (DESIGN §2): one interface, two places — a local directory and a GCS bucket.
+"""Object storage: one interface, two places — a local directory and a GCS bucket.
 
 Runs, checkpoints, sources, artifacts and backups read and write objects through ``ObjectStorage``;
 ``project_storage`` gives the project's store (``storage.backend``), ``bucket_storage`` the store of

@@ -333,7 +333,7 @@ def training_findings(code: StageCode) -> list[Finding]:
         for s in sources for loop in _loops(s) for node in ast.walk(loop)
     )
     if logs_progress:
-        # A note, not a warning: the seed's own stage pattern reports progress this way.
+        # A note, not a warning: a common stage pattern reports progress this way.
         return [_finding(
             "training_without_metrics", "info",
             f"{why} but never calls log_metric/log_metrics; progress goes only to runtime_log, so no"

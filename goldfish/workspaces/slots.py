@@ -66,7 +66,7 @@ class IgnoreRules:
         self._specs: dict[str, tuple[tuple[int, int], GitIgnoreSpec | None]] = {}
 
     def spec(self, prefix: str) -> GitIgnoreSpec | None:
-        """The spec of ``<root>/<prefix>.gitignore`` (prefix is '' or ends with '/')."""
+        """The ignore rules of ``<root>/<prefix>.gitignore`` (prefix is '' or ends with '/')."""
         path = os.path.join(self.root, prefix, ".gitignore")
         try:
             st = os.stat(path)

@@ -79,7 +79,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         (list_unfinalized_runs shows the call to make). A crashed or preempted run, or one that
         never logged the metric, takes value null with ml_outcome miss or unknown — never invent
         a number. ml_outcome is set only here. The result compares the value with the previous
-        result of the stage (vs_previous), the spec's baseline_run or the best/best-* tag
+        result of the stage (vs_previous), the results_spec's baseline_run or the best/best-* tag
         (vs_best; positive delta = better) and lists changed config keys. Finalizing again
         replaces the result and keeps the earlier one in results_history. A running run is
         refused: wait for it (inspect_run, logs) or cancel it. Every problem in `results` is
@@ -232,7 +232,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
     @guarded
     def save_results_spec(
         workspace: Workspace,
-        stage: Annotated[str, Field(min_length=1, max_length=64, description="Stage the spec is for")],
+        stage: Annotated[str, Field(min_length=1, max_length=64, description="Stage the results_spec is for")],
         results_spec: Annotated[dict[str, Any], Field(description=(
             "primary_metric, direction (maximize|minimize), min_value, goal_value, dataset_split "
             "(train|val|test|other), tolerance (>=0), context (>=15 chars); optional secondary_metrics, "
@@ -242,6 +242,6 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
 
         Handy to decide success criteria before the code is ready. The saved spec is used (and
         consumed) by the next run() of this workspace that includes the stage and passes no
-        results_spec; saving again replaces it. Every problem in the spec is reported at once.
+        results_spec; saving again replaces it. Every problem in the results_spec is reported at once.
         """
         return ctx.project().records.save_results_spec(workspace, stage, results_spec)

@@ -1,4 +1,4 @@
-"""Execution backends (DESIGN §5): one protocol (``base.Backend``), one module per backend."""
+"""Execution backends: one protocol (``base.Backend``), one module per backend."""
 
 from __future__ import annotations
 
