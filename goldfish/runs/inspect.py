@@ -208,6 +208,11 @@ def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRu
         )
     names.stage_run_id(run_id)
     run = project.runs.get(run_id)
+    if run["state"] in ACTIVE and run.get("pipeline_run_id"):
+        from goldfish.runs.reconciler import refresh
+
+        if refresh(project, [str(run["pipeline_run_id"])]):  # its runner is dead: read it settled
+            run = project.runs.get(run_id)
     out = InspectRunResult(run_id=run_id)
     if "dashboard" in sections:
         out.dashboard = dashboard(project, run)
