@@ -126,7 +126,10 @@ class GoldfishApp(App[int]):
 
         interval = float(self.project.config.jobs.runner_lease_seconds)
         while not self._stop_watch.wait(interval):
-            reconcile_quietly(self.project)
+            try:
+                reconcile_quietly(self.project)
+            except Exception as exc:  # one bad pass must not end the loop for the session
+                self.errors.append(f"reconcile: {exc}")
 
     def on_store_changed(self, event: StoreChanged) -> None:
         self.store_events += 1
