@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from filelock import FileLock
+
 from goldfish.fsutil import atomic_write
 from goldfish.runs.state import now_iso, parse_iso
 
@@ -177,8 +179,20 @@ def _repair(run_dir: Path, index: SeriesIndex) -> None:
             os.truncate(path, want)
 
 
+def _ingest_lock(run_dir: Path) -> FileLock:
+    """One ingester per run at a time (the runner's tick, a reconciler settling a lost stage)."""
+    folder = series_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / "ingest.lock"))
+
+
 def ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
     """Read new whole lines of metrics.jsonl into the series; returns the index and whether it changed."""
+    with _ingest_lock(run_dir):
+        return _ingest(run_dir)
+
+
+def _ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
     source = metrics_file(run_dir)
     index = SeriesIndex.load(run_dir)
     if str(run_dir) not in _REPAIRED:  # once per process: a previous writer may have died mid-ingest
@@ -242,19 +256,20 @@ def ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
 def ingest_all(run_dir: Path) -> SeriesIndex:
     """Ingest to the end of metrics.jsonl, however large (for a stage that has ended): a last line
     left without its newline is counted lost (``partial_line``), never silently dropped."""
-    while True:
-        index, changed = ingest(run_dir)
-        if not changed:
-            break
-    try:
-        size = metrics_file(run_dir).stat().st_size
-    except FileNotFoundError:
+    with _ingest_lock(run_dir):
+        while True:
+            index, changed = _ingest(run_dir)
+            if not changed:
+                break
+        try:
+            size = metrics_file(run_dir).stat().st_size
+        except FileNotFoundError:
+            return index
+        if size > index.offset:
+            index.count_lost("partial_line")
+            index.offset = size
+            index.save(run_dir)
         return index
-    if size > index.offset:
-        index.count_lost("partial_line")
-        index.offset = size
-        index.save(run_dir)
-    return index
 
 
 # One line exactly as the SDK writes it (names are already checked there; quotes and backslashes
