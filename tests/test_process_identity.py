@@ -185,3 +185,25 @@ def test_cancel_of_a_dead_run_records_the_crash(tmp_path: Path, monkeypatch: pyt
     assert (doc["state"], doc["cause"]) == ("terminated", "orphaned") and not doc.get("cancel_requested")
     assert [h["to"] for h in doc["history"]][-1] == "terminated"
     wait_terminal(project, started.pipeline_run_id)
+
+
+def test_readers_never_report_a_dead_run_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from goldfish.runs.dashboard import dashboard
+    from goldfish.runs.inspect import inspect_run
+
+    env = make_env(tmp_path, monkeypatch)
+    env.write([file_stage("gone")], {"gone": SLEEPER})
+    project = env.project
+    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
+    run_id = started.stage_runs[0].stage_run_id
+    handle = wait_state(project, run_id, {"running"})["backend_handle"]
+    os.kill(_lease_pid(project, started.pipeline_run_id), signal.SIGKILL)
+    os.killpg(handle["pgid"], signal.SIGKILL)
+    _wait_gone(handle["pid"])
+    assert project.runs.get(run_id)["state"] == "running"  # the raw row: nobody has noticed yet
+    seen = inspect_run(project, run_id, ["dashboard", "metadata"])  # the first reader settles it
+    assert seen.metadata is not None and (seen.metadata.state, seen.metadata.cause) == ("terminated", "orphaned")
+    assert seen.dashboard is not None and seen.dashboard.state == "terminated"
+    assert project.runs.status(started.pipeline_run_id).stage_runs[0].state == "terminated"
+    assert all(a.run_id != run_id for a in dashboard(project, mark_notified=False).active)
+    wait_terminal(project, started.pipeline_run_id)
