@@ -190,6 +190,7 @@ def test_cancel_of_a_dead_run_records_the_crash(tmp_path: Path, monkeypatch: pyt
 def test_readers_never_report_a_dead_run_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from goldfish.runs.dashboard import dashboard
     from goldfish.runs.inspect import inspect_run
+    from goldfish.runs.logs import read_logs
 
     env = make_env(tmp_path, monkeypatch)
     env.write([file_stage("gone")], {"gone": SLEEPER})
@@ -202,6 +203,7 @@ def test_readers_never_report_a_dead_run_running(tmp_path: Path, monkeypatch: py
     _wait_gone(handle["pid"])
     assert project.runs.get(run_id)["state"] == "running"  # the raw row: nobody has noticed yet
     seen = inspect_run(project, run_id, ["dashboard", "metadata"])  # the first reader settles it
+    assert read_logs(project, run_id).done
     assert seen.metadata is not None and (seen.metadata.state, seen.metadata.cause) == ("terminated", "orphaned")
     assert seen.dashboard is not None and seen.dashboard.state == "terminated"
     assert project.runs.status(started.pipeline_run_id).stage_runs[0].state == "terminated"

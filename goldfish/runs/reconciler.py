@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import GoldfishError
 from goldfish.runs.lease import LeaseFile
@@ -154,6 +154,16 @@ def refresh(project: Project, prun_ids: list[str] | None = None) -> bool:
         except (GoldfishError, OSError):
             return False
     return False
+
+
+def fresh_run(project: Project, run: dict[str, Any]) -> dict[str, Any]:
+    """A stage run document as a reader should show it: when it is active and its runner is dead,
+    reconciled first (so a crash is reported, not an eternal ``running``) and read again."""
+    if run.get("state") in TERMINAL or not run.get("pipeline_run_id"):
+        return run
+    if refresh(project, [str(run["pipeline_run_id"])]):
+        return project.runs.get(str(run["id"]))
+    return run
 
 
 class ReconcileTimer(threading.Thread):
