@@ -23,6 +23,7 @@ from goldfish.runs.backends.base import LaunchSpec
 from goldfish.runs.backends.local import LocalBackend
 from goldfish.runs.lease import LeaseFile
 from goldfish.runs.reconciler import reconcile
+from goldfish.runs.state import ws_partition
 from tests.run_helpers import REASON, SPEC, file_stage, make_env, wait_state, wait_terminal
 
 SLEEPER = "import time\nfor _ in range(600):\n    time.sleep(0.1)\n"
@@ -30,9 +31,14 @@ NS_LAST_PID = Path("/proc/sys/kernel/ns_last_pid")
 
 
 def _wait_gone(pid: int, timeout: float = 20.0) -> None:
+    """Dead (a zombie counts); then, briefly, reaped so its number is free (an init that does not
+    reap leaves it taken, and ``_stranger_with_pid`` falls back)."""
     deadline = time.monotonic() + timeout
-    while pid_alive(pid) or Path(f"/proc/{pid}").exists():  # dead, and reaped so its number is free
-        assert time.monotonic() < deadline, f"pid {pid} did not go away"
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"pid {pid} survived SIGKILL"
+        time.sleep(0.02)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -90,7 +96,7 @@ def test_stranger_with_the_dead_stage_pgid_survives_reconciliation(tmp_path: Pat
             # The kernel would not hand out that number here: record the stranger's pid as the
             # stage's instead (with the dead stage's start time): what Goldfish reads is the same.
             with project.store.transaction() as tx:
-                tx.table("runs", f"ws/{doc['workspace']}").patch(
+                tx.table("runs", ws_partition(doc["workspace"])).patch(
                     run_id, {"backend_handle": {**handle, "pid": stranger.pid, "pgid": stranger.pid}})
         assert os.getpgid(stranger.pid) == stranger.pid
         # What `goldfish status` does when it opens the project.
