@@ -36,3 +36,49 @@ def pid_alive(pid: int | None, start: int | None = None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw[raw.rfind(b")") + 2 :].split()
+
+
+def env_carries(pid: int, key: str, value: str) -> bool:
+    """True when ``pid``'s environment (as it was exec'd) holds ``key=value``; False when unreadable."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return False
+    return f"{key}={value}".encode() in raw.split(b"\0")
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid`` (empty without /proc)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    members = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields is None or len(fields) < 3 or fields[0] in (b"Z", b"X"):
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(name))
+    return members
+
+
+def group_carries(pgid: int, key: str, value: str) -> bool:
+    """True when a live member of process group ``pgid`` carries ``key=value`` in its environment.
+
+    Proof that the group is still the one we started: the kernel does not hand out a number
+    while a live process still uses it as its process group id, so a member that carries our run
+    id keeps the group ours."""
+    return any(env_carries(pid, key, value) for pid in group_members(pgid))

@@ -16,6 +16,7 @@ from goldfish.errors import GoldfishError, NotInitialized
 from goldfish.project import Project
 
 if TYPE_CHECKING:
+    from goldfish.runs.reconciler import ReconcileTimer
     from goldfish.workspaces.watcher import SlotWatcher
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +33,7 @@ class ServerContext:
         self.open_error: GoldfishError | None = None
         self._watching = False
         self.watcher: SlotWatcher | None = None
+        self.reconciler: ReconcileTimer | None = None
 
     def try_open(self) -> Project | None:
         with self._lock:
@@ -46,6 +48,7 @@ class ServerContext:
                     self.open_error = exc
             if self._project is not None:
                 self._ensure_watcher(self._project)
+                self._ensure_reconciler(self._project)
             return self._project
 
     # The slot watcher runs while the server is up (between start_watching and stop_watching)
@@ -60,6 +63,22 @@ class ServerContext:
             watcher, self.watcher = self.watcher, None
         if watcher is not None:
             watcher.stop()
+        with self._lock:
+            timer, self.reconciler = self.reconciler, None
+        if timer is not None:
+            timer.stop()
+
+    # Reconcile every lease interval while the server is up: a run whose runner died is settled
+    # even when no other process ever opens the project.
+    def _ensure_reconciler(self, project: Project) -> None:
+        if not self._watching or (self.reconciler is not None and self.reconciler.project is project):
+            return
+        from goldfish.runs.reconciler import ReconcileTimer
+
+        if self.reconciler is not None:
+            self.reconciler.stop()
+        self.reconciler = ReconcileTimer(project)
+        self.reconciler.start()
 
     def _ensure_watcher(self, project: Project) -> None:
         if not self._watching or (self.watcher is not None and self.watcher.project is project):
@@ -89,6 +108,7 @@ class ServerContext:
             self._project = project
             self.open_error = None
             self._ensure_watcher(project)
+            self._ensure_reconciler(project)
 
 
 @contextmanager

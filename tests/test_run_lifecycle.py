@@ -83,7 +83,9 @@ def test_cancel_in_launching_never_launches(tmp_path: Path, monkeypatch: pytest.
 
 def test_monitor_stop_and_blocking_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env(tmp_path, monkeypatch, hooks=True)
-    env.configure(pre_run_review={"enabled": True}, svs={"ai_during_run_stop_grace_seconds": 0},
+    # The grace must outlast how long the obeying stage takes to notice and exit on a loaded machine
+    # (and stay below the 30 s the ignoring one sleeps).
+    env.configure(pre_run_review={"enabled": True}, svs={"ai_during_run_stop_grace_seconds": 10},
                   jobs={"max_parallel_stages": 3})
     ignores = SLEEPER
     obeys = "import time\nfrom goldfish.io import should_stop, save_output\nfrom pathlib import Path\n" \
@@ -96,7 +98,7 @@ def test_monitor_stop_and_blocking_review(tmp_path: Path, monkeypatch: pytest.Mo
     project = env.project
     started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
     ids = {s.stage: s.stage_run_id for s in started.stage_runs}
-    wait_terminal(project, started.pipeline_run_id)
+    wait_terminal(project, started.pipeline_run_id, timeout=120)
     ignored, obeyed, blocked = (project.runs.get(ids[s]) for s in ("ignores", "obeys", "blocked"))
     assert (ignored["state"], ignored["cause"]) == ("terminated", "ai_stopped")
     assert "loss diverged" in ignored["error"] and ignored["svs"]["during"][0]["check"] == "test"

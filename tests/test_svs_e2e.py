@@ -242,7 +242,8 @@ def test_dashboard_shows_each_finding_once(tmp_path: Path, monkeypatch: pytest.M
     started = project.runs.run("w1", stages=["emb"], reason=REASON, results_spec=SPEC)
     ids = {**stage_ids(blocked), **stage_ids(started)}
     wait_terminal(project, started.pipeline_run_id)
-    first = dashboard(project)
+    now = time.time()  # both calls at one instant: ages ('0s', '1s') must not differ between them
+    first = dashboard(project, now=now)
     seen = {(a.run_id, a.phase, a.check) for a in first.alerts.svs_findings}
     assert (ids["typo"], "review", "unknown_signal") in seen
     assert (ids["emb"], "post_run", "constant_output") in seen
@@ -251,7 +252,7 @@ def test_dashboard_shows_each_finding_once(tmp_path: Path, monkeypatch: pytest.M
     assert first.pending_finalization["exp"].run_ids == [ids["emb"]]  # completed: awaits finalize_run
     assert [(m.slot, m.workspace) for m in first.mounted] == [("w1", "exp")]
     assert first.active == [] and "new SVS finding" in first.message
-    second = dashboard(project)
+    second = dashboard(project, now=now)
     assert second.alerts.svs_findings == [] and second.alerts.failed_recent == first.alerts.failed_recent
 
 

@@ -21,6 +21,8 @@ from goldfish.svs.monitor import STATE_FILE, MonitorSpec, RunMonitor
 from tests.sdk_helpers import REPO, StageEnv, ok
 from tests.svs_helpers import fake_anthropic
 
+AI_WAIT = 120.0  # wait for a background AI call with a deadline: importing its client is slow on a loaded box
+
 
 def cfg(**kw: Any) -> SvsConfig:
     return SvsConfig.model_validate({"test_mode": True, "ai_during_run_interval_seconds": 1, **kw})
@@ -245,7 +247,7 @@ def test_ai_monitor_findings_and_stop(tmp_path: Path) -> None:
             "request_stop": True, "stop_reason": "loss will not converge", "summary": "bad run"})
         monitor = RunMonitor(run, _ai_cfg(fake.url, ai_during_run_auto_stop=True), spec(primary_metric="train/loss"))
         assert monitor.tick(now=1001.0).findings == []  # AI call started in the background
-        monitor.close()
+        monitor.close(AI_WAIT)
         tick = monitor.tick(now=1002.0)
     assert checks(tick.findings) == ["ai:lr_too_high", "ai:request_stop"]
     assert {f.source for f in tick.findings} == {"anthropic"}
@@ -262,12 +264,12 @@ def test_ai_monitor_waits_for_new_data_and_respects_rate_limit(tmp_path: Path) -
         fake.reply_tool("submit_monitor_review", {"findings": [], "summary": "fine"})
         monitor = RunMonitor(run, _ai_cfg(fake.url, ai_during_run_max_runs_per_hour=2), spec())
         monitor.tick(now=1001.0)
-        monitor.close()
+        monitor.close(AI_WAIT)
         monitor.tick(now=1010.0)  # no new metrics since the last review: no call
         for i, now in enumerate((1020.0, 1030.0, 1040.0)):
             write_metrics(run, [1.0], start=i + 1)
             monitor.tick(now=now)
-            monitor.close()
+            monitor.close(AI_WAIT)
     assert len(fake.requests) == 2  # the third due review is over the hourly budget
 
 
@@ -280,7 +282,7 @@ def test_ai_monitor_disabled_after_three_failures(tmp_path: Path) -> None:
         for i in range(5):
             write_metrics(run, [1.0], start=i)
             found += monitor.tick(now=1000.0 + 10 * (i + 1)).findings
-            monitor.close()
+            monitor.close(AI_WAIT)
         found += monitor.tick(now=1100.0).findings
     assert len(fake.requests) == 3
     assert checks(found) == ["ai_monitor_disabled"] and "malformed" in found[0].message

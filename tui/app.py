@@ -66,6 +66,7 @@ class GoldfishApp(App[int]):
         if self.live:
             self._watch_store()
             self._start_slot_watcher()
+            self._reconcile_loop()
             self.set_interval(self.tick_seconds, self._tick, name="tick")
 
     def on_unmount(self) -> None:
@@ -117,6 +118,18 @@ class GoldfishApp(App[int]):
         self._slot_watcher = watcher
         if self._stop_watch.is_set():
             watcher.stop()
+
+    @work(thread=True, group="watch", name="reconciler", exit_on_error=False)
+    def _reconcile_loop(self) -> None:
+        """Every lease interval: a run whose runner died is settled while the dashboard is open."""
+        from goldfish.runs.reconciler import reconcile_quietly
+
+        interval = float(self.project.config.jobs.runner_lease_seconds)
+        while not self._stop_watch.wait(interval):
+            try:
+                reconcile_quietly(self.project)
+            except Exception as exc:  # one bad pass must not end the loop for the session
+                self.errors.append(f"reconcile: {exc}")
 
     def on_store_changed(self, event: StoreChanged) -> None:
         self.store_events += 1

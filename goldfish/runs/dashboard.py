@@ -156,6 +156,9 @@ def _findings(run: dict[str, Any]) -> list[tuple[str, Finding]]:
 def dashboard(project: Project, *, mark_notified: bool = True, acknowledge: list[str] | None = None,
               acknowledge_reason: str | None = None, now: float | None = None) -> DashboardResult:
     now = time.time() if now is None else now
+    from goldfish.runs.reconciler import refresh
+
+    refresh(project)  # an active run whose runner died is settled before it is shown
     acked: list[str] = []
     if acknowledge:
         acked = acknowledge_alerts(project, list(acknowledge), acknowledge_reason or "", now=now).keys

@@ -207,7 +207,9 @@ def inspect_run(project: Project, run_id: str, include: Any = None) -> InspectRu
             fix="Inspect one of its stage runs: " + ", ".join(f"{s}: {r}" for s, r in prun["stage_runs"].items()),
         )
     names.stage_run_id(run_id)
-    run = project.runs.get(run_id)
+    from goldfish.runs.reconciler import fresh_run
+
+    run = fresh_run(project, project.runs.get(run_id))
     out = InspectRunResult(run_id=run_id)
     if "dashboard" in sections:
         out.dashboard = dashboard(project, run)

@@ -91,7 +91,9 @@ def read_logs(
         since_ts = parse_iso(since if since.endswith("Z") or "+" in since else since + "Z")
         if since_ts is None:
             raise InvalidInput(f"since {since!r} is not an ISO timestamp.", fix="Use e.g. since='2026-01-01T12:00:00Z'.")
-    run = project.runs.get(run_id)
+    from goldfish.runs.reconciler import fresh_run
+
+    run = fresh_run(project, project.runs.get(run_id))  # a dead run's log is reported done
     if run.get("backend_handle") and run.get("backend") == "gce" and project.config.jobs.backend == "gce":
         # The stage's lines live in Cloud Logging: bring the local copy up to date first.
         from goldfish.runs.cloud import gce_backend

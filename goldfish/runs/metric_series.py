@@ -17,11 +17,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock
 
 from goldfish.fsutil import atomic_write
 from goldfish.runs.state import now_iso, parse_iso
@@ -74,16 +77,17 @@ class _Metric:
     updated_at: str | None = None
     window: list[float] = field(default_factory=list)
 
-    def add(self, value: float, step: int | None, ts: float) -> None:
-        self.count += 1
-        self.last = value
-        self.min = value if self.min is None else min(self.min, value)
-        self.max = value if self.max is None else max(self.max, value)
-        self.last_step = step
-        self.updated_at = _iso(ts)
-        self.window.append(value)
-        if len(self.window) > TREND_WINDOW:
-            del self.window[: len(self.window) - TREND_WINDOW]
+    def extend(self, batch: _Batch) -> None:
+        """Take one ingest batch of this metric (values in file order)."""
+        values = batch.values
+        self.count += len(values)
+        self.last = values[-1]
+        low, high = min(values), max(values)
+        self.min = low if self.min is None else min(self.min, low)
+        self.max = high if self.max is None else max(self.max, high)
+        self.last_step = batch.last_step
+        self.updated_at = _iso(batch.last_ts)
+        self.window = [*self.window, *values[-TREND_WINDOW:]][-TREND_WINDOW:]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -95,6 +99,22 @@ class _Metric:
             "last_step": self.last_step,
             "updated_at": self.updated_at,
         }
+
+
+@dataclass
+class _Batch:
+    """What one ingest call read of one metric: values, packed records, the last step and time."""
+
+    values: list[float] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)
+    last_step: int | None = None
+    last_ts: float = 0.0
+
+    def add(self, value: float, step: int | None, ts: float) -> None:
+        self.values.append(value)
+        self.records.append(RECORD.pack(_NO_STEP if step is None else step, value, ts))
+        self.last_step = step
+        self.last_ts = ts
 
 
 def _iso(ts: float) -> str:
@@ -159,8 +179,20 @@ def _repair(run_dir: Path, index: SeriesIndex) -> None:
             os.truncate(path, want)
 
 
+def _ingest_lock(run_dir: Path) -> FileLock:
+    """One ingester per run at a time (the runner's tick, a reconciler settling a lost stage)."""
+    folder = series_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / "ingest.lock"))
+
+
 def ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
     """Read new whole lines of metrics.jsonl into the series; returns the index and whether it changed."""
+    with _ingest_lock(run_dir):
+        return _ingest(run_dir)
+
+
+def _ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
     source = metrics_file(run_dir)
     index = SeriesIndex.load(run_dir)
     if str(run_dir) not in _REPAIRED:  # once per process: a previous writer may have died mid-ingest
@@ -189,43 +221,114 @@ def ingest(run_dir: Path) -> tuple[SeriesIndex, bool]:
         return index, True
     folder = series_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    pending: dict[str, bytearray] = {}
-    for line in data[: end + 1].splitlines():
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            index.count_lost("malformed")
-            continue
-        if not isinstance(item, dict):
-            index.count_lost("malformed")
-            continue
-        kind = item.get("type")
-        if kind == "metric":
-            _add_metric(index, item, pending)
-        elif kind == "artifact":
-            if len(index.artifacts) < ARTIFACTS_KEPT:
-                index.artifacts.append(
-                    {k: item.get(k) for k in ("name", "path", "timestamp", "backend_url")}
-                )
-        elif kind == "lost":
-            reasons = item.get("reasons")
-            if isinstance(reasons, dict):
-                for reason, n in reasons.items():
-                    if isinstance(n, int) and not isinstance(n, bool):
-                        index.count_lost(f"sdk:{reason}", n)
-        else:
-            index.count_lost("unknown_type")
-    for name, blob in pending.items():
-        with open(folder / index.metrics[name].file, "ab") as out:
-            out.write(blob)
+    pending: dict[str, _Batch] = {}
+    seconds: dict[str, float] = {}
+    fast, pack = _FAST.fullmatch, RECORD.pack
+    for line in data[: end + 1].decode("utf-8", "replace").split("\n"):
+        m = fast(line)
+        if m is not None:  # the SDK's own line: no dict, no generic checks (hot: millions per run)
+            name, raw_value, raw_step, raw_ts = m.groups()
+            try:
+                value = float(raw_value)
+            except ValueError:
+                pass
+            else:
+                batch = pending.get(name) or _batch(index, name, pending)
+                if batch is not None:
+                    step = None if raw_step == "null" else int(raw_step)
+                    ts = _sdk_ts(raw_ts, seconds)
+                    batch.values.append(value)
+                    batch.records.append(pack(_NO_STEP if step is None else step, value, ts))
+                    batch.last_step, batch.last_ts = step, ts
+                continue
+        if line.strip():
+            _generic(index, line, pending)
+    for name, batch in pending.items():
+        metric = index.metrics[name]
+        with open(folder / metric.file, "ab") as out:
+            out.write(b"".join(batch.records))
+        metric.extend(batch)
     index.offset += end + 1
     index.save(run_dir)
     return index, True
 
 
-def _add_metric(index: SeriesIndex, item: dict[str, Any], pending: dict[str, bytearray]) -> None:
+def ingest_all(run_dir: Path) -> SeriesIndex:
+    """Ingest to the end of metrics.jsonl, however large (for a stage that has ended): a last line
+    left without its newline is counted lost (``partial_line``), never silently dropped."""
+    with _ingest_lock(run_dir):
+        while True:
+            index, changed = _ingest(run_dir)
+            if not changed:
+                break
+        try:
+            size = metrics_file(run_dir).stat().st_size
+        except FileNotFoundError:
+            return index
+        if size > index.offset:
+            index.count_lost("partial_line")
+            index.offset = size
+            index.save(run_dir)
+        return index
+
+
+# One line exactly as the SDK writes it (names are already checked there; quotes and backslashes
+# cannot occur): parsed by one regex instead of json.loads and the generic checks.
+_FAST = re.compile(r'\{"type":"metric","name":"([A-Za-z][A-Za-z0-9_./:-]{0,255})","value":(-?[0-9][0-9.eE+-]*),'
+                   r'"step":(null|[0-9]{1,18}),"timestamp":"([^"\\]{0,40})"\}')
+
+
+def _sdk_ts(raw: str, seconds: dict[str, float]) -> float:
+    """``2026-01-01T00:00:00.123456Z`` parsed once per second of text; anything else generically."""
+    if len(raw) == 27 and raw[19] == "." and raw[26] == "Z" and raw[20:26].isdigit():
+        base = seconds.get(raw[:19])
+        if base is None:
+            parsed = parse_iso(raw[:19] + "Z")
+            if parsed is None:
+                return _timestamp(raw)
+            base = seconds[raw[:19]] = parsed
+        return base + int(raw[20:26]) / 1e6
+    return _timestamp(raw)
+
+
+def _batch(index: SeriesIndex, name: str, pending: dict[str, _Batch]) -> _Batch | None:
+    """The batch of metric ``name`` (registering a new name), or None past MAX_NAMES."""
+    if name not in index.metrics:
+        if len(index.metrics) >= MAX_NAMES:
+            index.count_lost("too_many_names")
+            return None
+        index.metrics[name] = _Metric(file=f"m{len(index.metrics):05d}.bin")
+    batch = pending[name] = _Batch()
+    return batch
+
+
+def _generic(index: SeriesIndex, line: str, pending: dict[str, _Batch]) -> None:
+    """Any other line: JSON, checked field by field; what cannot be used is counted lost."""
+    try:
+        item = json.loads(line)
+    except ValueError:
+        index.count_lost("malformed")
+        return
+    if not isinstance(item, dict):
+        index.count_lost("malformed")
+        return
+    kind = item.get("type")
+    if kind == "metric":
+        _add_metric(index, item, pending)
+    elif kind == "artifact":
+        if len(index.artifacts) < ARTIFACTS_KEPT:
+            index.artifacts.append({k: item.get(k) for k in ("name", "path", "timestamp", "backend_url")})
+    elif kind == "lost":
+        reasons = item.get("reasons")
+        if isinstance(reasons, dict):
+            for reason, n in reasons.items():
+                if isinstance(n, int) and not isinstance(n, bool):
+                    index.count_lost(f"sdk:{reason}", n)
+    else:
+        index.count_lost("unknown_type")
+
+
+def _add_metric(index: SeriesIndex, item: dict[str, Any], pending: dict[str, _Batch]) -> None:
     name, value, step = item.get("name"), item.get("value"), item.get("step")
     if not isinstance(name, str) or not name or len(name) > 256:
         index.count_lost("invalid_name")
@@ -233,21 +336,17 @@ def _add_metric(index: SeriesIndex, item: dict[str, Any], pending: dict[str, byt
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         index.count_lost("invalid_value")
         return
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 1 << 63):
         index.count_lost("invalid_step")
         return
-    metric = index.metrics.get(name)
-    if metric is None:
-        if len(index.metrics) >= MAX_NAMES:
-            index.count_lost("too_many_names")
-            return
-        metric = _Metric(file=f"m{len(index.metrics):05d}.bin")
-        index.metrics[name] = metric
-    ts = _timestamp(item.get("timestamp"))
-    metric.add(float(value), step, ts)
-    pending.setdefault(name, bytearray()).extend(
-        RECORD.pack(_NO_STEP if step is None else step, float(value), ts)
-    )
+    try:
+        number = float(value)
+    except OverflowError:
+        index.count_lost("invalid_value")
+        return
+    batch = pending.get(name) or _batch(index, name, pending)
+    if batch is not None:
+        batch.add(number, step, _timestamp(item.get("timestamp")))
 
 
 # ------------------------------------------------------------------------------------- reading

@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from goldfish.runs import metric_series
 from goldfish.runs.inputs import output_candidates
 from goldfish.pipelines.model import Stage
 from goldfish.records.results_spec import ResultsSpec, ml_outcome_hint
@@ -19,6 +20,7 @@ from goldfish.records.results_spec import ResultsSpec, ml_outcome_hint
 MAX_SVS_FILE = 4 << 20
 MAX_FINDINGS = 500
 SIZE_WALK_LIMIT = 100_000
+SUMMARY_NAMES = 100
 
 
 def _size(path: Path) -> int:
@@ -114,6 +116,31 @@ def results_auto(spec_doc: dict[str, Any] | None, summary: dict[str, dict[str, A
         "ml_outcome_hint": ml_outcome_hint(spec, value),
         "metric_logged": value is not None,
     }
+
+
+def bounded_summary(index: metric_series.SeriesIndex, prefer: list[str]) -> dict[str, dict[str, Any]]:
+    """At most SUMMARY_NAMES metrics for the run document: preferred names, then the most logged."""
+    full = index.summary()
+    if len(full) <= SUMMARY_NAMES:
+        return full
+    order = [n for n in prefer if n in full]
+    order += sorted((n for n in full if n not in order), key=lambda n: (-full[n]["count"], n))
+    return {n: full[n] for n in order[:SUMMARY_NAMES]}
+
+
+def collect_metrics(run_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Metrics summary, lines lost and auto results of a stage that got to execute: every line
+    of metrics.jsonl is ingested first, however many there are."""
+    index = metric_series.ingest_all(run_dir)
+    prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
+    # A supporting stage has no result of its own: its pipeline run's result is on the result stage.
+    spec = None if doc.get("role") == "supporting" else doc.get("results_spec")
+    auto = results_auto(spec, index.summary())
+    fields: dict[str, Any] = {"metrics_summary": bounded_summary(index, prefer), "metrics_lost": index.lost}
+    if auto is not None and doc.get("results_status") != "finalized":
+        fields["results_auto"] = auto
+        fields["results_status"] = "auto"
+    return fields
 
 
 def make_read_only(root: Path) -> None:

@@ -2,10 +2,13 @@
 
 ``reconcile(project)`` looks at the ``active_pipelines`` table (one small table, never a scan of
 every workspace): a pipeline run whose runner lease is dead gets a new runner, which re-attaches to
-its stage processes. It runs whenever a process opens the project (MCP server, CLI status, TUI),
-and from ``Runs.wait``/``Runs.cancel`` when they notice a dead runner. Concurrent reconcilers are
-safe: a dead lease is reserved under the lease's file lock before the runner is spawned, so only
-one of them spawns.
+its stage processes; a stage whose process is gone too, without an exit file, is recorded
+``orphaned`` right there (``orphans.settle_lost``), so no reader goes on seeing it ``running``.
+It runs whenever a process opens the project (MCP server, CLI status, TUI), every lease interval
+in the long-lived ones (``ReconcileTimer``), whenever a reader meets an active run whose lease is
+dead (``refresh``), and from ``Runs.wait``/``Runs.cancel``. Concurrent reconcilers are safe: a
+dead lease is reserved under the lease's file lock before anything is settled or spawned, so only
+one of them acts.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import os
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import GoldfishError
 from goldfish.runs.lease import LeaseFile
+from goldfish.runs.orphans import settle_lost
 from goldfish.runs.state import PIPELINE_TERMINAL, TERMINAL, ws_partition
 from goldfish.runs.stage_env import PACKAGE_ROOT
 
@@ -60,6 +64,10 @@ def reconcile(project: Project) -> list[str]:
         runner_id = LeaseFile(project.runs_dir / prun_id).reserve(lease_seconds)
         if runner_id is None:
             continue
+        try:
+            settle_lost(project, str(workspace), prun)
+        except (GoldfishError, OSError) as exc:  # the new runner settles them instead
+            print(f"goldfish: settling the lost stages of {prun_id} failed ({exc})", file=sys.stderr)
         spawn_runner(project, prun_id, runner_id)
         started.append(prun_id)
     if stale:
@@ -127,6 +135,56 @@ def sweep_vms(project: Project, *, force: bool = False) -> list[str]:
 
         warm_pool.reconcile(project, api, project.bucket)
     return deleted
+
+
+def refresh(project: Project, prun_ids: list[str] | None = None) -> bool:
+    """For readers: reconcile when one of ``prun_ids`` (default: every active pipeline run) is
+    active with a dead runner lease, so what they read next is settled. True when it reconciled."""
+    if prun_ids is None:
+        try:
+            prun_ids = [str(e["id"]) for e in project.store.table("active_pipelines").docs()]
+        except (GoldfishError, OSError):
+            return False
+    for prun_id in prun_ids:
+        try:
+            active = project.store.table("active_pipelines").get_doc(prun_id) is not None
+            if active and not runner_alive(project, prun_id):
+                reconcile_quietly(project)
+                return True
+        except (GoldfishError, OSError):
+            return False
+    return False
+
+
+def fresh_run(project: Project, run: dict[str, Any]) -> dict[str, Any]:
+    """A stage run document as a reader should show it: when it is active and its runner is dead,
+    reconciled first (so a crash is reported, not an eternal ``running``) and read again."""
+    if run.get("state") in TERMINAL or not run.get("pipeline_run_id"):
+        return run
+    if refresh(project, [str(run["pipeline_run_id"])]):
+        return project.runs.get(str(run["id"]))
+    return run
+
+
+class ReconcileTimer(threading.Thread):
+    """Reconciles every lease interval while a long-lived process (MCP server, TUI) has the project
+    open, so a run whose runner died is settled even when no new process opens the project."""
+
+    def __init__(self, project: Project, interval: float | None = None):
+        super().__init__(name="goldfish-reconcile", daemon=True)
+        self.project = project
+        self.interval = interval or float(project.config.jobs.runner_lease_seconds)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                reconcile_quietly(self.project)
+            except Exception as exc:  # a timer thread must never die of one bad pass
+                print(f"goldfish: reconcile pass failed ({exc})", file=sys.stderr)
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 def reconcile_quietly(project: Project) -> list[str]:

@@ -27,7 +27,7 @@ from goldfish.pipelines.model import load_pipeline
 from goldfish.pipelines.validate import validate_pipeline
 from goldfish.records.roles import RESULT, SUPPORTING, metric_mentions, pick_result_stage
 from goldfish.records.service import consume_saved_specs, new_record
-from goldfish.runs.reconciler import reconcile, runner_alive, spawn_runner
+from goldfish.runs.reconciler import reconcile, refresh, runner_alive, spawn_runner
 from goldfish.runs.request import RunRequest, build_request
 from goldfish.runs.state import (
     ACTIVE,
@@ -428,6 +428,7 @@ class Runs:
         ws, kind = self._locate(prun_id)
         if kind != "pipeline":
             prun_id = self.get(prun_id)["pipeline_run_id"]
+        refresh(self.project, [prun_id])  # a run whose runner died is settled before it is read
         prun = self.project.store.table("pipeline_runs", ws_partition(ws)).require(prun_id, what="pipeline run")
         runs = self.project.store.table("runs", ws_partition(ws))
         infos = []
@@ -534,6 +535,16 @@ class Runs:
         else:
             targets = [run_id]
             previous = self.get(run_id)["state"]
+        # A run whose runner and stage are both gone is settled orphaned first: a cancel must not
+        # record a crash as canceled/manual (which would also free the finalization gate).
+        prun_of = run_id if kind == "pipeline" else self.get(run_id)["pipeline_run_id"]
+        was = {rid: self.get(rid)["state"] for rid in targets}
+        dead: list[str] = []
+        if any(state in ACTIVE for state in was.values()) and refresh(self.project, [prun_of]):
+            dead = [rid for rid in targets if was[rid] in ACTIVE
+                    and (self.get(rid)["state"], self.get(rid).get("cause")) == ("terminated", "orphaned")]
+        found = (f"{', '.join(dead)} had already died (runner and stage process gone, no exit code): recorded"
+                 " terminated/orphaned, not canceled. " if dead else "")
         applied: list[str] = []
         with self.project.store.transaction() as tx:
             runs = tx.table("runs", part)
@@ -552,8 +563,9 @@ class Runs:
                 audit(tx, self.project, "cancel", workspace=ws, slot=None, reason=text,
                       details={"run_id": run_id, "stage_runs": applied})
         if not applied:
-            return CancelResult(success=False, run_id=run_id, previous_state=previous, state=previous,
-                                message=f"{run_id} is already {previous}; nothing to cancel.")
+            now_state = self.get(run_id)["state"]
+            return CancelResult(success=False, run_id=run_id, previous_state=previous, state=now_state,
+                                message=found + f"{run_id} is already {now_state}; nothing to cancel.")
         prun_id = run_id if kind == "pipeline" else self.get(run_id)["pipeline_run_id"]
         if not runner_alive(self.project, prun_id):
             reconcile(self.project)
@@ -567,7 +579,7 @@ class Runs:
             time.sleep(0.1)
         current = self.get(run_id)["state"]
         still = [rid for rid in applied if self.get(rid)["state"] in ACTIVE]
-        message = (f"Canceled {', '.join(applied)}." if not still else
+        message = found + (f"Canceled {', '.join(applied)}." if not still else
                    f"Cancel requested for {', '.join(applied)}; {', '.join(still)} still stopping (the runner"
                    " stops the stage within local.stop_grace_seconds). Check with inspect_run.")
         return CancelResult(success=True, run_id=run_id, previous_state=previous, state=current, message=message,

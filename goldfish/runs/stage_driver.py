@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 TICK = 0.2
 SUMMARY_PUSH_SECONDS = 2.0
-SUMMARY_NAMES = 100
 DURING_KEPT = 200
 MAX_SUPERVISE_ERRORS = 25
 DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 600  # ten minutes of silence after a first heartbeat
@@ -53,16 +52,6 @@ class StageFailure(Exception):
     def __init__(self, to: str, cause: str, message: str, **fields: Any):
         super().__init__(message)
         self.to, self.cause, self.message, self.fields = to, cause, message, fields
-
-
-def bounded_summary(index: metric_series.SeriesIndex, prefer: list[str]) -> dict[str, dict[str, Any]]:
-    """At most SUMMARY_NAMES metrics for the run document: preferred names, then the most logged."""
-    full = index.summary()
-    if len(full) <= SUMMARY_NAMES:
-        return full
-    order = [n for n in prefer if n in full]
-    order += sorted((n for n in full if n not in order), key=lambda n: (-full[n]["count"], n))
-    return {n: full[n] for n in order[:SUMMARY_NAMES]}
 
 
 class StageDriver:
@@ -97,10 +86,11 @@ class StageDriver:
     def settle(self, expected: str, to: str, cause: str | None = None, error: str | None = None,
                **fields: Any) -> None:
         """``move``, unless a cancel request is already stored: then the run ends canceled (same
-        transaction, so a cancel is never lost to a concurrent success)."""
+        transaction, so a cancel is never lost to a concurrent success). A stage that vanished
+        without an exit code stays ``orphaned``: the cancel did not end it, a crash did."""
         with self.project.store.transaction() as tx:
             current = tx.table("runs", ws_partition(self.ws)).require(self.run_id)
-            if current.get("cancel_requested") and to != "canceled":
+            if current.get("cancel_requested") and to != "canceled" and cause != "orphaned":
                 to, cause, error = "canceled", "manual", _cancel_text(current)
             transition(tx, self.run_id, to, expected=expected, cause=cause, error=error,
                        source=self.project.source, workspace=self.ws, fields=fields)
@@ -373,7 +363,7 @@ class StageDriver:
                     self.stop(handle, doc, reason)
                     return
                 if changed and now - last_push >= SUMMARY_PUSH_SECONDS:
-                    self.patch({"metrics_summary": bounded_summary(index, prefer)})
+                    self.patch({"metrics_summary": postrun.bounded_summary(index, prefer)})
                     last_push = now
                 errors = 0
             except (OSError, GoldfishError, BackendUnavailable) as exc:
@@ -511,16 +501,7 @@ class StageDriver:
 
     def collect(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Metrics summary and auto results, for any run that got to execute."""
-        index, _ = metric_series.ingest(self.run_dir)
-        prefer = list((doc.get("config") or {}).get("dashboard_metrics") or [])
-        # A supporting stage has no result of its own: its pipeline run's result is on the result stage.
-        spec = None if doc.get("role") == "supporting" else doc.get("results_spec")
-        auto = postrun.results_auto(spec, index.summary())
-        fields: dict[str, Any] = {"metrics_summary": bounded_summary(index, prefer), "metrics_lost": index.lost}
-        if auto is not None and doc.get("results_status") != "finalized":
-            fields["results_auto"] = auto
-            fields["results_status"] = "auto"
-        return fields
+        return postrun.collect_metrics(self.run_dir, doc)
 
     # --------------------------------------------------------------- post_run
     def post_run(self, doc: dict[str, Any]) -> None:

@@ -4,6 +4,12 @@ Files under the stage's run dir: ``launch_spec.json`` (what to run), ``launch.js
 process start time, cmd, started_at; written before ``launch`` returns), ``exit_code`` (written by
 the launcher), ``logs/stdout.log``. Liveness compares the process start time recorded at launch,
 so a recycled pid is never mistaken for the stage.
+
+No signal reaches a process group unless it is proven to be the stage's (``owns``): its leader
+runs with the start time recorded at launch, or a live member carries the run's id
+(``GOLDFISH_RUN_ID``, set for the launcher and the stage) in its environment. After a crash or a
+reboot the recorded pgid may name a stranger's group; then nothing is signalled and the run is
+settled from its exit file, or as ``orphaned``.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from pathlib import Path
 
 from goldfish.runs.backends.base import Availability, Capabilities, Handle, LaunchSpec, Status
 from goldfish.fsutil import atomic_write
-from goldfish.procs import pid_alive, proc_start_time
+from goldfish.procs import group_carries, pid_alive, proc_start_time
 from goldfish.timefmt import now_iso
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 EXIT_FILE = "exit_code"
 LAUNCH_FILE = "launch.json"
 SPEC_FILE = "launch_spec.json"
+RUN_ENV = "GOLDFISH_RUN_ID"
 
 
 def read_exit_code(path: Path) -> int | None:
@@ -91,6 +98,7 @@ class LocalBackend:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                env={**os.environ, RUN_ENV: spec.run_id},  # how a later runner proves the group is ours
             )
         with self._lock:
             self._children[proc.pid] = proc
@@ -98,6 +106,7 @@ class LocalBackend:
             "pid": proc.pid,
             "pgid": proc.pid,
             "proc_start": proc_start_time(proc.pid),
+            "run_id": spec.run_id,
             "cmd": spec.argv,
             "started_at": now_iso(),
             "run_dir": str(run_dir),
@@ -144,15 +153,28 @@ class LocalBackend:
         return data, offset + len(data)
 
     # ------------------------------------------------------------------- stop
-    def _signal_group(self, handle: Handle, sig: int) -> None:
-        pgid = int(handle.get("pgid") or handle["pid"])
-        # Only signal a group we can prove is ours: the leader is alive with its recorded start
-        # time, or (leader gone) processes of the group may linger and still belong to the stage.
-        if pid_alive(int(handle["pid"]), handle.get("proc_start")) or sig == signal.SIGKILL:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, sig)
+    def owns(self, handle: Handle) -> bool:
+        """Proof that the recorded process group is still the stage's (see the module docstring)."""
+        pid = int(handle["pid"])
+        start = handle.get("proc_start")
+        if start is not None and pid_alive(pid, start):
+            return True
+        run_id = str(handle.get("run_id") or Path(handle["run_dir"]).name)
+        return group_carries(int(handle.get("pgid") or pid), RUN_ENV, run_id)
+
+    def _signal_group(self, handle: Handle, sig: int) -> bool:
+        """Signal the stage's group only when it is proven ours; whether a signal was sent."""
+        if not self.owns(handle):
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(handle.get("pgid") or handle["pid"]), sig)
+        return True
 
     def cancel(self, handle: Handle, grace_seconds: float) -> Status:
+        status = self.status(handle)
+        if not status.alive:  # already ended (or the pid is someone else's now): nothing to signal
+            self.cleanup(handle)
+            return status
         self._signal_group(handle, signal.SIGTERM)
         deadline = time.monotonic() + max(0.0, grace_seconds)
         status = self.status(handle)
@@ -169,9 +191,8 @@ class LocalBackend:
         return status
 
     def cleanup(self, handle: Handle) -> None:
-        """Kill what is left of the stage's process group (e.g. workers the stage forked)."""
+        """Kill what is left of the stage's process group (e.g. workers the stage forked), when a
+        member still carries the run's id; a group that is not provably ours is left alone."""
         if self.status(handle).alive:
             return
-        pgid = int(handle.get("pgid") or handle["pid"])
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+        self._signal_group(handle, signal.SIGKILL)

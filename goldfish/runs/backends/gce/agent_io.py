@@ -310,7 +310,9 @@ class ProcessRuntime:
         return 128 - code if code < 0 else code
 
     def signal(self, sig: int) -> None:
-        if self.proc is not None:
+        # Only while the child is unreaped: until then its pid (and so its group id) cannot be
+        # reused; once reaped, the number may belong to a stranger.
+        if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
 
