@@ -16,6 +16,7 @@ from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from goldfish import __version__
+from goldfish.fsutil import as_disk_error
 from mcp_server.arg_errors import describe_crash, describe_unknown_tool, describe_validation
 from mcp_server.context import ServerContext
 from mcp_server.resources import register_resources
@@ -82,6 +83,9 @@ class GoldfishServer(MCPServer):
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
+            disk = as_disk_error(exc.__cause__ or exc, Path.cwd())
+            if disk is not None:  # a full / read-only / forbidden disk is not a Goldfish bug
+                raise ToolError(str(disk)) from exc
             # A bug, not the caller's mistake: keep the traceback in the server log and tell the model
             # what happened instead of the SDK's bare "Error executing tool X".
             logger.error("Tool %r crashed", name, exc_info=exc.__cause__ or exc)

@@ -33,7 +33,7 @@ import orjson
 from filelock import FileLock, Timeout
 
 from goldfish.errors import StoreError
-from goldfish.fsutil import atomic_write, fsync_dir
+from goldfish.fsutil import append_whole, as_disk_error, atomic_write, disk_errors, fsync_dir
 from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
 
@@ -94,7 +94,8 @@ class Store:
             depth = getattr(self._local, "lock_depth", 0)
             if depth == 0:
                 try:
-                    self._filelock.acquire()
+                    with disk_errors(self.root / ".lock", doing="take the project lock to change the Goldfish store"):
+                        self._filelock.acquire()
                 except Timeout as exc:
                     raise StoreError(
                         f"The project lock {self.root / '.lock'} was held by another process for "
@@ -102,7 +103,8 @@ class Store:
                         fix="Wait for the other goldfish process to finish; if none is running, retry.",
                     ) from exc
                 try:
-                    self._recover()
+                    with disk_errors(self.root, doing="complete an interrupted change in the Goldfish store"):
+                        self._recover()
                 except BaseException:
                     self._filelock.release()
                     raise
@@ -399,13 +401,7 @@ def _tail_has_tx(path: Path, txid: str) -> bool:
 
 
 def _append_lines(path: Path, lines: list[str]) -> None:
-    payload = "".join(line + "\n" for line in lines).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_whole(path, "".join(line + "\n" for line in lines).encode())
 
 
 class Transaction:
@@ -449,35 +445,64 @@ class Transaction:
         changed = {p: s for p, s in self._parts.items() if s.dirty}
         store = self.store
         if changed or self._events:
-            blobs = {p: orjson.dumps(s.tables) for p, s in changed.items()}
-            if len(blobs) == 1 and not self._events:
-                (partition, blob), = blobs.items()
-                atomic_write(store._path(partition), blob)
-            elif not blobs:
-                for log, lines in self._events.items():
-                    _append_lines(store._log_path(log), lines)
-            else:
-                renames = []
+            try:
+                self._write(changed)
+            except OSError as exc:
+                # A refused write is the disk's problem, named as such; the temp files are gone and
+                # an intent that was written rolls forward at the next lock.
+                mapped = as_disk_error(exc, store.root, doing="save the change to the Goldfish store")
+                if mapped is None:
+                    raise
+                raise mapped from exc
+        for fn in self._after_commit:
+            fn()
+
+    def _write(self, changed: dict[str, PartitionStorage]) -> None:
+        store = self.store
+        blobs = {p: orjson.dumps(s.tables) for p, s in changed.items()}
+        if len(blobs) == 1 and not self._events:
+            (partition, blob), = blobs.items()
+            atomic_write(store._path(partition), blob)
+        elif not blobs:
+            for log, lines in self._events.items():
+                _append_lines(store._log_path(log), lines)
+        else:
+            renames = []
+            try:
                 for partition, blob in blobs.items():
                     target = store._path(partition)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     tmp = target.with_name(f".{target.name}.{self.txid}.tmp")
+                    renames.append(
+                        [str(tmp.relative_to(store.root)), str(target.relative_to(store.root))]
+                    )
                     with open(tmp, "wb") as f:
                         f.write(blob)
                         f.flush()
                         os.fsync(f.fileno())
-                    renames.append(
-                        [str(tmp.relative_to(store.root)), str(target.relative_to(store.root))]
-                    )
                 intent = {"tx": self.txid, "renames": renames, "events": self._events}
                 atomic_write(store.root / _INTENT, orjson.dumps(intent))
+            except BaseException:
+                # Nothing was committed: leave no temp file behind, nor an intent (any earlier one was
+                # rolled forward when the lock was taken, so one found now is this transaction's).
+                for tmp_s, _target in renames:
+                    (store.root / tmp_s).unlink(missing_ok=True)
+                (store.root / _INTENT).unlink(missing_ok=True)
+                raise
+            try:
                 _apply_intent(store, intent)
-                (store.root / _INTENT).unlink()
-                fsync_dir(store.root)
-            # Refresh the read cache with what we just wrote (no re-parse).
-            for partition, storage in changed.items():
-                st = os.stat(store._path(partition))
-                with store._cache_lock:
-                    store._cache[partition] = _Snapshot(storage.tables, _ident(st))
-        for fn in self._after_commit:
-            fn()
+            except OSError as exc:
+                mapped = as_disk_error(exc, store.root, doing="finish saving the change to the Goldfish store")
+                if mapped is None:
+                    raise
+                mapped.fix = (f"{mapped.fix.rstrip('.')}; the change itself is saved and the next Goldfish call "
+                              "completes it, so check the result (status, list_history) before repeating it."
+                              if mapped.fix else None)
+                raise mapped from exc
+            (store.root / _INTENT).unlink()
+            fsync_dir(store.root)
+        # Refresh the read cache with what we just wrote (no re-parse).
+        for partition, storage in changed.items():
+            st = os.stat(store._path(partition))
+            with store._cache_lock:
+                store._cache[partition] = _Snapshot(storage.tables, _ident(st))
