@@ -17,7 +17,12 @@ from pydantic import ValidationError
 
 from goldfish import __version__
 from goldfish.fsutil import as_disk_error
-from mcp_server.arg_errors import describe_crash, describe_unknown_tool, describe_validation
+from mcp_server.arg_errors import (
+    describe_crash,
+    describe_oversized_text,
+    describe_unknown_tool,
+    describe_validation,
+)
 from mcp_server.context import ServerContext
 from mcp_server.resources import register_resources
 from mcp_server.tools import register_all
@@ -80,6 +85,9 @@ class GoldfishServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
         await self._ready()
+        oversized = describe_oversized_text(name, arguments) if isinstance(arguments, dict) else None
+        if oversized is not None:
+            raise ToolError(oversized)
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
