@@ -79,6 +79,15 @@ class GoldfishServer(MCPServer):
             await anyio.to_thread.run_sync(self.wait_registered)
         self.wait_registered()
 
+    async def run_stdio_async(self) -> None:
+        """As the SDK's, but a request it cannot parse gets a JSON-RPC error reply (see transport.py)."""
+        from mcp_server.transport import answering_stdio
+
+        async with answering_stdio() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                read_stream, write_stream, self._lowlevel_server.create_initialization_options()
+            )
+
     async def list_tools(self) -> list[MCPTool]:
         await self._ready()
         return await super().list_tools()
