@@ -64,7 +64,11 @@ class ServerContext:
             watcher.stop()
 
     def _ensure_watcher(self, project: Project) -> None:
-        if not self._watching or (self.watcher is not None and self.watcher.project is project):
+        if not self._watching:
+            return
+        if self.watcher is not None and self.watcher.project is project:
+            if not self.watcher.running:  # it died (it restarts its notifier itself; this covers the thread)
+                self.watcher.start(wait=0)
             return
         from goldfish.workspaces.watcher import SlotWatcher
 

@@ -1,5 +1,6 @@
 """Edges of the MCP server: a request the SDK cannot parse gets a JSON-RPC error reply (over the
-real stdio transport), and the server keeps answering afterwards."""
+real stdio transport) and the server keeps answering; the slot watcher survives a file name that is
+not valid UTF-8 (skips it, status() reports it) and is restarted if it dies."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Callable
+
 from goldfish.init import init_project
+from goldfish.workspaces.watcher import SlotWatcher, skipped_names
+from mcp_server.context import ServerContext
+from mcp_server.tools.project_tools import status_of
 from tests.mcp_helpers import REPO
+from tests.ws_helpers import REASON, make_project
 
 DEADLINE = 60.0
 
@@ -80,3 +87,53 @@ def test_a_lone_surrogate_gets_an_error_reply_and_the_server_goes_on(tmp_path: P
         assert after["id"] == 7 and after["result"]["isError"] is False
     finally:
         server.close()
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = DEADLINE) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def test_the_watcher_skips_an_undecodable_name_and_keeps_watching(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.workspaces.create("exp", "find a good model", REASON)
+    project.workspaces.mount("exp", "w1", REASON)
+    watcher = SlotWatcher(project)
+    watcher.start()
+    try:
+        slot = project.slot_path("w1")
+        with open(os.path.join(os.fsencode(slot), b"bad\xff.txt"), "wb") as f:
+            f.write(b"data")
+        assert wait_for(lambda: watcher.skipped == ["w1/bad\\xFF.txt"]), watcher.skipped
+        assert watcher.running and watcher.restarts >= 1
+        (slot / "good.txt").write_text("tracked\n")
+
+        def changed() -> list[str]:
+            row = project.store.table("mounts").get_doc("w1") or {}
+            return [c["path"] for c in row.get("changed_files") or []]
+
+        assert wait_for(lambda: "good.txt" in changed()), changed()
+        assert skipped_names(project) == ["w1/bad\\xFF.txt"]
+        status = status_of(project)
+        assert status.untracked_names == ["w1/bad\\xFF.txt"] and "not valid UTF-8" in status.message
+    finally:
+        watcher.stop()
+
+
+def test_a_dead_watcher_is_restarted(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    ctx = ServerContext(str(project.root))
+    ctx.start_watching()
+    try:
+        first = ctx.watcher
+        assert first is not None and wait_for(lambda: first.running)
+        first.stop()  # as if its thread had died
+        assert not first.running
+        ctx.project()  # any tool call
+        assert ctx.watcher is not None and ctx.watcher.running
+    finally:
+        ctx.stop_watching()
