@@ -147,4 +147,27 @@ def serve(project_arg: str | None, *, transport: str = "stdio", port: int = 8765
     else:
         # HTTP validates tool arguments from their schemas before tools/call reaches us.
         server.wait_registered()
-        server.run("streamable-http", host="127.0.0.1", port=port)
+        anyio.run(_serve_http, server, project_arg, port)
+
+
+async def _serve_http(server: GoldfishServer, project_arg: str | None, port: int) -> None:
+    """streamable-http on 127.0.0.1, every request checked for the project's bearer token."""
+    import sys
+
+    import uvicorn
+
+    from goldfish.project import Project
+    from mcp_server.http_auth import ensure_token, require_bearer, token_path
+
+    project = Project.open(project_arg, source="mcp")  # the token belongs to a project: refuse without one
+    token = ensure_token(project.gf_dir)
+    host = "127.0.0.1"
+    app = require_bearer(server.streamable_http_app(host=host), token)
+    print(
+        f"Goldfish MCP server on http://{host}:{port}/mcp\n"
+        f"Every request needs the header  Authorization: Bearer {token}\n"
+        f"(token kept in {token_path(project.gf_dir)}, readable only by you; delete it for a new one)",
+        file=sys.stderr, flush=True,
+    )
+    config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower())
+    await uvicorn.Server(config).serve()
