@@ -8,12 +8,15 @@ thoughts) can blow up whatever the count.
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 MAX_RESULT_BYTES = 60_000
+
+logger = logging.getLogger("goldfish.mcp")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -64,7 +67,11 @@ def clip_text(result: M, *, budget: int = MAX_RESULT_BYTES) -> M:
         clipped = _clip(data, cap, budget)
         if len(to_json(clipped)) <= budget:
             break
-    return type(result).model_validate(clipped)
+    try:
+        return type(result).model_validate(clipped)
+    except ValidationError:  # a model whose fields refuse cut text: its answer is better whole than lost
+        logger.warning("could not clip a %s answer of %d bytes", type(result).__name__, size)
+        return result
 
 
 def _strings(value: object) -> list[str]:

@@ -78,10 +78,10 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         workspace: Annotated[str, Field(min_length=1, max_length=64, description="Slot (w1) or mounted workspace name")],
         results_spec: Annotated[dict[str, Any] | None, Field(description=(
             "REQUIRED (except dry_run; or saved before with save_results_spec for the stage): primary_metric, direction (maximize|minimize), min_value, goal_value, "
-            "dataset_split (train|val|test|other), tolerance, context (>=15 chars); optional secondary_metrics, "
+            "dataset_split (train|val|test|other), tolerance, context (15-4000 chars); optional secondary_metrics, "
             "baseline_run, failure_threshold, known_caveats"))] = None,
         reason: Annotated[Annotated[str, Field(max_length=4000)] | dict[str, Any] | None, Field(description=(
-            "Why (>=15 chars), or {description, hypothesis, approach, min_result, goal}"))] = None,
+            "Why (15-500 chars), or {description (15-500), hypothesis, approach (<=1000 each), min_result, goal (<=500 each)}"))] = None,
         stages: Annotated[list[StageName] | None, Field(max_length=100, description=(
             "Stages to run (default: all, in DAG order)"))] = None,
         pipeline: Annotated[str | None, Field(max_length=64, description=(
