@@ -61,7 +61,7 @@ def clip_text(result: M, *, budget: int = MAX_RESULT_BYTES) -> M:
     data = result.model_dump(mode="json")
     longest = max((len(s) for s in _strings(data)), default=0)
     cap = longest
-    clipped = data
+    clipped: object = data
     while cap > _MIN_KEEP:
         cap = max(_MIN_KEEP, cap // 2)
         clipped = _clip(data, cap, budget)
