@@ -85,16 +85,31 @@ def temp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*.tmp")]
 
 
-def test_short_write_errors_leaves_whole_lines_and_the_next_write_works(disk: Path) -> None:
+def test_short_write_errors_leaves_whole_lines_and_the_next_write_works(
+    disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = new_project(disk)
     project.journal.log_thought("The first thought, written while there was room.", None, None)
     log = project.store_dir / "events" / "audit.jsonl"
     before = log.read_bytes()
     filler = fill(disk, leave=4096)
     assert 0 < _free(disk) <= 8192
-    big = "A thought far longer than the space left on the disk. " * 300  # ~16 kB: a short write
+    # 7,900 characters (under the 8,000 limit) of two UTF-8 bytes each: ~16 kB, more than the ≤ 8 kB
+    # the disk has left (4 kB free plus the unused end of the log's last page), so the write is short.
+    big = "A thought far longer than the space left on the disk: " + "é" * 7_800
+    writes: list[tuple[int, int]] = []
+    real_write = os.write
+
+    def recording_write(fd: int, data: bytes | memoryview) -> int:
+        written = real_write(fd, data)
+        writes.append((len(data), written))
+        return written
+
+    monkeypatch.setattr(os, "write", recording_write)
     with pytest.raises(DiskError) as caught:
         project.journal.log_thought(big, None, None)
+    monkeypatch.setattr(os, "write", real_write)
+    assert any(0 < done < asked for asked, done in writes), writes  # the disk took part of the line
     text = str(caught.value)
     assert "is full" in text and str(disk) in text and "Free space on" in text and "retry" in text
     assert "Goldfish bug" not in text
