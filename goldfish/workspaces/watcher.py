@@ -83,6 +83,7 @@ class SlotWatcher:
         self.refreshes = 0  # slots recomputed (for tests and benchmarks)
         self.restarts = 0  # notifier restarts after an error
         self.skipped: list[str] = []  # undecodable file names seen (escaped), oldest first
+        self._live = False
 
     @property
     def running(self) -> bool:
@@ -108,14 +109,18 @@ class SlotWatcher:
     def _run(self) -> None:
         try:
             self.project.workspaces_dir.mkdir(parents=True, exist_ok=True)
+            failures = 0
             while not self._stop.is_set():
+                self._live = False
                 try:
                     self._watch()
                     return  # stopped
                 except Exception as exc:
                     self._note_failure(exc)
                     self.restarts += 1
-                    self._stop.wait(RESTART_PAUSE_SECONDS)
+                    # A notifier that keeps failing before it delivers anything backs off (up to 30 s).
+                    failures = 0 if self._live else failures + 1
+                    self._stop.wait(min(30.0, RESTART_PAUSE_SECONDS * 2 ** failures))
         except Exception:
             log.exception("the slot watcher stopped")
         finally:
@@ -134,7 +139,7 @@ class SlotWatcher:
             if not started:
                 # The notifier is live from the first yield on: whatever changed before that
                 # (or while a failed notifier restarted) is covered by one full pass.
-                started = True
+                started = self._live = True
                 self._beat()
                 self._refresh_all()
                 self._ready.set()
@@ -154,14 +159,16 @@ class SlotWatcher:
         if name not in self.skipped:
             log.warning("skipping %s: its name is not valid UTF-8", name)
             self.skipped = [*self.skipped, name][-MAX_SKIPPED:]
-            with contextlib.suppress(OSError):
-                self._beat()
+            self._beat()
 
     def _beat(self) -> None:
         self._last_beat = time.monotonic()
         body = {"pid": os.getpid(), "ts": time.time(), "host": socket.gethostname(), "source": self.project.source,
                 "skipped": self.skipped}
-        atomic_write(liveness_path(self.project), orjson.dumps(body), durable=False)
+        try:
+            atomic_write(liveness_path(self.project), orjson.dumps(body), durable=False)
+        except OSError as exc:  # a full or read-only disk: the heartbeat goes stale, readers fall back to hashing
+            log.warning("could not write the watcher heartbeat: %s", exc)
 
     def _clear(self) -> None:
         path = liveness_path(self.project)
