@@ -15,10 +15,12 @@ import tests.scale_rows as scale_rows
 from goldfish.init import init_project
 from goldfish.project import Project
 from goldfish.runs import metric_series
+from goldfish.svs.patterns import FailurePattern
 from mcp_server.budget import MAX_RESULT_BYTES
 from mcp_server.server import build_server
 from tests.mcp_helpers import example_arguments
 from tests.records_fixture import SPEC
+from tests.source_helpers import npy_meta, write_npy
 
 TEN_MB = "x" * (10 * 1024 * 1024)
 ONE_MB = "An entry stored before the limits existed. " * 24_400  # ~1 MB
@@ -82,9 +84,22 @@ def _store_huge_entries(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[st
     monkeypatch.setattr(scale_rows, "UNFINALIZED", 2)
     workspace, record_id = scale_rows.write_scale_rows(root, 5, versions=4, thoughts=3)
     project = Project.open(root, source="test")
+    data = root / "features.npy"
+    size = write_npy(data)
+    meta = npy_meta(size)
+    project.sources.register_source("feat", str(data), meta["description"], "a reason that is long enough", meta,
+                                    format="npy", size_bytes=size)
     with project.store.transaction() as tx:
-        table = tx.table("workspaces")
-        table.patch(workspace, {"goal": ONE_MB, "reason": ONE_MB})
+        tx.table("workspaces").patch(workspace, {"goal": ONE_MB, "reason": ONE_MB})
+        tx.table("sources").patch("feat", {"description": ONE_MB})
+        tx.table("versions", f"ws/{workspace}").patch("v2", {"description": ONE_MB})
+        tx.table("patterns").add(FailurePattern(
+            id="fp-00000001", status="pending", severity="medium", signature=ONE_MB, symptom=ONE_MB,
+            root_cause=ONE_MB, prevention=ONE_MB, created_at="2026-01-01T00:00:00Z",
+            last_seen_at="2026-01-01T00:00:00Z",
+        ).model_dump(mode="json", exclude={"id"}), doc_id="fp-00000001")
+        tx.append_event("audit", {"ts": "2026-01-02T00:00:00.000000Z", "op": "thought", "source": "mcp",
+                                  "workspace": workspace, "slot": "w1", "reason": ONE_MB, "details": {"run_id": None}})
     # A run with a long metric series: get_metric_history with max_points=5000.
     run_dir = project.runs_dir / RUN_ID
     metrics = metric_series.metrics_file(run_dir)
@@ -126,6 +141,11 @@ async def test_every_answer_stays_under_budget_with_one_megabyte_entries(
             "manage_patterns": {"action": "list"},
             "get_metric_history": {"run_id": RUN_ID, "max_points": 5000},
         }
+        extra: list[tuple[str, dict[str, Any]]] = [
+            ("manage_sources", {"action": "get", "name": "feat"}),
+            ("manage_patterns", {"action": "get", "pattern_id": "fp-00000001"}),
+            ("manage_versions", {"workspace": workspace, "action": "list", "limit": 1}),
+        ]
         for name, tool in tools.items():
             if "limit" in tool.input_schema.get("properties", {}):
                 assert name in calls, f"{name} pages with limit but has no case here; add one"
@@ -134,6 +154,10 @@ async def test_every_answer_stays_under_budget_with_one_megabyte_entries(
             result = await client.call_tool(name, args)
             assert not result.is_error, (name, result.content[0].text[:500])
             sizes[name] = _size(result)
+        for name, args in extra:
+            result = await client.call_tool(name, args)
+            assert not result.is_error, (name, args, result.content[0].text[:500])
+            sizes[f"{name}({args.get('action')})"] = _size(result)
         too_big = {k: v for k, v in sizes.items() if v > MAX_RESULT_BYTES + SLACK}
         assert not too_big, f"answers over the budget: {too_big} (all: {sizes})"
 
@@ -141,6 +165,8 @@ async def test_every_answer_stays_under_budget_with_one_megabyte_entries(
         page = (await client.call_tool("get_workspace_thoughts", {"workspace": workspace, "limit": 5}))
         first = page.structured_content["thoughts"][0]
         assert "truncated by Goldfish" in json.dumps(first)
+        audit = (await client.call_tool("get_audit_log", {"limit": 1})).structured_content
+        assert len(audit["entries"]) == 1 and "truncated by Goldfish" in audit["entries"][0]["reason"]
         history = (await client.call_tool("list_history", {"workspace": workspace, "limit": 200}))
         assert history.structured_content["records"] and _size(history) <= MAX_RESULT_BYTES + SLACK
         metric = (await client.call_tool("get_metric_history", {"run_id": RUN_ID, "max_points": 5000}))
