@@ -80,6 +80,12 @@ def test_a_lone_surrogate_gets_an_error_reply_and_the_server_goes_on(tmp_path: P
         assert broken["id"] is None and broken["error"]["code"] == -32700
         # A malformed notification is dropped silently (notifications never get replies) ...
         server.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/x", "params": {"a": "\udc00"}}))
+        # A 10 MB argument over the real pipe is refused with the limit, not swallowed.
+        server.send(json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+            "name": "log_thought", "arguments": {"thought": "x" * (10 * 1024 * 1024)}}}))
+        huge = server.receive()
+        assert huge["id"] == 8 and huge["result"]["isError"] is True
+        assert "at most 8000 characters" in huge["result"]["content"][0]["text"]
         # ... and the server still answers the next request.
         server.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                                 "params": {"name": "goldfish_version", "arguments": {}}}))
