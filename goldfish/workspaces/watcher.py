@@ -84,6 +84,7 @@ class SlotWatcher:
         self.restarts = 0  # notifier restarts after an error
         self.skipped: list[str] = []  # undecodable file names seen (escaped), oldest first
         self._live = False
+        self._beat_failed = False
 
     @property
     def running(self) -> bool:
@@ -168,7 +169,11 @@ class SlotWatcher:
         try:
             atomic_write(liveness_path(self.project), orjson.dumps(body), durable=False)
         except OSError as exc:  # a full or read-only disk: the heartbeat goes stale, readers fall back to hashing
-            log.warning("could not write the watcher heartbeat: %s", exc)
+            if not self._beat_failed:  # once, not every beat
+                log.warning("could not write the watcher heartbeat: %s", exc)
+            self._beat_failed = True
+        else:
+            self._beat_failed = False
 
     def _clear(self) -> None:
         path = liveness_path(self.project)
