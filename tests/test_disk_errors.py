@@ -215,3 +215,48 @@ def test_mcp_reports_a_raw_disk_error_as_the_disk_not_a_bug(tmp_path: Path) -> N
         anyio.run(server.call_tool, "boom", {})
     text = str(caught.value)
     assert "is full" in text and "Free space on" in text and "Goldfish bug" not in text
+
+
+NOBODY = 65534
+
+
+def test_permission_denied_names_the_user_and_the_fix() -> None:
+    """As an unprivileged user on a project owned by root: the refused write says whose access is missing."""
+    import shutil
+    import sys
+    import tempfile
+
+    from tests.mcp_helpers import REPO
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv(1) to act as an unprivileged user")
+    base = Path(tempfile.mkdtemp(prefix="goldfish-perm-"))
+    try:
+        base.chmod(0o755)  # others may read the project, not write it
+        project = new_project(base)
+        project.journal.log_thought("Written by the owner of the project.", None, None)
+        for path in base.rglob("*"):  # readable by everyone, writable by root only
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        script = (
+            "import sys\n"
+            "from goldfish.errors import DiskError\n"
+            "from goldfish.project import Project\n"
+            "try:\n"
+            "    Project.open(sys.argv[1], source='test').journal.log_thought('Written by someone else.', None, None)\n"
+            "except DiskError as exc:\n"
+            "    print(exc)\n"
+            "else:\n"
+            "    print('written')\n"
+        )
+        done = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-c", script,
+             str(project.root)],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(base)},
+        )
+        text = done.stdout
+        assert "permission denied" in text and "write access" in text, (done.stdout, done.stderr[-2000:])
+        assert "Goldfish bug" not in text
+        assert "Goldfish runs as nobody" in text or f"uid {NOBODY}" in text, text
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
