@@ -75,6 +75,13 @@ async def test_streamable_http_on_loopback_needs_the_token(tmp_path: Path) -> No
                 assert refused.status_code == 401, (headers, refused.status_code)
                 assert "Bearer" in refused.json()["message"] and refused.headers["www-authenticate"]
 
+            # With the token, a request the server cannot parse (a lone surrogate) still gets a JSON-RPC error.
+            bad = await http.post(url, content=b'{"jsonrpc": "2.0", "id": 3, "method": "tools/list", '
+                                  b'"params": {"x": "\\ud800"}}',
+                                  headers={"Accept": "application/json, text/event-stream",
+                                           "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+            assert bad.status_code == 400 and bad.json()["error"]["code"] == -32700  # the SDK answers this one itself
+
         http_client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
         async with Client(streamable_http_client(url, http_client=http_client)) as client:
             status = await client.call_tool("status", {})
