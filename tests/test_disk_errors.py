@@ -260,3 +260,36 @@ def test_permission_denied_names_the_user_and_the_fix() -> None:
         assert "Goldfish runs as nobody" in text or f"uid {NOBODY}" in text, text
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_refused_event_append_after_the_renames_is_completed_by_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import goldfish.store as store_module
+    from goldfish.store import Store
+
+    store = Store(tmp_path / "store")
+    real = store_module._append_lines
+    calls = {"n": 0}
+
+    def full_once(path: Path, lines: list[str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, lines)
+
+    monkeypatch.setattr(store_module, "_append_lines", full_once)
+    # Two partitions and an event: the intent path.
+    with pytest.raises(DiskError) as caught, store.transaction() as tx:
+        tx.table("things", "project").add({"a": 1}, doc_id="one")
+        tx.table("things", "ws/exp").add({"b": 2}, doc_id="two")
+        tx.append_event("audit", {"op": "thing"})
+    assert "the change itself is saved" in str(caught.value)
+    assert (store.root / "intent.json").exists()
+    with store.transaction():
+        pass  # the next call takes the lock and rolls the intent forward
+    assert not (store.root / "intent.json").exists()
+    events, _ = store.read_events("audit")
+    assert [e["op"] for e in events] == ["thing"]
+    assert (store.table("things", "ws/exp").get_doc("two") or {}).get("b") == 2
+    assert temp_files(store.root) == []
