@@ -160,7 +160,7 @@ def test_git_out_of_space_names_the_disk_not_doctor(disk: Path) -> None:
     with pytest.raises(GoldfishError) as caught:
         project.workspaces.save_version("w1", "a checkpoint that cannot be written")
     text = str(caught.value)
-    assert "is full" in text and "Free space on" in text, text
+    assert "is full" in text and "Free space on" in text and "git said" in text, text
     assert "goldfish doctor" not in text and "Goldfish bug" not in text
     filler.unlink()
     saved = project.workspaces.save_version("w1", "the same checkpoint, with room")
