@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from filelock import FileLock, Timeout
 
-from goldfish.errors import StoreError
+from goldfish.errors import DiskError, StoreError
 from goldfish.fsutil import append_whole, as_disk_error, atomic_write, disk_errors, fsync_dir
 from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
@@ -442,67 +442,65 @@ class Transaction:
         self._after_commit.append(fn)
 
     def _commit(self) -> None:
+        try:
+            self._write()
+        except OSError as exc:
+            mapped = as_disk_error(exc, self.store.root, doing="save the change to the Goldfish store")
+            if mapped is None:
+                raise
+            raise self._disk_failure(mapped) from exc
+
+    def _disk_failure(self, error: DiskError) -> DiskError:
+        """A refused write is the disk's problem, named as such. Once this transaction's intent is on
+        disk the change is committed (the next lock rolls it forward); before that nothing is, and
+        its temp files go."""
+        intent_path = self.store.root / _INTENT
+        try:
+            committed = orjson.loads(intent_path.read_bytes()).get("tx") == self.txid
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            committed = False
+        if committed:
+            error.message = error.message.replace("Could not save", "Could not finish saving", 1)
+            error.fix = (f"{(error.fix or '').rstrip('.')}; the change itself is saved and the next Goldfish call "
+                         "completes it, so check the result (status, list_history) before repeating it.")
+        else:
+            for tmp in self.store.root.rglob(f".*.{self.txid}.tmp"):
+                tmp.unlink(missing_ok=True)
+        return error
+
+    def _write(self) -> None:
         changed = {p: s for p, s in self._parts.items() if s.dirty}
         store = self.store
         if changed or self._events:
-            try:
-                self._write(changed)
-            except OSError as exc:
-                # A refused write is the disk's problem, named as such; the temp files are gone and
-                # an intent that was written rolls forward at the next lock.
-                mapped = as_disk_error(exc, store.root, doing="save the change to the Goldfish store")
-                if mapped is None:
-                    raise
-                raise mapped from exc
-        for fn in self._after_commit:
-            fn()
-
-    def _write(self, changed: dict[str, PartitionStorage]) -> None:
-        store = self.store
-        blobs = {p: orjson.dumps(s.tables) for p, s in changed.items()}
-        if len(blobs) == 1 and not self._events:
-            (partition, blob), = blobs.items()
-            atomic_write(store._path(partition), blob)
-        elif not blobs:
-            for log, lines in self._events.items():
-                _append_lines(store._log_path(log), lines)
-        else:
-            renames = []
-            try:
+            blobs = {p: orjson.dumps(s.tables) for p, s in changed.items()}
+            if len(blobs) == 1 and not self._events:
+                (partition, blob), = blobs.items()
+                atomic_write(store._path(partition), blob)
+            elif not blobs:
+                for log, lines in self._events.items():
+                    _append_lines(store._log_path(log), lines)
+            else:
+                renames = []
                 for partition, blob in blobs.items():
                     target = store._path(partition)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     tmp = target.with_name(f".{target.name}.{self.txid}.tmp")
-                    renames.append(
-                        [str(tmp.relative_to(store.root)), str(target.relative_to(store.root))]
-                    )
                     with open(tmp, "wb") as f:
                         f.write(blob)
                         f.flush()
                         os.fsync(f.fileno())
+                    renames.append(
+                        [str(tmp.relative_to(store.root)), str(target.relative_to(store.root))]
+                    )
                 intent = {"tx": self.txid, "renames": renames, "events": self._events}
                 atomic_write(store.root / _INTENT, orjson.dumps(intent))
-            except BaseException:
-                # Nothing was committed: leave no temp file behind, nor an intent (any earlier one was
-                # rolled forward when the lock was taken, so one found now is this transaction's).
-                for tmp_s, _target in renames:
-                    (store.root / tmp_s).unlink(missing_ok=True)
-                (store.root / _INTENT).unlink(missing_ok=True)
-                raise
-            try:
                 _apply_intent(store, intent)
-            except OSError as exc:
-                mapped = as_disk_error(exc, store.root, doing="finish saving the change to the Goldfish store")
-                if mapped is None:
-                    raise
-                mapped.fix = (f"{mapped.fix.rstrip('.')}; the change itself is saved and the next Goldfish call "
-                              "completes it, so check the result (status, list_history) before repeating it."
-                              if mapped.fix else None)
-                raise mapped from exc
-            (store.root / _INTENT).unlink()
-            fsync_dir(store.root)
-        # Refresh the read cache with what we just wrote (no re-parse).
-        for partition, storage in changed.items():
-            st = os.stat(store._path(partition))
-            with store._cache_lock:
-                store._cache[partition] = _Snapshot(storage.tables, _ident(st))
+                (store.root / _INTENT).unlink()
+                fsync_dir(store.root)
+            # Refresh the read cache with what we just wrote (no re-parse).
+            for partition, storage in changed.items():
+                st = os.stat(store._path(partition))
+                with store._cache_lock:
+                    store._cache[partition] = _Snapshot(storage.tables, _ident(st))
+        for fn in self._after_commit:
+            fn()
