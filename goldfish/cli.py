@@ -70,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     except GoldfishError as exc:
         print(f"goldfish: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from goldfish.fsutil import as_disk_error
+
+        disk = as_disk_error(exc, Path.cwd())
+        if disk is None:
+            raise
+        print(f"goldfish: {disk}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

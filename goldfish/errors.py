@@ -60,3 +60,9 @@ class Unavailable(GoldfishError):
     """A backend or service this request needs cannot work here (daemon down, credentials missing)."""
 
     kind = "backend_unavailable"
+
+
+class DiskError(GoldfishError):
+    """The disk refused a write (full, read-only, permission denied); not a Goldfish bug."""
+
+    kind = "disk"

@@ -130,12 +130,21 @@ def include_sections(include: object, options: Sequence[str], default: Sequence[
     return list(dict.fromkeys(include))
 
 
-def reason(value: object, min_length: int, *, what: str = "reason") -> str:
+MAX_REASON = 4000  # reasons, messages, descriptions: the tools' maxLength, enforced for every caller
+MAX_THOUGHT = 8000
+
+
+def reason(value: object, min_length: int, *, what: str = "reason", max_length: int = MAX_REASON) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be a string.", fix=f"Give a {what} of at least {min_length} characters.")
     if len(value.strip()) < min_length:
         raise InvalidInput(
             f"{what} is too short ({len(value.strip())} characters, minimum {min_length}).",
             fix=f"Explain why in at least {min_length} characters.",
+        )
+    if len(value.strip()) > max_length:
+        raise InvalidInput(
+            f"{what} is {len(value.strip()):,} characters; the maximum is {max_length:,}.",
+            fix=f"Summarize it in at most {max_length:,} characters (keep long material in a file of the workspace).",
         )
     return value.strip()

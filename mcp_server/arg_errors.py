@@ -60,3 +60,41 @@ def describe_crash(tool: str, cause: BaseException) -> str:
         "not a problem with your arguments; nothing else is affected. Fix: retry once; if it persists, "
         "continue with other tools and report it with goldfish_version() and the server log."
     )
+
+
+# Strings inside object and list arguments (results.notes, results_spec.context, config_override
+# values, metadata): the longest documented field is 8,000 characters (finalize notes); anything
+# longer is refused here, before it is parsed further or stored. Top-level strings carry their own
+# maxLength in the input schema.
+MAX_NESTED_TEXT = 8000
+
+
+def describe_oversized_text(tool: str, arguments: dict[str, Any]) -> str | None:
+    """One line per over-long string nested in an object or list argument, or None when all fit."""
+    found: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if len(found) > MAX_LINES:
+            return
+        if isinstance(value, str):
+            if len(value) > MAX_NESTED_TEXT:
+                found.append(f"- {where}: {len(value):,} characters; the maximum is {MAX_NESTED_TEXT:,}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and len(key) > MAX_NESTED_TEXT:
+                    found.append(f"- {where}: a key of {len(key):,} characters; the maximum is {MAX_NESTED_TEXT:,}")
+                    continue
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+
+    for name, value in arguments.items():
+        if isinstance(value, dict | list):
+            walk(value, name)
+    if not found:
+        return None
+    return (
+        f"Invalid arguments for {tool}:\n" + "\n".join(found[:MAX_LINES])
+        + "\nFix: shorten these texts (summarize; keep long material in files of the workspace) and call it again."
+    )

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
 
 from goldfish.errors import GoldfishError, NotInitialized
 from goldfish.project import Project
+from mcp_server.budget import clip_text
 
 if TYPE_CHECKING:
     from goldfish.runs.reconciler import ReconcileTimer
@@ -81,7 +83,11 @@ class ServerContext:
         self.reconciler.start()
 
     def _ensure_watcher(self, project: Project) -> None:
-        if not self._watching or (self.watcher is not None and self.watcher.project is project):
+        if not self._watching:
+            return
+        if self.watcher is not None and self.watcher.project is project:
+            if not self.watcher.running:  # it died (it restarts its notifier itself; this covers the thread)
+                self.watcher.start(wait=0)
             return
         from goldfish.workspaces.watcher import SlotWatcher
 
@@ -120,20 +126,25 @@ def tool_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from exc
 
 
+def bounded(result: Any) -> Any:
+    """Every tool answer stays under the result budget, however long a stored text is."""
+    return clip_text(result) if isinstance(result, BaseModel) else result
+
+
 def guarded(fn: F) -> F:
-    """Decorator form of :func:`tool_errors` that keeps the signature MCP introspects."""
+    """Decorator form of :func:`tool_errors` (and :func:`bounded`) that keeps the signature MCP introspects."""
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             with tool_errors():
-                return await fn(*args, **kwargs)
+                return bounded(await fn(*args, **kwargs))
 
         return async_wrapper  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with tool_errors():
-            return fn(*args, **kwargs)
+            return bounded(fn(*args, **kwargs))
 
     return wrapper  # type: ignore[return-value]

@@ -16,7 +16,13 @@ from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from goldfish import __version__
-from mcp_server.arg_errors import describe_crash, describe_unknown_tool, describe_validation
+from goldfish.fsutil import as_disk_error
+from mcp_server.arg_errors import (
+    describe_crash,
+    describe_oversized_text,
+    describe_unknown_tool,
+    describe_validation,
+)
 from mcp_server.context import ServerContext
 from mcp_server.prompts import register_prompts
 from mcp_server.resources import register_resources
@@ -76,15 +82,30 @@ class GoldfishServer(MCPServer):
             await anyio.to_thread.run_sync(self.wait_registered)
         self.wait_registered()
 
+    async def run_stdio_async(self) -> None:
+        """As the SDK's, but a request it cannot parse gets a JSON-RPC error reply (see transport.py)."""
+        from mcp_server.transport import answering_stdio
+
+        async with answering_stdio() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                read_stream, write_stream, self._lowlevel_server.create_initialization_options()
+            )
+
     async def list_tools(self) -> list[MCPTool]:
         await self._ready()
         return await super().list_tools()
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
         await self._ready()
+        oversized = describe_oversized_text(name, arguments) if isinstance(arguments, dict) else None
+        if oversized is not None:
+            raise ToolError(oversized)
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
+            disk = as_disk_error(exc.__cause__ or exc, Path.cwd())
+            if disk is not None:  # a full / read-only / forbidden disk is not a Goldfish bug
+                raise ToolError(str(disk)) from exc
             # A bug, not the caller's mistake: keep the traceback in the server log and tell the model
             # what happened instead of the SDK's bare "Error executing tool X".
             logger.error("Tool %r crashed", name, exc_info=exc.__cause__ or exc)
@@ -130,4 +151,27 @@ def serve(project_arg: str | None, *, transport: str = "stdio", port: int = 8765
     else:
         # HTTP validates tool arguments from their schemas before tools/call reaches us.
         server.wait_registered()
-        server.run("streamable-http", host="127.0.0.1", port=port)
+        anyio.run(_serve_http, server, project_arg, port)
+
+
+async def _serve_http(server: GoldfishServer, project_arg: str | None, port: int) -> None:
+    """streamable-http on 127.0.0.1, every request checked for the project's bearer token."""
+    import sys
+
+    import uvicorn
+
+    from goldfish.project import Project
+    from mcp_server.http_auth import ensure_token, require_bearer, token_path
+
+    project = Project.open(project_arg, source="mcp")  # the token belongs to a project: refuse without one
+    token = ensure_token(project.gf_dir)
+    host = "127.0.0.1"
+    app = require_bearer(server.streamable_http_app(host=host), token)
+    print(
+        f"Goldfish MCP server on http://{host}:{port}/mcp\n"
+        f"Every request needs the header  Authorization: Bearer {token}\n"
+        f"(token kept in {token_path(project.gf_dir)}, readable only by you; delete it for a new one)",
+        file=sys.stderr, flush=True,
+    )
+    config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower())
+    await uvicorn.Server(config).serve()

@@ -33,3 +33,24 @@ def test_small_pages_none_and_single_rows_are_kept() -> None:
     two = Page(rows=[Row(text="y" * 500), Row(text="z")], total=2, has_more=False)
     fitted = fit_page(two, "rows", budget=100)
     assert fitted.rows == [Row(text="y" * 500)] and fitted.has_more
+
+
+def test_clip_text_cuts_the_longest_strings_with_a_note() -> None:
+    from mcp_server.budget import clip_text
+
+    class Entry(BaseModel):
+        title: str
+        notes: str
+
+    class One(BaseModel):
+        entry: Entry
+        count: int
+
+    huge = One(entry=Entry(title="short title", notes="n" * 1_000_000), count=3)
+    clipped = clip_text(huge, budget=5_000)
+    assert result_bytes(clipped) <= 5_000
+    assert clipped.entry.title == "short title" and clipped.count == 3
+    assert clipped.entry.notes.startswith("nnn") and "truncated by Goldfish" in clipped.entry.notes
+    assert "of 1000000 characters shown" in clipped.entry.notes
+    small = One(entry=Entry(title="t", notes="n"), count=1)
+    assert clip_text(small, budget=5_000) is small

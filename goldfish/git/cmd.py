@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from goldfish.errors import GoldfishError
+from goldfish.fsutil import disk_error_from_text
 
 GIT_TIMEOUT_SECONDS = 60
 
@@ -104,11 +105,19 @@ def git(
         raise GitError(f"`git {' '.join(args[:3])}` timed out after {timeout:.0f}s.", fix="Retry; check disk health.") from exc
     if check and returncode != 0:
         err = err_bytes.decode(errors="replace").strip()
+        _raise_if_disk(err, repo, args)
         raise GitError(
             f"`git {' '.join(args[:4])}` failed in {repo}: {err[:500]}",
             fix="This is Goldfish's hidden dev repo; do not edit it by hand. Run `goldfish doctor` to check it.",
         )
     return out
+
+
+def _raise_if_disk(err: str, repo: Path, args: Sequence[str]) -> None:
+    """A full, read-only or forbidden disk is named as such: the dev repo is fine, `goldfish doctor` can't help."""
+    disk = disk_error_from_text(err, repo, doing=f"run `git {' '.join(args[:2])}` on Goldfish's dev repo")
+    if disk is not None:
+        raise GitError(f"{disk.message} git said: {err[:300]}", fix=disk.fix, details=disk.details)
 
 
 def git_ok(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> bool:
@@ -157,6 +166,7 @@ def git_stream(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> 
         err = proc.stderr.read()
         proc.stderr.close()
     if ok and rc not in (0, -signal.SIGPIPE, 128 + signal.SIGPIPE):
+        _raise_if_disk(err.decode(errors="replace"), repo, args)
         raise GitError(
             f"`git {' '.join(args[:4])}` failed in {repo}: {err.decode(errors='replace').strip()[:500]}",
             fix="This is Goldfish's hidden dev repo; do not edit it by hand. Run `goldfish doctor` to check it.",

@@ -142,7 +142,8 @@ class Journal:
 
     # --------------------------------------------------------------- thoughts
     def log_thought(self, thought: str, workspace: str | None = None, run_id: str | None = None) -> ThoughtResult:
-        text = names.reason(thought, self.project.config.audit.min_reason_length, what="thought")
+        text = names.reason(thought, self.project.config.audit.min_reason_length, what="thought",
+                            max_length=names.MAX_THOUGHT)
         if run_id is not None and not (names.STAGE_RUN_RE.fullmatch(run_id) or names.PIPELINE_RUN_RE.fullmatch(run_id)):
             names.stage_run_id(run_id)  # raises with the expected format
         ws = self._workspace_filter(workspace) if workspace is not None else None

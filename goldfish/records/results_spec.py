@@ -27,6 +27,12 @@ INFRA_OUTCOMES: tuple[str, ...] = ("completed", "preempted", "crashed", "cancele
 MIN_CONTEXT = 15
 MIN_NOTES = 15
 MIN_REASON = 15
+# Upper bounds of the agent-written text (characters): every answer that shows them stays small.
+MAX_CONTEXT = 4000
+MAX_NOTES = 8000
+MAX_NAME = 256  # metric names, units, the result stage, baseline_run
+MAX_CAVEAT = 1000
+MAX_LIST = 100  # secondary_metrics, known_caveats
 REASON_LIMITS: dict[str, int] = {
     "description": 500,
     "hypothesis": 1000,
@@ -119,18 +125,18 @@ def validate_results_spec(obj: object) -> ResultsSpec:
     doc = _as_object(obj, "results_spec", errors, "run() needs one to judge the run later")
     if doc is not None:
         errors.exact_keys(doc, "", _SPEC_REQUIRED, _SPEC_OPTIONAL)
-        _text(doc, "primary_metric", errors)
+        _text(doc, "primary_metric", errors, max_length=MAX_NAME)
         _choice(doc, "direction", DIRECTIONS, errors)
         _number(doc, "min_value", errors)
         _number(doc, "goal_value", errors)
         _choice(doc, "dataset_split", DATASET_SPLITS, errors)
         _number(doc, "tolerance", errors, minimum=0)
-        _text(doc, "context", errors, min_length=MIN_CONTEXT)
-        _text_list(doc, "secondary_metrics", errors)
-        _text(doc, "baseline_run", errors, optional=True)
+        _text(doc, "context", errors, min_length=MIN_CONTEXT, max_length=MAX_CONTEXT)
+        _text_list(doc, "secondary_metrics", errors, max_length=MAX_NAME)
+        _text(doc, "baseline_run", errors, optional=True, max_length=MAX_NAME)
         _number(doc, "failure_threshold", errors, optional=True)
-        _text_list(doc, "known_caveats", errors)
-        _text(doc, "stage", errors, optional=True)
+        _text_list(doc, "known_caveats", errors, max_length=MAX_CAVEAT)
+        _text(doc, "stage", errors, optional=True, max_length=MAX_NAME)
         _check_goal_order(doc, errors)
     errors.raise_if_any(_SPEC_FIX)
     return ResultsSpec.model_validate(_present(doc or {}))
@@ -168,7 +174,7 @@ def validate_final_results(obj: object) -> FinalResults:
     doc = _as_object(obj, "results", errors, "finalize_run() records them as the authoritative outcome")
     if doc is not None:
         errors.exact_keys(doc, "", _FINAL_REQUIRED, _FINAL_OPTIONAL)
-        _text(doc, "primary_metric", errors)
+        _text(doc, "primary_metric", errors, max_length=MAX_NAME)
         _choice(doc, "direction", DIRECTIONS, errors)
         _number(doc, "value", errors, optional=True)
         _choice(doc, "dataset_split", DATASET_SPLITS, errors)
@@ -176,8 +182,8 @@ def validate_final_results(obj: object) -> FinalResults:
         if doc.get("value", 0) is None and doc.get("ml_outcome") not in (None, "miss", "unknown"):
             errors.add("ml_outcome", f"must be miss or unknown when value is null (no result to call "
                                      f"{show(doc.get('ml_outcome'))})")
-        _text(doc, "notes", errors, min_length=MIN_NOTES)
-        _text(doc, "unit", errors, optional=True)
+        _text(doc, "notes", errors, min_length=MIN_NOTES, max_length=MAX_NOTES)
+        _text(doc, "unit", errors, optional=True, max_length=MAX_NAME)
         _count(doc, "step", errors)
         _count(doc, "epoch", errors)
         _secondary(doc, errors)
@@ -200,8 +206,9 @@ def _secondary(obj: dict[str, Any], errors: FieldErrors) -> None:
         errors.add("secondary", f"must be an object mapping metric name → number, got {type_name(value)}")
         return
     for name, number in value.items():
-        if not isinstance(name, str) or not name.strip():
-            errors.add("secondary", f"metric names must be non-empty strings, got {show(name)}")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+            errors.add("secondary", f"metric names must be non-empty strings of at most {MAX_NAME} characters, "
+                                    f"got {show(name)}")
         elif not is_number(number):
             errors.add(join_path("secondary", name), _not_number(number))
 
@@ -329,7 +336,7 @@ def _choice(obj: dict[str, Any], key: str, choices: tuple[str, ...], errors: Fie
 
 
 def _text(obj: dict[str, Any], key: str, errors: FieldErrors, *, min_length: int = 1,
-          optional: bool = False) -> None:
+          optional: bool = False, max_length: int | None = None) -> None:
     if key not in obj or (optional and obj[key] is None):
         return
     value = obj[key]
@@ -341,15 +348,22 @@ def _text(obj: dict[str, Any], key: str, errors: FieldErrors, *, min_length: int
             errors.add(key, f"must not be empty{' (use null instead)' if optional else ''}")
         else:
             errors.add(key, f"is {len(value.strip())} characters; write at least {min_length}")
+    elif max_length is not None and len(value) > max_length:
+        errors.add(key, f"is {len(value):,} characters; the maximum is {max_length:,}")
 
 
-def _text_list(obj: dict[str, Any], key: str, errors: FieldErrors) -> None:
+def _text_list(obj: dict[str, Any], key: str, errors: FieldErrors, *, max_length: int) -> None:
     value = obj.get(key)
     if value is None:
         return
     if not isinstance(value, list):
         errors.add(key, f"must be a list of strings, got {type_name(value)}")
         return
+    if len(value) > MAX_LIST:
+        errors.add(key, f"has {len(value):,} items; the maximum is {MAX_LIST}")
+        return
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
             errors.add(join_path(key, i), f"must be a non-empty string, got {show(item)}")
+        elif len(item) > max_length:
+            errors.add(join_path(key, i), f"is {len(item):,} characters; the maximum is {max_length:,}")

@@ -217,6 +217,7 @@ class Runs:
             return self.dry_run(request)
         require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
+        self.check_store(request.workspace)
         version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
         with version_archive(self.project, request.workspace, version.sha) as app:
             archived = load_pipeline(app, request.pipeline_name)
@@ -235,6 +236,16 @@ class Runs:
         if wait:
             return self.wait(result.pipeline_run_id, wait_seconds, progress)
         return result
+
+    def check_store(self, workspace: str) -> None:
+        """Read every table record() writes, so a damaged partition or shard raises its StoreError
+        before sync_for_run creates a version that no run would then record."""
+        store = self.project.store
+        part = ws_partition(workspace)
+        for name in ("pipeline_runs", "runs", "records", "versions"):
+            store.table(name, part).raw()  # a sharded table loads every shard
+        for name in ("run_index", "active_pipelines"):
+            store.table(name).raw()
 
     def result_stage(self, request: RunRequest, app: Path, pipeline: Pipeline) -> str:
         spec = request.results_spec

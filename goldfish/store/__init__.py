@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 from filelock import FileLock, Timeout
 
-from goldfish.errors import StoreError
-from goldfish.fsutil import atomic_write, fsync_dir
+from goldfish.errors import DiskError, StoreError
+from goldfish.fsutil import append_whole, as_disk_error, atomic_write, disk_errors, fsync_dir
 from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
 
@@ -94,7 +94,8 @@ class Store:
             depth = getattr(self._local, "lock_depth", 0)
             if depth == 0:
                 try:
-                    self._filelock.acquire()
+                    with disk_errors(self.root / ".lock", doing="take the project lock to change the Goldfish store"):
+                        self._filelock.acquire()
                 except Timeout as exc:
                     raise StoreError(
                         f"The project lock {self.root / '.lock'} was held by another process for "
@@ -102,7 +103,8 @@ class Store:
                         fix="Wait for the other goldfish process to finish; if none is running, retry.",
                     ) from exc
                 try:
-                    self._recover()
+                    with disk_errors(self.root, doing="complete an interrupted change in the Goldfish store"):
+                        self._recover()
                 except BaseException:
                     self._filelock.release()
                     raise
@@ -399,13 +401,7 @@ def _tail_has_tx(path: Path, txid: str) -> bool:
 
 
 def _append_lines(path: Path, lines: list[str]) -> None:
-    payload = "".join(line + "\n" for line in lines).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_whole(path, "".join(line + "\n" for line in lines).encode())
 
 
 class Transaction:
@@ -446,6 +442,33 @@ class Transaction:
         self._after_commit.append(fn)
 
     def _commit(self) -> None:
+        try:
+            self._write()
+        except OSError as exc:
+            mapped = as_disk_error(exc, self.store.root, doing="save the change to the Goldfish store")
+            if mapped is None:
+                raise
+            raise self._disk_failure(mapped) from exc
+
+    def _disk_failure(self, error: DiskError) -> DiskError:
+        """A refused write is the disk's problem, named as such. Once this transaction's intent is on
+        disk the change is committed (the next lock rolls it forward); before that nothing is, and
+        its temp files go."""
+        intent_path = self.store.root / _INTENT
+        try:
+            committed = orjson.loads(intent_path.read_bytes()).get("tx") == self.txid
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            committed = False
+        if committed:
+            error.message = error.message.replace("Could not save", "Could not finish saving", 1)
+            error.fix = (f"{(error.fix or '').rstrip('.')}; the change itself is saved and the next Goldfish call "
+                         "completes it, so check the result (status, list_history) before repeating it.")
+        else:
+            for tmp in self.store.root.rglob(f".*.{self.txid}.tmp"):
+                tmp.unlink(missing_ok=True)
+        return error
+
+    def _write(self) -> None:
         changed = {p: s for p, s in self._parts.items() if s.dirty}
         store = self.store
         if changed or self._events:

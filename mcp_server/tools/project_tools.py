@@ -14,6 +14,7 @@ from goldfish import __version__
 from goldfish.init import InitResult, init_project
 from goldfish.project import Project
 from goldfish.workspaces.models import SlotInfo
+from goldfish.workspaces.watcher import skipped_names
 from mcp_server.context import ServerContext, guarded
 
 RECENT_AUDIT = 5
@@ -34,6 +35,8 @@ class StatusResult(BaseModel):
     slots: list[SlotInfo] = Field(default_factory=list, description="Every configured slot.")
     recent_audit: list[RecentAction] = Field(default_factory=list, description="The last 5 audited actions, newest first.")
     state_md: str | None = Field(default=None, description="The global STATE.md narrative.")
+    untracked_names: list[str] = Field(default_factory=list, description=(
+        "Slot files whose names are not valid UTF-8 (shown escaped): live change tracking skips them; rename them."))
 
 
 class VersionResult(BaseModel):
@@ -48,6 +51,9 @@ def status_of(project: Project) -> StatusResult:
         f" Unsaved changes in {', '.join(dirty)}." if dirty
         else (" create_workspace() then mount() to start." if not mounted else "")
     )
+    skipped = skipped_names(project)
+    if skipped:
+        hint += f" {len(skipped)} file name(s) in the slots are not valid UTF-8 (untracked_names): rename them."
     recent = [
         RecentAction(op=a.op, reason=a.reason, ts=a.ts, workspace=a.workspace)
         for a in project.journal.recent(RECENT_AUDIT)
@@ -60,6 +66,7 @@ def status_of(project: Project) -> StatusResult:
         slots=slots,
         recent_audit=recent,
         state_md=project.state_md.read_global(),
+        untracked_names=skipped,
     )
 
 

@@ -66,7 +66,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         results: Annotated[dict[str, Any], Field(description=(
             "Required: primary_metric (as in the run's results_spec), direction (maximize|minimize), value (number, "
             "or null for a run that produced none, with ml_outcome miss or unknown), "
-            "dataset_split (train|val|test|other), ml_outcome (success|partial|miss|unknown), notes (>=15 chars). "
+            "dataset_split (train|val|test|other), ml_outcome (success|partial|miss|unknown), notes (15-8000 chars). "
             "Optional: unit, step, epoch (int >= 0), secondary {metric: number}, termination {infra_outcome}"))],
     ) -> FinalizeResult:
         """Record your judgement of a finished pipeline run: its final metric value and ML outcome.
@@ -235,7 +235,7 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         stage: Annotated[str, Field(min_length=1, max_length=64, description="Stage the results_spec is for")],
         results_spec: Annotated[dict[str, Any], Field(description=(
             "primary_metric, direction (maximize|minimize), min_value, goal_value, dataset_split "
-            "(train|val|test|other), tolerance (>=0), context (>=15 chars); optional secondary_metrics, "
+            "(train|val|test|other), tolerance (>=0), context (15-4000 chars); optional secondary_metrics, "
             "baseline_run, failure_threshold, known_caveats"))],
     ) -> SavedSpecResult:
         """Save the results_spec the stage's next run() uses when it is called without one.

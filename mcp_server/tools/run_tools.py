@@ -16,6 +16,7 @@ from goldfish.runs.logs import LogsResult, read_logs
 from goldfish.runs.state import TERMINAL
 from goldfish.runs.launch_review import LaunchFinding
 from goldfish.runs.service import CancelResult, DryRunResult, GateInfo, RunResult, StageRunInfo
+from mcp_server.budget import MAX_RESULT_BYTES, result_bytes
 from mcp_server.context import ServerContext, guarded, tool_errors
 
 StageName = Annotated[str, Field(max_length=64)]
@@ -77,10 +78,10 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         workspace: Annotated[str, Field(min_length=1, max_length=64, description="Slot (w1) or mounted workspace name")],
         results_spec: Annotated[dict[str, Any] | None, Field(description=(
             "REQUIRED (except dry_run; or saved before with save_results_spec for the stage): primary_metric, direction (maximize|minimize), min_value, goal_value, "
-            "dataset_split (train|val|test|other), tolerance, context (>=15 chars); optional secondary_metrics, "
+            "dataset_split (train|val|test|other), tolerance, context (15-4000 chars); optional secondary_metrics, "
             "baseline_run, failure_threshold, known_caveats"))] = None,
         reason: Annotated[Annotated[str, Field(max_length=4000)] | dict[str, Any] | None, Field(description=(
-            "Why (>=15 chars), or {description, hypothesis, approach, min_result, goal}"))] = None,
+            "Why (15-500 chars), or {description (15-500), hypothesis, approach (<=1000 each), min_result, goal (<=500 each)}"))] = None,
         stages: Annotated[list[StageName] | None, Field(max_length=100, description=(
             "Stages to run (default: all, in DAG order)"))] = None,
         pipeline: Annotated[str | None, Field(max_length=64, description=(
@@ -192,8 +193,16 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
                                                       description="[first_step, last_step]")] = None,
     ) -> MetricHistoryResult:
         """Metric series of a stage run (live while it runs), downsampled deterministically with
-        LTTB so the shape survives; the first and last points are always included."""
-        return metric_history(ctx.project(), run_id, names, max_points, step_range)
+        LTTB so the shape survives; the first and last points are always included. The answer stays
+        under the result budget: max_points_per_metric says how many points each series got."""
+        project = ctx.project()
+        result = metric_history(project, run_id, names, max_points, step_range)
+        # Fewer points rather than a flood: shrink in proportion to the overshoot until it fits.
+        while (size := result_bytes(result)) > MAX_RESULT_BYTES and result.max_points_per_metric > 2:
+            fewer = max(2, min(result.max_points_per_metric - 1,
+                               int(result.max_points_per_metric * MAX_RESULT_BYTES / size * 0.9)))
+            result = metric_history(project, run_id, names, fewer, step_range)
+        return result
 
 
 def _inspect(ctx: ServerContext, run_id: str, include: list[Any] | None) -> InspectRunResult:
