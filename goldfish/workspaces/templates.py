@@ -15,7 +15,7 @@ TEMPLATES: tuple[Template, ...] = ("minimal", "two-stage", "none")
 _TRAIN_CONFIG = """\
 # Stage config: read in modules/train.py with get_config(); `compute` says where and how it runs.
 compute:
-  profile: local            # run on this machine
+  profile: cpu-small        # runs on every backend: locally its vCPUs and memory are the limits
   max_runtime_seconds: 600
 learning_rate: 0.1
 epochs: 50
@@ -95,7 +95,7 @@ stages:
 
 _PREPARE_CONFIG = """\
 compute:
-  profile: local
+  profile: cpu-small
 rows: 500
 noise: 0.05
 seed: 0
