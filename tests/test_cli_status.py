@@ -111,3 +111,33 @@ def test_help_of_each_subcommand_runs(tmp_path: Path) -> None:
     for name in ("status", "doctor", "serve"):
         proc = _cli(name, "--help", cwd=tmp_path)
         assert proc.returncode == 0 and "--project" in proc.stdout, proc.stderr
+
+
+def test_status_model_lists_active_runs_queue_and_best(tmp_path: Path) -> None:
+    from goldfish.status import project_status, render_text
+    from tests.records_fixture import Rows, final, new_project
+
+    project = new_project(tmp_path)
+    rows = Rows(project)
+    rows.workspace("lstm")
+    rows.workspace("other")
+    first = rows.run("lstm", value=0.62)
+    project.records.finalize_run(first, final(0.62, "partial"))
+    second = rows.run("lstm", value=0.68)
+    project.records.finalize_run(second, final(0.68, "partial"))
+    waiting = rows.run("lstm", value=0.64)
+    _, ids = rows.pipeline_run("other", ["train"])
+    rows.finish("other", ids["train"], state="running")
+
+    status = project_status(project)
+    assert [(a.run_id, a.workspace, a.state) for a in status.active_runs] == [(ids["train"], "other", "running")]
+    assert [(q.workspace, q.run_ids) for q in status.finalization_queue] == [("lstm", [waiting])]
+    [best] = status.best
+    assert (best.workspace, best.stage_run_id, best.value, best.source) == ("lstm", second, 0.68, "finalized")
+
+    project.records.tag_record(first, "best-v1")  # a best tag names the best, whatever the values say
+    [best] = project_status(project).best
+    assert (best.stage_run_id, best.source, best.tag) == (first, "tag", "best-v1")
+    text = render_text(project_status(project))
+    assert f"{ids['train']} other/train running" in text and f"lstm: 1 ({waiting})" in text
+    assert "lstm: acc=0.62 (maximize, @best-v1" in text
