@@ -98,13 +98,20 @@ def test_every_subcommand_and_option_has_help() -> None:
     subs = _subparsers(parser)
     assert {"init", "status", "doctor", "demo", "serve", "tui", "runner", "images"} <= set(subs)
     assert listed == set(subs)  # each has a one-line summary in `goldfish --help`
-    for name, sub in subs.items():
-        assert sub.description, f"goldfish {name} --help has no description"
-        for action in sub._actions:
-            assert action.help and action.help != argparse.SUPPRESS, f"goldfish {name}: {action.dest} has no help"
+    _check_help(subs, "goldfish")
     for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):
             assert action.help, action.dest
+
+
+def _check_help(subs: dict[str, argparse.ArgumentParser], prefix: str) -> None:
+    for name, sub in subs.items():
+        assert sub.description, f"{prefix} {name} --help has no description"
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):  # nested subcommands (e.g. `skill install`)
+                _check_help(dict(action.choices), f"{prefix} {name}")
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, f"{prefix} {name}: {action.dest} has no help"
 
 
 def test_help_of_each_subcommand_runs(tmp_path: Path) -> None:
