@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,46 +12,70 @@ from goldfish import __version__
 from goldfish.errors import GoldfishError
 
 
+PROJECT_HELP = "project directory (default: the current directory or a parent holding goldfish.yaml)"
+
+
+def _project_option() -> argparse.ArgumentParser:
+    """``--project`` for every subcommand, so it works before or after the subcommand's name. SUPPRESS
+    keeps a value given before the subcommand when the subcommand's own copy is absent."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help=PROJECT_HELP)
+    return parent
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="goldfish", description="ML experiments with perfect recall.")
     p.add_argument("--version", action="version", version=f"goldfish {__version__}")
-    p.add_argument("--project", metavar="PATH", help="project directory (default: cwd or a parent with goldfish.yaml)")
+    p.add_argument("--project", metavar="PATH", help=PROJECT_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    common = [_project_option()]
 
-    s = sub.add_parser("init", help="create a Goldfish project (idempotent)")
+    def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=description or summary[:1].upper() + summary[1:] + ".",
+                              parents=common)
+
+    s = command("init", "create a Goldfish project (idempotent)",
+                "Create a Goldfish project in PATH: goldfish.yaml, workspaces/ and the hidden dev repo. "
+                "Running it again on a project changes nothing.")
     s.add_argument("path", nargs="?", default=".", help="project directory (default: .)")
     s.add_argument("--name", help="project name (default: the directory name)")
 
-    s = sub.add_parser("skill", help="install the agent guide as a Claude Code skill in the project")
+    s = command("skill", "install the agent guide as a Claude Code skill in the project",
+                "Write .claude/skills/goldfish/SKILL.md (the agent guide) into the project; with --mcp-json also "
+                "add this goldfish to the project's .mcp.json so `claude` there finds the server.")
     s.add_argument("action", choices=["install"], help="install: write .claude/skills/goldfish/SKILL.md")
     s.add_argument("--mcp-json", action="store_true", help="also add this goldfish to the project's .mcp.json")
-    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
 
-    sub.add_parser("status", help="human-readable project summary")
-    sub.add_parser("doctor", help="check git, python and optional pieces (docker, cargo, cloud, API key)")
+    s = command("status", "slots, active runs, runs awaiting finalization and the best result per workspace",
+                "Show each slot, the active runs, the runs awaiting finalize_run and the best result per "
+                "workspace. Dead runners are reconciled first.")
+    s.add_argument("--json", action="store_true", help="print the status as one JSON object (for scripts)")
+    command("doctor", "check git, python and optional pieces (docker, cargo, cloud, API key)",
+            "Check what Goldfish needs (git, python) and what optional features need (docker, cargo, cloud "
+            "credentials, API key); each problem comes with its fix. Exit 1 when a required piece is missing.")
 
-    s = sub.add_parser("demo", help="create a demo project and run a real experiment end to end")
+    s = command("demo", "create a demo project and run a real experiment end to end")
     s.add_argument("--dir", default="demo-project", help="where to create the demo project (default: ./demo-project)")
 
-    s = sub.add_parser("runner", help="(internal) drive one pipeline run; started by run() and the reconciler")
+    s = command("runner", "(internal) drive one pipeline run; started by run() and the reconciler")
     s.add_argument("pipeline_run_id", help="prun-… id")
     s.add_argument("--runner-id", required=True, help="lease id reserved for this runner")
 
-    s = sub.add_parser("images", help="build the Goldfish base images (scripts/setup-docker.sh calls this)")
+    s = command("images", "build the Goldfish base images (scripts/setup-docker.sh calls this)")
     s.add_argument("action", choices=["build-base", "run-build"],
                    help="build-base: build goldfish-base-<type> on the daemon; run-build: (internal) a recorded build")
     s.add_argument("--build-id", help="with run-build: the build-… id to run")
     s.add_argument("--type", choices=["cpu", "gpu"], default="cpu", help="image type (default: cpu)")
     s.add_argument("--if-missing", action="store_true", help="do nothing when the recipe's image exists")
 
-    s = sub.add_parser("serve", help="run the MCP server (stdio by default)")
-    s.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    s = command("serve", "run the MCP server (stdio by default)",
+                "Run the Goldfish MCP server for an agent: over stdio (what MCP clients start) or streamable "
+                "HTTP on 127.0.0.1.")
+    s.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio",
+                   help="stdio (default): the client starts this process; streamable-http: serve on --port")
     s.add_argument("--port", type=int, default=8765, help="port for streamable-http (bound to 127.0.0.1)")
-    # Also accepted after the subcommand (`goldfish serve --project PATH`), as MCP client configs write it.
-    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
 
-    s = sub.add_parser("tui", help="open the live dashboard (runs, findings, finalization queue)")
-    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
+    s = command("tui", "open the live dashboard (runs, findings, finalization queue)")
     s.add_argument("--headless", action="store_true", help="render the dashboard once without a terminal and exit")
     s.add_argument("--screenshot", metavar="FILE.svg", type=Path, help="with --headless: write an SVG screenshot")
     s.add_argument("--text", action="store_true", help="with --headless: print a plain-text rendering")
@@ -67,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(_dispatch(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (`goldfish status | head -1`): what it wanted was printed. Point stdout
+        # at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except GoldfishError as exc:
         print(f"goldfish: {exc}", file=sys.stderr)
         return 2
@@ -87,7 +118,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "init":
         from goldfish.init import init_project
 
-        result = init_project(Path(args.path), args.name)
+        path = args.project if args.project and args.path == "." else args.path
+        result = init_project(Path(path), args.name)
         print(result.message)
         if result.created:
             print(f"  project:  {result.project_root}")
@@ -101,11 +133,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "status":
         from goldfish.project import Project
         from goldfish.runs.reconciler import reconcile_quietly
-        from goldfish.status import render_status_text
+        from goldfish.status import project_status, render_text
 
         project = Project.open(args.project)
         reconcile_quietly(project)
-        print(render_status_text(project))
+        status = project_status(project)
+        print(status.model_dump_json(indent=2) if args.json else render_text(status), flush=True)
         return 0
     if cmd == "runner":
         from goldfish.runs.runner import main as runner_main

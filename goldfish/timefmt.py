@@ -42,6 +42,19 @@ def ago(seconds: float | None) -> str:
     return f"{s // 86400}d ago"
 
 
+def utc(text: str | None) -> str:
+    """'2026-01-01 12:00 UTC' of a stored timestamp; '?' when unreadable."""
+    then = parse_iso(text or "")
+    return then.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if then else "?"
+
+
+def stamped(text: str | None, *, now: datetime | None = None) -> str:
+    """'2026-01-01 12:00 UTC, 5m ago': the absolute time first, so the line stays true when read
+    later than it was written (STATE.md)."""
+    rel = age(text, now=now)
+    return f"{utc(text)}, {rel}" if rel else utc(text)
+
+
 def clock(text: str | None) -> str:
     """'HH:MM' (UTC) of a stored timestamp, for STATE.md action lines."""
     then = parse_iso(text or "")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp.server.mcpserver.server as _sdk_server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import Tool as MCPTool
@@ -26,9 +27,16 @@ from mcp_server.arg_errors import (
 from mcp_server.context import ServerContext
 from mcp_server.prompts import register_prompts
 from mcp_server.resources import register_resources
-from mcp_server.tools import register_all
+from mcp_server.tools import MODULES, register_all
+
+# Registered before anything else: what a session calls first (status, goldfish_version, initialize_project).
+FIRST_MODULES = ["project_tools"]
 
 logger = logging.getLogger("goldfish.mcp")
+
+
+def _plain_logging(level: str = "WARNING") -> None:
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 INSTRUCTIONS = """Goldfish runs your ML experiments with perfect recall. Workflow:
 status() (or dashboard()) to orient -> create_workspace(name, goal, reason) -> mount(workspace, slot, reason)
@@ -48,30 +56,56 @@ class GoldfishServer(MCPServer):
     as one line per bad argument, with the fix.
 
     Importing the tool modules (and the domain modules behind their result models) and building
-    ~40 schemas takes a few hundred ms; the client waits for the initialize response before it asks
-    for tools, so registration runs beside the transport start-up and tools/list and tools/call
-    wait for it.
+    ~40 schemas takes a few hundred ms. The orientation tools (``status``, ``goldfish_version``,
+    ``initialize_project``) are registered first; the rest follow once something needs them (tools/list,
+    a call to a tool not registered yet), once the first call has answered, or after ``IDLE_START``
+    seconds — so the first ``status()`` of a session neither waits for them nor shares the
+    interpreter with their imports. tools/list and calls to later tools wait for all of them.
     """
 
+    IDLE_START = 1.0
+
     def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+        # The SDK's logging set-up imports rich (~45 ms of every start-up, before the first answer) to
+        # format lines on stderr, which is the MCP client's log: plain lines do there.
+        configure = getattr(_sdk_server, "configure_logging", None)
+        _sdk_server.configure_logging = _plain_logging
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            if configure is not None:
+                _sdk_server.configure_logging = configure
+        self._first_registered = threading.Event()
         self._registered = threading.Event()
+        self._start_rest = threading.Event()
         self._registration_error: BaseException | None = None
 
-    def register_in_background(self, register: Callable[[], None]) -> None:
+    def register_in_background(self, first: Callable[[], None], rest: Callable[[], None] | None = None) -> None:
         def work() -> None:
             try:
-                register()
+                first()
+                self._first_registered.set()
+                if rest is not None:
+                    self._start_rest.wait(self.IDLE_START)
+                    rest()
             except BaseException as exc:  # re-raised by every tools call, never lost
                 self._registration_error = exc
             finally:
+                self._first_registered.set()
                 self._registered.set()
 
         threading.Thread(target=work, name="goldfish-register-tools", daemon=True).start()
 
+    def register_rest_now(self) -> None:
+        self._start_rest.set()
+
     def wait_registered(self, timeout: float = 120.0) -> None:
+        self.register_rest_now()
         if not self._registered.wait(timeout):
             raise RuntimeError(f"Goldfish tools were not registered within {timeout} s.")
+        self._raise_registration_error()
+
+    def _raise_registration_error(self) -> None:
         if self._registration_error is not None:
             raise RuntimeError(
                 f"Goldfish could not register its tools: {self._registration_error!r}"
@@ -91,12 +125,20 @@ class GoldfishServer(MCPServer):
                 read_stream, write_stream, self._lowlevel_server.create_initialization_options()
             )
 
+    async def _ready_for(self, name: str) -> None:
+        """Wait only as long as the tool ``name`` needs: the first group, or everything."""
+        if not self._first_registered.is_set():
+            await anyio.to_thread.run_sync(self._first_registered.wait)
+        self._raise_registration_error()
+        if self._tool_manager.get_tool(name) is None:
+            await self._ready()
+
     async def list_tools(self) -> list[MCPTool]:
         await self._ready()
         return await super().list_tools()
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
-        await self._ready()
+        await self._ready_for(name)
         oversized = describe_oversized_text(name, arguments) if isinstance(arguments, dict) else None
         if oversized is not None:
             raise ToolError(oversized)
@@ -117,6 +159,8 @@ class GoldfishServer(MCPServer):
                 known = [t.name for t in self._tool_manager.list_tools()]
                 raise ToolError(describe_unknown_tool(name, known)) from exc
             raise
+        finally:
+            self.register_rest_now()
 
 
 def build_server(project_arg: str | None = None, start: Path | None = None) -> tuple[GoldfishServer, ServerContext]:
@@ -140,7 +184,8 @@ def build_server(project_arg: str | None = None, start: Path | None = None) -> t
     )
     register_resources(server, ctx)
     register_prompts(server)
-    server.register_in_background(lambda: register_all(server, ctx))
+    server.register_in_background(lambda: register_all(server, ctx, FIRST_MODULES),
+                                  lambda: register_all(server, ctx, [m for m in MODULES if m not in FIRST_MODULES]))
     return server, ctx
 
 

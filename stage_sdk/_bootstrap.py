@@ -40,12 +40,25 @@ def _finish() -> None:
             traceback.print_exc()
 
 
+def _ours(filename: str) -> bool:
+    """Frames of this launcher and of runpy: not the user's code."""
+    return filename in (__file__, runpy.__file__) or filename.endswith(("<frozen runpy>", "runpy.py"))
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """The traceback from the user's first frame on: what ran the module is noise in the stage log."""
+    tb = exc.__traceback__
+    while tb is not None and _ours(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
+
+
 def run(path: str) -> int:
     source = Path(path)
     try:
         tree = ast.parse(source.read_bytes(), filename=str(source))
-    except SyntaxError:
-        traceback.print_exc()
+    except SyntaxError as exc:
+        sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
         return 1
     code = 0
     try:
@@ -63,8 +76,8 @@ def run(path: str) -> int:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        _print_user_traceback(exc)
         code = 1
     finally:
         _finish()

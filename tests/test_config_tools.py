@@ -86,7 +86,7 @@ async def open_env(tmp_path: Path) -> AsyncIterator[Env]:
     server, _ctx = build_server(str(tmp_path / "proj"))
     async with Client(server) as client:
         e = Env(client, tmp_path / "proj")
-        res = await e.call("create_workspace", name="exp", goal="config tool tests", reason=REASON)
+        res = await e.call("create_workspace", name="exp", goal="config tool tests", reason=REASON, template="none")
         assert not res.is_error, res.content
         res = await e.call("mount", workspace="exp", slot="w1", reason=REASON)
         assert not res.is_error, res.content

@@ -48,7 +48,7 @@ async def test_dashboard_sections(tmp_path: Path) -> None:
         empty = await _call(client, "dashboard")
         assert empty["mounted"] == [] and empty["active"] == [] and empty["source_count"] == 0
 
-        await _call(client, "create_workspace", name="dash", goal="G" * 100, reason=REASON)
+        await _call(client, "create_workspace", name="dash", goal="G" * 100, reason=REASON, template="none")
         await _call(client, "mount", workspace="dash", slot="w1", reason=REASON)
         slot = root / "workspaces" / "w1"
         (slot / "modules").mkdir()

@@ -76,7 +76,8 @@ async def test_typo_is_caught_before_anything_launches_and_one_result_per_run(tm
     dev = root.parent / "proj-dev"
     async with Client(stdio_params(root), read_timeout_seconds=120) as client:
         call = Agent(client)
-        await call("create_workspace", name="toy", goal="A toy experiment of my own", reason="Trying the loop out")
+        await call("create_workspace", name="toy", goal="A toy experiment of my own", reason="Trying the loop out",
+                   template="none")
         await call("mount", workspace="toy", slot="w1", reason="Write the toy pipeline")
         slot = root / "workspaces" / "w1"
         (slot / "modules").mkdir()

@@ -116,7 +116,7 @@ async def _prepare(client: Client, names: set[str], slot: Path) -> list[str]:
     if not {"create_workspace", "mount", "run"} <= names:
         return []
     reason = "fuzzing every tool with bad arguments"
-    res = await client.call_tool("create_workspace", {"name": WORKSPACE, "goal": "fuzz target", "reason": reason})
+    res = await client.call_tool("create_workspace", {"name": WORKSPACE, "goal": "fuzz target", "reason": reason, "template": "none"})
     assert not res.is_error, res.content
     res = await client.call_tool("mount", {"workspace": WORKSPACE, "slot": "w1", "reason": reason})
     assert not res.is_error, res.content

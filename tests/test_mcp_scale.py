@@ -117,7 +117,7 @@ async def test_a_flooded_run_stays_small(tmp_path: Path) -> None:
     server, _ctx = build_server(str(root))
     async with Client(server) as client:
         reason = "a run that floods its log and metrics"
-        for tool, args in (("create_workspace", {"name": "noisy", "goal": "size limits", "reason": reason}),
+        for tool, args in (("create_workspace", {"name": "noisy", "goal": "size limits", "reason": reason, "template": "none"}),
                            ("mount", {"workspace": "noisy", "slot": "w1", "reason": reason})):
             res = await client.call_tool(tool, args)
             assert not res.is_error, res.content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -259,7 +260,19 @@ def test_goal_must_be_on_the_right_side_of_min(direction: str, low: float, goal:
 def test_spec_must_be_an_object(value: object) -> None:
     err = errors_of(validate_results_spec, value)
     assert fields(err) == ["results_spec"]
-    assert "dir_acc_binary" in (err.fix or "")
+    assert '"primary_metric": "val_accuracy"' in (err.fix or "")  # a neutral example when nothing else is known
+
+
+def test_spec_example_is_drawn_from_the_callers_own_spec() -> None:
+    own = {"primary_metric": "val_r2", "direction": "minimize", "tolerance": -1, "context": "R^2 on held-out rows"}
+    err = errors_of(validate_results_spec, own)
+    example = json.loads((err.fix or "").split("e.g. ", 1)[1].split("; optional", 1)[0])
+    assert example["primary_metric"] == "val_r2" and example["direction"] == "minimize"
+    assert example["context"] == "R^2 on held-out rows" and example["tolerance"] >= 0
+    assert example["goal_value"] <= example["min_value"]  # ordered for minimize
+    earlier = {**own, "tolerance": 0.01, "min_value": 0.5, "goal_value": 0.2}
+    err = errors_of(lambda obj: validate_results_spec(obj, like=earlier), "not an object")
+    assert '"primary_metric": "val_r2"' in (err.fix or "") and '"goal_value": 0.2' in (err.fix or "")
 
 
 def test_optional_nulls_mean_not_given() -> None:

@@ -367,7 +367,32 @@ def test_missing_config_key_blocks_with_did_you_mean(tmp_path: Path) -> None:
     assert checks(found) == ["config_key_missing"]
     f = found[0]
     assert f.blocks and "'learning_rat'" in f.message and 'Did you mean "learning_rate"' in f.message
-    assert "configs/train.yaml" in (f.fix or "")
+    # The code's spelling is the odd one: the fix is on the code's side, and the suggestion is said once.
+    assert f.fix == f"Read 'learning_rate' instead of 'learning_rat' at modules/train.py:{f.line}."
+    assert (f.message + f.fix).count("learning_rate") == 2
+
+
+def test_misspelled_config_key_is_fixed_in_the_config(tmp_path: Path) -> None:
+    code = GOOD_TRAIN.replace('lr = cfg["lr"]', 'lr = cfg["learning_rate"]')
+    found = review(tmp_path, code, config={**GOOD_CONFIG, "learning_rte": 0.1})
+    [f] = found
+    assert "The config has 'learning_rte', which looks misspelled." in f.message and "Did you mean" not in f.message
+    assert (f.fix or "").startswith("Rename 'learning_rte' to 'learning_rate' in configs/train.yaml")
+    assert "modules/train.py" not in (f.fix or "")
+
+
+def test_code_spelling_used_as_a_name_decides_for_the_code(tmp_path: Path) -> None:
+    # Neither spelling is made of known words; the code also names a variable so: the config is the typo.
+    code = GOOD_TRAIN.replace('lr = cfg["lr"]', 'zqk_fctr = cfg["zqk_fctr"]\n    lr = zqk_fctr')
+    [f] = review(tmp_path, code, config={**GOOD_CONFIG, "zqk_fctrr": 0.1})
+    assert (f.fix or "").startswith("Rename 'zqk_fctrr' to 'zqk_fctr' in configs/train.yaml")
+
+
+def test_undecided_typo_names_both_fixes(tmp_path: Path) -> None:
+    code = GOOD_TRAIN.replace('lr = cfg["lr"]', 'lr = cfg["zqk_fctr"]')
+    [f] = review(tmp_path, code, config={**GOOD_CONFIG, "zqk_fctrr": 0.1})
+    assert "one of the two spellings is a typo" in f.message
+    assert (f.fix or "").startswith("Either read 'zqk_fctrr' at modules/train.py:")
 
 
 def test_missing_nested_config_key(tmp_path: Path) -> None:

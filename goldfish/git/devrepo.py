@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -166,6 +166,28 @@ class DevRepo:
     # ----------------------------------------------------------------- writes
     def write_empty_tree(self) -> str:
         return self.run("mktree", input=b"").decode().strip()
+
+    def write_tree(self, files: Mapping[str, bytes]) -> str:
+        """A tree holding ``files`` (relative POSIX path -> content, mode 644), written with no work tree."""
+        root: dict[str, Any] = {}
+        for path, data in files.items():
+            node = root
+            *dirs, leaf = path.split("/")
+            for d in dirs:
+                node = node.setdefault(d, {})
+            node[leaf] = data
+
+        def build(node: dict[str, Any]) -> str:
+            lines = []
+            for name, value in node.items():
+                if isinstance(value, dict):
+                    lines.append(f"040000 tree {build(value)}\t{name}")
+                else:
+                    blob = self.run("hash-object", "-w", "--stdin", input=value).decode().strip()
+                    lines.append(f"100644 blob {blob}\t{name}")
+            return self.run("mktree", input="".join(line + "\n" for line in lines).encode()).decode().strip()
+
+        return build(root)
 
     def commit(self, tree: str, parents: Sequence[str], message: str) -> str:
         args = ["commit-tree", tree]

@@ -10,12 +10,13 @@ those tables, and these two functions are the one place that reads them for STAT
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from goldfish.git.devrepo import SLOT_STATE_FILE
 from goldfish.errors import GoldfishError
 from goldfish.fsutil import atomic_write
-from goldfish.timefmt import age, clock
+from goldfish.timefmt import stamped, utc
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -80,7 +81,8 @@ class StateMd:
         store = project.store
         mounts = {d["id"]: d for d in store.table("mounts").iter_raw()}
         workspaces = {d["id"]: d for d in store.table("workspaces").iter_raw()}
-        lines = [f"# {project.config.project_name}", "", "## Active Goal"]
+        now = datetime.now(UTC)
+        lines = [f"# {project.config.project_name}", "", _written(now), "", "## Active Goal"]
         goals = [f"- {m['workspace']}: {_cut(workspaces.get(m['workspace'], {}).get('goal'), 200)}"
                  for _, m in sorted(mounts.items())]
         lines += goals or ["Not set. Create a workspace with a goal: create_workspace(name, goal, reason)."]
@@ -90,7 +92,7 @@ class StateMd:
             if m is None:
                 lines.append(f"- {slot}: (empty)")
                 continue
-            lines += self._slot_lines(slot, m, workspaces.get(m["workspace"], {}), workspaces)
+            lines += self._slot_lines(slot, m, workspaces.get(m["workspace"], {}), workspaces, now)
         unmounted = [w for w, d in workspaces.items() if not d.get("deleted_at") and w not in {m["workspace"] for m in mounts.values()}]
         if unmounted:
             lines.append(f"- not mounted: {', '.join(sorted(unmounted)[:20])}" + (" …" if len(unmounted) > 20 else ""))
@@ -102,33 +104,37 @@ class StateMd:
         lines += run_sections(project, [m["workspace"] for m in mounts.values()])
         lines += ["", "## Recent Actions"]
         actions = project.journal.recent(project.config.state_md.max_recent_actions)
-        lines += [f"- [{clock(a.ts)}] {self._action(a.op, a.workspace, a.slot, a.reason)}" for a in actions]
+        lines += [f"- [{utc(a.ts)}] {self._action(a.op, a.workspace, a.slot, a.reason, a.details)}" for a in actions]
         if not actions:
             lines.append("- none yet")
         return "\n".join(lines) + "\n"
 
-    def _slot_lines(self, slot: str, m: dict[str, Any], ws_row: dict[str, Any], workspaces: dict[str, Any]) -> list[str]:
+    def _slot_lines(self, slot: str, m: dict[str, Any], ws_row: dict[str, Any], workspaces: dict[str, Any],
+                    now: datetime) -> list[str]:
         ws = m["workspace"]
         visible = self.project.versions.rows(ws, include_pruned=False)
         state = "DIRTY" if m.get("dirty") else ("CLEAN" if m.get("dirty") is False else "UNKNOWN")
-        last = f" (last: {visible[-1].version}, {age(visible[-1].created_at)})" if visible else " (no versions yet)"
+        last = f" (last: {visible[-1].version}, {stamped(visible[-1].created_at, now=now)})" if visible \
+            else " (no versions yet)"
         out = [f"- {slot}: {ws} ({state}){last} - {_cut(ws_row.get('goal'), 80)}"]
         out.append(f"  - versions: {len(visible)} visible" + (f", current {visible[-1].version}" if visible else ""))
         if ws_row.get("parent_workspace"):
             out.append(f"  - branched from {ws_row['parent_workspace']}@{ws_row.get('parent_version')}")
         for v in reversed(visible[-GLOBAL_RECENT_VERSIONS:]):
-            out.append(f"  - {v.version} ({v.created_by}, {age(v.created_at)}): {_cut(v.description, 80)}")
+            out.append(f"  - {v.version} ({v.created_by}, {stamped(v.created_at, now=now)}): {_cut(v.description, 80)}")
         forks = sorted(w for w, d in workspaces.items() if d.get("parent_workspace") == ws and not d.get("deleted_at"))
         if forks:
             out.append(f"  - forks: {', '.join(forks[:3])}" + (" …" if len(forks) > 3 else ""))
         return out
 
     @staticmethod
-    def _action(op: str, workspace: str | None, slot: str | None, reason: str | None) -> str:
+    def _action(op: str, workspace: str | None, slot: str | None, reason: str | None,
+                details: dict[str, Any] | None = None) -> str:
         where = "/".join(x for x in (workspace, slot) if x)
         if op == "thought":
             return f"Thought{f' ({where})' if where else ''}: {' '.join((reason or '').split())}"
-        return f"{op}{f' {where}' if where else ''}: {_cut(reason, 120)}"
+        text = _cut(reason, 120).strip() or _describe(op, details or {})
+        return f"{op}{f' {where}' if where else ''}" + (f": {text}" if text else "")
 
     def render_slot(self, slot: str) -> str:
         project = self.project
@@ -140,32 +146,54 @@ class StateMd:
         visible = project.versions.rows(ws, include_pruned=False)
         flag = m.get("dirty")
         dirty = "yes (save_version or run() commits them)" if flag else ("no" if flag is False else "unknown")
+        now = datetime.now(UTC)
         lines = [
-            f"# Workspace: {ws}", "", "## Goal", _cut(row.get("goal"), 2000), "", "## Status",
+            f"# Workspace: {ws}", "", _written(now), "", "## Goal", _cut(row.get("goal"), 2000), "", "## Status",
             f"- Slot: {slot} ({project.slot_path(slot)})",
             f"- Current version: {visible[-1].version if visible else 'none yet'} ({len(visible)} visible)",
             f"- Unsaved changes: {dirty}",
         ]
         if m.get("rolled_back_to"):
             lines.append(f"- Rolled back to {m['rolled_back_to']} (not yet saved)")
-        lines += ["", "## Lineage", f"- Created {row.get('created_at', '?')}: {_cut(row.get('reason'), 200)}"]
+        lines += ["", "## Lineage", f"- Created {utc(row.get('created_at'))}: {_cut(row.get('reason'), 200)}"]
         if row.get("parent_workspace"):
             lines.append(f"- Forked from {row['parent_workspace']}@{row.get('parent_version')}")
         lines += ["", "## Version History"]
         for v in reversed(visible[-SLOT_VERSIONS:]):
             tags = f" [{', '.join(v.tags)}]" if v.tags else ""
-            lines.append(f"- {v.version}{tags} ({v.created_by}, {age(v.created_at)}): {_cut(v.description, 120)}")
+            lines.append(f"- {v.version}{tags} ({v.created_by}, {stamped(v.created_at, now=now)}): "
+                         f"{_cut(v.description, 120)}")
         if not visible:
             lines.append("- none yet")
         lines += ["", "## Recent Actions"]
         actions = project.journal.recent(SLOT_RECENT_ACTIONS, lambda ev: ev.get("workspace") == ws)
-        lines += [f"- [{clock(a.ts)}] {self._action(a.op, None, a.slot, a.reason)}" for a in actions] or ["- none yet"]
+        lines += [f"- [{utc(a.ts)}] {self._action(a.op, None, a.slot, a.reason, a.details)}"
+                  for a in actions] or ["- none yet"]
         if project.config.invariants:
             lines += ["", "## Invariants (DO NOT CHANGE)"] + [f"- {_cut(r, 300)}" for r in project.config.invariants]
         return "\n".join(lines) + "\n"
 
     def experiment_context(self, workspace: str) -> dict[str, Any] | None:
         return experiment_context(self.project, workspace)
+
+
+def _written(now: datetime) -> str:
+    return f"Written {now.strftime('%Y-%m-%d %H:%M:%S')} UTC; each \"ago\" below counts from then."
+
+
+# Audit details worth a line when an action carries no reason (tag_record, automatic operations).
+_DETAIL_KEYS = ("tag", "record_id", "stage_run_id", "run_id", "version", "from_version", "to_version", "slot",
+                "action", "count")
+
+
+def _describe(op: str, details: dict[str, Any]) -> str:
+    if op == "tag_record" and details.get("tag"):
+        on = details.get("stage_run_id") or details.get("record_id")
+        at = f" ({details['version']})" if details.get("version") else ""
+        return f"tagged {on} as {details['tag']!r}{at}"
+    parts = [f"{k}={details[k]}" for k in _DETAIL_KEYS if isinstance(details.get(k), (str, int, float))
+             and not isinstance(details.get(k), bool) and str(details[k]).strip()]
+    return _cut(", ".join(parts), 120)
 
 
 # ------------------------------------------------------------------ runs and records

@@ -13,13 +13,15 @@ ml_outcome miss or unknown.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from goldfish import names
 from goldfish.records.comparison import compare
-from goldfish.errors import Conflict, InvalidInput
+from goldfish.errors import Conflict, GoldfishError, InvalidInput
 from goldfish.runs.gate import BLOCKING_OUTCOMES, result_outcome
 from goldfish.records.journal import audit, refresh_state_md
 from goldfish.records.models import (
@@ -231,26 +233,97 @@ def _warnings(run: dict[str, Any], final: FinalResults) -> tuple[list[str], str 
     if spec_doc:
         spec = ResultsSpec.model_validate(spec_doc)
         hint = ml_outcome_hint(spec, final.value)
-        if final.ml_outcome not in ("unknown", hint):
-            warnings.append(
-                f"{run['id']}: the results_spec thresholds suggest {hint!r} for {final.value:g} (goal "
-                f"{spec.goal_value:g} ± {spec.tolerance:g}, min {spec.min_value:g}, {spec.direction}); you recorded "
-                f"{final.ml_outcome!r}. Re-finalize if that was a slip; the notes should say why otherwise.")
+        clash = outcome_contradiction(spec, final.ml_outcome, final.value)
+        if clash:
+            warnings.append(f"{run['id']}: ml_outcome {final.ml_outcome!r} contradicts the results_spec: {clash}. "
+                            f"The thresholds suggest {hint!r}; re-finalize if that was a slip, otherwise the notes "
+                            "should say why.")
         if spec.dataset_split != final.dataset_split:
             warnings.append(f"{run['id']}: measured on {final.dataset_split!r}, but the results_spec declared "
                             f"{spec.dataset_split!r}; comparisons with other runs may not be like for like.")
-    auto = run.get("results_auto") or {}
-    auto_value = auto.get("value")
-    if (isinstance(auto_value, (int, float)) and auto.get("primary_metric") == final.primary_metric
-            and abs(float(auto_value) - final.value) > 1e-9 * max(1.0, abs(final.value))):
-        warnings.append(f"{run['id']}: the run's last logged {final.primary_metric} was {auto_value:g}; you recorded "
-                        f"{final.value:g}. Fine if you evaluated differently, otherwise check for a typo.")
+    logged = _logged_value(run, final.primary_metric)
+    if logged is None:
+        if result_outcome(run) == "completed":
+            warnings.append(f"{run['id']}: the run never logged {final.primary_metric}; you recorded {final.value!r}. "
+                            "Fine if it comes from your own evaluation: say how in the notes.")
+    elif not within_printed_precision(logged, final.value):
+        warnings.append(f"{run['id']}: you recorded {final.primary_metric}={final.value!r}, which differs from what "
+                        f"the run logged last ({logged!r}). Fine if you evaluated differently, otherwise check for "
+                        "a typo.")
     return warnings, hint
+
+
+def _own_example(project: Project, ref: object) -> str | None:
+    """The results this run's own results_spec calls for, as JSON (for the fix of a bad call)."""
+    try:
+        run = _targets(project, ref).results[0]
+    except (GoldfishError, IndexError):
+        return None
+    spec_doc = run.get("results_spec") or {}
+    try:
+        spec = ResultsSpec.model_validate(spec_doc)
+    except ValueError:
+        return None
+    value = _logged_value(run, spec.primary_metric)
+    example = {
+        "primary_metric": spec.primary_metric, "direction": spec.direction,
+        "value": value if value is not None and math.isfinite(value) else spec.goal_value,
+        "dataset_split": spec.dataset_split,
+        "ml_outcome": ml_outcome_hint(spec, value if value is not None else spec.goal_value),
+        "notes": "What the value says about the hypothesis, and how it was judged.",
+    }
+    return json.dumps(example)
+
+
+def _logged_value(run: Mapping[str, Any], metric: str) -> float | None:
+    auto = run.get("results_auto") or {}
+    value = auto.get("value")
+    if auto.get("primary_metric") != metric or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def within_printed_precision(logged: float, value: float) -> bool:
+    """True when ``value`` is ``logged`` rounded to the digits ``value`` is written with (0.8123 for
+    0.81234567): a rounding, not a different value."""
+    if not (math.isfinite(logged) and math.isfinite(value)):
+        return logged == value or (math.isnan(logged) and math.isnan(value))
+    exponent = Decimal(repr(value)).as_tuple().exponent
+    step = 10.0 ** exponent if isinstance(exponent, int) else 0.0
+    return abs(logged - value) <= step / 2 + 1e-12 * max(1.0, abs(value))
+
+
+def outcome_contradiction(spec: ResultsSpec, outcome: str, value: float) -> str | None:
+    """Why ``outcome`` contradicts the spec's min_value / goal_value for ``value``, or None."""
+    if math.isnan(value):
+        return None if outcome in ("miss", "unknown") else "the value is NaN (the run diverged)"
+    up = spec.direction == "maximize"
+
+    def reaches(target: float) -> bool:
+        return value >= target if up else value <= target
+
+    short = "below" if up else "above"
+    past = "above" if up else "below"
+    if outcome == "success" and not reaches(spec.goal_value):
+        near = (f", within its tolerance {spec.tolerance:g}" if abs(value - spec.goal_value) <= spec.tolerance
+                else "")
+        return f"{value:g} is {short} goal_value {spec.goal_value:g} ({spec.direction}){near}"
+    if outcome == "partial" and not reaches(spec.min_value):
+        return f"{value:g} is {short} min_value {spec.min_value:g} ({spec.direction})"
+    if outcome in ("partial", "miss") and reaches(spec.goal_value):
+        return f"{value:g} reaches goal_value {spec.goal_value:g} ({spec.direction})"
+    if outcome == "miss" and reaches(spec.min_value):
+        return f"{value:g} is {past} min_value {spec.min_value:g} ({spec.direction})"
+    return None
 
 
 def finalize_run(project: Project, record_or_run_id: object, results: object) -> FinalizeResult:
     """Validate, then record ``results`` on the pipeline run's result (its supporting stages settled)."""
-    final = validate_final_results(results)
+    try:
+        final = validate_final_results(results)
+    except InvalidInput:
+        validate_final_results(results, example=_own_example(project, record_or_run_id))
+        raise
     targets = _targets(project, record_or_run_id)
     workspace = targets.workspace
     _check_spec(targets.results, final)

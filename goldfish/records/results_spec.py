@@ -6,6 +6,7 @@ are agent-written documents, so they are checked strictly and every problem is r
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Literal
 
@@ -109,18 +110,45 @@ class RunReason(_Strict):
 
 _SPEC_REQUIRED = ("primary_metric", "direction", "min_value", "goal_value", "dataset_split", "tolerance", "context")
 _SPEC_OPTIONAL = ("secondary_metrics", "baseline_run", "failure_threshold", "known_caveats", "stage")
+_SPEC_EXAMPLE: dict[str, Any] = {
+    "primary_metric": "val_accuracy", "direction": "maximize", "min_value": 0.8, "goal_value": 0.9,
+    "dataset_split": "val", "tolerance": 0.005,
+    "context": "What is measured, on which rows, and why these thresholds.",
+}
 _SPEC_FIX = (
-    "Pass results_spec with every required key, e.g. {\"primary_metric\": \"dir_acc_binary\", "
-    "\"direction\": \"maximize\", \"min_value\": 0.60, \"goal_value\": 0.63, \"dataset_split\": \"val\", "
-    "\"tolerance\": 0.003, \"context\": \"Baseline LSTM, 25M params. Focus on directional accuracy.\"}; "
+    "Pass results_spec with every required key, e.g. {example}; "
     "optional: secondary_metrics [names], baseline_run (@tag or run id, or null), failure_threshold (number), "
     "known_caveats [text], stage (the result stage, when it is not the last stage that logs primary_metric). "
     "Numbers must be finite and not booleans."
 )
 
 
-def validate_results_spec(obj: object) -> ResultsSpec:
-    """Check a results_spec; raise one InvalidInput listing every problem."""
+def spec_example(given: object = None) -> str:
+    """An example results_spec as JSON: the well-formed parts of ``given`` (the caller's own spec, or an
+    earlier run's) over neutral defaults, so the example reads like the caller's experiment."""
+    example = dict(_SPEC_EXAMPLE)
+    if isinstance(given, dict):
+        for key, default in _SPEC_EXAMPLE.items():
+            value = given.get(key)
+            if key == "direction":
+                ok = value in DIRECTIONS
+            elif key == "dataset_split":
+                ok = value in DATASET_SPLITS
+            elif isinstance(default, str):
+                ok = isinstance(value, str) and bool(value.strip())
+            else:
+                ok = is_number(value) and math.isfinite(value) and (key != "tolerance" or value >= 0)
+            if ok:
+                example[key] = value
+        low, goal = example["min_value"], example["goal_value"]
+        if (example["direction"] == "maximize") == (goal < low):
+            example["min_value"], example["goal_value"] = goal, low
+    return json.dumps(example)
+
+
+def validate_results_spec(obj: object, like: object = None) -> ResultsSpec:
+    """Check a results_spec; raise one InvalidInput listing every problem. The fix's example is built
+    from ``obj`` itself, else from ``like`` (e.g. the workspace's previous spec)."""
     errors = FieldErrors("results_spec")
     doc = _as_object(obj, "results_spec", errors, "run() needs one to judge the run later")
     if doc is not None:
@@ -138,7 +166,9 @@ def validate_results_spec(obj: object) -> ResultsSpec:
         _text_list(doc, "known_caveats", errors, max_length=MAX_CAVEAT)
         _text(doc, "stage", errors, optional=True, max_length=MAX_NAME)
         _check_goal_order(doc, errors)
-    errors.raise_if_any(_SPEC_FIX)
+    if errors.count:
+        base = obj if isinstance(obj, dict) and any(k in obj for k in _SPEC_EXAMPLE) else like
+        errors.raise_if_any(_SPEC_FIX.format(example=spec_example(base)))
     return ResultsSpec.model_validate(_present(doc or {}))
 
 
@@ -159,17 +189,18 @@ def _check_goal_order(obj: dict[str, Any], errors: FieldErrors) -> None:
 _FINAL_REQUIRED = ("primary_metric", "direction", "value", "dataset_split", "ml_outcome", "notes")
 _FINAL_OPTIONAL = ("unit", "step", "epoch", "secondary", "termination")
 _FINAL_FIX = (
-    "Pass results with every required key, e.g. {\"primary_metric\": \"dir_acc_binary\", \"direction\": "
-    "\"maximize\", \"value\": 0.631, \"dataset_split\": \"val\", \"ml_outcome\": \"success\", \"notes\": "
-    "\"Achieved target; preempted but results are valid.\"}; value may be null (with ml_outcome miss or unknown) "
+    "Pass results with every required key, e.g. {example}; value may be null (with ml_outcome miss or unknown) "
     "for a run that produced no value (crashed, preempted, never logged the metric); optional: unit, step, epoch (integers ≥ 0), "
-    "secondary {metric: number}, termination {\"infra_outcome\": \"completed|preempted|crashed|canceled|unknown\"}. "
+    "secondary {{metric: number}}, termination {{\"infra_outcome\": \"completed|preempted|crashed|canceled|unknown\"}}. "
     "Numbers must be finite and not booleans."
 )
+_FINAL_EXAMPLE = ('{"primary_metric": "val_accuracy", "direction": "maximize", "value": 0.874, "dataset_split": "val", '
+                  '"ml_outcome": "partial", "notes": "Past min_value, short of the goal; judged on the last epoch."}')
 
 
-def validate_final_results(obj: object) -> FinalResults:
-    """Check finalize_run() results; raise one InvalidInput listing every problem."""
+def validate_final_results(obj: object, example: str | None = None) -> FinalResults:
+    """Check finalize_run() results; raise one InvalidInput listing every problem. ``example``: the
+    results this run's own spec calls for (JSON), shown in the fix."""
     errors = FieldErrors("results")
     doc = _as_object(obj, "results", errors, "finalize_run() records them as the authoritative outcome")
     if doc is not None:
@@ -188,7 +219,8 @@ def validate_final_results(obj: object) -> FinalResults:
         _count(doc, "epoch", errors)
         _secondary(doc, errors)
         _termination(doc, errors)
-    errors.raise_if_any(_FINAL_FIX)
+    if errors.count:
+        errors.raise_if_any(_FINAL_FIX.format(example=example or _FINAL_EXAMPLE))
     return FinalResults.model_validate({**_present(doc or {}), "value": (doc or {}).get("value")})
 
 
@@ -230,8 +262,8 @@ def _termination(obj: dict[str, Any], errors: FieldErrors) -> None:
 
 def parse_run_reason(reason: object, min_length: int = MIN_REASON) -> RunReason:
     """A string (≥ min_length characters) or a RunReason object; anything else is refused."""
-    example = ('reason="Baseline LSTM on the v2 features" or reason={"description": "Baseline LSTM training", '
-               '"hypothesis": "LSTM should reach 85%+ accuracy"}')
+    example = ('reason="Halve the learning rate: the loss oscillates after epoch 10" or reason={"description": '
+               '"Halve the learning rate", "hypothesis": "The loss stops oscillating and val_accuracy rises"}')
     limit = REASON_LIMITS["description"]
     if reason is None:
         raise InvalidInput("A reason is required for run().",

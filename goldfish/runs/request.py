@@ -131,6 +131,16 @@ def _stage_list(pipeline: Pipeline, stages: object, issues: list[Issue]) -> list
     return picked
 
 
+def _previous_spec(project: Project, workspace: str) -> dict[str, Any] | None:
+    """The results_spec of the workspace's newest run (for examples in errors), if any."""
+    newest: dict[str, Any] | None = None
+    for run in project.store.table("runs", f"ws/{workspace}").iter_raw():
+        if isinstance(run.get("results_spec"), dict) and str(run.get("created_at") or "") >= str(
+                (newest or {}).get("created_at") or ""):
+            newest = run
+    return dict(newest["results_spec"]) if newest else None
+
+
 def _saved_spec(project: Project, workspace: str, stages: list[str],
                 issues: list[Issue]) -> tuple[ResultsSpec | None, list[str]]:
     """run() without results_spec: the results_spec saved for its stages, else the usual "required" error."""
@@ -142,7 +152,7 @@ def _saved_spec(project: Project, workspace: str, stages: list[str],
         issues.append(_issue("results_spec", exc))
         return None, []
     try:
-        spec = validate_results_spec(doc)
+        spec = validate_results_spec(doc, like=_previous_spec(project, workspace))
     except InvalidInput as exc:
         for issue in _field_issues("results_spec", exc):
             if doc is None:
@@ -181,8 +191,11 @@ def build_request(
     if results_spec is not None:
         try:
             spec = validate_results_spec(results_spec)
-        except InvalidInput as exc:
-            issues.extend(_field_issues("results_spec", exc))
+        except InvalidInput:
+            try:  # again, for an example in the fix drawn from this workspace's last spec
+                validate_results_spec(results_spec, like=_previous_spec(project, ws))
+            except InvalidInput as exc:
+                issues.extend(_field_issues("results_spec", exc))
     group = None
     try:
         group = _experiment_group(experiment_group)

@@ -18,6 +18,7 @@ from goldfish.names import did_you_mean
 from goldfish.pipelines.model import Stage
 from goldfish.svs.code import SourceFile, StageCode
 from goldfish.svs.findings import Finding
+from goldfish.svs.key_typos import misspelled_side
 
 LONG_LOOP_ITERATIONS = 10_000
 COUNTED_LOOP_ITERATIONS = 100
@@ -520,9 +521,10 @@ def config_key_findings(code: StageCode, config: Mapping[str, Any]) -> list[Find
         dotted = ".".join(path[: depth + 1])
         if missing in guarded or dotted in seen or node.lineno in protected:
             continue
-        hint = did_you_mean(missing, [str(k) for k in where_missing])
+        siblings = [str(k) for k in where_missing]
+        near = difflib.get_close_matches(missing, siblings, n=1, cutoff=0.6)
         is_get = default is not None and depth == len(path) - 1
-        if is_get and default and not hint:
+        if is_get and default and not near:
             continue  # an optional key with a default: intended
         seen.add(dotted)
         if not is_get:
@@ -534,6 +536,28 @@ def config_key_findings(code: StageCode, config: Mapping[str, Any]) -> list[Find
         else:
             severity, confidence = "warning", "medium"
             text = f"reads config key {dotted!r} with .get(), which the merged config does not have: it is None."
-        out.append(_finding("config_key_missing", severity, text + hint, f"Add {dotted} to {where}.{hint}",
+        fix = f"Add {dotted} to {where}."
+        if near:
+            text, fix = _typo_fix(text, code, main, node.lineno, path[:depth], missing, near[0], siblings)
+        out.append(_finding("config_key_missing", severity, text, fix,
                             stage=code.stage, file=main.path, line=node.lineno, confidence=confidence))
     return out
+
+
+def _typo_fix(text: str, code: StageCode, main: Any, line: int, parents: list[str], missing: str, near: str,
+              siblings: list[str]) -> tuple[str, str]:
+    """Message and fix for a read that is one typo away from a key the config has: the side that is
+    probably misspelled, and the fix on that side (said once)."""
+    config_file = f"configs/{code.stage}.yaml"
+    near_dotted = ".".join([*parents, near])
+    side = misspelled_side(missing, near, siblings, main.tree)
+    if side == "code":
+        return (f"{text} Did you mean \"{near}\"? That is the config's key; the code's spelling looks misspelled.",
+                f"Read {near!r} instead of {missing!r} at {main.path}:{line}.")
+    if side == "config":
+        return (f"{text} The config has {near_dotted!r}, which looks misspelled.",
+                f"Rename {near_dotted!r} to {'.'.join([*parents, missing])!r} in {config_file} (or wherever the "
+                "stage's defaults set it).")
+    return (f"{text} The config has {near_dotted!r}: one of the two spellings is a typo.",
+            f"Either read {near!r} at {main.path}:{line}, or rename {near_dotted!r} to "
+            f"{'.'.join([*parents, missing])!r} in {config_file}.")

@@ -36,6 +36,9 @@ class CreateWorkspaceResult(BaseModel):
     goal: str
     forked_from: str | None = Field(default=None, description="ws@vN the new workspace starts from, if forked.")
     base_sha: str = Field(description="Commit the workspace branch starts at.")
+    template: str | None = Field(default=None, description="Starter files it was created with (minimal, two-stage), "
+                                                          "null when empty or forked.")
+    files: list[str] = Field(default_factory=list, description="Files the template put in the workspace.")
     next_step: str = Field(description="What to call next.")
     state_md: str | None = Field(default=None, description="Global STATE.md after the change.")
 

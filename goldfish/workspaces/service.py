@@ -10,6 +10,7 @@ not saved somewhere: hibernate commits first and parks unversioned files; rollba
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from goldfish.git.devrepo import ARCHIVE_PREFIX, TRAILER_MOUNT, DevRepo, RefJour
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.git.cmd import GitError
 from goldfish.workspaces.slots import is_empty_dir
+from goldfish.workspaces.templates import EXAMPLE_SPEC, TEMPLATES, template_files
 from goldfish.store import Transaction
 from goldfish.timefmt import now_iso
 from goldfish.workspaces.versions import CreatedBy, VersionRow
@@ -271,8 +273,18 @@ class Workspaces:
         reason: str,
         from_workspace: str | None = None,
         from_version: str | None = None,
+        template: str | None = None,
     ) -> CreateWorkspaceResult:
+        """``template``: starter files of a new workspace (``templates.TEMPLATES``; None: none). A fork
+        starts from its source's files, so a template with ``from_workspace`` is refused."""
         names.workspace_name(name)
+        if template is not None and template not in TEMPLATES:
+            raise InvalidInput(f"Unknown template {template!r}.",
+                               fix=f"Use one of {', '.join(TEMPLATES)} (minimal: a one-stage pipeline that runs as is).")
+        if template not in (None, "none") and from_workspace is not None:
+            raise InvalidInput(f"template={template!r} and from_workspace both give the new workspace its files.",
+                               fix="Fork without a template (template='none'), or create from the template without "
+                                   "from_workspace.")
         if name.lower() in (s.lower() for s in self.project.config.slots):
             raise InvalidInput(f"{name!r} is a slot name.", fix="Give the workspace a descriptive name, e.g. lstm_baseline.")
         if not isinstance(goal, str) or not goal.strip() or len(goal) > 2000:
@@ -287,6 +299,8 @@ class Workspaces:
         if from_workspace is not None:
             self.resolve(from_workspace)
         parent = parent_version = None
+        scaffold = template if template not in (None, "none") and from_workspace is None else None
+        files: dict[str, str] = {}
         with self.mutation() as (tx, refs):
             table = tx.table("workspaces")
             existing = table.get_doc(name)
@@ -306,7 +320,10 @@ class Workspaces:
                 source = self._fork_point(tx, refs, parent, parent_slot, from_version, name, reason)
                 base, parent_version = source.sha, source.version
             else:
-                base = self.repo.commit(self.repo.write_empty_tree(), [], f"create workspace {name}\n\nGoal: {goal}\n")
+                files = template_files(template or "none")
+                tree = self.repo.write_tree({p: t.encode() for p, t in files.items()}) if files \
+                    else self.repo.write_empty_tree()
+                base = self.repo.commit(tree, [], f"create workspace {name}\n\nGoal: {goal}\n")
             refs.apply([RefOp("create", DevRepo.branch_ref(name), new=base)])
             table.add(
                 {
@@ -320,12 +337,14 @@ class Workspaces:
             forked = f"{parent}@{parent_version}" if parent else None
             self.project.journal.record(
                 tx, "create_workspace", reason=reason, workspace=name,
-                details={"goal": goal, "forked_from": forked, "base_sha": base},
+                details={"goal": goal, "forked_from": forked, "base_sha": base, "template": scaffold},
             )
             self.regen_after(tx)
         return CreateWorkspaceResult(
-            workspace=name, goal=goal, forked_from=forked, base_sha=base,
-            next_step=f"mount({name!r}, slot, reason) with a free slot, then edit files there.",
+            workspace=name, goal=goal, forked_from=forked, base_sha=base, template=scaffold, files=sorted(files),
+            next_step=f"mount({name!r}, slot, reason) with a free slot, then edit files there."
+            + (" The starter pipeline runs as is: run(workspace, results_spec=" + json.dumps(EXAMPLE_SPEC)
+               + ", reason=...)." if scaffold else ""),
             state_md=self.project.state_md.read_global(),
         )
 

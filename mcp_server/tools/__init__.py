@@ -8,6 +8,7 @@ background thread while it answers ``initialize`` (see ``mcp_server/server.py``)
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 
 from mcp.server.mcpserver import MCPServer
 
@@ -28,6 +29,6 @@ MODULES = [
 ]
 
 
-def register_all(server: MCPServer, ctx: ServerContext) -> None:
-    for name in MODULES:
+def register_all(server: MCPServer, ctx: ServerContext, modules: Sequence[str] = MODULES) -> None:
+    for name in modules:
         importlib.import_module(f"mcp_server.tools.{name}").register(server, ctx)

@@ -53,14 +53,24 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         from_version: Annotated[
             str | None, Field(max_length=64, description="With from_workspace: fork from this version (vN or tag).")
         ] = None,
+        template: Annotated[
+            Literal["minimal", "two-stage", "none"] | None,
+            Field(description="Starter files of a new workspace (default minimal): minimal = one stage `train` "
+                              "(pipeline.yaml, configs/train.yaml, modules/train.py) that logs val_loss and saves "
+                              "its weights; two-stage = `prepare` feeding `train` through from_stage inputs; none = "
+                              "empty. Not with from_workspace."),
+        ] = None,
     ) -> CreateWorkspaceResult:
-        """Create a workspace (a new line of experiments), empty or forked from another one.
+        """Create a workspace (a new line of experiments): from a starter template (runs as is),
+        empty, or forked from another one.
 
         Forking without from_version first saves the source's current files as a version, so the
         fork point is always a named version (forked_from = 'ws@vN'). The workspace is not mounted:
         call mount(workspace, slot, reason) next.
         """
-        return ctx.project().workspaces.create(name, goal, reason, from_workspace, from_version)
+        if template is None and from_workspace is None:
+            template = "minimal"
+        return ctx.project().workspaces.create(name, goal, reason, from_workspace, from_version, template)
 
     @server.tool(annotations=_ann("Mount workspace", idempotent=True))
     @guarded
