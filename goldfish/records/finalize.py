@@ -294,7 +294,7 @@ def within_printed_precision(logged: float, value: float) -> bool:
 
 
 def outcome_contradiction(spec: ResultsSpec, outcome: str, value: float) -> str | None:
-    """Why ``outcome`` contradicts the spec's min_value / goal_value for ``value``, or None."""
+    """Why ``outcome`` contradicts the results_spec's min_value / goal_value for ``value``, or None."""
     if math.isnan(value):
         return None if outcome in ("miss", "unknown") else "the value is NaN (the run diverged)"
     up = spec.direction == "maximize"
