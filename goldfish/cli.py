@@ -88,6 +88,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from goldfish.status import render_status_text
 
         project = Project.open(args.project)
+        from goldfish.logsearch.jsonlog import configure_project
+
+        configure_project(project, "cli")
         reconcile_quietly(project)
         print(render_status_text(project))
         return 0

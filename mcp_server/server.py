@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,14 +80,18 @@ class GoldfishServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
         await self._ready()
+        started = time.monotonic()
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
+            logger.info("tool %s answered in %.3f s", name, time.monotonic() - started, extra={"tool": name})
+            return result
         except UnexpectedToolError as exc:
             # A bug, not the caller's mistake: keep the traceback in the server log and tell the model
             # what happened instead of the SDK's bare "Error executing tool X".
             logger.error("Tool %r crashed", name, exc_info=exc.__cause__ or exc)
             raise ToolError(describe_crash(name, exc.__cause__ or exc)) from exc
         except ToolError as exc:
+            logger.info("tool %s refused: %s", name, str(exc)[:2000], extra={"tool": name})
             if isinstance(exc.__cause__, ValidationError):
                 raise ToolError(describe_validation(name, exc.__cause__)) from exc.__cause__
             if self._tool_manager.get_tool(name) is None:
@@ -120,7 +125,8 @@ def build_server(project_arg: str | None = None, start: Path | None = None) -> t
 
 
 def serve(project_arg: str | None, *, transport: str = "stdio", port: int = 8765) -> None:
-    server, _ctx = build_server(project_arg)
+    server, ctx = build_server(project_arg)
+    ctx.log_role = "mcp"
     if transport == "stdio":
         server.run("stdio")
     else:

@@ -47,7 +47,8 @@ def compile_node(node: Node) -> Part:
     if isinstance(node, Field):
         return Part(fts=f"{_COLUMN[node.name]} : {_quote(field_token(node.value))}")
     if isinstance(node, TimeRange):
-        conds, params = [], []
+        conds: list[str] = []
+        params: list[object] = []
         if node.start is not None:
             conds.append("l.ts >= ?")
             params.append(node.start)
@@ -61,8 +62,8 @@ def compile_node(node: Node) -> Part:
             return Part(fts=inner.fts, negated=True)
         if inner.fts is not None:  # NOT NOT x
             return Part(fts=inner.fts)
-        sql, params = _as_sql(inner)
-        return Part(sql=f"NOT ({sql})", params=params)
+        sql, ps = _as_sql(inner)
+        return Part(sql=f"NOT ({sql})", params=ps)
     if isinstance(node, And):
         parts = [compile_node(n) for n in node.items]
         pos = [p.fts for p in parts if p.fts is not None and not p.negated]
@@ -100,7 +101,7 @@ def select(node: Node | None, after: tuple[float, int] | None, limit: int) -> tu
         head = compile_node(And(tuple(n for n, p in zip(node.items, parts, strict=True) if p.fts is not None))) \
             if any(p.fts is not None and not p.negated for p in parts) else None
         if head is not None and head.fts is not None and not head.negated:
-            for n, p in zip(node.items, parts, strict=True):
+            for p in parts:
                 if p.fts is None:
                     sql, ps = _as_sql(p)
                     where.append(f"({sql})")

@@ -145,9 +145,12 @@ def configure(gf_dir: Path | str, role: str, level: int | str | None = None,
     warnings visible on stderr as before (None: not at all)."""
     global _installed
     level = level or os.environ.get("GOLDFISH_LOG_LEVEL", "INFO").upper()
+    if isinstance(level, str) and level not in logging.getLevelNamesMapping():
+        level = "INFO"  # a typo in GOLDFISH_LOG_LEVEL must not stop the process
     handler = JsonLinesHandler(logs_dir(Path(gf_dir)), role)
-    stream = logging.StreamHandler(sys.stderr) if stderr_level is not None else None
-    if stream is not None:
+    stream: logging.StreamHandler[Any] | None = None
+    if stderr_level is not None:
+        stream = logging.StreamHandler(sys.stderr)
         stream.setLevel(stderr_level)
         stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     for name in LOGGERS:
@@ -170,10 +173,10 @@ def installed() -> JsonLinesHandler | None:
     return _installed
 
 
-def configure_project(project: object, role: str) -> JsonLinesHandler | None:
+def configure_project(project: object, role: str, stderr_level: int | None = logging.WARNING) -> JsonLinesHandler | None:
     """``configure`` for an open project; never fails the caller (logging is not worth a crash)."""
     try:
-        return configure(Path(project.gf_dir), role)  # type: ignore[attr-defined]
+        return configure(Path(project.gf_dir), role, stderr_level=stderr_level)  # type: ignore[attr-defined]
     except OSError:
         return None
 

@@ -173,7 +173,7 @@ def search_logs(project: Project, query: str | None = None, *, show_guide: bool 
         after = tuple(state["l"]) if state.get("l") else None
         rows: list[tuple[Any, ...]] = []
         if not state.get("le"):
-            sql, params = select(parsed.node, after, limit + 1)  # type: ignore[arg-type]
+            sql, params = select(parsed.node, after, limit + 1)
             try:
                 rows = index.conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
@@ -207,7 +207,7 @@ def _merge(index: LogIndex, files: dict[int, tuple[str, str, str | None]], local
     """Newest-first merge of both sides; returns (hits, last local (ts, id) consumed, (cloud token,
     cloud entries consumed)). Cloud entries the local index already has are consumed but not shown."""
     merged: list[tuple[float, int, int, Any]] = [(ts, 1, r[0], r) for ts, r in local]
-    merged += [(ts, 0, -i, item) for i, (ts, *item) in enumerate(cloud)]  # type: ignore[misc]
+    merged += [(ts, 0, -i, item) for i, (ts, *item) in enumerate(cloud)]
     merged.sort(key=lambda m: (m[0], m[1], m[2]), reverse=True)
     hits: list[LogHit] = []
     local_last: tuple[float, int] | None = None
