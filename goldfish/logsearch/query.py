@@ -55,7 +55,7 @@ class QueryError(InvalidInput):
     def __init__(self, query: str, position: int, problem: str, topic: str):
         self.position = position
         self.problem = problem
-        self.guide = guide_line(topic)
+        self.guide = re.sub(r"\s{2,}", " — ", guide_line(topic))
         caret = f"\n  {query}\n  {' ' * position}^"
         super().__init__(f"Query error at position {position}: {problem}.{caret}",
                          fix=f"Write it as the guide shows: {self.guide} (show_guide=True lists every form).",
@@ -334,8 +334,8 @@ class _Parser:
             parts = inner.split(",")
             if len(parts) != 2:
                 raise self.fail(at, "a time range needs two times separated by a comma", "_time:[START, END]")
-            start = self.instant(parts[0].strip(), at + 1)
-            end_pos = at + 1 + len(parts[0]) + 1
+            start = self.instant(parts[0].strip(), at + 1 + len(parts[0]) - len(parts[0].lstrip()))
+            end_pos = at + 1 + len(parts[0]) + 1 + len(parts[1]) - len(parts[1].lstrip())
             end = self.instant(parts[1].strip(), end_pos, end=True)
             if start is not None and end is not None and end < start:
                 raise self.fail(end_pos, "the range ends before it starts", "_time:[START, END]")
