@@ -20,6 +20,7 @@ read back from its file at ``offset``.
 
 from __future__ import annotations
 
+import calendar
 import fcntl
 import json
 import os
@@ -36,9 +37,12 @@ if TYPE_CHECKING:
 
 SCHEMA = 1
 CHUNK = 8 * 1024 * 1024
+COMMIT_BYTES = 64 * 1024 * 1024
 MAX_MESSAGE = 8000  # indexed characters per line (a huge line is still found by its start)
-_STAMP = re.compile(rb"^\[?(?:goldfish )?(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?)Z?\]?")
-_LEVEL = re.compile(rb"^\[[^\]]{10,40}\]\s*(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b")
+# A stamp at the start of a line ([2026-01-01 12:00:00], [goldfish 2026-01-01T12:00:00Z], or bare ISO)
+# and, after a bracketed stamp, a level word (the SDK's runtime_log format).
+_STAMP = re.compile(rb"^(\[(?:goldfish )?)?(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(\.\d+)?Z?"
+                    rb"(?:\]\s*(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b)?")
 _ERRORISH = re.compile(rb"^(?:Traceback \(most recent call last\)|[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b:?)")
 _LEVELS = {b"DEBUG": "debug", b"INFO": "info", b"WARNING": "warning", b"WARN": "warning", b"ERROR": "error",
            b"CRITICAL": "critical"}
@@ -140,21 +144,25 @@ class LogIndex:
 
     # ------------------------------------------------------------ discovery
     def discover(self) -> list[tuple[str, str]]:
-        """(path relative to .goldfish, kind) of every log file, oldest rotated JSON segments first."""
+        """(path relative to .goldfish, kind) of every candidate log file, oldest rotated JSON segments
+        first. Stage logs are candidates by name (one stat each follows in ``update``)."""
         out: list[tuple[str, str]] = []
-        logs = self.gf_dir / "logs"
-        if logs.is_dir():
-            names = sorted(p.name for p in logs.iterdir() if p.name.endswith(".jsonl"))
+        base = str(self.gf_dir)
+        try:
+            names = sorted(n for n in os.listdir(os.path.join(base, "logs")) if n.endswith(".jsonl"))
             out += [(f"logs/{n}", "json") for n in names]
-        runs = self.gf_dir / "runs"
-        if runs.is_dir():
-            with os.scandir(runs) as it:
-                for entry in it:
-                    if entry.name.startswith("stage-") and os.path.exists(os.path.join(entry.path, "logs", "stdout.log")):
-                        out.append((f"runs/{entry.name}/logs/stdout.log", "stage"))
-        builds = self.gf_dir / "images" / "builds"
-        if builds.is_dir():
-            out += [(f"images/builds/{p.name}", "build") for p in sorted(builds.glob("*.log"))]
+        except FileNotFoundError:
+            pass
+        try:
+            with os.scandir(os.path.join(base, "runs")) as it:
+                out += [(f"runs/{e.name}/logs/stdout.log", "stage") for e in it if e.name.startswith("stage-")]
+        except FileNotFoundError:
+            pass
+        try:
+            names = sorted(n for n in os.listdir(os.path.join(base, "images", "builds")) if n.endswith(".log"))
+            out += [(f"images/builds/{n}", "build") for n in names]
+        except FileNotFoundError:
+            pass
         return out
 
     def _files(self) -> dict[int, FileRow]:
@@ -182,12 +190,14 @@ class LogIndex:
         stats = {"files": 0, "new_lines": 0, "new_bytes": 0}
         next_id = (self.conn.execute("SELECT max(id) FROM lines").fetchone()[0] or 0) + 1
         budget = max_bytes if max_bytes is not None else 1 << 62
+        pending = 0
         self.conn.execute("BEGIN")
         try:
+            base = str(self.gf_dir) + "/"
             for rel, kind in self.discover():
                 try:
-                    st = os.stat(self.gf_dir / rel)
-                except FileNotFoundError:
+                    st = os.stat(base + rel)
+                except (FileNotFoundError, NotADirectoryError):
                     continue
                 stats["files"] += 1
                 row = by_ino.get((st.st_dev, st.st_ino))
@@ -203,6 +213,12 @@ class LogIndex:
                     stats["new_lines"] += lines
                     stats["new_bytes"] += used
                     budget -= used
+                    pending += used
+                    if pending >= COMMIT_BYTES:
+                        # Commit as it goes: the WAL stays small and a long first indexing shows progress.
+                        self.conn.execute("COMMIT")
+                        self.conn.execute("BEGIN")
+                        pending = 0
             for gone in set(known) - seen:
                 self._drop_file(gone)
             self.conn.execute("COMMIT")
@@ -313,20 +329,39 @@ class LogIndex:
         return "", "", "", "stage"
 
 
+_HOURS: dict[bytes, float] = {}
+
+
+def _stamp(text: bytes, frac: bytes | None) -> float:
+    """Unix seconds of ``YYYY-MM-DD HH:MM:SS`` (UTC); hours are cached, lines of one hour share the work."""
+    base = _HOURS.get(text[:13])
+    if base is None:
+        base = calendar.timegm((int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), 0, 0))
+        if len(_HOURS) > 10_000:
+            _HOURS.clear()
+        _HOURS[text[:13]] = base
+    return base + int(text[14:16]) * 60 + int(text[17:19]) + (float(frac) if frac else 0.0)
+
+
 def _text_line(raw: bytes, last_ts: float, fields: tuple[str, str, str, str]) -> tuple[float, str, tuple[str, ...]]:
     ts = last_ts
     source = fields[3]
+    level = "info"
     m = _STAMP.match(raw)
     if m:
-        stamp = parse_iso(m.group(1).decode().replace(" ", "T") + "Z")
-        if stamp is not None:
-            ts = stamp
-        if raw.startswith(b"[goldfish "):
+        prefix, text, frac, word = m.groups()
+        try:
+            ts = _stamp(text, frac)
+        except (ValueError, OverflowError):  # 2026-13-45: not a time after all
+            pass
+        if prefix == b"[goldfish ":
             source = "runner"  # a note the runner wrote into the stage log
-    lm = _LEVEL.match(raw)
-    level = _LEVELS[lm.group(1)] if lm else ("error" if _ERRORISH.match(raw) else "info")
-    message = raw[:MAX_MESSAGE * 2].decode("utf-8", errors="replace")[:MAX_MESSAGE]
-    return ts, message, (fields[0], fields[1], fields[2], level, source)
+        if word:
+            level = _LEVELS[word]
+    elif _ERRORISH.match(raw):
+        level = "error"
+    message = (raw if len(raw) <= MAX_MESSAGE else raw[:MAX_MESSAGE * 2]).decode("utf-8", errors="replace")
+    return ts, message[:MAX_MESSAGE], (fields[0], fields[1], fields[2], level, source)
 
 
 def _json_line(raw: bytes, last_ts: float) -> tuple[float, str, tuple[str, ...]]:
