@@ -26,6 +26,8 @@ import json
 import os
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +106,22 @@ class LogIndex:
             conn.close()
         except sqlite3.DatabaseError:
             pass
-        return self._recreate()
+        with self._locked():  # one process recreates; the others then find it ready
+            try:
+                conn = self._connect()
+                if self._version(conn) == SCHEMA:
+                    return conn
+                conn.close()
+            except sqlite3.DatabaseError:
+                pass
+            return self._recreate()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.parent / "logindex.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     @staticmethod
     def _version(conn: sqlite3.Connection) -> int | None:
@@ -173,9 +190,7 @@ class LogIndex:
     def update(self, max_bytes: int | None = None) -> dict[str, int]:
         """Index what was appended since the last update; returns {files, new_lines, new_bytes}.
         ``max_bytes`` bounds the work of one call (the rest is indexed by the next)."""
-        lock_path = self.gf_dir / "cache" / "logindex.lock"
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._locked():
             try:
                 return self._update(max_bytes)
             except sqlite3.DatabaseError:
@@ -350,10 +365,8 @@ def _text_line(raw: bytes, last_ts: float, fields: tuple[str, str, str, str]) ->
     m = _STAMP.match(raw)
     if m:
         prefix, text, frac, word = m.groups()
-        try:
+        with suppress(ValueError, OverflowError):  # digits that are not a time: keep the last one
             ts = _stamp(text, frac)
-        except (ValueError, OverflowError):  # 2026-13-45: not a time after all
-            pass
         if prefix == b"[goldfish ":
             source = "runner"  # a note the runner wrote into the stage log
         if word:

@@ -179,6 +179,11 @@ def search_logs(project: Project, query: str | None = None, *, show_guide: bool 
             except sqlite3.OperationalError as exc:
                 raise InvalidInput(f"The query could not run: {exc}.",
                                    fix="Simplify it (show_guide=True lists every form).") from None
+            except sqlite3.DatabaseError:  # damaged since the update: rebuild from the files, once
+                index.rebuild()
+                stats = index.update()
+                rows = index.conn.execute(sql, params).fetchall()
+                notes.append("The log index was damaged and has been rebuilt from the log files.")
         files: dict[int, tuple[str, str, str | None]] = {}
         local = [(float(r[1]), r) for r in rows]
         use_cloud = cloud if cloud is not None else project.config.gce is not None
