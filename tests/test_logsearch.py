@@ -250,3 +250,41 @@ def test_rotated_logs_keep_their_lines_indexed_once(json_logs: Project) -> None:
     numbers = [int(h.text.split()[1]) for h in hits]
     assert numbers == sorted(numbers, reverse=True) == list(range(39, 39 - on_disk, -1))
     assert all(h.file.startswith("logs/runner") for h in hits)
+
+
+WRITER = """
+import logging, sys
+from goldfish.logsearch import jsonlog
+handler = jsonlog.configure(sys.argv[1], "runner", stderr_level=None)
+handler.max_bytes, handler.keep = 16384, 1000
+log = logging.getLogger("goldfish.runs.runner")
+for i in range(200):
+    log.info("writer %s record %03d %s", sys.argv[2], i, "y" * 100, extra={"run_id": f"prun-{int(sys.argv[2]):08x}"})
+"""
+
+
+def test_several_processes_share_one_rotating_log_without_losing_a_line(json_logs: Project) -> None:
+    import subprocess
+    import sys
+
+    project = json_logs
+    search_logs(project, "writer")  # an index exists while they write
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(project.gf_dir), str(n)]) for n in range(4)]
+    mid = search_logs(project, "writer", limit=1000)  # indexing while they write and rotate
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    files = sorted((project.gf_dir / "logs").glob("runner*.jsonl"))
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(files) > 2 and len(records) == 800
+    assert sorted((r["run_ids"][0], r["message"].split()[3]) for r in records) == sorted(
+        (f"prun-{n:08x}", f"{i:03d}") for n in range(4) for i in range(200))
+    hits: list[tuple[str, int | None]] = []
+    cursor = None
+    while True:
+        page = search_logs(project, "writer", limit=300, cursor=cursor)
+        hits += [(h.file, h.line) for h in page.hits]
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    assert len(hits) == len(set(hits)) == 800 and len(mid.hits) <= 800
+    for n in range(4):
+        assert len(search_logs(project, f"run:prun-{n:08x}", limit=1000).hits) == 200
