@@ -36,7 +36,8 @@ _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"me
 # The source of a record, from its logger's name (first match wins); else the process's role.
 _SOURCES = (("goldfish.runs.reconciler", "reconciler"), ("goldfish.runs.runner", "runner"),
             ("goldfish.runs.stage_driver", "runner"), ("goldfish.runs", "runner"), ("goldfish.images", "images"),
-            ("goldfish.backup", "backup"), ("goldfish.mcp", "mcp"), ("mcp_server", "mcp"), ("tui", "tui"))
+            ("goldfish.backup", "backup"), ("goldfish.backups", "backup"), ("goldfish.mcp", "mcp"),
+            ("mcp_server", "mcp"), ("tui", "tui"))
 
 
 def logs_dir(gf_dir: Path) -> Path:
