@@ -35,7 +35,7 @@ ROTATED = re.compile(r"^(?P<role>[a-z0-9_-]+)\.(?P<n>\d+)\.jsonl$")
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime", "taskName"}
 # The source of a record, from its logger's name (first match wins); else the process's role.
 _SOURCES = (("goldfish.runs.reconciler", "reconciler"), ("goldfish.runs.runner", "runner"),
-            ("goldfish.runs.stage_driver", "runner"), ("goldfish.runs", "runner"), ("goldfish.images", "images"),
+            ("goldfish.runs.stage_driver", "runner"), ("goldfish.images", "images"),
             ("goldfish.backup", "backup"), ("goldfish.backups", "backup"), ("goldfish.mcp", "mcp"),
             ("mcp_server", "mcp"), ("tui", "tui"))
 
