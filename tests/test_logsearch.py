@@ -288,3 +288,34 @@ def test_several_processes_share_one_rotating_log_without_losing_a_line(json_log
     assert len(hits) == len(set(hits)) == 800 and len(mid.hits) <= 800
     for n in range(4):
         assert len(search_logs(project, f"run:prun-{n:08x}", limit=1000).hits) == 200
+
+
+def test_finished_runs_logs_are_final_until_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With thousands of runs, stat'ing every log on every search costs more than the query: a
+    finished run's settled log is final, stat'ed again only by the sweep (once a minute)."""
+    import os
+    import sqlite3
+    import time
+
+    from goldfish.logsearch import index as index_mod
+
+    root = init_project(tmp_path / "proj", "proj").project_root
+    project = Project.open(root, source="test")
+    gen = write_runs(project, 6)
+    old = time.time() - 2 * index_mod.SETTLE_SECONDS
+    for rid in gen.runs:
+        os.utime(project.runs_dir / rid / "logs" / "stdout.log", (old, old))
+    assert len(search_logs(project, "epoch", limit=1000).hits) == 6 * 12
+    with sqlite3.connect(index_path(project)) as conn:
+        assert conn.execute("SELECT count(*) FROM files WHERE final=1").fetchone()[0] == 6
+    with open(project.runs_dir / run_id(2) / "logs" / "stdout.log", "a") as f:
+        f.write("[2026-03-01 00:02:30] INFO: a late line appended after the run finished\n")
+    monkeypatch.setattr(index_mod, "SWEEP_SECONDS", 3600)
+    assert not search_logs(project, '"late line"').hits  # final: not looked at before the sweep
+    monkeypatch.setattr(index_mod, "SWEEP_SECONDS", 0)
+    assert ids(search_logs(project, '"late line"')) == runs(2)  # the sweep found it grew
+    monkeypatch.setattr(index_mod, "SWEEP_SECONDS", 3600)
+    import shutil
+
+    shutil.rmtree(project.runs_dir / run_id(3))  # a vanished run dir is noticed at once, sweep or not
+    assert run_id(3) not in ids(search_logs(project, "epoch", limit=1000))

@@ -26,18 +26,21 @@ import json
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from goldfish.runs.state import parse_iso
+from goldfish.runs.state import TERMINAL, parse_iso
 
 if TYPE_CHECKING:
     from goldfish.project import Project
 
-SCHEMA = 1
+SCHEMA = 2
+SETTLE_SECONDS = 30  # a finished run's log unchanged this long is final
+SWEEP_SECONDS = 60  # final files are stat'ed again at most this often
 CHUNK = 8 * 1024 * 1024
 COMMIT_BYTES = 64 * 1024 * 1024
 MAX_MESSAGE = 8000  # indexed characters per line (a huge line is still found by its start)
@@ -139,7 +142,7 @@ class LogIndex:
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, dev INTEGER,
                                ino INTEGER, offset INTEGER NOT NULL, line_no INTEGER NOT NULL, last_ts REAL,
-                               run_id TEXT);
+                               run_id TEXT, final INTEGER NOT NULL DEFAULT 0);
             CREATE TABLE runs(run_id TEXT PRIMARY KEY, prun TEXT, stage TEXT, workspace TEXT, backend TEXT,
                               created REAL);
             CREATE TABLE lines(id INTEGER PRIMARY KEY, ts REAL NOT NULL, file_id INTEGER NOT NULL,
@@ -150,6 +153,7 @@ class LogIndex:
                                                 tokenize="unicode61 tokenchars '_'");
         """)
         conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+        conn.execute("INSERT INTO meta VALUES ('swept', '0')")
         return conn
 
     def rebuild(self) -> None:
@@ -182,9 +186,9 @@ class LogIndex:
             pass
         return out
 
-    def _files(self) -> dict[int, FileRow]:
-        rows = self.conn.execute("SELECT id, path, kind, dev, ino, offset, line_no, last_ts, run_id FROM files")
-        return {r[0]: FileRow(*r) for r in rows}
+    def _files(self) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            "SELECT id, path, kind, dev, ino, offset, line_no, last_ts, run_id, final FROM files").fetchall()
 
     # ------------------------------------------------------------ update
     def update(self, max_bytes: int | None = None) -> dict[str, int]:
@@ -199,8 +203,17 @@ class LogIndex:
                 return self._update(max_bytes)
 
     def _update(self, max_bytes: int | None) -> dict[str, int]:
-        known = self._files()
-        by_ino = {(f.dev, f.ino): f for f in known.values()}
+        """One pass. A finished local run's log (unchanged for SETTLE_SECONDS) is marked final and is
+        not stat'ed again except by the sweep every SWEEP_SECONDS: with thousands of runs, the stats
+        would cost more than the query. A vanished run directory is noticed at once (discovery)."""
+        rows = self._files()
+        now = time.time()
+        swept = float(self.conn.execute("SELECT value FROM meta WHERE key='swept'").fetchone()[0])
+        sweep = now - swept >= SWEEP_SECONDS or now < swept
+        final = {} if sweep else {r[1]: r[0] for r in rows if r[9]}
+        known = {r[0] for r in rows}
+        by_ino = {(r[3], r[4]): FileRow(*r[:9]) for r in rows if sweep or not r[9]}
+        finals = {r[0] for r in rows if r[9]}
         seen: set[int] = set()
         stats = {"files": 0, "new_lines": 0, "new_bytes": 0}
         next_id = (self.conn.execute("SELECT max(id) FROM lines").fetchone()[0] or 0) + 1
@@ -210,6 +223,11 @@ class LogIndex:
         try:
             base = str(self.gf_dir) + "/"
             for rel, kind in self.discover():
+                fid = final.get(rel)
+                if fid is not None:
+                    seen.add(fid)
+                    stats["files"] += 1
+                    continue
                 try:
                     st = os.stat(base + rel)
                 except (FileNotFoundError, NotADirectoryError):
@@ -223,6 +241,9 @@ class LogIndex:
                 else:
                     row = self._new_file(rel, kind, st)
                 seen.add(row.id)
+                if row.id in finals and st.st_size != row.offset:
+                    finals.discard(row.id)  # it grew after all: follow it again
+                    self.conn.execute("UPDATE files SET final=0 WHERE id=?", (row.id,))
                 if st.st_size > row.offset and budget > 0:
                     next_id, lines, used = self._read(row, kind, st.st_size, next_id, budget)
                     stats["new_lines"] += lines
@@ -234,13 +255,25 @@ class LogIndex:
                         self.conn.execute("COMMIT")
                         self.conn.execute("BEGIN")
                         pending = 0
-            for gone in set(known) - seen:
+                if (row.id not in finals and kind == "stage" and st.st_size == row.offset
+                        and st.st_mtime < now - SETTLE_SECONDS and self._finished(row)):
+                    self.conn.execute("UPDATE files SET final=1 WHERE id=?", (row.id,))
+            for gone in known - seen:
                 self._drop_file(gone)
+            if sweep:
+                self.conn.execute("UPDATE meta SET value=? WHERE key='swept'", (str(now),))
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         return stats
+
+    def _finished(self, row: FileRow) -> bool:
+        """The run is terminal and its log cannot grow again (gce logs are mirrored on demand)."""
+        if not row.run_id:
+            return False
+        doc = self._run_doc(row.run_id)
+        return doc.get("state") in TERMINAL and doc.get("backend") != "gce"
 
     def _new_file(self, rel: str, kind: str, st: os.stat_result) -> FileRow:
         # The same path with another inode: the old file was replaced; its lines no longer exist.
