@@ -1,7 +1,8 @@
 """A query tree → SQL over the index (``lines`` joined with ``fts``).
 
 Sub-trees of words, phrases and fields become one FTS5 expression (FTS5 does the boolean work:
-AND, OR, and ``a NOT b``); ``_time`` becomes a range on ``lines.ts``; what FTS5 cannot say alone
+AND, OR, and ``a NOT b``); ``_time`` becomes a range of line ids (ids are in time order, see
+``index.IdAllocator``) plus the exact range on ``lines.ts``; what FTS5 cannot say alone
 (a NOT with nothing positive beside it, an OR mixing time and text) becomes SQL around
 ``id IN (SELECT rowid FROM fts WHERE fts MATCH ?)``.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from goldfish.logsearch.index import field_token
+from goldfish.logsearch.index import SEQ_BITS, field_token, id_bound
 from goldfish.logsearch.query import And, Field, Node, Not, Or, Text, TimeRange
 
 _COLUMN = {"run": "run", "stage": "stage", "workspace": "workspace", "level": "level", "source": "source"}
@@ -37,8 +38,10 @@ def _text(node: Text) -> str:
 def _as_sql(part: Part) -> tuple[str, list[object]]:
     if part.sql is not None:
         return part.sql, part.params
-    op = "NOT IN" if part.negated else "IN"
-    return f"l.id {op} (SELECT rowid FROM fts WHERE fts MATCH ?)", [part.fts]
+    if part.negated:
+        # Probed per candidate row (newest first, stopping at LIMIT): cheap however common the word.
+        return "NOT EXISTS (SELECT 1 FROM fts WHERE fts MATCH ? AND fts.rowid = l.id)", [part.fts]
+    return "l.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [part.fts]
 
 
 def compile_node(node: Node) -> Part:
@@ -47,15 +50,8 @@ def compile_node(node: Node) -> Part:
     if isinstance(node, Field):
         return Part(fts=f"{_COLUMN[node.name]} : {_quote(field_token(node.value))}")
     if isinstance(node, TimeRange):
-        conds: list[str] = []
-        params: list[object] = []
-        if node.start is not None:
-            conds.append("l.ts >= ?")
-            params.append(node.start)
-        if node.end is not None:
-            conds.append("l.ts <= ?")
-            params.append(node.end)
-        return Part(sql=" AND ".join(conds) or "1", params=params)
+        sql, params = time_sql(node, "l.id")
+        return Part(sql=sql, params=params)
     if isinstance(node, Not):
         inner = compile_node(node.item)
         if inner.fts is not None and not inner.negated:
@@ -90,28 +86,51 @@ def compile_node(node: Node) -> Part:
     raise TypeError(f"unknown query node {node!r}")
 
 
-def select(node: Node | None, after: tuple[float, int] | None, limit: int) -> tuple[str, list[object]]:
-    """SQL returning (id, ts, file_id, line_no, offset) of the newest ``limit`` matches after ``after``."""
+def time_sql(node: TimeRange, id_col: str) -> tuple[str, list[object]]:
+    """A time range as an id range on ``id_col`` (usable by the primary key or FTS5's rowid) and the
+    exact range on ``l.ts``."""
+    conds: list[str] = []
+    params: list[object] = []
+    if node.start is not None:
+        conds += [f"{id_col} >= ?", "l.ts >= ?"]
+        params += [id_bound(node.start), node.start]
+    if node.end is not None:
+        conds += [f"{id_col} < ?", "l.ts <= ?"]
+        params += [id_bound(node.end) + (1 << SEQ_BITS), node.end]
+    return " AND ".join(conds) or "1", params
+
+
+def select(node: Node | None, after: int | None, limit: int) -> tuple[str, list[object]]:
+    """SQL returning (id, ts, file_id, line_no, offset) of the newest ``limit`` matches with an id
+    below ``after``. Ids are in time order, so newest first is ``ORDER BY id DESC``: FTS5 walks its
+    doclists backwards and the primary key is read backwards, both stopping after LIMIT."""
     where: list[str] = []
     params: list[object] = []
     part = compile_node(node) if node is not None else None
+    fts_drives = part is not None and part.fts is not None and not part.negated
     # A top-level AND of an FTS expression and SQL conditions: let FTS drive, filter the rest.
     if part is not None and part.fts is None and isinstance(node, And):
         parts = [compile_node(n) for n in node.items]
         head = compile_node(And(tuple(n for n, p in zip(node.items, parts, strict=True) if p.fts is not None))) \
             if any(p.fts is not None and not p.negated for p in parts) else None
         if head is not None and head.fts is not None and not head.negated:
-            for p in parts:
-                if p.fts is None:
+            for n, p in zip(node.items, parts, strict=True):
+                if isinstance(n, TimeRange):
+                    sql, ps = time_sql(n, "fts.rowid")  # a rowid range FTS5 uses itself
+                elif p.fts is None:
                     sql, ps = _as_sql(p)
-                    where.append(f"({sql})")
-                    params += ps
-            part = head
+                else:
+                    continue
+                where.append(f"({sql})")
+                params += ps
+            part, fts_drives = head, True
+    id_col = "fts.rowid" if fts_drives else "l.id"
     if after is not None:
-        where.append("(l.ts < ? OR (l.ts = ? AND l.id < ?))")
-        params += [after[0], after[0], after[1]]
+        where.append(f"{id_col} < ?")
+        params.append(after)
     cols = "l.id, l.ts, l.file_id, l.line_no, l.offset"
-    if part is not None and part.fts is not None and not part.negated:
+    if fts_drives:
+        assert part is not None
         sql = f"SELECT {cols} FROM fts JOIN lines l ON l.id = fts.rowid WHERE fts MATCH ?"
         params = [part.fts, *params]
     else:
@@ -122,4 +141,4 @@ def select(node: Node | None, after: tuple[float, int] | None, limit: int) -> tu
             params = [*ps, *params]
     for cond in where:
         sql += f" AND {cond}"
-    return sql + " ORDER BY l.ts DESC, l.id DESC LIMIT ?", [*params, limit]
+    return sql + f" ORDER BY {id_col} DESC LIMIT ?", [*params, limit]

@@ -38,7 +38,8 @@ from goldfish.runs.state import TERMINAL, parse_iso
 if TYPE_CHECKING:
     from goldfish.project import Project
 
-SCHEMA = 2
+SCHEMA = 3
+SEQ_BITS = 22  # a line's id is (second << SEQ_BITS) + its place among the lines of that second
 SETTLE_SECONDS = 30  # a finished run's log unchanged this long is final
 SWEEP_SECONDS = 60  # final files are stat'ed again at most this often
 CHUNK = 8 * 1024 * 1024
@@ -61,6 +62,49 @@ def field_token(value: str) -> str:
 
 def field_tokens(values: list[str] | tuple[str, ...]) -> str:
     return " ".join(field_token(v) for v in values if v)
+
+
+class IdAllocator:
+    """Line ids in time order: ``(second << SEQ_BITS) + n``, n counting the lines of that second in
+    the order they were indexed. Newest-first is then ``ORDER BY rowid DESC``, which FTS5 walks
+    backwards and stops after LIMIT, however common the word; a time range is a rowid range."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        top = conn.execute("SELECT max(id) FROM lines").fetchone()[0]
+        self.top_second = (top >> SEQ_BITS) if top is not None else -1
+        self.next: dict[int, int] = {}
+
+    def _first_free(self, second: int) -> int:
+        if second > self.top_second:
+            return 0  # nothing indexed at or after this second yet
+        low = second << SEQ_BITS
+        top = self.conn.execute("SELECT max(id) FROM lines WHERE id >= ? AND id < ?",
+                                (low, low + (1 << SEQ_BITS))).fetchone()[0]
+        return 0 if top is None else top - low + 1
+
+    def take(self, ts: float) -> int:
+        second = max(0, int(ts))
+        while True:
+            n = self.next.get(second)
+            if n is None:
+                n = self._first_free(second)
+            if n < 1 << SEQ_BITS:
+                self.next[second] = n + 1
+                self.top_second = max(self.top_second, second)
+                return (second << SEQ_BITS) + n
+            second += 1  # 4 M lines stamped with one second: borrow the next second's room
+
+
+    def settle(self) -> None:
+        """Called once the ids taken so far are inserted: the counters can be re-read from the table."""
+        if len(self.next) > 100_000:
+            self.next.clear()
+
+
+def id_bound(ts: float) -> int:
+    """The smallest id a line of time ``ts`` can have."""
+    return max(0, int(ts)) << SEQ_BITS
 
 
 @dataclass
@@ -147,7 +191,6 @@ class LogIndex:
                               created REAL);
             CREATE TABLE lines(id INTEGER PRIMARY KEY, ts REAL NOT NULL, file_id INTEGER NOT NULL,
                                line_no INTEGER NOT NULL, offset INTEGER NOT NULL);
-            CREATE INDEX lines_ts ON lines(ts);
             CREATE INDEX lines_file ON lines(file_id);
             CREATE VIRTUAL TABLE fts USING fts5(message, run, stage, workspace, level, source, content='',
                                                 tokenize="unicode61 tokenchars '_'");
@@ -216,7 +259,7 @@ class LogIndex:
         finals = {r[0] for r in rows if r[9]}
         seen: set[int] = set()
         stats = {"files": 0, "new_lines": 0, "new_bytes": 0}
-        next_id = (self.conn.execute("SELECT max(id) FROM lines").fetchone()[0] or 0) + 1
+        ids = IdAllocator(self.conn)
         budget = max_bytes if max_bytes is not None else 1 << 62
         pending = 0
         self.conn.execute("BEGIN")
@@ -245,7 +288,7 @@ class LogIndex:
                     finals.discard(row.id)  # it grew after all: follow it again
                     self.conn.execute("UPDATE files SET final=0 WHERE id=?", (row.id,))
                 if st.st_size > row.offset and budget > 0:
-                    next_id, lines, used = self._read(row, kind, st.st_size, next_id, budget)
+                    lines, used = self._read(row, kind, st.st_size, ids, budget)
                     stats["new_lines"] += lines
                     stats["new_bytes"] += used
                     budget -= used
@@ -322,8 +365,8 @@ class LogIndex:
 
         return store.table("runs", ws_partition(entry["workspace"])).get_doc(run_id) or {}
 
-    def _read(self, row: FileRow, kind: str, size: int, next_id: int, budget: int) -> tuple[int, int, int]:
-        """Index whole lines of ``row`` from its offset; returns (next id, lines, bytes consumed)."""
+    def _read(self, row: FileRow, kind: str, size: int, ids: IdAllocator, budget: int) -> tuple[int, int]:
+        """Index whole lines of ``row`` from its offset; returns (lines, bytes consumed)."""
         path = self.gf_dir / row.path
         total_lines = used = 0
         fields = self._file_fields(row, kind)
@@ -352,20 +395,21 @@ class LogIndex:
                         else:
                             ts, message, cols = _text_line(raw, last_ts, fields)
                         last_ts = ts
-                        lines_rows.append((next_id, ts, row.id, line_no, offset))
-                        fts_rows.append((next_id, message, *cols))
-                        next_id += 1
+                        line_id = ids.take(ts)
+                        lines_rows.append((line_id, ts, row.id, line_no, offset))
+                        fts_rows.append((line_id, message, *cols))
                     offset += len(raw) + 1
                 self.conn.executemany("INSERT INTO lines VALUES (?,?,?,?,?)", lines_rows)
                 self.conn.executemany(
                     "INSERT INTO fts(rowid, message, run, stage, workspace, level, source) VALUES (?,?,?,?,?,?,?)",
                     fts_rows)
+                ids.settle()
                 row.offset, row.line_no, row.last_ts = row.offset + whole, line_no, last_ts
                 total_lines += len(lines_rows)
                 used += whole
         self.conn.execute("UPDATE files SET offset=?, line_no=?, last_ts=? WHERE id=?",
                           (row.offset, row.line_no, row.last_ts, row.id))
-        return next_id, total_lines, used
+        return total_lines, used
 
     def _file_fields(self, row: FileRow, kind: str) -> tuple[str, str, str, str]:
         """(run, stage, workspace, source) tokens every line of a text file shares."""

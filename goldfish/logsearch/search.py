@@ -1,10 +1,10 @@
 """``search_logs(project, query, limit, cursor)``: newest-first hits from the local index, merged
 with Cloud Logging's for gce projects, paginated by an opaque cursor.
 
-The cursor holds where each side stopped: ``(ts, id)`` of the last local hit returned and Cloud
+The cursor holds where each side stopped: the id of the last local hit returned and Cloud
 Logging's ``{ts, skip}`` position, plus a hash of the query (a cursor is refused with another
-query). New lines arriving between pages are newer than both positions, so pages never repeat or
-skip a line; an index rebuilt between two pages renumbers ids, and a page may then repeat a line.
+query). Line ids are in time order (to the second) and stable across rebuilds up to the order of
+lines within one second, so pages neither repeat nor skip a line while new lines arrive.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from goldfish.errors import InvalidInput
 from goldfish.logsearch.compile import select
-from goldfish.logsearch.index import LogIndex, read_line
+from goldfish.logsearch.index import SEQ_BITS, LogIndex, read_line
 from goldfish.logsearch.query import GUIDE, MAX_LIMIT, Query, parse
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def search_logs(project: Project, query: str | None = None, *, show_guide: bool 
     index = open_index(project)
     try:
         stats = index.update()
-        after = tuple(state["l"]) if state.get("l") else None
+        after = int(state["l"]) if state.get("l") is not None else None
         rows: list[tuple[Any, ...]] = []
         if not state.get("le"):
             sql, params = select(parsed.node, after, limit + 1)
@@ -195,7 +195,7 @@ def search_logs(project: Project, query: str | None = None, *, show_guide: bool 
         local_more = len(rows) > local_used
         cloud_left = cloud_more or len(cloud_items) > (cloud_pos[1] if cloud_pos else 0)
         has_more = bool(local_more or cloud_left)
-        new_state = {"q": _digest(text), "l": list(local_last) if local_last else state.get("l"),
+        new_state = {"q": _digest(text), "l": local_last if local_last is not None else state.get("l"),
                      "c": cloud_pos[0] if cloud_pos else state.get("c"),
                      "le": not local_more, "ce": not cloud_left}
         return SearchResult(query=text or None, hits=hits, has_more=has_more,
@@ -208,21 +208,23 @@ def search_logs(project: Project, query: str | None = None, *, show_guide: bool 
 
 def _merge(index: LogIndex, files: dict[int, tuple[str, str, str | None]], local: list[tuple[float, Any]],
            cloud: list[tuple[float, LogHit, bool, dict[str, Any]]], limit: int, token: str | None,
-           ) -> tuple[list[LogHit], tuple[float, int] | None, int, tuple[str, int] | None]:
-    """Newest-first merge of both sides; returns (hits, last local (ts, id) consumed, (cloud token,
-    cloud entries consumed)). Cloud entries the local index already has are consumed but not shown."""
-    merged: list[tuple[float, int, int, Any]] = [(ts, 1, r[0], r) for ts, r in local]
-    merged += [(ts, 0, -i, item) for i, (ts, *item) in enumerate(cloud)]
+           ) -> tuple[list[LogHit], int | None, int, tuple[str, int] | None]:
+    """Newest-first merge of both sides; returns (hits, last local id consumed, local rows consumed,
+    (cloud token, cloud entries consumed)). Cloud entries the local index already has are consumed
+    but not shown. Local rows keep their id order (time order to the second); within a second they
+    come before cloud lines."""
+    merged: list[tuple[int, int, int, Any]] = [(r[0] >> SEQ_BITS, 1, r[0], r) for _ts, r in local]
+    merged += [(int(ts), 0, -i, item) for i, (ts, *item) in enumerate(cloud)]
     merged.sort(key=lambda m: (m[0], m[1], m[2]), reverse=True)
     hits: list[LogHit] = []
-    local_last: tuple[float, int] | None = None
+    local_last: int | None = None
     local_used = 0
     consumed_cloud: list[dict[str, Any]] = []
-    for ts, side, _key, item in merged:
+    for _second, side, _key, item in merged:
         if len(hits) == limit:
             break
         if side == 1:
-            local_last = (ts, item[0])
+            local_last = item[0]
             local_used += 1
             hit = _local_hit(index, files, item)
             if hit is not None:
