@@ -319,3 +319,17 @@ def test_finished_runs_logs_are_final_until_the_sweep(tmp_path: Path, monkeypatc
 
     shutil.rmtree(project.runs_dir / run_id(3))  # a vanished run dir is noticed at once, sweep or not
     assert run_id(3) not in ids(search_logs(project, "epoch", limit=1000))
+
+
+def test_image_build_logs_are_searchable_by_build_id(json_logs: Project) -> None:
+    project = json_logs
+    builds = project.gf_dir / "images" / "builds"
+    builds.mkdir(parents=True)
+    (builds / "build-0fa1ed00.log").write_text(
+        "Step 1/4 : FROM goldfish-base-cpu:r1\nStep 2/4 : RUN pip install -r requirements.txt\n"
+        "ERROR: Could not find a version that satisfies the requirement torch==9.9\n")
+    (builds / "build-00c0ffee.log").write_text("Step 1/4 : FROM goldfish-base-cpu:r1\nSuccessfully built 1a2b3c\n")
+    failed = search_logs(project, '"could not find a version" source:images level:error')
+    assert [(h.run_id, h.source, h.level, h.file, h.line) for h in failed.hits] == [
+        ("build-0fa1ed00", "images", "error", "images/builds/build-0fa1ed00.log", 3)]
+    assert [h.run_id for h in search_logs(project, "run:build-00c0ffee").hits] == ["build-00c0ffee"] * 2

@@ -49,7 +49,8 @@ MAX_MESSAGE = 8000  # indexed characters per line (a huge line is still found by
 # and, after a bracketed stamp, a level word (the SDK's runtime_log format).
 _STAMP = re.compile(rb"^(\[(?:goldfish )?)?(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(\.\d+)?Z?"
                     rb"(?:\]\s*(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b)?")
-_ERRORISH = re.compile(rb"^(?:Traceback \(most recent call last\)|[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b:?)")
+_ERRORISH = re.compile(rb"^(?:Traceback \(most recent call last\)|[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b:?"
+                       rb"|(?:ERROR|FATAL|CRITICAL)\b)")
 _LEVELS = {b"DEBUG": "debug", b"INFO": "info", b"WARNING": "warning", b"WARN": "warning", b"ERROR": "error",
            b"CRITICAL": "critical"}
 _TOKEN_KEEP = re.compile(r"[^a-z0-9]")

@@ -109,14 +109,14 @@ def _local_hit(index: LogIndex, files: dict[int, tuple[str, str, str | None]], r
     from goldfish.logsearch.index import _text_line
 
     text = raw.decode("utf-8", errors="replace")
+    _ts, _msg, cols = _text_line(raw, ts, ("", "", "", "images" if kind == "build" else "stage"))
+    hit.level, hit.source = cols[3], cols[4]
     if kind == "stage" and run_id:
         rid, prun, stage, workspace, _ = index.labels(run_id)
         hit.run_id, hit.run_ids = rid, [r for r in (rid, prun) if r]
         hit.stage, hit.workspace = stage or None, workspace or None
-        _ts, _msg, cols = _text_line(raw, ts, ("", "", "", "stage"))
-        hit.level, hit.source = cols[3], cols[4]
     elif kind == "build":
-        hit.run_id, hit.run_ids, hit.source = run_id, [run_id] if run_id else [], "images"
+        hit.run_id, hit.run_ids = run_id, [run_id] if run_id else []
     hit.text = text[:MAX_TEXT]
     return hit
 
