@@ -136,6 +136,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from goldfish.status import project_status, render_text
 
         project = Project.open(args.project)
+        from goldfish.logsearch.jsonlog import configure_project
+
+        configure_project(project, "cli")
         reconcile_quietly(project)
         status = project_status(project)
         print(status.model_dump_json(indent=2) if args.json else render_text(status), flush=True)

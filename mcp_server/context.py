@@ -36,6 +36,7 @@ class ServerContext:
         self._watching = False
         self.watcher: SlotWatcher | None = None
         self.reconciler: ReconcileTimer | None = None
+        self.log_role: str | None = None  # set by `goldfish serve`: records go to .goldfish/logs/<role>.jsonl
 
     def try_open(self) -> Project | None:
         with self._lock:
@@ -43,6 +44,10 @@ class ServerContext:
                 try:
                     self._project = Project.open(self.project_arg, start=self.start, source="mcp")
                     self.open_error = None
+                    if self.log_role:
+                        from goldfish.logsearch.jsonlog import configure_project
+
+                        configure_project(self._project, self.log_role)
                     from goldfish.runs.reconciler import reconcile_quietly
 
                     reconcile_quietly(self._project)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -142,8 +143,11 @@ class GoldfishServer(MCPServer):
         oversized = describe_oversized_text(name, arguments) if isinstance(arguments, dict) else None
         if oversized is not None:
             raise ToolError(oversized)
+        started = time.monotonic()
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
+            logger.info("tool %s answered in %.3f s", name, time.monotonic() - started, extra={"tool": name})
+            return result
         except UnexpectedToolError as exc:
             disk = as_disk_error(exc.__cause__ or exc, Path.cwd())
             if disk is not None:  # a full / read-only / forbidden disk is not a Goldfish bug
@@ -153,6 +157,7 @@ class GoldfishServer(MCPServer):
             logger.error("Tool %r crashed", name, exc_info=exc.__cause__ or exc)
             raise ToolError(describe_crash(name, exc.__cause__ or exc)) from exc
         except ToolError as exc:
+            logger.info("tool %s refused: %s", name, str(exc)[:2000], extra={"tool": name})
             if isinstance(exc.__cause__, ValidationError):
                 raise ToolError(describe_validation(name, exc.__cause__)) from exc.__cause__
             if self._tool_manager.get_tool(name) is None:
@@ -190,7 +195,8 @@ def build_server(project_arg: str | None = None, start: Path | None = None) -> t
 
 
 def serve(project_arg: str | None, *, transport: str = "stdio", port: int = 8765) -> None:
-    server, _ctx = build_server(project_arg)
+    server, ctx = build_server(project_arg)
+    ctx.log_role = "mcp"
     if transport == "stdio":
         server.run("stdio")
     else:

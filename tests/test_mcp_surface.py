@@ -101,8 +101,8 @@ async def test_list_tools_paginate(tools: dict[str, dict[str, Any]]) -> None:
         if "limit" in props:
             if "maximum" not in props["limit"]:
                 problems.append(f"{name}: limit has no maximum")
-            if "offset" not in props:
-                problems.append(f"{name}: limit without offset")
+            if "offset" not in props and "cursor" not in props:
+                problems.append(f"{name}: limit without offset or cursor")
             out = json.dumps(tool.get("outputSchema", {}))
             if "has_more" not in out:
                 problems.append(f"{name}: result has no has_more")

@@ -6,6 +6,7 @@ builder died is reconciled to ``failed`` by the next reader.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 PACKAGE_ROOT = recipes.PACKAGE_ROOT
 PROGRESS_EVERY = 0.5
+logger = logging.getLogger(__name__)
 
 
 def spawn_build(project: Project, build_id: str) -> int:
@@ -62,11 +64,16 @@ def run_build(project: Project, build_id: str) -> int:
     from goldfish.images.base import build_base
     from goldfish.images.environment import EnvironmentError_, docker_client, ensure_project_image
 
+    from goldfish.logsearch.jsonlog import configure_project
+
+    configure_project(project, "images", stderr_level=None)
     doc = records.get_build(project, build_id)
     if doc is None:
         print(f"goldfish images: no build {build_id}", file=sys.stderr)
         return 1
     records.patch_build(project, build_id, {"status": "building", "started_at": now_iso()})
+    ids = {"run_ids": [build_id]}
+    logger.info("build %s started: %s image (%s)", build_id, doc.get("image_type"), doc.get("target"), extra=ids)
     last = [0.0]
 
     def on_step(step: str, number: int, total: int) -> None:
@@ -92,14 +99,18 @@ def run_build(project: Project, build_id: str) -> int:
     except BuildFailed as exc:
         records.patch_build(project, build_id, {"status": "failed", "completed_at": now_iso(), "error": exc.message,
                                                 "failed_step": exc.step, "fix": exc.fix})
+        logger.error("build %s failed at step %s: %s", build_id, exc.step, exc.message, extra=ids)
         return 1
-    except EnvironmentError_:
+    except EnvironmentError_ as exc:
+        logger.error("build %s failed: %s", build_id, exc, extra=ids)
         return 1
     except Exception as exc:
+        logger.exception("build %s crashed", build_id, extra=ids)
         records.patch_build(project, build_id, {"status": "failed", "completed_at": now_iso(),
                                                 "error": f"{type(exc).__name__}: {exc}",
                                                 "failed_step": (records.get_build(project, build_id) or {}).get("step")})
         return 1
     records.patch_build(project, build_id, {"status": "completed", "completed_at": now_iso(), "image_tag": tag,
                                             "image_id": image_id, "progress": 1.0})
+    logger.info("build %s completed: %s", build_id, tag, extra=ids)
     return 0

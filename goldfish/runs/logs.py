@@ -4,14 +4,21 @@ The log file only grows (the launcher and the runner append to it), so a byte of
 that never drifts: each answer returns ``cursor`` = the offset after the last whole line it
 contains, and passing it back returns exactly what was appended since. Lines are never split, and
 the text returned is bounded (MAX_CHARS); ``has_more`` says there is more to fetch right away.
+
+``follow=True`` with a cursor streams: the call blocks until whole new lines arrive after the
+cursor (returned as soon as the poll sees them, every ``FOLLOW_POLL`` s), the run ends, or
+``wait_seconds`` pass (``timed_out``), so a follower makes one call per batch instead of polling
+blind. The TUI's log view reads through the same function.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +31,10 @@ if TYPE_CHECKING:
 
 MAX_TAIL = 10_000
 MAX_CHARS = 60_000
+FOLLOW_WAIT = 30
+MAX_FOLLOW_WAIT = 60
+FOLLOW_POLL = 0.05
+STATE_POLL = 0.5
 _STAMP = re.compile(rb"^\[(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})")
 
 
@@ -37,6 +48,8 @@ class LogsResult(BaseModel):
     log_path: str | None = Field(default=None, description="Absolute path of the log file")
     done: bool = Field(description="The run is terminal: the log will not grow any more")
     error: str | None = Field(default=None, description="The run's error, when it failed")
+    timed_out: bool = Field(default=False, description=(
+        "follow: nothing new arrived within wait_seconds (call again with the same cursor)"))
 
 
 def _line_time(line: bytes) -> float | None:
@@ -75,9 +88,11 @@ def read_logs(
     since: str | None = None,
     follow: bool = False,
     cursor: int | None = None,
+    wait_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> LogsResult:
-    """The last ``tail`` lines, or with ``cursor`` everything appended after it. ``follow`` only
-    documents intent: every answer carries the cursor to continue from."""
+    """The last ``tail`` lines, or with ``cursor`` everything appended after it. With ``follow`` and
+    a cursor, waits up to ``wait_seconds`` (default FOLLOW_WAIT) for new whole lines first."""
     if isinstance(run_id, str) and names.PIPELINE_RUN_RE.fullmatch(run_id):
         prun = project.runs.get(run_id)
         ids = ", ".join(f"{s}: {rid}" for s, rid in prun["stage_runs"].items())
@@ -91,25 +106,27 @@ def read_logs(
         since_ts = parse_iso(since if since.endswith("Z") or "+" in since else since + "Z")
         if since_ts is None:
             raise InvalidInput(f"since {since!r} is not an ISO timestamp.", fix="Use e.g. since='2026-01-01T12:00:00Z'.")
+    wait = FOLLOW_WAIT if wait_seconds is None else wait_seconds
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_FOLLOW_WAIT:
+        raise InvalidInput(f"wait_seconds must be between 0 and {MAX_FOLLOW_WAIT}, got {wait_seconds!r}.",
+                           fix="Use e.g. wait_seconds=30.")
     from goldfish.runs.reconciler import fresh_run
 
     run = fresh_run(project, project.runs.get(run_id))  # a dead run's log is reported done
-    if run.get("backend_handle") and run.get("backend") == "gce" and project.config.jobs.backend == "gce":
-        # The stage's lines live in Cloud Logging: bring the local copy up to date first.
-        from goldfish.runs.cloud import gce_backend
-        from goldfish.runs.remote_driver import mirror_logs
-
-        mirror_logs(gce_backend(project), run["backend_handle"], project.runs_dir / run_id)
+    remote = bool(run.get("backend_handle") and run.get("backend") == "gce" and project.config.jobs.backend == "gce")
+    if remote:
+        _mirror(project, run_id, run)
     path = project.runs_dir / run_id / "logs" / "stdout.log"
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        size = 0
+    size = _size(path)
     if cursor is not None and (isinstance(cursor, bool) or not isinstance(cursor, int) or not 0 <= cursor <= size):
         raise InvalidInput(
             f"cursor {cursor!r} is outside the log (0..{size} bytes).",
             fix="Pass back the cursor a previous logs() call returned, or leave it out to start from the tail.",
         )
+    timed_out = False
+    if follow and cursor is not None and wait > 0 and run["state"] not in TERMINAL:
+        run, timed_out = _wait_for_lines(project, run_id, path, cursor, clock() + wait, clock, remote)
+        size = _size(path)
     truncated = has_more = False
     if size == 0:
         data, start, end = b"", 0, 0
@@ -137,4 +154,54 @@ def read_logs(
         run_id=run_id, state=state, logs=text, cursor=end, has_more=has_more,
         truncated=truncated, log_path=str(path) if path.exists() else None, done=state in TERMINAL,
         error=run.get("error") if state in ("failed", "terminated", "canceled", "skipped") else None,
+        timed_out=timed_out and not text,
     )
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _mirror(project: Project, run_id: str, run: dict[str, Any]) -> None:
+    """A gce stage's lines live in Cloud Logging: bring the local copy up to date."""
+    from goldfish.runs.cloud import gce_backend
+    from goldfish.runs.remote_driver import mirror_logs
+
+    mirror_logs(gce_backend(project), run["backend_handle"], project.runs_dir / run_id)
+
+
+def _has_line(path: Path, cursor: int) -> bool:
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return False
+    if size <= cursor:
+        return False
+    return b"\n" in _read_window(path, cursor, min(size, cursor + MAX_CHARS * 4))
+
+
+def _wait_for_lines(project: Project, run_id: str, path: Path, cursor: int, deadline: float,
+                    clock: Callable[[], float], remote: bool) -> tuple[dict[str, Any], bool]:
+    """Block until a whole line follows ``cursor``, the run is terminal, or ``deadline``:
+    (the run's document as last read, timed out)."""
+    run = project.runs.get(run_id)
+    next_state = clock() + STATE_POLL
+    while True:
+        if _has_line(path, cursor):
+            return run, False
+        now = clock()
+        if now >= deadline:
+            return run, True
+        if now >= next_state:
+            run = project.runs.get(run_id)
+            if remote:
+                _mirror(project, run_id, run)
+            if run["state"] in TERMINAL:
+                if remote:
+                    _mirror(project, run_id, run)
+                return run, False
+            next_state = now + (1.0 if remote else STATE_POLL)
+        time.sleep(min(FOLLOW_POLL, max(0.0, deadline - now)))

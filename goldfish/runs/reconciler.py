@@ -13,6 +13,7 @@ one of them acts.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from goldfish.runs.stage_env import PACKAGE_ROOT
 
 if TYPE_CHECKING:
     from goldfish.project import Project
+
+log = logging.getLogger(__name__)
 
 
 def spawn_runner(project: Project, prun_id: str, runner_id: str) -> int:
@@ -67,8 +70,11 @@ def reconcile(project: Project) -> list[str]:
         try:
             settle_lost(project, str(workspace), prun)
         except (GoldfishError, OSError) as exc:  # the new runner settles them instead
-            print(f"goldfish: settling the lost stages of {prun_id} failed ({exc})", file=sys.stderr)
-        spawn_runner(project, prun_id, runner_id)
+            log.warning("settling the lost stages of %s failed (%s); the new runner settles them", prun_id, exc,
+                        extra={"run_ids": [prun_id], "workspace": workspace})
+        pid = spawn_runner(project, prun_id, runner_id)
+        log.info("runner of %s was dead: started a new one (pid %s, runner id %s)", prun_id, pid, runner_id,
+                 extra={"run_ids": [prun_id], "workspace": workspace})
         started.append(prun_id)
     if stale:
         with project.store.transaction() as tx:
@@ -79,6 +85,7 @@ def reconcile(project: Project) -> list[str]:
         sweep_vms(project)
     except Exception as exc:  # the cloud being unreachable must not stop a project from opening
         print(f"goldfish: VM sweep skipped ({exc})", file=sys.stderr)
+        log.warning("VM sweep skipped: %s", exc)
     return started
 
 
@@ -130,6 +137,9 @@ def sweep_vms(project: Project, *, force: bool = False) -> list[str]:
                  or str(run.get("attempt") or 1) != labels.get("goldfish-attempt", "1"))
         if stale and api.delete(inst.zone.rsplit("/", 1)[-1], inst.name):
             deleted.append(inst.name)
+            log.info("deleted VM %s of %s run %s (attempt %s)", inst.name,
+                     run.get("state") if run else "unknown", run_id, labels.get("goldfish-attempt", "1"),
+                     extra={"run_ids": [run_id] if run_id else [], "workspace": entry.get("workspace") if entry else None})
     if project.store.table("warm_pool").docs():
         from goldfish.runs import warm_pool
 

@@ -10,6 +10,7 @@ a new runner can pick up where a dead one stopped.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from goldfish.runs.state import TERMINAL, now_iso, settle_pipeline, transition, 
 from goldfish.runs.stage_driver import TICK, StageDriver
 
 MAX_DRIVER_RESTARTS = 20
+log = logging.getLogger(__name__)
 
 
 class Runner:
@@ -74,8 +76,11 @@ class Runner:
             self._hooks = load_hooks()
         return self._hooks
 
-    def log(self, text: str) -> None:
+    def log(self, text: str, level: int = logging.INFO) -> None:
         print(f"[{now_iso()[:23]}Z] {text}", flush=True)
+        # The same line, structured, in .goldfish/logs/runner.jsonl (searchable with the run's ids).
+        log.log(logging.ERROR if "Traceback (most recent call last)" in text else level, "%s", text,
+                extra={"run_ids": [self.prun_id], "workspace": self.workspace})
 
     def lease_lost(self) -> bool:
         return self.keeper is not None and self.keeper.lost.is_set()
@@ -200,6 +205,10 @@ class Runner:
 
 def main(prun_id: str, runner_id: str, project_path: str | None) -> int:
     project = Project.open(project_path, source="runner")
+    from goldfish.logsearch.jsonlog import configure_project
+
+    # runner.log already holds this process's stdout and stderr; the records go to runner.jsonl.
+    configure_project(project, "runner", stderr_level=None)
     try:
         return Runner(project, prun_id, runner_id).main()
     except GoldfishError as exc:

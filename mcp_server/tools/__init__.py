@@ -26,6 +26,7 @@ MODULES = [
     "config_tools",
     "image_tools",
     "pool_tools",
+    "log_tools",
 ]
 
 

@@ -158,15 +158,20 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         run_id: RunId,
         tail: Annotated[int, Field(ge=1, le=10000, description="Lines from the end (first call)")] = 200,
         since: Annotated[str | None, Field(max_length=40, description="Only lines stamped at/after this ISO time")] = None,
-        follow: Annotated[bool, Field(description="Streaming intent: pass the returned cursor back")] = False,
+        follow: Annotated[bool, Field(description=(
+            "Stream: with cursor, wait up to wait_seconds for new lines before answering"))] = False,
         cursor: Annotated[int | None, Field(ge=0, description="Byte offset from a previous call: only newer lines")] = None,
+        wait_seconds: Annotated[int, Field(ge=0, le=60, description="follow: longest wait for new lines")] = 30,
     ) -> LogsResult:
         """A stage run's stdout/stderr (plus Goldfish's own notes on what it did to the run).
 
-        To follow a running stage: call once, then keep calling with cursor=<returned cursor>; each
-        call returns only lines appended since, never repeating or skipping any. done=true means
-        the run ended and the log is complete."""
-        return read_logs(ctx.project(), run_id, tail=tail, since=since, follow=follow, cursor=cursor)
+        To follow a running stage: call once (the last `tail` lines and a cursor), then keep calling
+        with follow=True, cursor=<returned cursor>: each call waits until new lines arrive (up to
+        wait_seconds; timed_out=true if none did) and returns only lines appended since, never
+        repeating or skipping any. done=true means the run ended and the log is complete. To search
+        across runs, use search_goldfish_logs."""
+        return read_logs(ctx.project(), run_id, tail=tail, since=since, follow=follow, cursor=cursor,
+                         wait_seconds=wait_seconds)
 
     @server.tool(annotations=ToolAnnotations(title="Cancel a run", read_only_hint=False, destructive_hint=True,
                                              idempotent_hint=True, open_world_hint=False))

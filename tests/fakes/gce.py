@@ -91,6 +91,7 @@ class FakeCloud:
         self.calls: list[dict[str, Any]] = []
         self.images: set[str] = set()
         self.entries: list[dict[str, Any]] = []
+        self.log_filters: list[str] = []  # the filter of every entries:list call, in order
         self.lock = threading.RLock()
         self.ids = itertools.count(1000)
         # script
@@ -430,6 +431,7 @@ class FakeCloud:
                             if entry.get("insertId") not in seen:
                                 cloud.entries.append({**entry, "_seq": len(cloud.entries)})
                     return self._send(200, {})
+                cloud.log_filters.append(str(body.get("filter", "")))
                 try:
                     found = [e for e in cloud.entries if matches(body.get("filter", ""), e)]
                 except FilterError as exc:
