@@ -3,10 +3,12 @@
 1. run() call → records created (the pipeline run's created_at) and → the stage process starting
    (its first line records time.time()), for a 50-file workspace. Baseline: a raw `git add -A &&
    git commit` of the same 50 files plus spawning `python -c pass`. Targets: records <= 300 ms,
-   stage start <= 600 ms.
+   stage start <= 300 ms (median; the first sample, made before any standby runner waits, is
+   reported apart). ``--no-standby`` sets ``jobs.standby_idle_seconds: 0`` (a runner process is
+   spawned per run, started while run() does its own work).
 2. N sequential one-stage runs end to end (run, wait until completed, finalize), per-run time.
 
-    python benchmarks/run_bench.py [--runs 100] [--samples 10]
+    python benchmarks/run_bench.py [--runs 100] [--samples 10] [--no-standby]
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _mount(project: Project) -> Path:
     return project.slot_path("w1")
 
 
-def setup(tmp: Path) -> tuple[Project, Path]:
+def setup(tmp: Path, standby: bool = True) -> tuple[Project, Path]:
     os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
     result = init_project(tmp / "proj", "bench")
     import yaml
@@ -49,6 +51,8 @@ def setup(tmp: Path) -> tuple[Project, Path]:
     cfg = Path(result.project_root) / "goldfish.yaml"
     data = yaml.safe_load(cfg.read_text())
     data.setdefault("pre_run_review", {})["enabled"] = False
+    if not standby:
+        data.setdefault("jobs", {})["standby_idle_seconds"] = 0
     cfg.write_text(yaml.safe_dump(data))
     project = Project.open(result.project_root, source="cli")
     slot = _mount(project)
@@ -121,10 +125,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--no-standby", action="store_true", help="jobs.standby_idle_seconds: 0")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:  # a runner may still be exiting
         tmp = Path(d)
-        project, slot = setup(tmp)
+        project, slot = setup(tmp, standby=not args.no_standby)
         base = baseline(tmp)
         to_records, to_stage = latency(project, slot, args.samples)
         rec, stage = statistics.median(to_records), statistics.median(to_stage)
@@ -132,14 +137,18 @@ def main() -> None:
         print(f"run() -> records created  (median of {args.samples}): {rec * 1000:7.1f} ms"
               f"  ratio {rec / base:4.2f}x  target <= 300 ms: {'ok' if rec <= 0.3 else 'MISSED'}")
         print(f"run() -> stage starts     (median of {args.samples}): {stage * 1000:7.1f} ms"
-              f"  ratio {stage / base:4.2f}x  target <= 600 ms: {'ok' if stage <= 0.6 else 'MISSED'}")
+              f"  ratio {stage / base:4.2f}x  target <= 300 ms: {'ok' if stage <= 0.3 else 'MISSED'}")
+        print(f"run() -> stage starts, first run of the process: {to_stage[0] * 1000:7.1f} ms"
+              f"  ratio {to_stage[0] / base:4.2f}x")
         if args.runs:
             times = sequential(project, slot, args.runs)
             q = statistics.quantiles(times, n=20)
             print(f"{args.runs} sequential one-stage runs end to end: total {sum(times):6.1f} s, per run "
                   f"median {statistics.median(times) * 1000:6.0f} ms, p95 {q[18] * 1000:6.0f} ms, "
                   f"max {max(times) * 1000:6.0f} ms ({statistics.median(times) / base:4.1f}x baseline)")
-        print(json.dumps({"baseline_ms": base * 1000, "records_ms": rec * 1000, "stage_start_ms": stage * 1000}))
+        print(json.dumps({"baseline_ms": base * 1000, "records_ms": rec * 1000, "stage_start_ms": stage * 1000,
+                          "first_stage_start_ms": to_stage[0] * 1000}))
+        project.runs.standby.close()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,7 +22,8 @@ from goldfish.errors import InvalidInput, NotFound
 from goldfish.runs.availability import backend_issue, request_gpus, require_backend
 from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
-from goldfish.runs.launch_review import LaunchFinding, StageCheck, as_issues, check_stages, version_archive
+from goldfish.runs.launch_review import LaunchFinding, StageCheck, as_issues, check_stages
+from goldfish.runs.launch_review import keep_archive, version_archive
 from goldfish.runs.lease import LeaseFile
 from goldfish.pipelines.model import load_pipeline
 from goldfish.pipelines.validate import validate_pipeline
@@ -29,6 +31,7 @@ from goldfish.records.roles import RESULT, SUPPORTING, metric_mentions, pick_res
 from goldfish.records.service import consume_saved_specs, new_record
 from goldfish.runs.reconciler import reconcile, runner_alive, spawn_runner
 from goldfish.runs.request import RunRequest, build_request
+from goldfish.runs.standby import SETTLE_SECONDS, Standby
 from goldfish.runs.state import (
     ACTIVE,
     PIPELINE_TERMINAL,
@@ -180,6 +183,11 @@ class Runs:
         self._next_check: dict[str, float] = {}
         self._hooks: RunHooks | None = None
 
+    @cached_property
+    def standby(self) -> Standby:
+        """The runner started ahead of time for the next run() (``runs.standby``)."""
+        return Standby(self.project)
+
     @property
     def hooks(self) -> RunHooks:
         """The runner's review hooks, loaded once (scanning entry points is not free)."""
@@ -217,21 +225,26 @@ class Runs:
             return self.dry_run(request)
         require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
+        self.standby.ensure()  # a runner process warming up while this call does its own work
         version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
         with version_archive(self.project, request.workspace, version.sha) as app:
             archived = load_pipeline(app, request.pipeline_name)
             result_stage = self.result_stage(request, app, archived)
             checks = self.review(request, app, archived, sha=version.sha)
-        result = self.record(request, version, result_stage, checks)
+            result = self.record(request, version, result_stage, checks)
+            if result.status != "blocked":  # the first stage to prepare takes these files (no second archive)
+                keep_archive(app, self.project.runs_dir / result.pipeline_run_id, version.sha)
         if result.status == "blocked":
             return result
         runner_id = LeaseFile(self.project.runs_dir / result.pipeline_run_id).reserve(
             self.project.config.jobs.runner_lease_seconds)
         if runner_id is not None:
             try:
-                spawn_runner(self.project, result.pipeline_run_id, runner_id)
+                if not self.standby.hand_off(result.pipeline_run_id, runner_id):
+                    spawn_runner(self.project, result.pipeline_run_id, runner_id)
             except OSError as exc:
                 result.message += f" The runner did not start ({exc}); it is retried when the project is next opened."
+            self.standby.ensure(settle=SETTLE_SECONDS)  # for the next run()
         if wait:
             return self.wait(result.pipeline_run_id, wait_seconds, progress)
         return result
