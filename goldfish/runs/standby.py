@@ -189,23 +189,37 @@ def _warm(project: Project) -> Any:
     return load_hooks()
 
 
-def _read_job(fd: int, idle: float) -> tuple[str, str] | None:
-    """The ``(prun_id, runner_id)`` written into the pipe; None on EOF or after ``idle`` seconds."""
-    deadline = time.monotonic() + idle
-    data = b""
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
+class _Lifeline:
+    """The read end of the pipe: a job line, or EOF when the owner closed it or died."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.data = b""
+        self.eof = False
+
+    def pump(self, seconds: float) -> None:
+        """Read for up to ``seconds``, until a whole line or EOF arrived."""
+        deadline = time.monotonic() + seconds
+        while b"\n" not in self.data and not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                chunk = os.read(self.fd, 4096)
+                self.data += chunk
+                self.eof = not chunk
+
+    @property
+    def done(self) -> bool:
+        return self.eof or b"\n" in self.data
+
+    def job(self) -> tuple[str, str] | None:
+        """``(prun_id, runner_id)`` once a whole line arrived, else None."""
+        if b"\n" not in self.data:
             return None
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return None
-        data += chunk
-    parts = data.split(b"\n", 1)[0].decode().split()
-    return (parts[0], parts[1]) if len(parts) == 2 else None
+        parts = self.data.split(b"\n", 1)[0].decode(errors="replace").split()
+        return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
 def _redirect(path: Path) -> None:
@@ -229,28 +243,31 @@ def main(argv: list[str] | None = None) -> int:
     from goldfish.errors import GoldfishError
     from goldfish.project import Project
 
+    pipe = _Lifeline(args.fd)
     # Started right after a hand-off, the warm-up would compete for the CPU with that run's stage
-    # start: wait a moment first, unless a run arrives sooner.
-    select.select([args.fd], [], [], args.settle)
-    project = Project.open(args.project, source="runner")
-    stamp = _config_stamp(project.config_path)
-    hooks = _warm(project)
-    job = _read_job(args.fd, args.idle)
-    os.close(args.fd)
-    if job is None:
+    # start: wait a moment first (a run or the pipe closing ends the wait).
+    pipe.pump(args.settle)
+    if pipe.eof and pipe.job() is None:
         return 0
-    prun_id, runner_id = job
-    _redirect(project.runs_dir / prun_id / "runner.log")
-    from goldfish.runs.runner import Runner
-
     try:
+        project = Project.open(args.project, source="runner")
+        stamp = _config_stamp(project.config_path)
+        hooks = None if pipe.done else _warm(project)
+        pipe.pump(args.idle)
+        os.close(args.fd)
+        job = pipe.job()
+        if job is None:
+            return 0
+        prun_id, runner_id = job
+        _redirect(project.runs_dir / prun_id / "runner.log")
+        from goldfish.runs.runner import Runner
+
         if _config_stamp(project.config_path) != stamp:  # goldfish.yaml changed while waiting
             project, hooks = Project.open(args.project, source="runner"), None
         return Runner(project, prun_id, runner_id, hooks=hooks).main()
     except GoldfishError as exc:
         print(f"goldfish runner: {exc}", file=sys.stderr, flush=True)
         return 2
-
 
 if __name__ == "__main__":
     sys.exit(main())
