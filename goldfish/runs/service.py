@@ -227,27 +227,34 @@ class Runs:
         check_gate(self.project, request.workspace)
         self.standby.ensure()  # a runner process warming up while this call does its own work
         version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
+        started: list[str] = []
+
+        def start(prun_id: str) -> None:  # right after the commit: the stage's start waits on nothing else
+            keep_archive(app, self.project.runs_dir / prun_id, version.sha)  # the first stage's files
+            started.append(self.start_runner(prun_id))
+
         with version_archive(self.project, request.workspace, version.sha) as app:
             archived = load_pipeline(app, request.pipeline_name)
             result_stage = self.result_stage(request, app, archived)
             checks = self.review(request, app, archived, sha=version.sha)
-            result = self.record(request, version, result_stage, checks)
-            if result.status != "blocked":  # the first stage to prepare takes these files (no second archive)
-                keep_archive(app, self.project.runs_dir / result.pipeline_run_id, version.sha)
+            result = self.record(request, version, result_stage, checks, on_recorded=start)
         if result.status == "blocked":
             return result
-        runner_id = LeaseFile(self.project.runs_dir / result.pipeline_run_id).reserve(
-            self.project.config.jobs.runner_lease_seconds)
-        if runner_id is not None:
-            try:
-                if not self.standby.hand_off(result.pipeline_run_id, runner_id):
-                    spawn_runner(self.project, result.pipeline_run_id, runner_id)
-            except OSError as exc:
-                result.message += f" The runner did not start ({exc}); it is retried when the project is next opened."
-            self.standby.ensure(settle=SETTLE_SECONDS)  # for the next run()
+        result.message += "".join(started)
+        self.standby.ensure(settle=SETTLE_SECONDS)  # for the next run()
         if wait:
             return self.wait(result.pipeline_run_id, wait_seconds, progress)
         return result
+
+    def start_runner(self, prun_id: str) -> str:
+        """Reserve the lease and hand the run to the standby runner, else spawn one; a note on failure."""
+        runner_id = LeaseFile(self.project.runs_dir / prun_id).reserve(self.project.config.jobs.runner_lease_seconds)
+        try:
+            if runner_id is not None and not self.standby.hand_off(prun_id, runner_id):
+                spawn_runner(self.project, prun_id, runner_id)
+        except OSError as exc:
+            return f" The runner did not start ({exc}); it is retried when the project is next opened."
+        return ""
 
     def result_stage(self, request: RunRequest, app: Path, pipeline: Pipeline) -> str:
         spec = request.results_spec
@@ -325,9 +332,11 @@ class Runs:
                             result_stage=result_stage, errors=errors, warnings=warnings, gate=gate)
 
     def record(self, request: RunRequest, version: Any, result_stage: str | None = None,
-               checks: list[StageCheck] | None = None) -> RunResult:
+               checks: list[StageCheck] | None = None, on_recorded: Callable[[str], None] | None = None
+               ) -> RunResult:
         """One transaction: pipeline run, stage runs, records, index entries, audit row — and, when the
-        launch review blocked a stage, every stage run's terminal transition (nothing launches)."""
+        launch review blocked a stage, every stage run's terminal transition (nothing launches).
+        ``on_recorded(prun_id)`` runs right after the commit when nothing was blocked; STATE.md after it."""
         project = self.project
         part = ws_partition(request.workspace)
         now = now_iso()
@@ -406,7 +415,9 @@ class Runs:
                   details={"pipeline_run_id": prun_id, "stage_runs": stage_ids, "version": version.version,
                            "reused_version": bool(getattr(version, "reused", False)),
                            "results_spec_saved_for": request.saved_spec_stages})
-            tx.after_commit(_regenerate_state_md(project))
+        if on_recorded is not None and not blocked:
+            on_recorded(prun_id)
+        _regenerate_state_md(project)()
         result = self.status(prun_id)
         result.reused_version = bool(getattr(version, "reused", False))
         result.skipped_files = [f if isinstance(f, dict) else f.model_dump()
