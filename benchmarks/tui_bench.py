@@ -207,7 +207,7 @@ def main() -> None:
         t0 = time.perf_counter()
         project = build(Path(tmp), args.records, args.active)
         print(f"project: {args.records} records, {args.active} active runs (built in {time.perf_counter() - t0:.1f}s)")
-        ours, filled, bare = asyncio.run(startup(project, max(3, args.reps // 3)))
+        ours, filled, bare = asyncio.run(startup(project, max(5, args.reps // 3)))
         r: dict[str, Any] = asyncio.run(refreshes(project, args.reps))
     print(f"start-up to first paint   {ours:8.1f} ms   bare Textual app + DataTable {bare:8.1f} ms"
           f"   ratio {ours / bare:5.2f}")

@@ -50,6 +50,7 @@ class GoldfishApp(App[int]):
         super().__init__()
         self.project = project
         self.reconcile = reconcile  # give dead runners new ones, after the first frame
+        self.reconciled: list[str] | None = None  # pipeline runs that got a new runner (once done)
         self.now: Clock = now or time.time
         self.live = live
         self.tick_seconds = tick_seconds
@@ -115,7 +116,11 @@ class GoldfishApp(App[int]):
     def _reconcile(self) -> None:
         from goldfish.runs.reconciler import reconcile_quietly
 
-        reconcile_quietly(self.project)  # as when any process opens the project
+        try:
+            self.reconciled = reconcile_quietly(self.project)  # as when any process opens the project
+        finally:
+            if self.reconciled is None:  # it failed (reported by handle_worker_state): not due any more
+                self.reconciled = []
 
     @work(thread=True, group="watch", name="slot watcher", exit_on_error=False)
     def _start_slot_watcher(self) -> None:
@@ -172,7 +177,9 @@ class GoldfishApp(App[int]):
                 continue
             await asyncio.sleep(0.02)
             pumps = [self, *self.screen_stack]
-            first_load_due = getattr(self.screen, "painted_at", 0.0) is None  # a LiveScreen not painted yet
+            # A LiveScreen not painted yet, or the start-up reconcile not run yet: their work is due.
+            first_load_due = getattr(self.screen, "painted_at", 0.0) is None or (
+                self.reconcile and self.reconciled is None)
             if not first_load_due and not any(w.group != "watch" and not w.is_finished for w in self.workers) and all(
                 p._message_queue.empty() for p in pumps
             ):

@@ -24,12 +24,11 @@ from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
 from goldfish.runs.launch_review import LaunchFinding, StageCheck, as_issues, check_stages
 from goldfish.runs.launch_review import keep_archive, version_archive
-from goldfish.runs.lease import LeaseFile
 from goldfish.pipelines.model import load_pipeline
 from goldfish.pipelines.validate import validate_pipeline
 from goldfish.records.roles import RESULT, SUPPORTING, metric_mentions, pick_result_stage
 from goldfish.records.service import consume_saved_specs, new_record
-from goldfish.runs.reconciler import reconcile, runner_alive, spawn_runner
+from goldfish.runs.reconciler import reconcile, runner_alive
 from goldfish.runs.request import RunRequest, build_request
 from goldfish.runs.standby import SETTLE_SECONDS, Standby
 from goldfish.runs.state import (
@@ -226,18 +225,22 @@ class Runs:
         require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
         self.standby.ensure()  # a runner process warming up while this call does its own work
-        version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
+        version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary, state_md=False)
         started: list[str] = []
 
         def start(prun_id: str) -> None:  # right after the commit: the stage's start waits on nothing else
             keep_archive(app, self.project.runs_dir / prun_id, version.sha)  # the first stage's files
-            started.append(self.start_runner(prun_id))
+            started.append(self.standby.start_runner(prun_id))
 
-        with version_archive(self.project, request.workspace, version.sha) as app:
-            archived = load_pipeline(app, request.pipeline_name)
-            result_stage = self.result_stage(request, app, archived)
-            checks = self.review(request, app, archived, sha=version.sha)
-            result = self.record(request, version, result_stage, checks, on_recorded=start)
+        try:
+            with version_archive(self.project, request.workspace, version.sha) as app:
+                archived = load_pipeline(app, request.pipeline_name)
+                result_stage = self.result_stage(request, app, archived)
+                checks = self.review(request, app, archived, sha=version.sha)
+                result = self.record(request, version, result_stage, checks, on_recorded=start)
+        except BaseException:
+            _regenerate_state_md(self.project)()  # the version was saved: STATE.md shows it
+            raise
         if result.status == "blocked":
             return result
         result.message += "".join(started)
@@ -245,16 +248,6 @@ class Runs:
         if wait:
             return self.wait(result.pipeline_run_id, wait_seconds, progress)
         return result
-
-    def start_runner(self, prun_id: str) -> str:
-        """Reserve the lease and hand the run to the standby runner, else spawn one; a note on failure."""
-        runner_id = LeaseFile(self.project.runs_dir / prun_id).reserve(self.project.config.jobs.runner_lease_seconds)
-        try:
-            if runner_id is not None and not self.standby.hand_off(prun_id, runner_id):
-                spawn_runner(self.project, prun_id, runner_id)
-        except OSError as exc:
-            return f" The runner did not start ({exc}); it is retried when the project is next opened."
-        return ""
 
     def result_stage(self, request: RunRequest, app: Path, pipeline: Pipeline) -> str:
         spec = request.results_spec

@@ -117,6 +117,21 @@ class Standby:
             spare.close()
         return True
 
+    def start_runner(self, prun_id: str) -> str:
+        """Reserve the run's lease and hand the run to the waiting standby, else spawn a runner;
+        returns a note for run()'s message when no runner could start (the reconciler retries)."""
+        from goldfish.runs.lease import LeaseFile
+        from goldfish.runs.reconciler import spawn_runner
+
+        project = self.project
+        runner_id = LeaseFile(project.runs_dir / prun_id).reserve(project.config.jobs.runner_lease_seconds)
+        try:
+            if runner_id is not None and not self.hand_off(prun_id, runner_id):
+                spawn_runner(project, prun_id, runner_id)
+        except OSError as exc:
+            return f" The runner did not start ({exc}); it is retried when the project is next opened."
+        return ""
+
     def close(self) -> None:
         """Let every waiting standby exit (they see the pipe close)."""
         with self._lock:
