@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 # run() hands a run only to a standby this far from its idle deadline (no race with its exit).
 DEADLINE_MARGIN_SECONDS = 10.0
-# A standby started after a hand-off waits this long before warming up (the stage is starting).
-SETTLE_SECONDS = 0.4
+# A standby started after a hand-off waits this long before warming up (the stage is starting);
+# 0.4 s left it still warming up when the next run() came a second later on a loaded machine.
+SETTLE_SECONDS = 0.1
 LOG_NAME = "standby.log"
 
 
@@ -237,6 +238,10 @@ class _Lifeline:
         return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+
+
 def _redirect(path: Path) -> None:
     """Point stdout and stderr at the run's ``runner.log`` (as a spawned runner's are)."""
     sys.stdout.flush()
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         prun_id, runner_id = job
         _redirect(project.runs_dir / prun_id / "runner.log")
+        print(f"[{_stamp()}Z] standby runner {os.getpid()} took {prun_id}", flush=True)
         from goldfish.runs.runner import Runner
 
         if _config_stamp(project.config_path) != stamp:  # goldfish.yaml changed while waiting
