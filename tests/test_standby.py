@@ -56,13 +56,22 @@ def _run(project, env: Env, value: int):  # type: ignore[no-untyped-def]
     return result
 
 
+def _two_runs(project, env: Env):  # type: ignore[no-untyped-def]
+    """After one run no standby waits (a one-run process would waste it); after the second one does."""
+    first = _run(project, env, 1)
+    assert project.runs.standby.pids() == []
+    # The first run was still driven by a standby: started when run() began, handed the run.
+    assert "standby runner" in (project.runs_dir / first.pipeline_run_id / "runner.log").read_text()
+    return _run(project, env, 2)
+
+
 def test_run_is_driven_by_the_standby_started_before_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(tmp_path, monkeypatch)
     project = env.open()
-    first = _run(project, env, 1)
+    first = _two_runs(project, env)
     waiting = project.runs.standby.pids()
     assert len(waiting) == 1 and waiting[0] != _runner_pid(project, first.pipeline_run_id)
-    second = _run(project, env, 2)
+    second = _run(project, env, 3)
     assert _runner_pid(project, second.pipeline_run_id) == waiting[0]
     # The stage took the files run() reviewed: no kept archive is left in the pipeline run's dir.
     assert not list((project.runs_dir / second.pipeline_run_id).glob("app-*"))
@@ -78,11 +87,11 @@ def test_run_is_driven_by_the_standby_started_before_it(tmp_path: Path, monkeypa
 def test_a_dead_standby_falls_back_to_a_spawned_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(tmp_path, monkeypatch)
     project = env.open()
-    _run(project, env, 1)
+    _two_runs(project, env)
     [pid] = project.runs.standby.pids()
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
-    second = _run(project, env, 2)
+    second = _run(project, env, 3)
     assert _runner_pid(project, second.pipeline_run_id) != pid
     project.runs.standby.close()
 
@@ -90,7 +99,7 @@ def test_a_dead_standby_falls_back_to_a_spawned_runner(tmp_path: Path, monkeypat
 def test_standby_exits_when_its_owner_goes_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(tmp_path, monkeypatch)
     project = env.open()
-    _run(project, env, 1)
+    _two_runs(project, env)
     [pid] = project.runs.standby.pids()
     del project
     gc.collect()  # Project and Runs refer to each other: the cycle collector frees them
@@ -100,10 +109,10 @@ def test_standby_exits_when_its_owner_goes_away(tmp_path: Path, monkeypatch: pyt
 def test_changed_environment_gets_a_fresh_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(tmp_path, monkeypatch)
     project = env.open()
-    _run(project, env, 1)
+    _two_runs(project, env)
     [old] = project.runs.standby.pids()
     monkeypatch.setenv("GOLDFISH_STANDBY_TEST", "changed")
-    second = _run(project, env, 2)
+    second = _run(project, env, 3)
     assert _runner_pid(project, second.pipeline_run_id) != old  # it would carry the old environment
     _wait_gone(old)
     project.runs.standby.close()
@@ -113,8 +122,10 @@ def test_standby_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(tmp_path, monkeypatch)
     env.configure(jobs={"standby_idle_seconds": 0})
     project = env.open()
-    _run(project, env, 1)
-    assert project.runs.standby.pids() == []
+    for i in (1, 2):
+        result = _run(project, env, i)
+        assert project.runs.standby.pids() == []
+        assert "standby runner" not in (project.runs_dir / result.pipeline_run_id / "runner.log").read_text()
 
 
 def test_lifeline_reads_a_job_eof_and_idle() -> None:

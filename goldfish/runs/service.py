@@ -30,7 +30,7 @@ from goldfish.records.roles import RESULT, SUPPORTING, metric_mentions, pick_res
 from goldfish.records.service import consume_saved_specs, new_record
 from goldfish.runs.reconciler import reconcile, runner_alive
 from goldfish.runs.request import RunRequest, build_request
-from goldfish.runs.standby import SETTLE_SECONDS, Standby
+from goldfish.runs.standby import Standby
 from goldfish.runs.state import (
     ACTIVE,
     PIPELINE_TERMINAL,
@@ -244,7 +244,7 @@ class Runs:
         if result.status == "blocked":
             return result
         result.message += "".join(started)
-        self.standby.ensure(settle=SETTLE_SECONDS)  # for the next run()
+        self.standby.ensure_next()  # for the next run()
         if wait:
             return self.wait(result.pipeline_run_id, wait_seconds, progress)
         return result

@@ -79,6 +79,7 @@ class Standby:
         self.project = project
         self._lock = threading.Lock()
         self._spares: list[_Spare] = []
+        self._started = 0  # runs started through this Standby
         # Closing the pipe when the owner goes away is what ends an idle standby.
         self._finalizer = weakref.finalize(self, _close_all, self._spares)
 
@@ -102,6 +103,15 @@ class Standby:
                 self._spares.append(self._spawn(settle))
             except OSError as exc:
                 print(f"goldfish: standby runner not started ({exc})", file=sys.stderr)
+
+    def ensure_next(self) -> None:
+        """After a run started: a standby for the next run(), once this process has started two runs
+        (a process that starts one run, like a script or the CLI, would only waste one)."""
+        with self._lock:
+            self._started += 1
+            if self._started < 2:
+                return
+        self.ensure(settle=SETTLE_SECONDS)
 
     def hand_off(self, prun_id: str, runner_id: str) -> bool:
         """Give the reserved run to the waiting standby; False when none can take it (spawn instead)."""
