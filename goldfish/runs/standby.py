@@ -6,8 +6,8 @@ runner warmed up per project and process: ``python -m goldfish.runs.standby`` im
 runner and its stage drivers use, opens the project, then blocks on a pipe. ``run()`` records the
 pipeline run, reserves its lease as always, and writes ``<prun-id> <runner-id>`` into the pipe;
 the standby redirects its output to that run's ``runner.log`` and drives it like a spawned runner.
-``run()`` then starts the next standby. A fresh process is started before ``run()`` does its own
-work when no standby is waiting, so the two overlap.
+From a process's second run on, ``run()`` then starts the next standby. A fresh process is started
+before ``run()`` does its own work when no standby is waiting, so the two overlap.
 
 Lifetime: the pipe is the standby's lifeline. It exits when the pipe closes: its ``Runs`` was
 garbage-collected or closed, or its process died (the kernel closes the write end). It also exits
