@@ -167,3 +167,39 @@ def test_kept_archive_is_taken_once_and_dropped(tmp_path: Path) -> None:
     (prun_dir / f"app-{'c' * 40}" / "x").mkdir(parents=True)
     drop_archives(prun_dir)
     assert not list(prun_dir.glob("app-*"))
+
+
+def test_idle_standby_exits_after_its_idle_time(tmp_path: Path) -> None:
+    """The standby's own deadline: it exits after ``--idle`` seconds even while the pipe stays open."""
+    import subprocess
+    import sys
+
+    from goldfish.init import init_project
+
+    root = init_project(tmp_path / "proj", "proj").project_root
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "goldfish.runs.standby", "--project", str(root),
+                                 "--fd", str(r), "--idle", "1"], pass_fds=(r,),
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        os.close(r)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        os.close(w)
+
+
+def test_standby_exits_when_its_owner_process_dies(tmp_path: Path) -> None:
+    """The owner dies without closing anything: the kernel closes the pipe and the standby leaves."""
+    import subprocess
+    import sys
+
+    from goldfish.init import init_project
+
+    root = init_project(tmp_path / "proj", "proj").project_root
+    owner = ("import os, sys\nfrom goldfish.project import Project\n"
+             "standby = Project.open(sys.argv[1]).runs.standby\nstandby.ensure()\n"
+             "print(standby.pids()[0], flush=True)\nos._exit(0)\n")
+    out = subprocess.run([sys.executable, "-c", owner, str(root)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert out.returncode == 0, out.stderr
+    _wait_gone(int(out.stdout.strip()), timeout=60)
