@@ -156,6 +156,10 @@ def test_two_processes_never_share_a_worker(pool_env: CloudEnv) -> None:
     warm_pool.promote(project, project.bucket, "cpu-small")
     assert [r["state"] for r in project.store.table(warm_pool.TABLE).docs()] == ["idle_ready"]
     inserts = len(pool_env.cloud.inserts())
+    # Both stages hold what they got for a while: the runs overlap whichever of them launches first
+    # (a standby runner can start the second run's stage before the first one's).
+    write_stage(env, sleep=3.0)
+    (env.root / "workspaces" / "w2" / "configs" / "work.yaml").write_text((env.slot / "configs" / "work.yaml").read_text())
     a, b = run_once(project, "w1"), run_once(project, "w2")
     for prun, _rid in (a, b):
         assert wait_terminal(project, prun, timeout=90).status == "completed"

@@ -46,9 +46,11 @@ class GoldfishApp(App[int]):
     ]
 
     def __init__(self, project: Project, *, now: Clock | None = None, live: bool = True,
-                 tick_seconds: float = 2.0) -> None:
+                 tick_seconds: float = 2.0, reconcile: bool = False) -> None:
         super().__init__()
         self.project = project
+        self.reconcile = reconcile  # give dead runners new ones, after the first frame
+        self.reconciled: list[str] | None = None  # pipeline runs that got a new runner (once done)
         self.now: Clock = now or time.time
         self.live = live
         self.tick_seconds = tick_seconds
@@ -63,6 +65,8 @@ class GoldfishApp(App[int]):
         from tui.screens.dashboard import DashboardScreen
 
         self.push_screen(DashboardScreen())
+        if self.reconcile:
+            self.call_after_refresh(self._reconcile)
         if self.live:
             self._watch_store()
             self._start_slot_watcher()
@@ -108,6 +112,16 @@ class GoldfishApp(App[int]):
             paths = tuple(p for _, p in changes if not p.endswith(IGNORED_SUFFIXES))
             if paths:
                 self.post_message(StoreChanged(paths))
+
+    @work(thread=True, group="reconcile", name="reconcile", exit_on_error=False)
+    def _reconcile(self) -> None:
+        from goldfish.runs.reconciler import reconcile_quietly
+
+        try:
+            self.reconciled = reconcile_quietly(self.project)  # as when any process opens the project
+        finally:
+            if self.reconciled is None:  # it failed (reported by handle_worker_state): not due any more
+                self.reconciled = []
 
     @work(thread=True, group="watch", name="slot watcher", exit_on_error=False)
     def _start_slot_watcher(self) -> None:
@@ -176,7 +190,10 @@ class GoldfishApp(App[int]):
                 continue
             await asyncio.sleep(0.02)
             pumps = [self, *self.screen_stack]
-            if not any(w.group != "watch" and not w.is_finished for w in self.workers) and all(
+            # A LiveScreen not painted yet, or the start-up reconcile not run yet: their work is due.
+            first_load_due = getattr(self.screen, "painted_at", 0.0) is None or (
+                self.reconcile and self.reconciled is None)
+            if not first_load_due and not any(w.group != "watch" and not w.is_finished for w in self.workers) and all(
                 p._message_queue.empty() for p in pumps
             ):
                 return

@@ -16,17 +16,14 @@ def main(args: argparse.Namespace) -> int:
     if not (cols.isdigit() and rows.isdigit() and 40 <= int(cols) <= 1000 and 10 <= int(rows) <= 1000):
         raise InvalidInput(f"--size {args.size!r} is not COLSxROWS.", fix="Use e.g. --size 180x50.")
     project = Project.open(args.project, source="tui")
-    try:
-        from goldfish.runs.reconciler import reconcile
-    except ImportError:
-        pass
-    else:
-        reconcile(project)  # a run whose runner died gets a new one, as when any process opens the project
     if args.headless:
+        from goldfish.runs.reconciler import reconcile
+
+        reconcile(project)  # a run whose runner died gets a new one, as when any process opens the project
         from tui.headless import run_headless
 
         return run_headless(project, screenshot=args.screenshot, text=args.text,
                             fail_on_alerts=args.fail_on_alerts, size=(int(cols), int(rows)))
     from tui.app import GoldfishApp
 
-    return GoldfishApp(project).run() or 0
+    return GoldfishApp(project, reconcile=True).run() or 0  # reconciles after the first frame

@@ -102,6 +102,16 @@ class JobsConfig(Section):
         ge=1,
         description="A running stage whose heartbeat is older than this is reported as stalled.",
     )
+    standby_idle_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=86400,
+        description=(
+            "A process that starts runs keeps one runner started ahead of time, so the next run's first "
+            "stage starts without waiting for a new process; it exits after this many idle seconds "
+            "(0 turns it off; otherwise at least 30)."
+        ),
+    )
     alert_window_hours: float = Field(
         default=24,
         gt=0,
@@ -111,6 +121,13 @@ class JobsConfig(Section):
             "hours after it ended, unless acknowledged sooner."
         ),
     )
+
+    @field_validator("standby_idle_seconds")
+    @classmethod
+    def _standby_idle(cls, value: int) -> int:
+        if 0 < value < 30:
+            raise rule_error(f"must be 0 (off) or at least 30, got {value}. Fix: set 0 or a value >= 30.")
+        return value
 
 
 class WorkspaceConfig(Section):

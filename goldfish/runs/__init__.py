@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from goldfish import lazy_face
 
 if TYPE_CHECKING:
-    from goldfish.runs.service import Runs, RunResult, DryRunResult, CancelResult, StageRunInfo, GateInfo
+    from goldfish.runs.cancel import CancelResult
+    from goldfish.runs.service import Runs, RunResult, DryRunResult, StageRunInfo, GateInfo
     from goldfish.runs.inspect import InspectRunResult, MetricHistoryResult
     from goldfish.runs.logs import LogsResult
     from goldfish.runs.dashboard import DashboardResult
@@ -29,7 +30,7 @@ __getattr__ = lazy_face(__name__, {
     "Runs": "service",
     "RunResult": "service",
     "DryRunResult": "service",
-    "CancelResult": "service",
+    "CancelResult": "cancel",
     "StageRunInfo": "service",
     "GateInfo": "service",
     "InspectRunResult": "inspect",

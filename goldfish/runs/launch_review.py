@@ -114,6 +114,36 @@ def version_archive(project: Project, workspace: str, sha: str) -> Iterator[Path
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+KEPT_PREFIX = "app-"
+
+
+def keep_archive(app: Path, prun_dir: Path, sha: str) -> None:
+    """Move the files run() reviewed to ``<prun>/app-<sha>``: the first stage of the run to prepare
+    takes them (``take_archive``) instead of extracting the same version again."""
+    try:
+        prun_dir.mkdir(parents=True, exist_ok=True)
+        app.rename(prun_dir / f"{KEPT_PREFIX}{sha}")
+    except OSError:
+        pass  # the stage extracts the version itself
+
+
+def take_archive(prun_dir: Path | None, sha: str, dest: Path) -> bool:
+    """Rename the kept archive of ``sha`` to ``dest``; False when there is none (already taken)."""
+    if prun_dir is None:
+        return False
+    try:
+        (prun_dir / f"{KEPT_PREFIX}{sha}").rename(dest)
+    except OSError:
+        return False
+    return True
+
+
+def drop_archives(prun_dir: Path) -> None:
+    """Remove kept archives no stage took (the pipeline run ended)."""
+    for kept in prun_dir.glob(f"{KEPT_PREFIX}*"):
+        shutil.rmtree(kept, ignore_errors=True)
+
+
 def check_stages(
     project: Project,
     hooks: RunHooks,

@@ -21,6 +21,7 @@ from goldfish.runs.availability import backend_options
 from goldfish.runs.backends import get_backend
 from goldfish.runs.backends.base import Availability, Backend, BackendUnavailable
 from goldfish.errors import GoldfishError
+from goldfish.runs.launch_review import drop_archives
 from goldfish.runs.lease import LeaseFile, LeaseKeeper
 from goldfish.project import Project
 from goldfish.runs.hooks import RunHooks, load_hooks
@@ -132,6 +133,7 @@ class Runner:
                 if all(r.get("state") in TERMINAL for r in runs.values()) and not busy:
                     with self.project.store.transaction() as tx:
                         settle_pipeline(tx, self.workspace, self.prun_id, source=self.project.source)
+                    drop_archives(self.prun_dir)
                     self.log(f"{self.prun_id} finished")
                     return 0
                 self.schedule(prun, runs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,19 +19,20 @@ from pydantic import BaseModel, Field
 
 from goldfish import names
 from goldfish.errors import InvalidInput, NotFound
+from goldfish.runs.cancel import CancelResult, cancel_run
 from goldfish.runs.availability import backend_issue, request_gpus, require_backend
 from goldfish.runs.gate import check_gate, gate_message, unfinalized_runs
 from goldfish.issues import Issue
-from goldfish.runs.launch_review import LaunchFinding, StageCheck, as_issues, check_stages, version_archive
-from goldfish.runs.lease import LeaseFile
+from goldfish.runs.launch_review import LaunchFinding, StageCheck, as_issues, check_stages
+from goldfish.runs.launch_review import keep_archive, version_archive
 from goldfish.pipelines.model import load_pipeline
 from goldfish.pipelines.validate import validate_pipeline
 from goldfish.records.roles import RESULT, SUPPORTING, metric_mentions, pick_result_stage
 from goldfish.records.service import consume_saved_specs, new_record
-from goldfish.runs.reconciler import reconcile, refresh, runner_alive, spawn_runner
+from goldfish.runs.reconciler import reconcile, refresh, runner_alive
 from goldfish.runs.request import RunRequest, build_request
+from goldfish.runs.standby import Standby
 from goldfish.runs.state import (
-    ACTIVE,
     PIPELINE_TERMINAL,
     TERMINAL,
     now_iso,
@@ -108,15 +110,6 @@ class DryRunResult(BaseModel):
     gate: GateInfo
 
 
-class CancelResult(BaseModel):
-    success: bool = Field(description="True when the run is (or is now being) canceled")
-    run_id: str
-    previous_state: str
-    state: str = Field(description="State after the request (terminal once the stage stopped)")
-    message: str
-    canceled: list[str] = Field(default_factory=list, description="Stage runs the request applies to")
-
-
 def _known_inputs(check: StageCheck) -> dict[str, dict[str, Any]]:
     """Inputs resolved at launch, less those from stages of the same run (they never ran)."""
     return {name: entry for name, entry in check.inputs.items()
@@ -180,6 +173,11 @@ class Runs:
         self._next_check: dict[str, float] = {}
         self._hooks: RunHooks | None = None
 
+    @cached_property
+    def standby(self) -> Standby:
+        """The runner started ahead of time for the next run() (``runs.standby``)."""
+        return Standby(self.project)
+
     @property
     def hooks(self) -> RunHooks:
         """The runner's review hooks, loaded once (scanning entry points is not free)."""
@@ -218,21 +216,27 @@ class Runs:
         require_backend(self.project, gpus=request_gpus(self.project, request))
         check_gate(self.project, request.workspace)
         self.check_store(request.workspace)
-        version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary)
-        with version_archive(self.project, request.workspace, version.sha) as app:
-            archived = load_pipeline(app, request.pipeline_name)
-            result_stage = self.result_stage(request, app, archived)
-            checks = self.review(request, app, archived, sha=version.sha)
-        result = self.record(request, version, result_stage, checks)
+        self.standby.ensure()  # a runner process warming up while this call does its own work
+        version = self.project.workspaces.sync_for_run(request.slot, request.reason_summary, state_md=False)
+        started: list[str] = []
+
+        def start(prun_id: str) -> None:  # right after the commit: the stage's start waits on nothing else
+            keep_archive(app, self.project.runs_dir / prun_id, version.sha)  # the first stage's files
+            started.append(self.standby.start_runner(prun_id))
+
+        try:
+            with version_archive(self.project, request.workspace, version.sha) as app:
+                archived = load_pipeline(app, request.pipeline_name)
+                result_stage = self.result_stage(request, app, archived)
+                checks = self.review(request, app, archived, sha=version.sha)
+                result = self.record(request, version, result_stage, checks, on_recorded=start)
+        except BaseException:
+            _regenerate_state_md(self.project)()  # the version was saved: STATE.md shows it
+            raise
         if result.status == "blocked":
             return result
-        runner_id = LeaseFile(self.project.runs_dir / result.pipeline_run_id).reserve(
-            self.project.config.jobs.runner_lease_seconds)
-        if runner_id is not None:
-            try:
-                spawn_runner(self.project, result.pipeline_run_id, runner_id)
-            except OSError as exc:
-                result.message += f" The runner did not start ({exc}); it is retried when the project is next opened."
+        result.message += "".join(started)
+        self.standby.ensure_next()  # for the next run()
         if wait:
             return self.wait(result.pipeline_run_id, wait_seconds, progress)
         return result
@@ -323,9 +327,11 @@ class Runs:
                             result_stage=result_stage, errors=errors, warnings=warnings, gate=gate)
 
     def record(self, request: RunRequest, version: Any, result_stage: str | None = None,
-               checks: list[StageCheck] | None = None) -> RunResult:
+               checks: list[StageCheck] | None = None, on_recorded: Callable[[str], None] | None = None
+               ) -> RunResult:
         """One transaction: pipeline run, stage runs, records, index entries, audit row — and, when the
-        launch review blocked a stage, every stage run's terminal transition (nothing launches)."""
+        launch review blocked a stage, every stage run's terminal transition (nothing launches).
+        ``on_recorded(prun_id)`` runs right after the commit when nothing was blocked; STATE.md after it."""
         project = self.project
         part = ws_partition(request.workspace)
         now = now_iso()
@@ -404,7 +410,9 @@ class Runs:
                   details={"pipeline_run_id": prun_id, "stage_runs": stage_ids, "version": version.version,
                            "reused_version": bool(getattr(version, "reused", False)),
                            "results_spec_saved_for": request.saved_spec_stages})
-            tx.after_commit(_regenerate_state_md(project))
+        if on_recorded is not None and not blocked:
+            on_recorded(prun_id)
+        _regenerate_state_md(project)()
         result = self.status(prun_id)
         result.reused_version = bool(getattr(version, "reused", False))
         result.skipped_files = [f if isinstance(f, dict) else f.model_dump()
@@ -536,63 +544,4 @@ class Runs:
     # ----------------------------------------------------------------- cancel
     def cancel(self, run_id: str, reason: str, *, wait_seconds: float | None = None) -> CancelResult:
         """Cancel a stage run (or every stage run of a pipeline run) from any non-terminal state."""
-        text = names.reason(reason, self.project.config.audit.min_reason_length)
-        ws, kind = self._locate(run_id)
-        part = ws_partition(ws)
-        if kind == "pipeline":
-            prun = self.project.store.table("pipeline_runs", part).require(run_id, what="pipeline run")
-            targets = list(prun["stage_runs"].values())
-            previous = prun["state"]
-        else:
-            targets = [run_id]
-            previous = self.get(run_id)["state"]
-        # A run whose runner and stage are both gone is settled orphaned first: a cancel must not
-        # record a crash as canceled/manual (which would also free the finalization gate).
-        prun_of = run_id if kind == "pipeline" else self.get(run_id)["pipeline_run_id"]
-        was = {rid: self.get(rid)["state"] for rid in targets}
-        dead: list[str] = []
-        if any(state in ACTIVE for state in was.values()) and refresh(self.project, [prun_of]):
-            dead = [rid for rid in targets if was[rid] in ACTIVE
-                    and (self.get(rid)["state"], self.get(rid).get("cause")) == ("terminated", "orphaned")]
-        found = (f"{', '.join(dead)} had already died (runner and stage process gone, no exit code): recorded"
-                 " terminated/orphaned, not canceled. " if dead else "")
-        applied: list[str] = []
-        with self.project.store.transaction() as tx:
-            runs = tx.table("runs", part)
-            for rid in targets:
-                doc = runs.require(rid, what="stage run")
-                if doc["state"] in TERMINAL:
-                    continue
-                applied.append(rid)
-                runs.patch(rid, {"cancel_requested": True, "cancel_reason": text,
-                                 "cancel_requested_at": now_iso(), "cancel_source": self.project.source})
-                if doc["state"] == "pending":
-                    # Nothing of it exists yet outside the store: cancel right here.
-                    transition(tx, rid, "canceled", expected="pending", cause="manual", error=f"Canceled: {text}",
-                               source=self.project.source, workspace=ws)
-            if applied:
-                audit(tx, self.project, "cancel", workspace=ws, slot=None, reason=text,
-                      details={"run_id": run_id, "stage_runs": applied})
-        if not applied:
-            now_state = self.get(run_id)["state"]
-            return CancelResult(success=False, run_id=run_id, previous_state=previous, state=now_state,
-                                message=found + f"{run_id} is already {now_state}; nothing to cancel.")
-        prun_id = run_id if kind == "pipeline" else self.get(run_id)["pipeline_run_id"]
-        if not runner_alive(self.project, prun_id):
-            reconcile(self.project)
-        grace = float(self.project.config.local.stop_grace_seconds)
-        limit = grace + 10.0 if wait_seconds is None else wait_seconds
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            states = [self.get(rid)["state"] for rid in applied]
-            if all(s in TERMINAL for s in states):
-                break
-            time.sleep(0.1)
-        current = self.get(run_id)["state"]
-        still = [rid for rid in applied if self.get(rid)["state"] in ACTIVE]
-        message = found + (f"Canceled {', '.join(applied)}." if not still else
-                   f"Cancel requested for {', '.join(applied)}; {', '.join(still)} still stopping (the runner"
-                   " stops the stage within local.stop_grace_seconds). Check with inspect_run.")
-        return CancelResult(success=True, run_id=run_id, previous_state=previous, state=current, message=message,
-                            canceled=applied)
-
+        return cancel_run(self, run_id, reason, wait_seconds=wait_seconds)

@@ -28,7 +28,7 @@ from goldfish.runs.inputs import resolve_inputs
 from goldfish.records.lineage import index_inputs
 from goldfish.pipelines.model import Pipeline, load_pipeline
 from goldfish.runs.hooks import FailedContext, MonitorContext, PostRunContext, ReviewContext
-from goldfish.runs.launch_review import provider_names
+from goldfish.runs.launch_review import provider_names, take_archive
 from goldfish.runs.state import TERMINAL, now_iso, parse_iso, transition, ws_partition
 from goldfish.pipelines.stage_config import merge_stage_config
 from goldfish.svs.preflight import preflight
@@ -154,7 +154,7 @@ class StageDriver:
             if (self.run_dir / sub).exists():
                 shutil.rmtree(self.run_dir / sub)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        project.workspaces.archive(self.ws, doc["sha"], app)
+        take_archive(getattr(self.runner, "prun_dir", None), doc["sha"], app) or project.workspaces.archive(self.ws, doc["sha"], app)
         try:
             pipeline = self.load_pipeline()
             stage = pipeline.stage(stage_name)

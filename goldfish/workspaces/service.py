@@ -431,8 +431,9 @@ class Workspaces:
             record_id=record_id,
         )
 
-    def sync_for_run(self, workspace_or_slot: str, reason: str) -> RunVersion:
-        """Commit the mounted slot and create version vN, or reuse the version at an unchanged head."""
+    def sync_for_run(self, workspace_or_slot: str, reason: str, *, state_md: bool = True) -> RunVersion:
+        """Commit the mounted slot and create version vN, or reuse the version at an unchanged head.
+        ``state_md=False``: the caller regenerates STATE.md itself (run() does, once the run is recorded)."""
         reason = names.reason(reason, self.project.config.audit.min_reason_length)
         workspace, slot = self.resolve_mounted(workspace_or_slot)
         with self.mutation() as (tx, refs):
@@ -444,7 +445,8 @@ class Workspaces:
                 tx, "sync_for_run", reason=reason, workspace=workspace, slot=slot,
                 details={"version": version.version, "sha": version.sha, "reused": outcome.reused},
             )
-            self.regen_after(tx, slot)
+            if state_md:
+                self.regen_after(tx, slot)
         return RunVersion(
             workspace=workspace, slot=slot, version=version.version, number=version.number, sha=version.sha,
             tag=version.tag, reused=outcome.reused, skipped_files=outcome.skipped,

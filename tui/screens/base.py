@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
@@ -17,6 +18,8 @@ class LiveScreen(Screen[None]):
 
     # True for screens that keep refreshing while another screen is on top of them.
     always_live = False
+    # perf_counter() when the first frame was painted and the first load started (None before).
+    painted_at: float | None = None
 
     @property
     def gapp(self) -> GoldfishApp:
@@ -33,6 +36,11 @@ class LiveScreen(Screen[None]):
         """Start this screen's loader worker (exclusive: a newer load replaces an older one)."""
 
     def on_mount(self) -> None:
+        # The frame is painted first (empty panels); the store is read after it, in the worker.
+        self.call_after_refresh(self._first_load)
+
+    def _first_load(self) -> None:
+        self.painted_at = time.perf_counter()
         self.reload()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
