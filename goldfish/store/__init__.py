@@ -35,6 +35,7 @@ from filelock import FileLock, Timeout
 from goldfish.errors import StoreError
 from goldfish.fsutil import atomic_write, fsync_dir
 from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
+from goldfish.store import integrity
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
 
 __all__ = [
@@ -80,6 +81,7 @@ class Store:
         self._local = threading.local()
         self._filelock = FileLock(str(self.root / ".lock"), timeout=lock_timeout, thread_local=False)
         self._swept = False
+        self._migrating = False
         self.sharding: dict[str, int] = {}
         self._views: dict[tuple[str, str], tuple[list[Any], MergedView]] = {}
         self.root.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,8 @@ class Store:
         try:
             st = os.stat(path)
         except FileNotFoundError:
+            if integrity.expected(self, partition):
+                raise integrity.missing_error(self, partition, path) from None
             return _EMPTY
         ident = _ident(st)
         with self._cache_lock:
@@ -136,18 +140,16 @@ class Store:
                 ident = _ident(os.fstat(f.fileno()))
                 raw = f.read()
         except FileNotFoundError:
+            if integrity.expected(self, partition):
+                raise integrity.missing_error(self, partition, path) from None
             return _EMPTY
         # A big partition is hundreds of thousands of small objects: the cyclic GC would scan them
         # all several times during the parse (3/4 of its cost), and none of them can form cycles.
         enabled = gc.isenabled()
         gc.disable()
         try:
-            tables = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError as exc:
-            raise StoreError(
-                f"Store partition {path} is not valid JSON ({exc}).",
-                fix=f"Restore it from {self.root.parent / 'backups'} or move it aside.",
-            ) from exc
+            # Empty, unparsable or wrong-shaped is damage, named with its fix — never an empty table.
+            tables = integrity.parse(self.root, path, raw)
         finally:
             if enabled:
                 gc.enable()
@@ -190,9 +192,11 @@ class Store:
     def partitions(self, prefix: str) -> list[str]:
         """Partition names under ``prefix`` (e.g. ``"ws"`` → ``["ws/a", "ws/b"]``); shards excluded."""
         folder = self.root / prefix
-        if not folder.is_dir():
-            return []
-        return sorted(f"{prefix}/{p.stem}" for p in folder.glob("*.json") if "." not in p.stem)
+        found = {f"{prefix}/{p.stem}" for p in folder.glob("*.json") if "." not in p.stem} if folder.is_dir() else set()
+        # A registered partition whose file is gone is listed too: reading it names the damage.
+        registry = self._load("project").tables.get(integrity.REGISTRY) or {}
+        found.update(n for n in registry if n.startswith(prefix + "/") and "." not in n)
+        return sorted(found)
 
     # --------------------------------------------------------- transactions
     @contextmanager
@@ -325,6 +329,14 @@ class Store:
         """Every step from schema ``found`` to the current one, then the new stamp (lock held)."""
         from goldfish.store.migrations import results_per_pipeline_run
 
+        self._migrating = True  # an old layout: the integrity rules of the current one do not apply yet
+        try:
+            self._migrate_steps(found, stamp, results_per_pipeline_run)
+        finally:
+            self._migrating = False
+        self._write_stamp()
+
+    def _migrate_steps(self, found: int, stamp: dict[str, Any], results_per_pipeline_run: Any) -> None:
         if found < 2:
             self._migrate_to_shards()
         else:
@@ -332,7 +344,6 @@ class Store:
         if found < 3:
             with self.transaction() as tx:
                 results_per_pipeline_run(tx, self.partitions("ws"))
-        self._write_stamp()
 
     def _migrate_to_shards(self) -> None:
         """Schema 1 → 2: move the growing tables out of their head partitions into shards."""
@@ -445,7 +456,18 @@ class Transaction:
         """Run ``fn()`` once the transaction is durable (e.g. regenerate STATE.md)."""
         self._after_commit.append(fn)
 
+    def _register_partitions(self) -> None:
+        """List partitions written for the first time in the project partition (store/integrity.py),
+        so a later missing file is known to be damage rather than an empty table."""
+        new = [p for p, s in self._parts.items() if s.dirty and p != "project" and not self.store._path(p).exists()]
+        head = self._storage("project")
+        add = integrity.register_new(self.store, head.tables, new)
+        if add is not None or integrity.REGISTRY not in head.tables:
+            head.own_table(integrity.REGISTRY).update(add or {})
+
     def _commit(self) -> None:
+        if any(s.dirty for s in self._parts.values()):
+            self._register_partitions()
         changed = {p: s for p, s in self._parts.items() if s.dirty}
         store = self.store
         if changed or self._events:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from goldfish.errors import Conflict, NotFound
+from goldfish.errors import Conflict, NotFound, StoreError
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable
 
 DIR_PREFIX = "_dir."
@@ -43,6 +43,15 @@ class Table(Protocol):
     def cas(self, doc_id: str, field: str, expected: Any, fields: Mapping[str, Any]) -> Doc | None: ...
 
 
+def _dangling(doc_id: str, number: int, table: str = "") -> StoreError:
+    return StoreError(
+        f"Store damage: the shard directory{' of ' + table if table else ''} points {doc_id!r} at shard "
+        f"{number:04d}, which does not hold it.",
+        fix="Run `goldfish doctor` to see every damaged file, then `goldfish doctor --repair` "
+            "(restores from the latest backup and replays the event logs written since) or `goldfish restore latest`.",
+        details={"document": doc_id, "shard": number})
+
+
 def shard_partition(partition: str, table: str, number: int) -> str:
     return f"{partition}.{table}.{number:04d}"
 
@@ -56,7 +65,10 @@ class MergedView(Mapping[str, Doc]):
 
     def __getitem__(self, key: str) -> Doc:
         number = self._dir[key]
-        return self._shards[number][key]
+        try:
+            return self._shards[number][key]
+        except (KeyError, IndexError):
+            raise _dangling(key, number) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._dir)
@@ -98,7 +110,12 @@ class ShardedTable:
     # -- reads ---------------------------------------------------------------
     def get_doc(self, doc_id: str) -> Doc | None:
         table = self._locate(doc_id)
-        return None if table is None else table.get_doc(doc_id)
+        if table is None:
+            return None
+        doc = table.get_doc(doc_id)
+        if doc is None:  # the directory says it exists: a lost document is damage, not "not found"
+            raise _dangling(doc_id, self._dir[doc_id], self.name)
+        return doc
 
     def require(self, doc_id: str, *, what: str = "document", fix: str | None = None) -> Doc:
         doc = self.get_doc(doc_id)
