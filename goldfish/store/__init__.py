@@ -82,6 +82,8 @@ class Store:
         self._filelock = FileLock(str(self.root / ".lock"), timeout=lock_timeout, thread_local=False)
         self._swept = False
         self._migrating = False
+        # Called with each committed transaction (after it is durable); see goldfish/backups/auto.py.
+        self.on_commit: list[Any] = []
         self.sharding: dict[str, int] = {}
         self._views: dict[tuple[str, str], tuple[list[Any], MergedView]] = {}
         self.root.mkdir(parents=True, exist_ok=True)
@@ -503,3 +505,5 @@ class Transaction:
                     store._cache[partition] = _Snapshot(storage.tables, _ident(st))
         for fn in self._after_commit:
             fn()
+        for hook in store.on_commit:
+            hook(self)
