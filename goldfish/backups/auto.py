@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from goldfish.backups.models import Tier
+import contextlib
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -89,10 +90,8 @@ def _run(project: Project, tier: Tier, trigger: str, now: datetime) -> None:
         backups._save_state(last_auto_error=None)
     except Exception as exc:
         log.warning("automatic %s backup failed: %s", tier, exc)
-        try:
+        with contextlib.suppress(OSError):
             backups._save_state(last_auto_error=f"{now.isoformat()} {tier}: {exc}")
-        except OSError:
-            pass
 
 
 def wait_idle(project: Project, timeout: float = 120.0) -> bool:

@@ -173,7 +173,7 @@ def _build_dev_repo(dev: Path, manifest: dict[str, Any], parts: dict[str, bytes]
     if refs:
         git(dev, "update-ref", "--stdin", input="".join(f"update {r} {s}\n" for r, s in refs.items()).encode())
     git(dev, "symbolic-ref", "HEAD", manifest["git"].get("head") or "refs/heads/main")
-    for ref, sha in refs.items():
+    for _ref, sha in refs.items():
         git(dev, "cat-file", "-e", sha)
     if refs:
         git(dev, "fsck", "--connectivity-only", "--no-dangling", "--no-progress", timeout=3600)

@@ -183,7 +183,7 @@ class Backups:
     def manifests(self) -> list[dict[str, Any]]:
         return self.target.manifests()
 
-    def list(self, tier: Tier | None = None, include_deleted: bool = False) -> ListBackupsResult:
+    def list_backups(self, tier: Tier | None = None, include_deleted: bool = False) -> ListBackupsResult:
         live = self.target.manifests()
         rows = live + (self.target.manifests(deleted=True) if include_deleted else [])
         rows = [m for m in rows if tier is None or m["tier"] == tier]
@@ -275,7 +275,7 @@ class Backups:
 
 
 def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts = dict.fromkeys(TIERS, 0)
+    counts: dict[str, int] = dict.fromkeys(TIERS, 0)
     for m in rows:
         counts[m["tier"]] = counts.get(m["tier"], 0) + 1
     return counts

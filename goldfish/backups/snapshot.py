@@ -87,7 +87,7 @@ def take(project: Project, staging: Path, now: datetime | None = None) -> Snapsh
             import orjson
 
             try:
-                snap.registry = sorted((orjson.loads(project_json.read_bytes()).get(integrity.REGISTRY) or {}))
+                snap.registry = sorted(orjson.loads(project_json.read_bytes()).get(integrity.REGISTRY) or {})
             except (orjson.JSONDecodeError, AttributeError):
                 snap.registry = []
     return snap

@@ -99,7 +99,7 @@ def parse(store_root: Path, path: Path, raw: bytes) -> dict[str, dict[str, Any]]
     problem = shape_problem(tables)
     if problem is not None:
         raise damage_error(store_root, path, problem)
-    return tables  # type: ignore[no-any-return]
+    return tables
 
 
 def _events_written(store_root: Path) -> bool:
