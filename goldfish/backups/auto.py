@@ -29,7 +29,7 @@ _guard = threading.Lock()
 
 def due_tier(state: dict[str, Any], now: datetime) -> Tier | None:
     """``weekly`` when no weekly backup was taken this ISO week, else ``daily`` when none today."""
-    week = "%d-W%02d" % now.isocalendar()[:2]
+    week = f"{now.isocalendar()[0]}-W{now.isocalendar()[1]:02d}"
     if state.get("last_weekly") != week:
         return "weekly"
     if state.get("last_daily") != now.date().isoformat():
@@ -82,7 +82,7 @@ def _run(project: Project, tier: Tier, trigger: str, now: datetime) -> None:
 
     backups = Backups(project)
     stamp: dict[str, Any] = {"last_event_at": now.isoformat()} if tier == "event" else (
-        {"last_weekly": "%d-W%02d" % now.isocalendar()[:2], "last_daily": now.date().isoformat()}
+        {"last_weekly": f"{now.isocalendar()[0]}-W{now.isocalendar()[1]:02d}", "last_daily": now.date().isoformat()}
         if tier == "weekly" else {"last_daily": now.date().isoformat()})
     try:
         backups._save_state(**stamp)  # first, so a failing target is not retried on every commit
