@@ -33,7 +33,7 @@ class CreateBackupResult(BaseModel):
 
 
 class ListBackupsResult(BaseModel):
-    backups: list[BackupInfo] = Field(description="Newest first.")
+    backups: list[BackupInfo] = Field(description="Newest first (at most 100; total counts them all).")
     counts: dict[str, int] = Field(description="Live backups per tier.")
     total: int = Field(description="Number of backups listed.")
     target: str = Field(description="Where backups are stored.")

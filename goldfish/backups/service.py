@@ -183,12 +183,12 @@ class Backups:
     def manifests(self) -> list[dict[str, Any]]:
         return self.target.manifests()
 
-    def list_backups(self, tier: Tier | None = None, include_deleted: bool = False) -> ListBackupsResult:
+    def list_backups(self, tier: Tier | None = None, include_deleted: bool = False, limit: int = 100) -> ListBackupsResult:
         live = self.target.manifests()
         rows = live + (self.target.manifests(deleted=True) if include_deleted else [])
         rows = [m for m in rows if tier is None or m["tier"] == tier]
         rows.sort(key=lambda m: m["created_at"], reverse=True)
-        return ListBackupsResult(backups=[self._info(m) for m in rows], counts=_counts(live), total=len(rows),
+        return ListBackupsResult(backups=[self._info(m) for m in rows[:limit]], counts=_counts(live), total=len(rows),
                                  target=self.target.uri)
 
     def resolve(self, which: str = "latest") -> dict[str, Any]:

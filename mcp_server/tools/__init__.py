@@ -25,6 +25,7 @@ MODULES = [
     "config_tools",
     "image_tools",
     "pool_tools",
+    "backup_tools",
 ]
 
 
