@@ -72,8 +72,8 @@ def take(project: Project, staging: Path, now: datetime | None = None) -> Snapsh
             if src.is_file():
                 dest = staging / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
+                st = src.stat()
                 shutil.copyfile(src, dest)
-                st = dest.stat()
                 snap.files[rel] = (dest, (st.st_ino, st.st_size, st.st_mtime_ns))
         out = git(project.dev_path, "for-each-ref", "--format=%(objectname) %(refname)")
         for line in out.decode(errors="surrogateescape").splitlines():
