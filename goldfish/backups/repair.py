@@ -20,12 +20,12 @@ from typing import Any
 
 import orjson
 
+from goldfish.errors import StoreError
 from goldfish.fsutil import atomic_write
 from goldfish.store import integrity
 
 _SHARD_RE = re.compile(r"(?P<head>.+)\.(?P<table>[a-z][a-z_]*)\.(?P<num>[0-9]{4})")
 _TERMINAL = frozenset({"completed", "failed", "terminated", "canceled", "skipped"})
-_REPLAYABLE = frozenset({"save_version", "create_version", "run", "mount", "hibernate", "sync"})
 
 
 @dataclass
@@ -77,7 +77,7 @@ def repair(project: Any) -> RepairReport:
     lock_store = Store(store_root)
     with lock_store.lock():
         for d in damage:
-            if d.path.name.endswith(".json") and not _is_file_problem(d):
+            if not d.file_level:
                 continue
             touched.add(d.partition)
             part = (manifest or {}).get("files", {}).get(f"store/{d.partition}.json")
@@ -89,15 +89,19 @@ def repair(project: Any) -> RepairReport:
                 report.lost.append(f"{d.path.relative_to(store_root)}: not in any backup (written since); "
                                    f"{len(d.entries) or 'its'} documents are gone")
         _register_all(store_root)
-        _reconcile_directories(store_root, report, touched)
+
+        def backup_copy(partition: str) -> dict[str, Any]:
+            part = (manifest or {}).get("files", {}).get(f"store/{partition}.json")
+            if part is None:
+                return {}
+            data = orjson.loads(backups.target.get_blob(part["blob"]))
+            return data if isinstance(data, dict) else {}
+
+        _reconcile_directories(store_root, report, touched, backup_copy)
     fresh = type(project).open(project.root, source="cli")
     _replay(fresh, manifest, touched, report)
     report.remaining = [d.render() for d in integrity.check_store(Store(store_root))]
     return report
-
-
-def _is_file_problem(d: integrity.Damage) -> bool:
-    return not d.problem.startswith(("directory ", "holds "))
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -120,7 +124,8 @@ def _register_all(store_root: Path) -> None:
         atomic_write(path, orjson.dumps(tables))
 
 
-def _reconcile_directories(store_root: Path, report: RepairReport, touched: set[str]) -> None:
+def _reconcile_directories(store_root: Path, report: RepairReport, touched: set[str],
+                           backup_copy: Any) -> None:
     names = integrity.list_partition_files(store_root)
     shards: dict[tuple[str, str], dict[int, set[str]]] = {}
     for name in names:
@@ -139,10 +144,21 @@ def _reconcile_directories(store_root: Path, report: RepairReport, touched: set[
             directory: dict[str, int] = dict(tables.get(key, {}))
             held = shards.get((head, table), {})
             for doc_id, number in list(directory.items()):
-                if doc_id not in held.get(number, set()):
+                if doc_id in held.get(number, set()):
+                    continue
+                shard = f"{head}.{table}.{number:04d}"
+                saved = backup_copy(shard).get(table, {}).get(doc_id)
+                touched.add(head)
+                if saved is None:
                     del directory[doc_id]
-                    report.lost.append(f"{table} {doc_id} ({head}): its shard no longer holds it")
-                    touched.add(head)
+                    report.lost.append(f"{table} {doc_id} ({head}): its shard no longer holds it and no backup does")
+                    continue
+                spath = store_root / f"{shard}.json"
+                stables = _load(spath)
+                stables.setdefault(table, {})[doc_id] = saved
+                atomic_write(spath, orjson.dumps(stables))
+                held.setdefault(number, set()).add(doc_id)
+                report.restored.append(f"{table} {doc_id} into {shard}.json (as of the backup)")
             for number, ids in sorted(held.items()):
                 for doc_id in sorted(ids):
                     if directory.get(doc_id) != number:
@@ -189,13 +205,24 @@ def _replay(project: Any, manifest: dict[str, Any] | None, touched: set[str], re
                 report.replayed.append(f"version {ws} {row.version}: re-adopted from git tag {row.tag}")
     audit, _ = project.store.read_events("audit")
     for ev in audit:
-        if not _after(ev.get("ts"), since) or ev.get("op") in _REPLAYABLE:
+        ws = ev.get("workspace")
+        if not _after(ev.get("ts"), since) or not (project_touched or ws in workspaces) or not ws:
             continue
-        if project_touched or ev.get("workspace") in workspaces:
-            what = ev.get("details") or {}
-            ident = what.get("record_id") or what.get("run_id") or what.get("name") or what.get("tag") or ""
-            report.lost.append(f"{ev.get('ts')} {ev.get('op')} {ev.get('workspace') or ''} {ident}".rstrip()
-                               + " — written after the backup; not in any event log that can rebuild it")
+        details = ev.get("details") or {}
+        for key, table in (("record_id", "records"), ("stage_run_id", "runs"), ("run_id", "runs"),
+                           ("version", "versions")):
+            value = details.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            if table == "runs" and value.startswith("prun-"):
+                table = "pipeline_runs"
+            try:
+                present = project.store.table(table, f"ws/{ws}").has(value)
+            except StoreError:
+                present = False
+            if not present:
+                report.lost.append(f"{table} {value} of {ws}: written by {ev.get('op')} at {ev.get('ts')}, after the "
+                                   "backup; no event log holds it")
 
 
 def _after(ts: Any, since: str) -> bool:

@@ -86,6 +86,7 @@ class Store:
         self.on_commit: list[Any] = []
         self.sharding: dict[str, int] = {}
         self._views: dict[tuple[str, str], tuple[list[Any], MergedView]] = {}
+        self._dir_counts: dict[tuple[str, str], tuple[Any, dict[int, int]]] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "events").mkdir(exist_ok=True)
         self._check_version()
@@ -176,7 +177,11 @@ class Store:
         def view(parts: list[Any]) -> MergedView:
             return self._merged_view(partition, name, parts)
 
-        return ShardedTable(name, size, head, shard, view)
+        return ShardedTable(name, size, head, shard, view, damage=self._dangling(partition, name))
+
+    def _dangling(self, partition: str, name: str) -> Any:
+        head = self._path(partition)
+        return lambda doc_id, number: integrity.dangling_error(self.root, head, name, doc_id, number)
 
     def _merged_view(self, partition: str, name: str, parts: list[Any]) -> MergedView:
         """The same MergedView object while neither the directory nor any shard changed."""
@@ -187,7 +192,7 @@ class Store:
                 a is b for a, b in zip(cached[0], parts, strict=True)
             ):
                 return cached[1]
-            view = MergedView(parts[0], parts[1:])
+            view = MergedView(parts[0], parts[1:], self._dangling(partition, name))
             self._views[key] = (parts, view)  # holding the parts keeps their identities from being reused
             return view
 
@@ -444,10 +449,18 @@ class Transaction:
         if size is None:
             return make_table(self._storage(partition), name)
 
-        def shard(number: int) -> StoreTable:
-            return make_table(self._storage(shard_partition(partition, name, number)), name)
+        head = self._storage(partition)
 
-        return ShardedTable(name, size, self._storage(partition), shard)
+        def shard(number: int) -> StoreTable:
+            part = shard_partition(partition, name, number)
+            first = part not in self._parts
+            storage = self._storage(part)
+            if first:  # a write must not build on a shard its directory disagrees with
+                integrity.check_shard(self.store, partition, name, number, head.tables, storage.tables,
+                                      mutable=integrity.DIR_PREFIX + name in head.copied)
+            return make_table(storage, name)
+
+        return ShardedTable(name, size, head, shard, damage=self.store._dangling(partition, name))
 
     def append_event(self, log: str, event: dict[str, Any]) -> None:
         self.store._log_path(log)

@@ -43,9 +43,9 @@ class Table(Protocol):
     def cas(self, doc_id: str, field: str, expected: Any, fields: Mapping[str, Any]) -> Doc | None: ...
 
 
-def _dangling(doc_id: str, number: int, table: str = "") -> StoreError:
+def _dangling(doc_id: str, number: int) -> StoreError:
     return StoreError(
-        f"Store damage: the shard directory{' of ' + table if table else ''} points {doc_id!r} at shard "
+        f"Store damage: the shard directory points {doc_id!r} at shard "
         f"{number:04d}, which does not hold it.",
         fix="Run `goldfish doctor` to see every damaged file, then `goldfish doctor --repair` "
             "(restores from the latest backup and replays the event logs written since) or `goldfish restore latest`.",
@@ -59,16 +59,18 @@ def shard_partition(partition: str, table: str, number: int) -> str:
 class MergedView(Mapping[str, Doc]):
     """Read-only id → document mapping across shards, in creation order."""
 
-    def __init__(self, directory: Mapping[str, int], shards: list[Mapping[str, Doc]]):
+    def __init__(self, directory: Mapping[str, int], shards: list[Mapping[str, Doc]],
+                 damage: Callable[[str, int], Exception] | None = None):
         self._dir = directory
         self._shards = shards
+        self._damage = damage
 
     def __getitem__(self, key: str) -> Doc:
         number = self._dir[key]
         try:
             return self._shards[number][key]
         except (KeyError, IndexError):
-            raise _dangling(key, number) from None
+            raise (self._damage or _dangling)(key, number) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._dir)
@@ -84,8 +86,10 @@ class ShardedTable:
     """One logical table over a directory in the head partition and N shard partitions."""
 
     def __init__(self, name: str, size: int, head: PartitionStorage,
-                 shard: Callable[[int], StoreTable], view_cache: Callable[[list[Any]], MergedView] | None = None):
+                 shard: Callable[[int], StoreTable], view_cache: Callable[[list[Any]], MergedView] | None = None,
+                 damage: Callable[[str, int], Exception] | None = None):
         self.name = name
+        self._damage = damage
         self.size = size
         self._head = head
         self._shard = shard
@@ -114,7 +118,7 @@ class ShardedTable:
             return None
         doc = table.get_doc(doc_id)
         if doc is None:  # the directory says it exists: a lost document is damage, not "not found"
-            raise _dangling(doc_id, self._dir[doc_id], self.name)
+            raise (self._damage or _dangling)(doc_id, self._dir[doc_id])
         return doc
 
     def require(self, doc_id: str, *, what: str = "document", fix: str | None = None) -> Doc:
@@ -154,7 +158,7 @@ class ShardedTable:
         parts: list[Any] = [self._dir, *shards]
         if self._view_cache is not None:
             return self._view_cache(parts)
-        return MergedView(self._dir, shards)
+        return MergedView(self._dir, shards, self._damage)
 
     # -- writes --------------------------------------------------------------
     def _allocate(self, doc_id: str) -> StoreTable:

@@ -42,6 +42,7 @@ class Damage:
     partition: str
     problem: str
     entries: list[str] = field(default_factory=list)
+    file_level: bool = True  # the file itself is bad (False: it disagrees with another file)
 
     def render(self) -> str:
         more = f" ({len(self.entries)} entries: {', '.join(self.entries[:5])}{'…' if len(self.entries) > 5 else ''})" \
@@ -129,6 +130,38 @@ def expected(store: Store, partition: str) -> bool:
         number = int(m["num"])
         return any(v == number for v in head.get(DIR_PREFIX + m["table"], {}).values())
     return False
+
+
+def dangling_error(store_root: Path, head: Path, table: str, doc_id: str, number: int) -> StoreError:
+    shard = head.with_name(f"{head.name[:-len('.json')]}.{table}.{number:04d}.json")
+    return damage_error(store_root, head, f"its directory of {table} points {doc_id!r} at {shard.name}, "
+                        "which does not hold it")
+
+
+def check_shard(store: Store, head: str, table: str, number: int, head_tables: dict[str, Any],
+                shard_tables: dict[str, Any], *, mutable: bool = False) -> None:
+    """Refuse a shard whose document count differs from what its directory points at it (a document
+    lost from the shard, or one the directory does not know). The counts per shard are cached per
+    committed directory object (never mutated once committed), so a transaction pays one pass over a
+    directory only when it changed; one this transaction is changing (``mutable``) is counted afresh."""
+    directory = head_tables.get(DIR_PREFIX + table) or {}
+    key = (head, table)
+    with store._cache_lock:
+        cached = store._dir_counts.get(key)
+    if cached is not None and cached[0] is directory and not mutable:
+        counts = cached[1]
+    else:
+        counts = {}
+        for value in directory.values():
+            counts[value] = counts.get(value, 0) + 1
+        if not mutable:
+            with store._cache_lock:
+                store._dir_counts[key] = (directory, counts)  # holding the dict keeps its id from being reused
+    held = len(shard_tables.get(table) or {})
+    if held != counts.get(number, 0):
+        path = store._path(f"{head}.{table}.{number:04d}")
+        raise damage_error(store.root, path, f"it holds {held} {table} documents but the directory in "
+                           f"{store._path(head).name} points {counts.get(number, 0)} at it")
 
 
 def missing_error(store: Store, partition: str, path: Path) -> StoreError:
@@ -221,10 +254,11 @@ def check_store(store: Store) -> list[Damage]:
                 if absent:
                     found.append(Damage(root / f"{head}.json", head, f"directory {tname!r} points "
                                         f"{len(absent)} documents at shard {number:04d}, which does not hold them",
-                                        absent))
+                                        absent, file_level=False))
                 if number > last:
                     found.append(Damage(root / f"{head}.json", head,
-                                        f"directory {tname!r} uses shard {number:04d} beyond the last ({last:04d})"))
+                                        f"directory {tname!r} uses shard {number:04d} beyond the last ({last:04d})",
+                                        file_level=False))
     for shard, stables in parsed.items():
         m = _SHARD_RE.fullmatch(shard)
         if m is None or m["head"] in damaged:
@@ -234,5 +268,6 @@ def check_store(store: Store) -> list[Damage]:
         stray = [i for i in stables.get(m["table"], {}) if directory.get(i) != int(m["num"])]
         if stray:
             found.append(Damage(root / f"{shard}.json", shard, f"holds {len(stray)} documents the directory "
-                                f"{DIR_PREFIX + m['table']!r} of {m['head']}.json does not point at", stray))
+                                f"{DIR_PREFIX + m['table']!r} of {m['head']}.json does not point at", stray,
+                                file_level=False))
     return found
