@@ -94,7 +94,7 @@ def test_restore_refuses_a_live_project_and_checks_every_part(tmp_path: Path) ->
     path = Path(project.backups.target.storage.uri(blob))
     good = path.read_bytes()
     path.write_bytes(b"garbage")
-    with pytest.raises(BackupError, match="corrupt|checksum"):
+    with pytest.raises(BackupError, match=r"corrupt|checksum"):
         restore(first.backup_id, project=str(project.root), force=True)
     assert project.store.table("workspaces").has("later")
     path.write_bytes(good)
@@ -171,7 +171,7 @@ def test_retention_keeps_exactly_the_configured_counts(tmp_path: Path) -> None:
     assert len(result.deleted_excess) == 25 and len(result.deleted_expired) == 20
     assert result.kept == {"event": 5, "daily": 7, "weekly": 4, "manual": 1}
     listed = project.backups.list_backups(tier="daily")
-    assert [b.created_at[:10] for b in listed.backups][0] == "2026-03-31"
+    assert listed.backups[0].created_at[:10] == "2026-03-31"
     assert len(project.backups.list_backups(include_deleted=True).backups) == 62
     # every kept backup still restores (no part it needs was deleted)
     for n, info in enumerate(project.backups.list_backups().backups[:3]):
