@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import shutil
@@ -119,7 +120,7 @@ class Backups:
                     continue
                 data = path.read_bytes()
                 if name.startswith("store/") and name != "store/STORE_VERSION.json":
-                    integrity.parse(self.project.store_dir, self.project.store_dir / name[len("store/"):], data)
+                    _check_parses(self.project.store_dir, name[len("store/"):], data)
                 files[name] = {**put(data), "ident": list(ident)}
             logs: dict[str, Any] = {}
             for name, (path, size) in sorted(snap.logs.items()):
@@ -272,6 +273,17 @@ class Backups:
     def _audit(self, op: str, reason: str, details: dict[str, Any]) -> None:
         with self.project.store.transaction() as tx:
             self.project.journal.record(tx, op, reason=reason, details=details)
+
+
+def _check_parses(store_root: Path, rel: str, data: bytes) -> None:
+    """A damaged partition is never backed up over the last good copy (GC paused: see the store's parse)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        integrity.parse(store_root, store_root / rel, data)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
