@@ -5,6 +5,7 @@ is reported by `goldfish doctor`, and `goldfish doctor --repair` brings the data
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def project(tmp_path: Path) -> Project:
     return p
 
 
+def git_refs(project: Project) -> str:
+    return subprocess.run(["git", "-C", str(project.dev_path), "for-each-ref"], capture_output=True, text=True,
+                          check=True).stdout
+
+
 def store_files(project: Project) -> dict[str, bytes]:
     return {str(p.relative_to(project.store_dir)): p.read_bytes() for p in sorted(project.store_dir.rglob("*"))
             if p.is_file() and p.name != ".lock"}
@@ -93,12 +99,14 @@ def test_damage_is_named_blocks_writes_is_reported_and_repaired(project: Project
     assert rel in str(err.details.get("file", "")) or rel.split("/")[-1].split(".")[0] in str(err)
 
     # no write while a partition a write touches is damaged
-    files = store_files(project)
+    files, refs = store_files(project), git_refs(project) if case.startswith("shard") else None
     write(project.slot_path("w1"), {"train.py": "x = 99\n"})
     if case != "directory-missing":
         with pytest.raises(StoreError):
             fresh.workspaces.save_version("w1", "this save must be refused")
         assert store_files(project) == files
+        if refs is not None:  # no version tag or branch move either
+            assert git_refs(project) == refs
 
     # doctor names the damaged file
     store_check = next(c for c in collect_checks(str(project.root)) if c.name == "store")
