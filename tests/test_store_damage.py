@@ -162,3 +162,22 @@ def test_empty_project_partition_is_never_read_as_no_workspaces(tmp_path: Path) 
     assert os.path.getsize(project.store_dir / "project.json") == 0
     with pytest.raises(StoreError, match="No backup of this project was recorded yet"):
         fresh.store.table("workspaces").docs()
+
+
+def test_a_store_from_before_the_registry_is_registered_on_its_first_write(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.workspaces.create("exp", goal="an older store", reason=REASON)
+    project.workspaces.mount("exp", "w1", reason=REASON)
+    write(project.slot_path("w1"), {"a.py": "x = 1\n"})
+    project.workspaces.save_version("w1", "a version in the older store")
+    path = project.store_dir / "project.json"
+    tables = orjson.loads(path.read_bytes())
+    del tables[integrity.REGISTRY]  # as written before the registry existed
+    path.write_bytes(orjson.dumps(tables))
+    old = Project.open(project.root, source="test")
+    old.workspaces.create("other", goal="any write registers what exists", reason=REASON)
+    registry = orjson.loads(path.read_bytes())[integrity.REGISTRY]
+    assert {"ws/exp", "ws/exp.records.0000"} <= set(registry)
+    (project.store_dir / WS).unlink()
+    with pytest.raises(StoreError, match="missing although the store recorded writing it"):
+        Project.open(project.root, source="test").versions.rows("exp")

@@ -57,15 +57,15 @@ def _maybe_start(project: Project, tx: Transaction) -> None:
     now = datetime.now(UTC)
     state = Backups(project).state()
     tier = due_tier(state, now)
-    trigger: str = tier or ""
+    ops = [m.split('"')[-2] for line in audit for m in _MARKERS if m in line]
+    trigger: str = ops[0] if ops else (tier or "")
     if tier is None:
-        ops = [m for line in audit for m in _MARKERS if m in line]
         if not ops:
             return
         last = state.get("last_event_at")
         if last and (now - datetime.fromisoformat(last)).total_seconds() < cfg.event_min_interval_seconds:
             return
-        tier, trigger = "event", ops[0].split('"')[-2]
+        tier = "event"
     key = str(project.gf_dir)
     with _guard:
         running = _running.get(key)
