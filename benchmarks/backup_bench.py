@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from goldfish.init import init_project  # noqa: E402
-from goldfish.project import Project  # noqa: E402
-from tests.scale_rows import write_scale_rows  # noqa: E402
+from goldfish.init import init_project
+from goldfish.project import Project
+from tests.scale_rows import write_scale_rows
 
 
 def _du(path: Path) -> int:

@@ -26,7 +26,7 @@ async def test_backup_tools_over_stdio_with_a_gcs_target(tmp_path: Path, gcs: An
     set_backups(project.root, target="gs://test-bucket/team/backups/", keep_event=2)
     project = Project.open(project.root, source="test")
     project.workspaces.create("exp", goal="backups in a bucket", reason=REASON)
-    for k in range(3):  # event backups, as the automatic ones are recorded
+    for _ in range(3):  # event backups, as the automatic ones are recorded
         project.backups.create(tier="event", trigger="save_version")
     params = StdioServerParameters(command=sys.executable, args=["-m", "goldfish", "serve"], cwd=str(project.root),
                                    env={**os.environ, "PYTHONPATH": str(REPO)})
