@@ -227,7 +227,7 @@ class Project:
                 fix="Restart the server (and the TUI) to use the new locations, after moving the files there.",
             )
         self.config = new
-        for derived in ("storage", "bucket"):  # built from the config on next use
+        for derived in ("storage", "bucket", "backups"):  # built from the config on next use
             self.__dict__.pop(derived, None)
         return new
 
