@@ -106,6 +106,7 @@ def test_restore_refuses_a_live_project_and_checks_every_part(tmp_path: Path) ->
 
 WRITER = """
     import sys
+    import time
     from goldfish.project import Project
     project = Project.open(sys.argv[1], source="test")
     me = sys.argv[2]
@@ -118,6 +119,7 @@ WRITER = """
             tx.append_event("audit", {"op": "test_write", "writer": me, "i": i})
         i += 1
         print(i, flush=True)
+        time.sleep(0.002)  # leave the lock free now and then, as real writers do (filelock is not fair)
 """
 
 
