@@ -328,7 +328,11 @@ class Store:
                 self.sharding = dict(DEFAULT_SHARDING)
                 self._write_stamp()
             elif int(stamp.get("schema", 0)) < STORE_SCHEMA_VERSION:
-                self._migrate(int(stamp.get("schema", 0)), stamp)
+                self._migrating = True  # an old layout: the integrity rules of the current one do not apply yet
+                try:
+                    self._migrate(int(stamp.get("schema", 0)), stamp)
+                finally:
+                    self._migrating = False
             else:
                 self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
 
@@ -336,14 +340,6 @@ class Store:
         """Every step from schema ``found`` to the current one, then the new stamp (lock held)."""
         from goldfish.store.migrations import results_per_pipeline_run
 
-        self._migrating = True  # an old layout: the integrity rules of the current one do not apply yet
-        try:
-            self._migrate_steps(found, stamp, results_per_pipeline_run)
-        finally:
-            self._migrating = False
-        self._write_stamp()
-
-    def _migrate_steps(self, found: int, stamp: dict[str, Any], results_per_pipeline_run: Any) -> None:
         if found < 2:
             self._migrate_to_shards()
         else:
@@ -351,6 +347,7 @@ class Store:
         if found < 3:
             with self.transaction() as tx:
                 results_per_pipeline_run(tx, self.partitions("ws"))
+        self._write_stamp()
 
     def _migrate_to_shards(self) -> None:
         """Schema 1 → 2: move the growing tables out of their head partitions into shards."""

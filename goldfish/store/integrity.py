@@ -30,6 +30,8 @@ REGISTRY = "_partitions"
 DIR_PREFIX = "_dir."
 LAST_TABLE = "_shards"
 _SHARD_RE = re.compile(r"(?P<head>.+)\.(?P<table>[a-z][a-z_]*)\.(?P<num>[0-9]{4})")
+# Partitions rebuilt from the others when missing (derived indexes): never registered, never "expected".
+DERIVED = ("index/",)
 # Written by goldfish/backups after every backup; read here without importing the backup service.
 BACKUP_STATE = "backup_state.json"
 
@@ -117,7 +119,7 @@ def _other_partitions_exist(store_root: Path) -> bool:
 
 def expected(store: Store, partition: str) -> bool:
     """True when ``partition``'s file is missing although the store says it was written."""
-    if store._migrating:
+    if store._migrating or partition.startswith(DERIVED):
         return False
     if partition == "project":
         return _other_partitions_exist(store.root) or _events_written(store.root)
@@ -177,11 +179,11 @@ def register_new(store: Store, project_tables: dict[str, Any] | None, new: list[
     add: dict[str, Any] = {}
     if registry is None:
         for name in list_partition_files(store.root):
-            if name != "project":
+            if name != "project" and not name.startswith(DERIVED):
                 add[name] = {"id": name}
         registry = {}
     for name in new:
-        if name != "project" and name not in registry:
+        if name != "project" and name not in registry and not name.startswith(DERIVED):
             add[name] = {"id": name}
     return add or None
 
