@@ -300,7 +300,7 @@ class Store:
         try:
             stamp = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError as exc:
-            raise StoreError(f"{path} is corrupt.", fix="Restore it from a backup.") from exc
+            raise integrity.damage_error(self.root, path, f"it is not valid JSON ({exc})") from exc
         found = int(stamp.get("schema", 0))
         if found > STORE_SCHEMA_VERSION:
             raise StoreError(
