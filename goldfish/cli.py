@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("doctor", help="check git, python, the store and optional pieces (docker, cargo, cloud, API key)")
     s.add_argument("--repair", action="store_true",
                    help="repair a damaged store: restore damaged files from the latest backup, replay the event logs")
+    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory")
 
     s = sub.add_parser("restore", help="rebuild a project (goldfish.yaml, dev repo, store) from a backup")
     s.add_argument("backup", nargs="?", default="latest", help="backup id (bk-…) or 'latest' (default)")
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--to", metavar="PATH", type=Path, help="project directory to restore into (default: the project found)")
     s.add_argument("--force", action="store_true", help="replace a live project (its files are moved aside, not deleted)")
     s.add_argument("--dry-run", action="store_true", help="verify the backup and list what would be written; write nothing")
+    s.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="the project whose backups to use")
 
     s = sub.add_parser("demo", help="create a demo project and run a real experiment end to end")
     s.add_argument("--dir", default="demo-project", help="where to create the demo project (default: ./demo-project)")

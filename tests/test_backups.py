@@ -244,3 +244,21 @@ def test_automatic_backup_failure_never_fails_the_operation(tmp_path: Path) -> N
     status = project.backups.status()
     assert status.last_backup is None and status.last_auto_error is not None
     assert "not-a-directory" in status.last_auto_error
+
+
+def test_an_operation_during_a_running_automatic_backup_is_backed_up_after_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    set_backups(project.root, auto=True)
+    project = Project.open(project.root, source="test")
+    from goldfish.backups.auto import wait_idle
+
+    project.workspaces.create("exp", goal="coalesced backups", reason=REASON)  # starts the weekly one
+    project.workspaces.mount("exp", "w1", reason=REASON)
+    write(project.slot_path("w1"), {"a.py": "x = 1\n"})
+    saved = project.workspaces.save_version("w1", "saved while the weekly backup may still run")
+    assert wait_idle(project)
+    status = project.backups.status()
+    assert sum(status.counts.values()) == 2 and status.last_backup is not None
+    assert status.last_backup.trigger == "save_version"
+    manifest = project.backups.resolve("latest")
+    assert f"refs/tags/exp-{saved.version}" in manifest["git"]["refs"]  # the newest backup holds the version

@@ -24,6 +24,8 @@ log = logging.getLogger("goldfish.backups")
 HIGH_VALUE = ("create_workspace", "save_version", "finalize_run", "tag_record", "register_source")
 _MARKERS = tuple(f'"op":"{op}"' for op in HIGH_VALUE)
 _running: dict[str, threading.Thread] = {}
+_pending: dict[str, tuple[Tier, str]] = {}
+_active: set[str] = set()  # projects whose backup loop runs (guarded by _guard)
 _guard = threading.Lock()
 
 
@@ -68,24 +70,44 @@ def _maybe_start(project: Project, tx: Transaction) -> None:
         tier = "event"
     key = str(project.gf_dir)
     with _guard:
-        running = _running.get(key)
-        if running is not None and running.is_alive():
+        # Stamped now, in the committing thread, so the next commit sees it is not due any more.
+        Backups(project)._save_state(**_stamp(tier, now))
+        if key in _active:
+            # Its snapshot may predate this commit: one more backup runs when it finishes.
+            _pending[key] = (tier, trigger)
             return
-        thread = threading.Thread(target=_run, args=(project, tier, trigger, now), name=f"goldfish-backup-{tier}")
+        _active.add(key)
+        thread = threading.Thread(target=_loop, args=(project, key, tier, trigger, now),
+                                  name=f"goldfish-backup-{tier}")
         _running[key] = thread
         # Not a daemon: a short-lived process finishes its backup before exiting instead of leaving half.
         thread.start()
+
+
+def _stamp(tier: Tier, now: datetime) -> dict[str, Any]:
+    if tier == "event":
+        return {"last_event_at": now.isoformat()}
+    daily = {"last_daily": now.date().isoformat()}
+    return {**daily, "last_weekly": f"{now.isocalendar()[0]}-W{now.isocalendar()[1]:02d}"} if tier == "weekly" else daily
+
+
+def _loop(project: Project, key: str, tier: Tier, trigger: str, now: datetime) -> None:
+    while True:
+        _run(project, tier, trigger, now)
+        with _guard:
+            follow = _pending.pop(key, None)
+            if follow is None:
+                _active.discard(key)
+                return
+        tier, trigger = follow
+        now = datetime.now(UTC)
 
 
 def _run(project: Project, tier: Tier, trigger: str, now: datetime) -> None:
     from goldfish.backups.service import Backups
 
     backups = Backups(project)
-    stamp: dict[str, Any] = {"last_event_at": now.isoformat()} if tier == "event" else (
-        {"last_weekly": f"{now.isocalendar()[0]}-W{now.isocalendar()[1]:02d}", "last_daily": now.date().isoformat()}
-        if tier == "weekly" else {"last_daily": now.date().isoformat()})
     try:
-        backups._save_state(**stamp)  # first, so a failing target is not retried on every commit
         backups.create(tier=tier, trigger=trigger)
         backups._save_state(last_auto_error=None)
     except Exception as exc:

@@ -86,8 +86,9 @@ def repair(project: Any) -> RepairReport:
                 report.restored.append(f"{d.path.relative_to(store_root)} (as of the backup)")
             else:
                 atomic_write(d.path, b"{}")
-                report.lost.append(f"{d.path.relative_to(store_root)}: not in any backup (written since); "
-                                   f"{len(d.entries) or 'its'} documents are gone")
+                report.lost.append(f"{d.path.relative_to(store_root)}: not in the backup (first written after "
+                                   "it); rebuilt from the event logs and the dev repo as far as they go (see "
+                                   "Replayed), anything else it held is gone")
         _register_all(store_root)
 
         def backup_copy(partition: str) -> dict[str, Any]:
