@@ -35,7 +35,8 @@ class CreateBackupResult(BaseModel):
 class ListBackupsResult(BaseModel):
     backups: list[BackupInfo] = Field(description="Newest first (at most 100; total counts them all).")
     counts: dict[str, int] = Field(description="Live backups per tier.")
-    total: int = Field(description="Number of backups listed.")
+    total: int = Field(description="Number of backups that match (the list may be shorter).")
+    has_more: bool = Field(default=False, description="True when more matched than are listed here.")
     target: str = Field(description="Where backups are stored.")
 
 

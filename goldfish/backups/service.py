@@ -190,6 +190,7 @@ class Backups:
         rows = [m for m in rows if tier is None or m["tier"] == tier]
         rows.sort(key=lambda m: m["created_at"], reverse=True)
         return ListBackupsResult(backups=[self._info(m) for m in rows[:limit]], counts=_counts(live), total=len(rows),
+                                 has_more=len(rows) > limit,
                                  target=self.target.uri)
 
     def resolve(self, which: str = "latest") -> dict[str, Any]:

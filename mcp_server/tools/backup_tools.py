@@ -9,6 +9,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from goldfish.backups.models import BackupStatus, CleanupBackupsResult, CreateBackupResult, ListBackupsResult, Tier
+from mcp_server.budget import fit_page
 from mcp_server.context import ServerContext, guarded
 
 
@@ -39,8 +40,9 @@ def register(server: MCPServer, ctx: ServerContext) -> None:
         tier: Annotated[Tier | None, Field(description="Only this tier: event, daily, weekly or manual.")] = None,
         include_deleted: Annotated[bool, Field(description="Also list backups cleanup removed.")] = False,
     ) -> ListBackupsResult:
-        """The project's backups, newest first (at most 100), with counts per tier and where they are stored."""
-        return ctx.project().backups.list_backups(tier, include_deleted)
+        """The project's backups, newest first (at most 100, and within the result budget: has_more says
+        when some were left out), with counts per tier and where they are stored."""
+        return fit_page(ctx.project().backups.list_backups(tier, include_deleted), "backups")
 
     @server.tool(annotations=ToolAnnotations(
         title="Clean up backups", read_only_hint=False, destructive_hint=True, idempotent_hint=True,
