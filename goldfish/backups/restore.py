@@ -86,17 +86,24 @@ def _locate(which: str, from_target: str | None, project: str | None, cwd: Path
 def fetch_parts(target: Target, manifest: dict[str, Any]) -> dict[str, bytes]:
     """Every file of the backup by name (store/…, events/<log>.jsonl, config/…, dev/…, git/<n>.bundle),
     each checked against its sha256 (and each log against the sha256 of the whole)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shas = {part["blob"] for part in manifest["files"].values()}
+    shas |= {c["blob"] for entry in manifest["logs"].values() for c in entry["chunks"]}
+    shas |= {part["blob"] for part in manifest["git"]["bundles"]}
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="goldfish-restore-part") as pool:
+        blobs = dict(zip(sorted(shas), pool.map(target.get_blob, sorted(shas)), strict=True))  # each verified
     out: dict[str, bytes] = {}
     for name, part in manifest["files"].items():
-        out[name] = target.get_blob(part["blob"])
+        out[name] = blobs[part["blob"]]
     for log, entry in manifest["logs"].items():
-        data = b"".join(target.get_blob(c["blob"]) for c in entry["chunks"])
+        data = b"".join(blobs[c["blob"]] for c in entry["chunks"])
         if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise BackupError(f"Event log {log} of backup {manifest['backup_id']} does not match its checksum.",
                               fix="Restore another backup (`goldfish restore <id>`).")
         out[f"events/{log}.jsonl"] = data
     for i, part in enumerate(manifest["git"]["bundles"]):
-        out[f"git/{i:03d}.bundle"] = target.get_blob(part["blob"])
+        out[f"git/{i:03d}.bundle"] = blobs[part["blob"]]
     return out
 
 

@@ -93,23 +93,13 @@ class Backups:
         staging_root = self.project.gf_dir / "backup-staging"
         shutil.rmtree(staging_root, ignore_errors=True)  # a crashed backup's leftovers (lock held)
         snap = snapshot.take(self.project, staging_root / backup_id, now)
+        uploads: _Uploads | None = None
         try:
             snapshot.check_parts(snap, self.project.store_dir)
             prev = self._previous(target)
             known = _blobs_of(prev) if prev else {}
-            new_bytes = 0
-
-            def put(data: bytes, sha: str | None = None) -> dict[str, Any]:
-                nonlocal new_bytes
-                import hashlib
-
-                sha = sha or hashlib.sha256(data).hexdigest()
-                if sha in known:
-                    return {"blob": sha, "size": len(data), "stored": known[sha]}
-                sha, stored = target.put_blob(data, sha)
-                known[sha] = stored
-                new_bytes += stored
-                return {"blob": sha, "size": len(data), "stored": stored}
+            uploads = _Uploads(target, known)
+            put = uploads.put
 
             files: dict[str, Any] = {}
             prev_files = (prev or {}).get("files", {})
@@ -121,7 +111,9 @@ class Backups:
                 data = path.read_bytes()
                 if name.startswith("store/") and name != "store/STORE_VERSION.json":
                     _check_parses(self.project.store_dir, name[len("store/"):], data)
-                files[name] = {**put(data), "ident": list(ident)}
+                entry = put(data)  # filled in (stored size) when its upload finishes: keep the same dict
+                entry["ident"] = list(ident)
+                files[name] = entry
             logs: dict[str, Any] = {}
             for name, (path, size) in sorted(snap.logs.items()):
                 old = (prev or {}).get("logs", {}).get(name)
@@ -131,6 +123,7 @@ class Backups:
                     chunks.append(put(tail))
                 logs[name] = {"size": size, "sha256": sha, "chunks": chunks}
             git_part = self._git_part(snap, prev, put)
+            new_bytes = uploads.finish()  # every part stored before the manifest names it
             manifest: dict[str, Any] = {
                 "format": FORMAT, "backup_id": backup_id, "tier": tier, "trigger": trigger, "details": details,
                 "created_at": snap.created_at, "project_name": self.project.config.project_name,
@@ -140,6 +133,8 @@ class Backups:
             manifest["size_bytes"] = sum(_blobs_of(manifest).values())
             location = target.put_manifest(manifest)  # last: a backup exists once its manifest does
         finally:
+            if uploads is not None:
+                uploads.pool.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(staging_root, ignore_errors=True)
         self._save_state(last={"backup_id": backup_id, "tier": tier, "trigger": trigger,
                                "created_at": snap.created_at}, manifest=manifest)
@@ -274,6 +269,59 @@ class Backups:
     def _audit(self, op: str, reason: str, details: dict[str, Any]) -> None:
         with self.project.store.transaction() as tx:
             self.project.journal.record(tx, op, reason=reason, details=details)
+
+
+class _Uploads:
+    """Parts go up on a few threads (compression, hashing, fsync and network calls release the GIL);
+    at most ``2 * workers`` parts wait in memory. A part already in the target is not stored again."""
+
+    def __init__(self, target: Target, known: dict[str, int], workers: int = 4):
+        from concurrent.futures import ThreadPoolExecutor
+        from threading import BoundedSemaphore
+
+        self.target = target
+        self.known = known
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="goldfish-backup-part")
+        self.slots = BoundedSemaphore(2 * workers)
+        self.entries: dict[str, list[dict[str, Any]]] = {}
+        self.futures: list[Any] = []
+
+    def put(self, data: bytes) -> dict[str, Any]:
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        entry: dict[str, Any] = {"blob": sha, "size": len(data), "stored": self.known.get(sha)}
+        if sha in self.known:
+            return entry
+        waiting = self.entries.get(sha)
+        if waiting is not None:  # the same content twice in one backup: stored once
+            waiting.append(entry)
+            return entry
+        self.entries[sha] = [entry]
+        self.slots.acquire()
+
+        def upload() -> tuple[str, int]:
+            try:
+                return self.target.put_blob(data, sha)
+            finally:
+                self.slots.release()
+
+        self.futures.append(self.pool.submit(upload))
+        return entry
+
+    def finish(self) -> int:
+        """Wait for every upload (the first error is raised); the bytes stored."""
+        new = 0
+        try:
+            for future in self.futures:
+                sha, stored = future.result()
+                new += stored
+                self.known[sha] = stored
+                for entry in self.entries[sha]:
+                    entry["stored"] = stored
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return new
 
 
 def _check_parses(store_root: Path, rel: str, data: bytes) -> None:
