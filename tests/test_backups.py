@@ -147,6 +147,7 @@ def test_backup_during_three_writers_has_whole_transactions(tmp_path: Path) -> N
         audit = [e for e in restored.store.read_events("audit")[0] if e.get("op") == "test_write"]
         for writer in ("w0", "w1", "w2"):
             last = counters[writer]
+            assert last >= 2  # each writer had committed 3 transactions before the first backup
             mine_runs = sorted(d["i"] for d in runs.docs() if d["writer"] == writer)
             mine_audit = sorted(e["i"] for e in audit if e["writer"] == writer)
             # wholly present (0..last in all three places) or wholly absent (nothing beyond last)
