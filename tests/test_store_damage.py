@@ -181,3 +181,28 @@ def test_a_store_from_before_the_registry_is_registered_on_its_first_write(tmp_p
     (project.store_dir / WS).unlink()
     with pytest.raises(StoreError, match="missing although the store recorded writing it"):
         Project.open(project.root, source="test").versions.rows("exp")
+
+
+def test_repair_replays_run_transitions_written_after_the_backup(project: Project) -> None:
+    from goldfish.runs.state import transition
+
+    with project.store.transaction() as tx:
+        tx.table("runs", "ws/exp").add({"state": "pending", "workspace": "exp", "stage": "train"},
+                                       doc_id="stage-0000aaaa")
+    backup = project.backups.create(details="the run is still pending here")
+    with project.store.transaction() as tx:  # after the backup, as the runner moves it
+        for frm, to in (("pending", "preparing"), ("preparing", "canceled")):
+            transition(tx, "stage-0000aaaa", to, expected=frm, source="test", workspace="exp",
+                       cause="manual" if to == "canceled" else None)
+    shard = project.store_dir / "ws" / "exp.runs.0000.json"
+    shard.write_bytes(b"")
+
+    report = repair(Project.open(project.root, source="test"))
+    assert report.backup_id == backup.backup_id and not report.remaining
+    assert "restored ws/exp.runs.0000.json (as of the backup)" in report.render()
+    assert [Path(p).read_bytes() for p in report.kept_aside] == [b""]  # the damaged bytes are kept
+    assert [r for r in report.replayed if "stage-0000aaaa" in r] == [
+        r for r in report.replayed if "state pending -> preparing" in r or "state preparing -> canceled" in r]
+    assert len([r for r in report.replayed if "stage-0000aaaa" in r]) == 2
+    row = Project.open(project.root, source="test").store.table("runs", "ws/exp").get_doc("stage-0000aaaa")
+    assert row is not None and row["state"] == "canceled" and row["finished_at"]

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ class RepairReport:
     replayed: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     remaining: list[str] = field(default_factory=list)
+    kept_aside: list[str] = field(default_factory=list)
 
     def render(self) -> str:
         if not self.damaged:
@@ -49,6 +52,9 @@ class RepairReport:
         out += [f"  {r}" for r in self.replayed] or ["  nothing to replay"]
         out.append(f"Lost ({len(self.lost)}):")
         out += [f"  {x}" for x in self.lost] or ["  nothing"]
+        if self.kept_aside:
+            out.append("The damaged files were copied to:")
+            out += [f"  {p}" for p in self.kept_aside]
         if self.remaining:
             out.append("Still damaged:")
             out += [f"  {x}" for x in self.remaining]
@@ -74,12 +80,18 @@ def repair(project: Any) -> RepairReport:
     except BackupError as exc:
         report.lost.append(f"no backup to restore from ({exc.message})")
     touched: set[str] = set()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
     lock_store = Store(store_root)
     with lock_store.lock():
         for d in damage:
             if not d.file_level:
                 continue
             touched.add(d.partition)
+            if d.path.exists():  # keep the damaged bytes for whoever wants to salvage them by hand
+                aside = project.gf_dir / "damaged" / stamp / d.path.relative_to(store_root)
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(d.path, aside)
+                report.kept_aside.append(str(aside))
             part = (manifest or {}).get("files", {}).get(f"store/{d.partition}.json")
             if part is not None:
                 atomic_write(d.path, backups.target.get_blob(part["blob"]))
