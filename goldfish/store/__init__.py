@@ -180,8 +180,8 @@ class Store:
         return ShardedTable(name, size, head, shard, view, damage=self._dangling(partition, name))
 
     def _dangling(self, partition: str, name: str) -> Any:
-        head = self._path(partition)
-        return lambda doc_id, number: integrity.dangling_error(self.root, head, name, doc_id, number)
+        # Built on every table() call: the path is only worked out when damage is found.
+        return lambda doc_id, number: integrity.dangling_error(self.root, self._path(partition), name, doc_id, number)
 
     def _merged_view(self, partition: str, name: str, parts: list[Any]) -> MergedView:
         """The same MergedView object while neither the directory nor any shard changed."""
