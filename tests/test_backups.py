@@ -263,3 +263,24 @@ def test_an_operation_during_a_running_automatic_backup_is_backed_up_after_it(tm
     assert status.last_backup.trigger == "save_version"
     manifest = project.backups.resolve("latest")
     assert f"refs/tags/exp-{saved.version}" in manifest["git"]["refs"]  # the newest backup holds the version
+
+
+def test_a_copy_restored_beside_the_live_project_gets_its_own_dev_repo(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    project = make_project(tmp_path)
+    project.workspaces.create("exp", goal="a live project", reason=REASON)
+    backup = project.backups.create()
+    before = memory(project)
+    copy = tmp_path / "proj-copy"
+    plan = restore("latest", project=str(project.root), to=copy)
+    assert plan.dev_path == tmp_path / "proj-copy-dev" and not plan.moved_aside
+    assert memory(Project.open(project.root, source="test")) == {
+        **before, "events:audit": memory(project)["events:audit"]}  # the live project is untouched
+    restored = Project.open(copy, source="test")
+    assert restored.dev_path == tmp_path / "proj-copy-dev"
+    assert restored.store.table("workspaces").has("exp")
+
+    monkeypatch.chdir(tmp_path)  # no project here, no --from: the error says what to pass
+    assert cli(["restore", backup.backup_id]) == 2
+    assert "--from" in capsys.readouterr().err

@@ -9,6 +9,7 @@ replaced with ``force`` — and then moved aside, never deleted.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -122,6 +123,14 @@ def restore(which: str = "latest", *, from_target: str | None = None, to: Path |
         raise BackupError("Where should the project be restored?", fix="Pass --to <new project path>.")
     dev = _dev_path(manifest, root)
     parts = fetch_parts(target, manifest)  # verified before anything is written
+    if _owner(dev) not in (None, root):
+        # That dev repo belongs to another project (the original, restoring a copy beside it): the
+        # copy gets its own, and its goldfish.yaml says so.
+        dev = root.parent / f"{root.name}-dev"
+        if _owner(dev) not in (None, root):
+            raise BackupError(f"{dev} is the dev repo of another project ({_owner(dev)}).",
+                              fix="Restore with --to <a directory whose name is not taken>.")
+        parts["config/goldfish.yaml"] = _set_dev_repo_path(parts["config/goldfish.yaml"], dev.name)
     plan = RestorePlan(manifest["backup_id"], manifest["created_at"], target.uri, root, dev, dry_run=dry_run)
     for name, data in sorted(parts.items()):
         plan.writes.append((str(_dest(name, root, dev)), len(data)))
@@ -148,6 +157,29 @@ def restore(which: str = "latest", *, from_target: str | None = None, to: Path |
     atomic_write(root / "goldfish.yaml", parts["config/goldfish.yaml"])
     plan.slots = _recreate_slots(root)
     return plan
+
+
+def _owner(dev: Path) -> Path | None:
+    """The project root a dev repo belongs to (its marker), or None when there is no dev repo there."""
+    from goldfish.init import MARKER
+
+    if not dev.exists():
+        return None
+    try:
+        return Path(orjson.loads((dev / ".goldfish" / MARKER).read_bytes())["project_root"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return dev  # something else lives there: never ours to replace
+
+
+def _set_dev_repo_path(config: bytes, name: str) -> bytes:
+    import re
+
+    text, n = re.subn(r"""(?m)^(dev_repo_path:[ \t]*)(?:"[^"\n]*"|'[^'\n]*'|[^\s#]+)""", lambda m: m.group(1) + json.dumps(name),
+                      config.decode())
+    if n != 1:
+        raise BackupError("The backup's goldfish.yaml has no single top-level dev_repo_path line to point at "
+                          f"the new dev repo {name}.", fix="Restore with --force into the original location.")
+    return text.encode()
 
 
 def _dest(name: str, root: Path, dev: Path) -> Path:
