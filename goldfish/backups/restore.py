@@ -123,7 +123,7 @@ def restore(which: str = "latest", *, from_target: str | None = None, to: Path |
         raise BackupError("Where should the project be restored?", fix="Pass --to <new project path>.")
     dev = _dev_path(manifest, root)
     parts = fetch_parts(target, manifest)  # verified before anything is written
-    if _owner(dev) not in (None, root):
+    if root != found_root and _owner(dev) not in (None, root):
         # That dev repo belongs to another project (the original, restoring a copy beside it): the
         # copy gets its own, and its goldfish.yaml says so.
         dev = root.parent / f"{root.name}-dev"
