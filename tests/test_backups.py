@@ -284,3 +284,26 @@ def test_a_copy_restored_beside_the_live_project_gets_its_own_dev_repo(tmp_path:
     monkeypatch.chdir(tmp_path)  # no project here, no --from: the error says what to pass
     assert cli(["restore", backup.backup_id]) == 2
     assert "--from" in capsys.readouterr().err
+
+
+def test_chains_of_increments_start_over_and_every_backup_restores(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from goldfish.backups import service
+
+    monkeypatch.setattr(service, "MAX_CHAIN", 3)  # 30 in production; 3 keeps the test short
+    project = make_project(tmp_path)
+    project.workspaces.create("exp", goal="long chains", reason=REASON)
+    project.workspaces.mount("exp", "w1", reason=REASON)
+    ids = []
+    for k in range(7):
+        write(project.slot_path("w1"), {"a.py": f"x = {k}\n"})
+        project.workspaces.save_version("w1", f"version number {k} of the chain test")
+        ids.append(project.backups.create().backup_id)
+    lengths = [(len(m["git"]["bundles"]), len(m["logs"]["audit"]["chunks"]))
+               for m in (project.backups.resolve(i) for i in ids)]
+    assert lengths == [(1, 1), (2, 2), (3, 3), (1, 1), (2, 2), (3, 3), (1, 1)]
+    for n, backup_id in enumerate(ids):
+        dest = tmp_path / f"r{n}" / "proj"
+        restore(backup_id, from_target=project.backups.target.uri, to=dest)
+        restored = Project.open(dest, source="test")
+        assert [v.version for v in restored.versions.rows("exp")] == [f"v{i + 1}" for i in range(n + 1)]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 log = logging.getLogger("goldfish.backups")
-MAX_CHAIN = 30  # incremental git packs before a backup starts a new full chain
+MAX_CHAIN = 30  # incremental git packs (and event-log tails) before a backup stores them whole again
 STATE_FILE = integrity.BACKUP_STATE
 
 
@@ -117,6 +117,8 @@ class Backups:
             logs: dict[str, Any] = {}
             for name, (path, size) in sorted(snap.logs.items()):
                 old = (prev or {}).get("logs", {}).get(name)
+                if old is not None and len(old["chunks"]) >= MAX_CHAIN:
+                    old = None  # the log is stored whole again, so a restore never fetches hundreds of tails
                 sha, offset, tail = snapshot.log_chunk(path, size, old)
                 chunks = list(old["chunks"]) if offset and old is not None else []
                 if tail:
