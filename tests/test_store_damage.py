@@ -206,3 +206,20 @@ def test_repair_replays_run_transitions_written_after_the_backup(project: Projec
     assert len([r for r in report.replayed if "stage-0000aaaa" in r]) == 2
     row = Project.open(project.root, source="test").store.table("runs", "ws/exp").get_doc("stage-0000aaaa")
     assert row is not None and row["state"] == "canceled" and row["finished_at"]
+
+
+@pytest.mark.parametrize("how", ["missing", "truncated"])
+def test_a_missing_or_truncated_event_log_is_reported_and_restored(project: Project, how: str) -> None:
+    before = memory(project)
+    project.backups.create(details="holds the whole audit log")
+    log = project.store_dir / "events" / "audit.jsonl"
+    if how == "missing":
+        log.unlink()
+    else:
+        data = log.read_bytes()
+        log.write_bytes(data[: len(data) // 2])
+    store_check = next(c for c in collect_checks(str(project.root)) if c.name == "store")
+    assert not store_check.ok and "events/audit.jsonl" in store_check.detail and how in store_check.detail
+    report = repair(Project.open(project.root, source="test"))
+    assert not report.remaining and any("events/audit.jsonl" in r for r in report.restored), report.render()
+    assert memory(Project.open(project.root, source="test")) == before

@@ -86,12 +86,15 @@ def repair(project: Any) -> RepairReport:
         for d in damage:
             if not d.file_level:
                 continue
-            touched.add(d.partition)
             if d.path.exists():  # keep the damaged bytes for whoever wants to salvage them by hand
                 aside = project.gf_dir / "damaged" / stamp / d.path.relative_to(store_root)
                 aside.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(d.path, aside)
                 report.kept_aside.append(str(aside))
+            if d.partition.startswith("events/"):
+                _restore_log(backups, manifest, d, report, store_root)
+                continue
+            touched.add(d.partition)
             part = (manifest or {}).get("files", {}).get(f"store/{d.partition}.json")
             if part is not None:
                 atomic_write(d.path, backups.target.get_blob(part["blob"]))
@@ -115,6 +118,25 @@ def repair(project: Any) -> RepairReport:
     _replay(fresh, manifest, touched, report)
     report.remaining = [d.render() for d in integrity.check_store(Store(store_root))]
     return report
+
+
+def _restore_log(backups: Any, manifest: dict[str, Any] | None, d: integrity.Damage, report: RepairReport,
+                 store_root: Path) -> None:
+    """The backup's copy of an event log, then every line of the current file it does not hold."""
+    log = d.partition[len("events/"):]
+    entry = (manifest or {}).get("logs", {}).get(log)
+    if entry is None:
+        report.lost.append(f"{d.path.relative_to(store_root)}: not in the backup")
+        return
+    saved = b"".join(backups.target.get_blob(c["blob"]) for c in entry["chunks"])
+    current = d.path.read_bytes() if d.path.exists() else b""
+    known = set(saved.splitlines())
+    whole = current.split(b"\n")[:-1]  # what follows the last newline is a torn line (or nothing)
+    extra = [line for line in whole if line.strip() and line not in known]
+    atomic_write(d.path, saved + b"".join(line + b"\n" for line in extra))
+    lines = len(saved.splitlines())
+    report.restored.append(f"{d.path.relative_to(store_root)} ({lines} lines as of the backup"
+                           + (f", {len(extra)} later lines kept)" if extra else ")"))
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -200,10 +200,27 @@ def list_partition_files(store_root: Path) -> list[str]:
     return sorted(out)
 
 
+def _backed_up_logs(store_root: Path) -> dict[str, int]:
+    """Event-log sizes in the last backup this project recorded (append-only: never shorter since)."""
+    try:
+        logs = orjson.loads((store_root.parent / BACKUP_STATE).read_bytes())["manifest"]["logs"]
+        return {str(name): int(entry["size"]) for name, entry in logs.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def check_store(store: Store) -> list[Damage]:
-    """Every damaged partition, shard and directory entry, cross-checked against each other."""
+    """Every damaged partition, shard and directory entry, cross-checked against each other; and every
+    event log against its size in the last backup (a log is append-only: shorter means truncated)."""
     root = store.root
     found: list[Damage] = []
+    for log, size in sorted(_backed_up_logs(root).items()):
+        path = root / "events" / f"{log}.jsonl"
+        now = path.stat().st_size if path.exists() else None
+        if now is None and size > 0:
+            found.append(Damage(path, f"events/{log}", f"missing; the last backup holds {size} bytes of it"))
+        elif now is not None and now < size:
+            found.append(Damage(path, f"events/{log}", f"truncated: {now} bytes, the last backup holds {size}"))
     parsed: dict[str, dict[str, Any]] = {}
     names = set(list_partition_files(root))
     registry: dict[str, Any] = {}
