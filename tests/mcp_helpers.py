@@ -24,6 +24,7 @@ SEED_TOOLS = (
     "logs", "cancel", "save_results_spec", "register_source", "manage_sources", "promote_artifact",
     "validate_config", "log_thought", "get_workspace_thoughts", "manage_patterns", "initialize_project",
     "reload_config", "get_audit_log", "goldfish_version", "get_run_svs_findings", "get_metric_history",
+    "create_backup", "list_backups", "cleanup_backups", "get_backup_status",
 )
 
 
