@@ -218,6 +218,9 @@ def test_a_missing_or_truncated_event_log_is_reported_and_restored(project: Proj
     else:
         data = log.read_bytes()
         log.write_bytes(data[: len(data) // 2])
+    if how == "missing":  # never read as "no audit entries, no thoughts"
+        with pytest.raises(StoreError, match=r"audit\.jsonl is damaged: the event log is missing"):
+            Project.open(project.root, source="test").journal.audit_log()
     store_check = next(c for c in collect_checks(str(project.root)) if c.name == "store")
     assert not store_check.ok and "events/audit.jsonl" in store_check.detail and how in store_check.detail
     report = repair(Project.open(project.root, source="test"))

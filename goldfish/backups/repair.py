@@ -126,7 +126,9 @@ def _restore_log(backups: Any, manifest: dict[str, Any] | None, d: integrity.Dam
     log = d.partition[len("events/"):]
     entry = (manifest or {}).get("logs", {}).get(log)
     if entry is None:
-        report.lost.append(f"{d.path.relative_to(store_root)}: not in the backup")
+        if not d.path.exists():
+            atomic_write(d.path, b"")
+        report.lost.append(f"{d.path.relative_to(store_root)}: not in the backup; its events are gone")
         return
     saved = b"".join(backups.target.get_blob(c["blob"]) for c in entry["chunks"])
     current = d.path.read_bytes() if d.path.exists() else b""

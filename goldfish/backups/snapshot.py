@@ -97,6 +97,11 @@ def check_parts(snap: Snapshot, store_root: Path) -> None:
     """Refuse to back up a damaged store: it would replace the last good copy."""
     present = {name[len("store/"):-len(".json")] for name in snap.files if name.startswith("store/")}
     for name in snap.registry:
+        if name.startswith("events/"):
+            if name[len("events/"):] not in snap.logs:
+                raise integrity.damage_error(store_root, store_root / f"{name}.jsonl", "the event log is missing "
+                                             "although the store recorded appending to it")
+            continue
         if name not in present:
             raise integrity.damage_error(store_root, store_root / f"{name}.json",
                                          "the file is missing although the store recorded writing it")

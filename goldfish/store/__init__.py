@@ -246,6 +246,7 @@ class Store:
                 f.seek(offset)
                 data = f.read()
         except FileNotFoundError:
+            integrity.check_log_missing(self, log, path)
             return [], offset
         end = data.rfind(b"\n")
         if end < 0:
@@ -265,6 +266,7 @@ class Store:
         path = self._log_path(log)
         out: list[dict[str, Any]] = []
         if not path.exists():
+            integrity.check_log_missing(self, log, path)
             return out
         with open(path, "rb") as f:
             pos = f.seek(0, os.SEEK_END)
@@ -472,13 +474,14 @@ class Transaction:
         """List partitions written for the first time in the project partition (store/integrity.py),
         so a later missing file is known to be damage rather than an empty table."""
         new = [p for p, s in self._parts.items() if s.dirty and p != "project" and not self.store._path(p).exists()]
+        new += [f"events/{log}" for log in self._events if not self.store._log_path(log).exists()]
         head = self._storage("project")
         add = integrity.register_new(self.store, head.tables, new)
         if add is not None or integrity.REGISTRY not in head.tables:
             head.own_table(integrity.REGISTRY).update(add or {})
 
     def _commit(self) -> None:
-        if any(s.dirty for s in self._parts.values()):
+        if self._events or any(s.dirty for s in self._parts.values()):
             self._register_partitions()
         changed = {p: s for p, s in self._parts.items() if s.dirty}
         store = self.store

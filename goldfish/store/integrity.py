@@ -166,6 +166,15 @@ def check_shard(store: Store, head: str, table: str, number: int, head_tables: d
                            f"{store._path(head).name} points {counts.get(number, 0)} at it")
 
 
+def check_log_missing(store: Store, log: str, path: Path) -> None:
+    """A missing event log the store recorded appending to is damage, not "no events"."""
+    if store._migrating:
+        return
+    registry = store._load("project").tables.get(REGISTRY) or {}
+    if f"events/{log}" in registry:
+        raise damage_error(store.root, path, "the event log is missing although the store recorded appending to it")
+
+
 def missing_error(store: Store, partition: str, path: Path) -> StoreError:
     return damage_error(store.root, path, "the file is missing although the store recorded writing it")
 
@@ -181,6 +190,8 @@ def register_new(store: Store, project_tables: dict[str, Any] | None, new: list[
         for name in list_partition_files(store.root):
             if name != "project" and not name.startswith(DERIVED):
                 add[name] = {"id": name}
+        for log in (store.root / "events").glob("*.jsonl"):
+            add[f"events/{log.stem}"] = {"id": f"events/{log.stem}"}
         registry = {}
     for name in new:
         if name != "project" and name not in registry and not name.startswith(DERIVED):
@@ -233,7 +244,11 @@ def check_store(store: Store) -> list[Damage]:
             found.append(Damage(project_path, "project", exc.details["problem"]))
     elif expected(store, "project"):
         found.append(Damage(project_path, "project", "missing (other partitions and event logs exist)"))
-    for name in sorted(names | set(registry)):
+    for name in sorted(n for n in registry if n.startswith("events/")):
+        path = root / f"{name}.jsonl"
+        if not path.exists() and not any(d.path == path for d in found):
+            found.append(Damage(path, name, "missing although the store recorded appending to it"))
+    for name in sorted(names | {n for n in registry if not n.startswith("events/")}):
         if name == "project":
             continue
         path = root / f"{name}.json"
