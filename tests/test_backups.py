@@ -307,3 +307,11 @@ def test_chains_of_increments_start_over_and_every_backup_restores(tmp_path: Pat
         restore(backup_id, from_target=project.backups.target.uri, to=dest)
         restored = Project.open(dest, source="test")
         assert [v.version for v in restored.versions.rows("exp")] == [f"v{i + 1}" for i in range(n + 1)]
+
+
+def test_projects_tests_create_have_automatic_backups_off_and_users_get_them_on(tmp_path: Path) -> None:
+    # tests/conftest.py writes the key; if init stops going through it, every test would back up
+    assert make_project(tmp_path).config.backups.auto is False
+    from goldfish.config.template import default_config_yaml
+
+    assert "backups:\n  auto: true" in default_config_yaml("p", "p-dev")
