@@ -226,3 +226,24 @@ def test_a_missing_or_truncated_event_log_is_reported_and_restored(project: Proj
     report = repair(Project.open(project.root, source="test"))
     assert not report.remaining and any("events/audit.jsonl" in r for r in report.restored), report.render()
     assert memory(Project.open(project.root, source="test")) == before
+
+
+def test_a_reader_that_saw_half_a_commit_is_not_told_the_store_is_damaged(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    with store.transaction() as tx:
+        runs = tx.table("runs", "ws/a")
+        runs.add({"n": 1}, doc_id="r1")
+        runs.add({"n": 2}, doc_id="r2")
+    reader = Store(tmp_path / "s").table("runs", "ws/a")  # holds this head (directory) snapshot
+    with store.transaction() as tx:
+        tx.table("runs", "ws/a").delete("r1")
+    # its directory still names r1, the shard it reads now does not: confirmed under the lock, r1 is gone
+    assert reader.get_doc("r1") is None
+    assert reader.get_doc("r2") == {"n": 2, "id": "r2"}
+    # the same state with nothing committed: damage, named
+    head = tmp_path / "s" / "ws" / "a.json"
+    tables = orjson.loads(head.read_bytes())
+    tables["_dir.runs"]["r9"] = 0
+    head.write_bytes(orjson.dumps(tables))
+    with pytest.raises(StoreError, match=r"a\.json is damaged: its directory of runs points 'r9'"):
+        Store(tmp_path / "s").table("runs", "ws/a").get_doc("r9")

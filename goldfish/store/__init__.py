@@ -179,9 +179,27 @@ class Store:
 
         return ShardedTable(name, size, head, shard, view, damage=self._dangling(partition, name))
 
-    def _dangling(self, partition: str, name: str) -> Any:
-        # Built on every table() call: the path is only worked out when damage is found.
-        return lambda doc_id, number: integrity.dangling_error(self.root, self._path(partition), name, doc_id, number)
+    def _dangling(self, partition: str, name: str, *, locked: bool = False) -> Any:
+        """What a sharded table does with a document its directory names but its shard lacks.
+
+        A lock-free reader may have loaded a head partition committed a moment before its shard (or
+        the reverse): under the project lock, with both files read afresh, it is either there, gone
+        (deleted) or damage. Inside a transaction (lock held, files consistent) it is damage."""
+
+        def confirm(doc_id: str, number: int) -> Doc | None:
+            if not locked:
+                with self.lock():
+                    directory: dict[str, Any] = self._load(partition).tables.get(integrity.DIR_PREFIX + name) or {}
+                    now = directory.get(doc_id)
+                    if now is None:
+                        return None
+                    doc = self._load(shard_partition(partition, name, int(now))).tables.get(name, {}).get(doc_id)
+                    if doc is not None:
+                        return doc
+                    number = int(now)
+            raise integrity.dangling_error(self.root, self._path(partition), name, doc_id, number)
+
+        return confirm
 
     def _merged_view(self, partition: str, name: str, parts: list[Any]) -> MergedView:
         """The same MergedView object while neither the directory nor any shard changed."""
@@ -459,7 +477,7 @@ class Transaction:
                                       mutable=integrity.DIR_PREFIX + name in head.copied)
             return make_table(storage, name)
 
-        return ShardedTable(name, size, head, shard, damage=self.store._dangling(partition, name))
+        return ShardedTable(name, size, head, shard, damage=self.store._dangling(partition, name, locked=True))
 
     def append_event(self, log: str, event: dict[str, Any]) -> None:
         self.store._log_path(log)

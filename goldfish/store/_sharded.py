@@ -52,6 +52,15 @@ def _dangling(doc_id: str, number: int) -> StoreError:
         details={"document": doc_id, "shard": number})
 
 
+def _missing(damage: Callable[[str, int], Doc | None] | None, doc_id: str, number: int) -> Doc | None:
+    """A document the directory names but its shard lacks: ``damage`` either finds it (a lock-free
+    reader saw a commit half-way) or raises the damage error; without one it is damage."""
+    if damage is None:
+        raise _dangling(doc_id, number)
+    doc = damage(doc_id, number)
+    return dict(doc) if doc is not None else None
+
+
 def shard_partition(partition: str, table: str, number: int) -> str:
     return f"{partition}.{table}.{number:04d}"
 
@@ -60,7 +69,7 @@ class MergedView(Mapping[str, Doc]):
     """Read-only id → document mapping across shards, in creation order."""
 
     def __init__(self, directory: Mapping[str, int], shards: list[Mapping[str, Doc]],
-                 damage: Callable[[str, int], Exception] | None = None):
+                 damage: Callable[[str, int], Doc | None] | None = None):
         self._dir = directory
         self._shards = shards
         self._damage = damage
@@ -70,7 +79,11 @@ class MergedView(Mapping[str, Doc]):
         try:
             return self._shards[number][key]
         except (KeyError, IndexError):
-            raise (self._damage or _dangling)(key, number) from None
+            pass
+        doc = _missing(self._damage, key, number)
+        if doc is None:  # deleted by a commit this reader saw half of
+            raise KeyError(key)
+        return doc
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._dir)
@@ -87,7 +100,7 @@ class ShardedTable:
 
     def __init__(self, name: str, size: int, head: PartitionStorage,
                  shard: Callable[[int], StoreTable], view_cache: Callable[[list[Any]], MergedView] | None = None,
-                 damage: Callable[[str, int], Exception] | None = None):
+                 damage: Callable[[str, int], Doc | None] | None = None):
         self.name = name
         self._damage = damage
         self.size = size
@@ -118,7 +131,7 @@ class ShardedTable:
             return None
         doc = table.get_doc(doc_id)
         if doc is None:  # the directory says it exists: a lost document is damage, not "not found"
-            raise (self._damage or _dangling)(doc_id, self._dir[doc_id])
+            return _missing(self._damage, doc_id, self._dir[doc_id])
         return doc
 
     def require(self, doc_id: str, *, what: str = "document", fix: str | None = None) -> Doc:
