@@ -247,3 +247,36 @@ def test_a_reader_that_saw_half_a_commit_is_not_told_the_store_is_damaged(tmp_pa
     head.write_bytes(orjson.dumps(tables))
     with pytest.raises(StoreError, match=r"a\.json is damaged: its directory of runs points 'r9'"):
         Store(tmp_path / "s").table("runs", "ws/a").get_doc("r9")
+
+
+def test_a_partition_registered_a_moment_before_its_file_appears_is_waited_for(tmp_path: Path) -> None:
+    import threading
+
+    root = tmp_path / "s"
+    store = Store(root)
+    with store.transaction() as tx:
+        tx.table("workspaces").put("a", {"goal": "x"})
+    committer = Store(root)
+    locked, release = threading.Event(), threading.Event()
+
+    def commit_half_way() -> None:  # holds the project lock like a commit between its two renames
+        with committer.lock():
+            locked.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=commit_half_way)
+    holder.start()
+    assert locked.wait(60)
+    project_json = root / "project.json"
+    tables = orjson.loads(project_json.read_bytes())
+    tables[integrity.REGISTRY]["ws/new"] = {"id": "ws/new"}
+    project_json.write_bytes(orjson.dumps(tables))  # the first rename: the registry names ws/new
+    got: list[object] = []
+    reader = threading.Thread(target=lambda: got.append(Store(root).table("docs", "ws/new").ids()))
+    reader.start()
+    (root / "ws").mkdir(exist_ok=True)
+    (root / "ws" / "new.json").write_bytes(orjson.dumps({"docs": {"d1": {"id": "d1"}}}))  # the second
+    release.set()
+    holder.join(60)
+    reader.join(60)
+    assert got == [["d1"]]  # never "damaged", never empty

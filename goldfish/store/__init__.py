@@ -130,8 +130,10 @@ class Store:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            if integrity.expected(self, partition):
+            if self._really_missing(path, lambda: integrity.expected(self, partition)):
                 raise integrity.missing_error(self, partition, path) from None
+            if path.exists():  # a commit finished while we waited for the lock
+                return self._load(partition)
             return _EMPTY
         ident = _ident(st)
         with self._cache_lock:
@@ -143,8 +145,10 @@ class Store:
                 ident = _ident(os.fstat(f.fileno()))
                 raw = f.read()
         except FileNotFoundError:
-            if integrity.expected(self, partition):
+            if self._really_missing(path, lambda: integrity.expected(self, partition)):
                 raise integrity.missing_error(self, partition, path) from None
+            if path.exists():
+                return self._load(partition)
             return _EMPTY
         # A big partition is hundreds of thousands of small objects: the cyclic GC would scan them
         # all several times during the parse (3/4 of its cost), and none of them can form cycles.
@@ -160,6 +164,17 @@ class Store:
         with self._cache_lock:
             self._cache[partition] = snap
         return snap
+
+    def _really_missing(self, path: Path, expected: Any) -> bool:
+        """A file the store says exists is absent: damage, unless a lock-free reader caught a commit
+        half-way (the project partition renamed before a new partition, a log registered before its
+        first append). Confirmed under the project lock, where no commit is half-done."""
+        if not expected():
+            return False
+        if getattr(self._local, "lock_depth", 0) > 0:
+            return True
+        with self.lock():
+            return not path.exists() and bool(expected())
 
     def table(self, name: str, partition: str = "project") -> Table:
         """A lock-free, read-only view of one table as of the last whole file written.

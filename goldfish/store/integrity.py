@@ -170,8 +170,10 @@ def check_log_missing(store: Store, log: str, path: Path) -> None:
     """A missing event log the store recorded appending to is damage, not "no events"."""
     if store._migrating:
         return
-    registry = store._load("project").tables.get(REGISTRY) or {}
-    if f"events/{log}" in registry:
+    def registered() -> bool:
+        return f"events/{log}" in (store._load("project").tables.get(REGISTRY) or {})
+
+    if store._really_missing(path, registered):
         raise damage_error(store.root, path, "the event log is missing although the store recorded appending to it")
 
 
