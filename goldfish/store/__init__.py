@@ -173,8 +173,35 @@ class Store:
             return False
         if getattr(self._local, "lock_depth", 0) > 0:
             return True
-        with self.lock():
-            return not path.exists() and bool(expected())
+        with self._lock_if_free() as free:
+            # A writer at work is most likely the commit this reader caught half-way: read what is
+            # there, as before; any write (which holds the lock) still finds the damage.
+            return free and not path.exists() and bool(expected())
+
+    @contextmanager
+    def _lock_if_free(self) -> Iterator[bool]:
+        """The project lock if nobody holds it right now (True), else nothing (False): a reader on the
+        damage path never waits behind a long writer."""
+        if not self._thread_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            try:
+                self._filelock.acquire(timeout=0)
+            except Timeout:
+                yield False
+                return
+            try:
+                self._recover()
+                self._local.lock_depth = 1
+                try:
+                    yield True
+                finally:
+                    self._local.lock_depth = 0
+            finally:
+                self._filelock.release()
+        finally:
+            self._thread_lock.release()
 
     def table(self, name: str, partition: str = "project") -> Table:
         """A lock-free, read-only view of one table as of the last whole file written.
@@ -199,11 +226,14 @@ class Store:
 
         A lock-free reader may have loaded a head partition committed a moment before its shard (or
         the reverse): under the project lock, with both files read afresh, it is either there, gone
-        (deleted) or damage. Inside a transaction (lock held, files consistent) it is damage."""
+        (deleted) or damage; while a writer holds the lock it is taken as not there (as before).
+        Inside a transaction (lock held, files consistent) it is damage."""
 
         def confirm(doc_id: str, number: int) -> Doc | None:
             if not locked:
-                with self.lock():
+                with self._lock_if_free() as free:
+                    if not free:
+                        return None
                     directory: dict[str, Any] = self._load(partition).tables.get(integrity.DIR_PREFIX + name) or {}
                     now = directory.get(doc_id)
                     if now is None:
