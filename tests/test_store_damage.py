@@ -283,3 +283,15 @@ def test_a_reader_never_waits_behind_a_writer_nor_calls_its_half_done_commit_dam
     (root / "ws" / "new.json").unlink()  # now nobody is writing: a missing registered file is damage
     with pytest.raises(StoreError, match=r"new\.json is damaged: the file is missing"):
         Store(root).table("docs", "ws/new").ids()
+
+
+def test_a_store_from_before_the_registry_without_project_json_is_not_damaged(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    Store(root).append_event("audit", {"op": "log_thought"})
+    (root / "project.json").unlink()  # as an older Goldfish left it: a thought logged, nothing else
+    stamp = orjson.loads((root / "STORE_VERSION.json").read_bytes())
+    del stamp["registry"]
+    (root / "STORE_VERSION.json").write_bytes(orjson.dumps(stamp))
+    old = Store(root)
+    assert old.table("workspaces").ids() == [] and integrity.check_store(old) == []
+    assert [e["op"] for e in old.read_events("audit")[0]] == ["log_thought"]

@@ -379,7 +379,8 @@ class Store:
         from goldfish import __version__
 
         atomic_write(self.root / _VERSION_FILE, orjson.dumps(
-            {"schema": STORE_SCHEMA_VERSION, "written_by": __version__, "sharding": self.sharding}
+            # registry: this store lists its partitions and logs (store/integrity.py) from the start
+            {"schema": STORE_SCHEMA_VERSION, "written_by": __version__, "sharding": self.sharding, "registry": True}
         ))
 
     def _check_version(self) -> None:

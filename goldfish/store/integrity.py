@@ -112,6 +112,13 @@ def _events_written(store_root: Path) -> bool:
         return False
 
 
+def _registry_era(store_root: Path) -> bool:
+    try:
+        return bool(orjson.loads((store_root / "STORE_VERSION.json").read_bytes()).get("registry"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _other_partitions_exist(store_root: Path) -> bool:
     return any(p.name != "project.json" and not p.name.startswith(".") for p in store_root.rglob("*.json")
                if p.parent != store_root or p.name not in ("STORE_VERSION.json", "intent.json"))
@@ -122,7 +129,8 @@ def expected(store: Store, partition: str) -> bool:
     if store._migrating or partition.startswith(DERIVED):
         return False
     if partition == "project":
-        return _other_partitions_exist(store.root) or _events_written(store.root)
+        # A store from before the registry may have logs or partitions and no project.json yet.
+        return _registry_era(store.root) and (_other_partitions_exist(store.root) or _events_written(store.root))
     registry = store._load("project").tables.get(REGISTRY)
     if registry is not None and partition in registry:
         return True
