@@ -187,8 +187,8 @@ def _dest(name: str, root: Path, dev: Path) -> Path:
         return root / "goldfish.yaml"
     if name.startswith("dev/"):
         return dev / name[len("dev/"):]
-    if name.startswith("git/"):
-        return dev / ".git" / "objects" / "pack" / name[len("git/"):]
+    if name.startswith("git/"):  # indexed into the dev repo's object store (git index-pack)
+        return dev / ".git" / "objects" / f"pack (from {name[len('git/'):]})"
     if name.startswith("events/"):
         return dev / ".goldfish" / "store" / name
     return dev / ".goldfish" / name  # store/...
