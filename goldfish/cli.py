@@ -50,9 +50,23 @@ def _parser() -> argparse.ArgumentParser:
                 "Show each slot, the active runs, the runs awaiting finalize_run and the best result per "
                 "workspace. Dead runners are reconciled first.")
     s.add_argument("--json", action="store_true", help="print the status as one JSON object (for scripts)")
-    command("doctor", "check git, python and optional pieces (docker, cargo, cloud, API key)",
-            "Check what Goldfish needs (git, python) and what optional features need (docker, cargo, cloud "
-            "credentials, API key); each problem comes with its fix. Exit 1 when a required piece is missing.")
+    s = command("doctor", "check git, python, the store and optional pieces (docker, cargo, cloud, API key)",
+                "Check what Goldfish needs (git, python, an undamaged store) and what optional features need "
+                "(docker, cargo, cloud credentials, API key); each problem comes with its fix. Exit 1 when a "
+                "required piece is missing or the store is damaged.")
+    s.add_argument("--repair", action="store_true",
+                   help="repair a damaged store: restore damaged files from the latest backup, replay the event logs")
+
+    s = command("restore", "rebuild a project (goldfish.yaml, dev repo, store) from a backup",
+                "Rebuild a project from a backup: verify every part's checksum, then write goldfish.yaml, the dev "
+                "repo and the store. --project (or the current directory) finds the backups of a project that "
+                "still exists; --from names them when it doesn't.")
+    s.add_argument("backup", nargs="?", default="latest", help="backup id (bk-…) or 'latest' (default)")
+    s.add_argument("--from", dest="from_target", metavar="TARGET",
+                   help="where the backups are (a directory or gs://bucket/prefix/); default: the project's backups.target")
+    s.add_argument("--to", metavar="PATH", type=Path, help="project directory to restore into (default: the project found)")
+    s.add_argument("--force", action="store_true", help="replace a live project (its files are moved aside, not deleted)")
+    s.add_argument("--dry-run", action="store_true", help="verify the backup and list what would be written; write nothing")
 
     s = command("demo", "create a demo project and run a real experiment end to end")
     s.add_argument("--dir", default="demo-project", help="where to create the demo project (default: ./demo-project)")
@@ -150,7 +164,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "doctor":
         from goldfish.doctor import run_doctor
 
+        if args.repair:
+            from goldfish.backups.repair import run_repair
+
+            return run_repair(args.project)
         return run_doctor(args.project)
+    if cmd == "restore":
+        from goldfish.backups.restore import restore
+
+        plan = restore(args.backup, from_target=args.from_target, to=args.to, project=args.project,
+                       force=args.force, dry_run=args.dry_run)
+        print(plan.render())
+        return 0
     if cmd == "demo":
         from goldfish.demo.tour import run_demo
 

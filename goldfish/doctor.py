@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -105,12 +106,42 @@ def _project_checks(project_path: str | None) -> list[Check]:
         required = project.config.jobs.backend == "gce"
         out += [Check(name, ok, detail, "jobs.backend: gce", required=required)
                 for name, ok, detail in doctor_checks(project)]
-    try:
-        project.store.table("meta").docs()
-        out.append(Check("store", True, str(project.store_dir), "records, runs, sources", required=True))
-    except GoldfishError as exc:
-        out.append(Check("store", False, str(exc), "records, runs, sources", required=True))
+    out.append(_store_check(project))
+    out.append(_backup_check(project))
     return out
+
+
+def _store_check(project: Any) -> Check:
+    """Every partition, shard and shard directory, parsed and checked against each other."""
+    from goldfish.errors import GoldfishError
+    from goldfish.store import integrity
+
+    try:
+        damage = integrity.check_store(project.store)
+    except GoldfishError as exc:
+        return Check("store", False, str(exc), "records, runs, sources", required=True)
+    if not damage:
+        return Check("store", True, f"{project.store_dir}: every partition, shard and directory checks out",
+                     "records, runs, sources", required=True)
+    lines = "; ".join(d.render() for d in damage[:10]) + (f"; … {len(damage) - 10} more" if len(damage) > 10 else "")
+    return Check("store", False, f"{len(damage)} damaged: {lines}. Fix: {integrity.fix_text(project.store_dir)}",
+                 "records, runs, sources", required=True)
+
+
+def _backup_check(project: Any) -> Check:
+    from goldfish.errors import GoldfishError
+
+    try:
+        status = project.backups.status()
+    except GoldfishError as exc:
+        return Check("backups", False, str(exc), "goldfish restore, goldfish doctor --repair")
+    last = (f"last {status.last_backup.backup_id} ({status.last_backup.tier}, {status.last_backup.created_at})"
+            if status.last_backup else "no backup yet (create_backup() takes one)")
+    detail = f"{status.target}: {last}; auto {'on' if status.enabled else 'off'}"
+    if status.advice:
+        detail += f". {status.advice}"
+    return Check("backups", status.last_backup is not None and status.survives_disk_loss, detail,
+                 "goldfish restore, goldfish doctor --repair")
 
 
 def run_doctor(project_path: str | None) -> int:

@@ -17,6 +17,7 @@ from goldfish.errors import NotInitialized
 from goldfish.store import Store, Transaction
 
 if TYPE_CHECKING:
+    from goldfish.backups.service import Backups
     from goldfish.config import GoldfishConfig
     from goldfish.git.devrepo import DevRepo
     from goldfish.images.service import Images
@@ -92,7 +93,22 @@ class Project:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.store_dir)
+        store = Store(self.store_dir)
+        store.on_commit.append(self._after_commit)
+        return store
+
+    def _after_commit(self, tx: Transaction) -> None:
+        """Automatic backups after high-value operations (never slows or fails them)."""
+        from goldfish.backups.auto import after_operation
+
+        after_operation(self, tx)
+
+    @cached_property
+    def backups(self) -> Backups:
+        """create_backup, list_backups, cleanup_backups, get_backup_status (docs/backups.md)."""
+        from goldfish.backups.service import Backups
+
+        return Backups(self)
 
     @cached_property
     def runs(self) -> Runs:
@@ -211,7 +227,7 @@ class Project:
                 fix="Restart the server (and the TUI) to use the new locations, after moving the files there.",
             )
         self.config = new
-        for derived in ("storage", "bucket"):  # built from the config on next use
+        for derived in ("storage", "bucket", "backups"):  # built from the config on next use
             self.__dict__.pop(derived, None)
         return new
 

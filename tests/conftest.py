@@ -28,3 +28,17 @@ def _no_global_git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: p
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(autouse=True)
+def _no_automatic_backups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Projects created in this process get `backups: {auto: false}` in goldfish.yaml: a background
+    backup would write into the project while a test compares its files. Backup tests set it back."""
+    import goldfish.config as config
+
+    original = config.default_config_yaml
+
+    def without_auto(project_name: str, dev_repo_path: str) -> str:
+        return original(project_name, dev_repo_path).replace("backups:\n  auto: true", "backups:\n  auto: false", 1)
+
+    monkeypatch.setattr(config, "default_config_yaml", without_auto)

@@ -25,6 +25,7 @@ SEED_TOOLS = (
     "validate_config", "log_thought", "get_workspace_thoughts", "manage_patterns", "initialize_project",
     "reload_config", "get_audit_log", "goldfish_version", "get_run_svs_findings", "get_metric_history",
     "search_goldfish_logs",
+    "create_backup", "list_backups", "cleanup_backups", "get_backup_status",
 )
 
 

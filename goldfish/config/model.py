@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from goldfish import names
 from goldfish.config._base import Section, relative_inside, rule_error
+from goldfish.config.backups import BackupsConfig
 from goldfish.config.cloud import DockerConfig, GceConfig, GcsConfig
 from goldfish.config.sections import (
     AuditConfig,
@@ -85,6 +86,9 @@ class GoldfishConfig(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Where stage metrics are sent.")
     docker: DockerConfig = Field(
         default_factory=DockerConfig, description="Images and limits for the docker and gce backends."
+    )
+    backups: BackupsConfig = Field(
+        default_factory=BackupsConfig, description="Backups of the store, the dev repo and goldfish.yaml (docs/backups.md)."
     )
     invariants: list[str] = Field(
         default_factory=list,

@@ -35,6 +35,7 @@ from filelock import FileLock, Timeout
 from goldfish.errors import DiskError, StoreError
 from goldfish.fsutil import append_whole, as_disk_error, atomic_write, disk_errors, fsync_dir
 from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
+from goldfish.store import integrity
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
 
 __all__ = [
@@ -80,8 +81,12 @@ class Store:
         self._local = threading.local()
         self._filelock = FileLock(str(self.root / ".lock"), timeout=lock_timeout, thread_local=False)
         self._swept = False
+        self._migrating = False
+        # Called with each committed transaction (after it is durable); see goldfish/backups/auto.py.
+        self.on_commit: list[Any] = []
         self.sharding: dict[str, int] = {}
         self._views: dict[tuple[str, str], tuple[list[Any], MergedView]] = {}
+        self._dir_counts: dict[tuple[str, str], tuple[Any, dict[int, int]]] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "events").mkdir(exist_ok=True)
         self._check_version()
@@ -127,6 +132,10 @@ class Store:
         try:
             st = os.stat(path)
         except FileNotFoundError:
+            if self._really_missing(path, lambda: integrity.expected(self, partition)):
+                raise integrity.missing_error(self, partition, path) from None
+            if path.exists():  # a commit finished while we waited for the lock
+                return self._load(partition)
             return _EMPTY
         ident = _ident(st)
         with self._cache_lock:
@@ -138,18 +147,18 @@ class Store:
                 ident = _ident(os.fstat(f.fileno()))
                 raw = f.read()
         except FileNotFoundError:
+            if self._really_missing(path, lambda: integrity.expected(self, partition)):
+                raise integrity.missing_error(self, partition, path) from None
+            if path.exists():
+                return self._load(partition)
             return _EMPTY
         # A big partition is hundreds of thousands of small objects: the cyclic GC would scan them
         # all several times during the parse (3/4 of its cost), and none of them can form cycles.
         enabled = gc.isenabled()
         gc.disable()
         try:
-            tables = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError as exc:
-            raise StoreError(
-                f"Store partition {path} is not valid JSON ({exc}).",
-                fix=f"Restore it from {self.root.parent / 'backups'} or move it aside.",
-            ) from exc
+            # Empty, unparsable or wrong-shaped is damage, named with its fix — never an empty table.
+            tables = integrity.parse(self.root, path, raw)
         finally:
             if enabled:
                 gc.enable()
@@ -157,6 +166,44 @@ class Store:
         with self._cache_lock:
             self._cache[partition] = snap
         return snap
+
+    def _really_missing(self, path: Path, expected: Any) -> bool:
+        """A file the store says exists is absent: damage, unless a lock-free reader caught a commit
+        half-way (the project partition renamed before a new partition, a log registered before its
+        first append). Confirmed under the project lock, where no commit is half-done."""
+        if not expected():
+            return False
+        if getattr(self._local, "lock_depth", 0) > 0:
+            return True
+        with self._lock_if_free() as free:
+            # A writer at work is most likely the commit this reader caught half-way: read what is
+            # there, as before; any write (which holds the lock) still finds the damage.
+            return free and not path.exists() and bool(expected())
+
+    @contextmanager
+    def _lock_if_free(self) -> Iterator[bool]:
+        """The project lock if nobody holds it right now (True), else nothing (False): a reader on the
+        damage path never waits behind a long writer."""
+        if not self._thread_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            try:
+                self._filelock.acquire(timeout=0)
+            except Timeout:
+                yield False
+                return
+            try:
+                self._recover()
+                self._local.lock_depth = 1
+                try:
+                    yield True
+                finally:
+                    self._local.lock_depth = 0
+            finally:
+                self._filelock.release()
+        finally:
+            self._thread_lock.release()
 
     def table(self, name: str, partition: str = "project") -> Table:
         """A lock-free, read-only view of one table as of the last whole file written.
@@ -174,7 +221,32 @@ class Store:
         def view(parts: list[Any]) -> MergedView:
             return self._merged_view(partition, name, parts)
 
-        return ShardedTable(name, size, head, shard, view)
+        return ShardedTable(name, size, head, shard, view, damage=self._dangling(partition, name))
+
+    def _dangling(self, partition: str, name: str, *, locked: bool = False) -> Any:
+        """What a sharded table does with a document its directory names but its shard lacks.
+
+        A lock-free reader may have loaded a head partition committed a moment before its shard (or
+        the reverse): under the project lock, with both files read afresh, it is either there, gone
+        (deleted) or damage; while a writer holds the lock it is taken as not there (as before).
+        Inside a transaction (lock held, files consistent) it is damage."""
+
+        def confirm(doc_id: str, number: int) -> Doc | None:
+            if not locked:
+                with self._lock_if_free() as free:
+                    if not free:
+                        return None
+                    directory: dict[str, Any] = self._load(partition).tables.get(integrity.DIR_PREFIX + name) or {}
+                    now = directory.get(doc_id)
+                    if now is None:
+                        return None
+                    doc = self._load(shard_partition(partition, name, int(now))).tables.get(name, {}).get(doc_id)
+                    if doc is not None:
+                        return doc
+                    number = int(now)
+            raise integrity.dangling_error(self.root, self._path(partition), name, doc_id, number)
+
+        return confirm
 
     def _merged_view(self, partition: str, name: str, parts: list[Any]) -> MergedView:
         """The same MergedView object while neither the directory nor any shard changed."""
@@ -185,16 +257,18 @@ class Store:
                 a is b for a, b in zip(cached[0], parts, strict=True)
             ):
                 return cached[1]
-            view = MergedView(parts[0], parts[1:])
+            view = MergedView(parts[0], parts[1:], self._dangling(partition, name))
             self._views[key] = (parts, view)  # holding the parts keeps their identities from being reused
             return view
 
     def partitions(self, prefix: str) -> list[str]:
         """Partition names under ``prefix`` (e.g. ``"ws"`` → ``["ws/a", "ws/b"]``); shards excluded."""
         folder = self.root / prefix
-        if not folder.is_dir():
-            return []
-        return sorted(f"{prefix}/{p.stem}" for p in folder.glob("*.json") if "." not in p.stem)
+        found = {f"{prefix}/{p.stem}" for p in folder.glob("*.json") if "." not in p.stem} if folder.is_dir() else set()
+        # A registered partition whose file is gone is listed too: reading it names the damage.
+        registry = self._load("project").tables.get(integrity.REGISTRY) or {}
+        found.update(n for n in registry if n.startswith(prefix + "/") and "." not in n)
+        return sorted(found)
 
     # --------------------------------------------------------- transactions
     @contextmanager
@@ -237,6 +311,7 @@ class Store:
                 f.seek(offset)
                 data = f.read()
         except FileNotFoundError:
+            integrity.check_log_missing(self, log, path)
             return [], offset
         end = data.rfind(b"\n")
         if end < 0:
@@ -256,6 +331,7 @@ class Store:
         path = self._log_path(log)
         out: list[dict[str, Any]] = []
         if not path.exists():
+            integrity.check_log_missing(self, log, path)
             return out
         with open(path, "rb") as f:
             pos = f.seek(0, os.SEEK_END)
@@ -291,7 +367,7 @@ class Store:
         try:
             stamp = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError as exc:
-            raise StoreError(f"{path} is corrupt.", fix="Restore it from a backup.") from exc
+            raise integrity.damage_error(self.root, path, f"it is not valid JSON ({exc})") from exc
         found = int(stamp.get("schema", 0))
         if found > STORE_SCHEMA_VERSION:
             raise StoreError(
@@ -305,7 +381,8 @@ class Store:
         from goldfish import __version__
 
         atomic_write(self.root / _VERSION_FILE, orjson.dumps(
-            {"schema": STORE_SCHEMA_VERSION, "written_by": __version__, "sharding": self.sharding}
+            # registry: this store lists its partitions and logs (store/integrity.py) from the start
+            {"schema": STORE_SCHEMA_VERSION, "written_by": __version__, "sharding": self.sharding, "registry": True}
         ))
 
     def _check_version(self) -> None:
@@ -319,7 +396,11 @@ class Store:
                 self.sharding = dict(DEFAULT_SHARDING)
                 self._write_stamp()
             elif int(stamp.get("schema", 0)) < STORE_SCHEMA_VERSION:
-                self._migrate(int(stamp.get("schema", 0)), stamp)
+                self._migrating = True  # an old layout: the integrity rules of the current one do not apply yet
+                try:
+                    self._migrate(int(stamp.get("schema", 0)), stamp)
+                finally:
+                    self._migrating = False
             else:
                 self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
 
@@ -427,10 +508,18 @@ class Transaction:
         if size is None:
             return make_table(self._storage(partition), name)
 
-        def shard(number: int) -> StoreTable:
-            return make_table(self._storage(shard_partition(partition, name, number)), name)
+        head = self._storage(partition)
 
-        return ShardedTable(name, size, self._storage(partition), shard)
+        def shard(number: int) -> StoreTable:
+            part = shard_partition(partition, name, number)
+            first = part not in self._parts
+            storage = self._storage(part)
+            if first:  # a write must not build on a shard its directory disagrees with
+                integrity.check_shard(self.store, partition, name, number, head.tables, storage.tables,
+                                      mutable=integrity.DIR_PREFIX + name in head.copied)
+            return make_table(storage, name)
+
+        return ShardedTable(name, size, head, shard, damage=self.store._dangling(partition, name, locked=True))
 
     def append_event(self, log: str, event: dict[str, Any]) -> None:
         self.store._log_path(log)
@@ -440,6 +529,16 @@ class Transaction:
     def after_commit(self, fn: Any) -> None:
         """Run ``fn()`` once the transaction is durable (e.g. regenerate STATE.md)."""
         self._after_commit.append(fn)
+
+    def _register_partitions(self) -> None:
+        """List partitions written for the first time in the project partition (store/integrity.py),
+        so a later missing file is known to be damage rather than an empty table."""
+        new = [p for p, s in self._parts.items() if s.dirty and p != "project" and not self.store._path(p).exists()]
+        new += [f"events/{log}" for log in self._events if not self.store._log_path(log).exists()]
+        head = self._storage("project")
+        add = integrity.register_new(self.store, head.tables, new)
+        if add is not None or integrity.REGISTRY not in head.tables:
+            head.own_table(integrity.REGISTRY).update(add or {})
 
     def _commit(self) -> None:
         try:
@@ -469,6 +568,8 @@ class Transaction:
         return error
 
     def _write(self) -> None:
+        if self._events or any(s.dirty for s in self._parts.values()):
+            self._register_partitions()
         changed = {p: s for p, s in self._parts.items() if s.dirty}
         store = self.store
         if changed or self._events:
@@ -504,3 +605,5 @@ class Transaction:
                     store._cache[partition] = _Snapshot(storage.tables, _ident(st))
         for fn in self._after_commit:
             fn()
+        for hook in store.on_commit:
+            hook(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from goldfish.errors import Conflict, NotFound
+from goldfish.errors import Conflict, NotFound, StoreError
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable
 
 DIR_PREFIX = "_dir."
@@ -43,6 +43,24 @@ class Table(Protocol):
     def cas(self, doc_id: str, field: str, expected: Any, fields: Mapping[str, Any]) -> Doc | None: ...
 
 
+def _dangling(doc_id: str, number: int) -> StoreError:
+    return StoreError(
+        f"Store damage: the shard directory points {doc_id!r} at shard "
+        f"{number:04d}, which does not hold it.",
+        fix="Run `goldfish doctor` to see every damaged file, then `goldfish doctor --repair` "
+            "(restores from the latest backup and replays the event logs written since) or `goldfish restore latest`.",
+        details={"document": doc_id, "shard": number})
+
+
+def _missing(damage: Callable[[str, int], Doc | None] | None, doc_id: str, number: int) -> Doc | None:
+    """A document the directory names but its shard lacks: ``damage`` either finds it (a lock-free
+    reader saw a commit half-way) or raises the damage error; without one it is damage."""
+    if damage is None:
+        raise _dangling(doc_id, number)
+    doc = damage(doc_id, number)
+    return dict(doc) if doc is not None else None
+
+
 def shard_partition(partition: str, table: str, number: int) -> str:
     return f"{partition}.{table}.{number:04d}"
 
@@ -50,13 +68,22 @@ def shard_partition(partition: str, table: str, number: int) -> str:
 class MergedView(Mapping[str, Doc]):
     """Read-only id → document mapping across shards, in creation order."""
 
-    def __init__(self, directory: Mapping[str, int], shards: list[Mapping[str, Doc]]):
+    def __init__(self, directory: Mapping[str, int], shards: list[Mapping[str, Doc]],
+                 damage: Callable[[str, int], Doc | None] | None = None):
         self._dir = directory
         self._shards = shards
+        self._damage = damage
 
     def __getitem__(self, key: str) -> Doc:
         number = self._dir[key]
-        return self._shards[number][key]
+        try:
+            return self._shards[number][key]
+        except (KeyError, IndexError):
+            pass
+        doc = _missing(self._damage, key, number)
+        if doc is None:  # deleted by a commit this reader saw half of
+            raise KeyError(key)
+        return doc
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._dir)
@@ -72,8 +99,10 @@ class ShardedTable:
     """One logical table over a directory in the head partition and N shard partitions."""
 
     def __init__(self, name: str, size: int, head: PartitionStorage,
-                 shard: Callable[[int], StoreTable], view_cache: Callable[[list[Any]], MergedView] | None = None):
+                 shard: Callable[[int], StoreTable], view_cache: Callable[[list[Any]], MergedView] | None = None,
+                 damage: Callable[[str, int], Doc | None] | None = None):
         self.name = name
+        self._damage = damage
         self.size = size
         self._head = head
         self._shard = shard
@@ -98,7 +127,12 @@ class ShardedTable:
     # -- reads ---------------------------------------------------------------
     def get_doc(self, doc_id: str) -> Doc | None:
         table = self._locate(doc_id)
-        return None if table is None else table.get_doc(doc_id)
+        if table is None:
+            return None
+        doc = table.get_doc(doc_id)
+        if doc is None:  # the directory says it exists: a lost document is damage, not "not found"
+            return _missing(self._damage, doc_id, self._dir[doc_id])
+        return doc
 
     def require(self, doc_id: str, *, what: str = "document", fix: str | None = None) -> Doc:
         doc = self.get_doc(doc_id)
@@ -137,7 +171,7 @@ class ShardedTable:
         parts: list[Any] = [self._dir, *shards]
         if self._view_cache is not None:
             return self._view_cache(parts)
-        return MergedView(self._dir, shards)
+        return MergedView(self._dir, shards, self._damage)
 
     # -- writes --------------------------------------------------------------
     def _allocate(self, doc_id: str) -> StoreTable:

@@ -173,7 +173,8 @@ class Workspaces:
         if head is None:
             raise NotFound(
                 f"The branch of workspace {workspace!r} is missing from the dev repo {self.repo.path}.",
-                fix="Someone removed it by hand; restore the dev repo from a backup (goldfish doctor checks it).",
+                fix="Someone removed it by hand; `goldfish restore latest --dry-run` shows the last backup, "
+                    "`goldfish restore latest --force` brings the dev repo back (docs/backups.md).",
             )
         return head
 

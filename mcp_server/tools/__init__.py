@@ -27,6 +27,7 @@ MODULES = [
     "image_tools",
     "pool_tools",
     "log_tools",
+    "backup_tools",
 ]
 
 
