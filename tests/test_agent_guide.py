@@ -24,7 +24,7 @@ GOLDFISH = Path(sys.executable).parent / "goldfish"
 PROMPTS = {"start_experiment", "triage_failed_run", "compare_and_finalize"}
 # Tools other work in progress adds; the guide names them already. Once registered, their
 # parameters are checked like every other tool's.
-PENDING = {"create_backup", "list_backups", "cleanup_backups", "get_backup_status"}
+PENDING: set[str] = set()
 
 
 def guide_tables(text: str) -> dict[str, list[str]]:
