@@ -92,7 +92,11 @@ class Project:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.store_dir)
+        from goldfish.records.index import maintain
+
+        store = Store(self.store_dir)
+        store.commit_hooks.append(maintain)  # the history index is updated in the transaction that changes a record
+        return store
 
     @cached_property
     def runs(self) -> Runs:

@@ -121,7 +121,7 @@ def test_schema_2_store_migrates_to_one_result_per_pipeline_run(tmp_path: Path) 
     assert before["schema"] == 2
     project = migrated_project(tmp_path)
     stamp = orjson.loads((project.store_dir / "STORE_VERSION.json").read_bytes())
-    assert stamp["schema"] == STORE_SCHEMA_VERSION == 3 and stamp["sharding"] == before["sharding"]
+    assert stamp["schema"] == STORE_SCHEMA_VERSION == 4 and stamp["sharding"] == before["sharding"]
     runs = {r["id"]: r for r in project.store.table("runs", "ws/digits_mlp").iter_raw()}
     pruns = {p["id"]: p for p in project.store.table("pipeline_runs", "ws/digits_mlp").iter_raw()}
     demo = next(p for p in pruns.values() if p["result_stage"] == "evaluate")

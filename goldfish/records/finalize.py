@@ -51,7 +51,7 @@ def unfinalized(project: Project, workspace: str) -> list[UnfinalizedRun]:
     view = workspace_view(project, workspace)
     out = []
     for run in view.blocking_oldest_first:
-        record = view.records.get(str(run.get("record_id") or ""))
+        record = view.record(str(run.get("record_id") or ""))
         supporting = [str(r.get("stage_run_id")) for r in view.supporting(record)] if record else []
         out.append(_queue_entry(run, supporting))
     return out

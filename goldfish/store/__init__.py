@@ -36,13 +36,15 @@ from goldfish.errors import StoreError
 from goldfish.fsutil import atomic_write, fsync_dir
 from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
+from goldfish.store.cache import BoundedCache
 
 __all__ = [
     "DEFAULT_SHARDING", "STORE_SCHEMA_VERSION", "Doc", "ShardedTable", "Store", "StoreTable", "Table", "Transaction",
 ]
 
-# 2: sharded tables; 3: one result per pipeline run (roles on stage runs and records, see migrations.py).
-STORE_SCHEMA_VERSION = 3
+# 2: sharded tables; 3: one result per pipeline run (roles on stage runs and records, see migrations.py);
+# 4: the derived history index of each workspace (goldfish/records/index.py).
+STORE_SCHEMA_VERSION = 4
 # Tables that grow with every run are split into shards of this many documents (see _sharded.py).
 DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024}
 _PARTITION_RE = re.compile(
@@ -74,7 +76,9 @@ class Store:
     def __init__(self, root: Path, *, lock_timeout: float = 60.0):
         self.root = Path(root)
         self.lock_timeout = lock_timeout
-        self._cache: dict[str, _Snapshot] = {}
+        self._cache: dict[str, _Snapshot] = BoundedCache()
+        # Called with the transaction just before it commits, e.g. to update derived indexes in it.
+        self.commit_hooks: list[Any] = []
         self._cache_lock = threading.Lock()
         self._thread_lock = threading.RLock()
         self._local = threading.local()
@@ -323,7 +327,7 @@ class Store:
 
     def _migrate(self, found: int, stamp: dict[str, Any]) -> None:
         """Every step from schema ``found`` to the current one, then the new stamp (lock held)."""
-        from goldfish.store.migrations import results_per_pipeline_run
+        from goldfish.store.migrations import build_history_indexes, results_per_pipeline_run
 
         if found < 2:
             self._migrate_to_shards()
@@ -332,6 +336,8 @@ class Store:
         if found < 3:
             with self.transaction() as tx:
                 results_per_pipeline_run(tx, self.partitions("ws"))
+        if found < 4:
+            build_history_indexes(self)
         self._write_stamp()
 
     def _migrate_to_shards(self) -> None:
@@ -446,6 +452,8 @@ class Transaction:
         self._after_commit.append(fn)
 
     def _commit(self) -> None:
+        for hook in self.store.commit_hooks:
+            hook(self)
         changed = {p: s for p, s in self._parts.items() if s.dirty}
         store = self.store
         if changed or self._events:

@@ -6,6 +6,9 @@ Schema 2 → 3, **one result per pipeline run** (``goldfish.records.roles``): ev
 primary metric, else the last stage. A supporting stage run that was finalized with a value (a
 ``prun-…`` finalization copied the experiment's value onto every stage) keeps that value in its
 ``results_history`` and becomes ``finalized (supporting prun-…)`` with no value of its own.
+
+Schema 3 → 4, **the history index** (``goldfish.records.index``): each workspace gets the small
+derived rows list_history, the finalization queue and the trend read, built from its records and runs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from goldfish.store import Transaction
+    from goldfish.store import Store, Transaction
 
 RESULT, SUPPORTING = "result", "supporting"
 
@@ -88,3 +91,13 @@ def results_per_pipeline_run(tx: Transaction, partitions: list[str]) -> int:
                     records.patch(str(record_id), {"role": role})
             count += 1
     return count
+
+
+def build_history_indexes(store: Store) -> int:
+    """Schema 3 → 4: build every workspace's history index from its rows; returns the workspaces indexed."""
+    from goldfish.records.index import rebuild
+
+    workspaces = [p.split("/", 1)[1] for p in store.partitions("ws")]
+    for workspace in workspaces:
+        rebuild(store, workspace)
+    return len(workspaces)

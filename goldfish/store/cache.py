@@ -1,0 +1,60 @@
+"""The store's read cache, bounded: head partitions stay, shard snapshots are kept least-recently-used.
+
+A process that reads a few records of a long history holds the shards it read, not every shard
+it ever touched: once the shard snapshots add up to more than ``limit`` bytes of partition files,
+the least recently used ones are dropped (a later read re-parses that shard). Head partitions and
+the derived indexes (``index/…``) are small and read on every query, so they are never dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+# Enough for every shard of a ~20,000-record workspace; a 100,000-record one cycles through it.
+DEFAULT_LIMIT_BYTES = 96 * 1024 * 1024
+
+
+def evictable(partition: str) -> bool:
+    """Shard partitions (``ws/a.runs.0003``) may be dropped; heads and indexes stay."""
+    return "." in partition and not partition.startswith("index/")
+
+
+class BoundedCache(OrderedDict[str, Any]):
+    """``partition → snapshot`` with the dict API the store uses (``get``, item assignment)."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT_BYTES):
+        super().__init__()
+        self.limit = limit
+        self.shard_bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(snap: Any) -> int:
+        ident = getattr(snap, "ident", None)
+        return int(ident[1]) if ident else 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            snap = super().get(key, default)
+            if snap is not default:
+                self.move_to_end(key)
+            return snap
+
+    def __setitem__(self, key: str, snap: Any) -> None:
+        with self._lock:
+            old = super().get(key)
+            if old is not None and evictable(key):
+                self.shard_bytes -= self._size(old)
+            super().__setitem__(key, snap)
+            self.move_to_end(key)
+            if not evictable(key):
+                return
+            self.shard_bytes += self._size(snap)
+            if self.shard_bytes <= self.limit:
+                return
+            for name in [k for k in self if evictable(k)]:
+                if self.shard_bytes <= self.limit or name == key:
+                    break
+                self.shard_bytes -= self._size(super().pop(name))
