@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from goldfish.errors import StoreError
 from goldfish.records.index import (
     CREATED, F_BLOCKS, F_FINALIZED, F_RESULT, F_VALUED, FINISHED, FLAGS, GROUP, METRIC, PRUN, ROLE, RUN, SOURCE, STAGE,
-    TABLE, TAGS, TYPE, VALUE, VERSION, Entry, chunk_partition, damaged, run_created,
+    TABLE, TAGS, TYPE, VALUE, VERSION, Entry, chunk_partition, chunk_rows, damaged, path_of, run_created,
 )
 from goldfish.records.refs import part
 from goldfish.records.roles import SUPPORTING
@@ -164,7 +164,7 @@ class HistoryIndex:
         fresh: dict[int, Mapping[str, Entry]] = {}
         for number in numbers:
             try:
-                fresh[number] = store.table(TABLE, chunk_partition(ws, number)).raw()  # type: ignore[assignment]
+                fresh[number] = chunk_rows({TABLE: store.table(TABLE, chunk_partition(ws, number)).raw()})
             except StoreError as exc:
                 raise damaged(store, ws, exc.message) from exc
         bulk = not self.chunks
@@ -190,8 +190,8 @@ class HistoryIndex:
             for items in (self.created, self.rows, self.valued, self.results, *self.by_prun.values()):
                 items.sort()  # type: ignore[attr-defined]
         if len(self.entries) != records.count_raw():
-            missing = [n for n in numbers if not (store.root / f"{chunk_partition(ws, n)}.json").exists()]
-            what = (f"{chunk_partition(ws, missing[0])}.json is missing" if missing else
+            missing = [n for n in numbers if not path_of(store, ws, n).exists()]
+            what = (f"{path_of(store, ws, missing[0])} is missing" if missing else
                     f"it lists {len(self.entries)} records, the workspace has {records.count_raw()}")
             self._reset()  # start over from the files once they are repaired
             raise damaged(store, ws, what)

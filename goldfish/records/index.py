@@ -6,9 +6,10 @@ record and run for that costs the whole history; this index holds, per record, j
 those reads sort and filter on (what its run adds included), so they read the index and then only
 the documents of the page they return.
 
-Layout: ``index/<workspace>.hist.NNNN.json`` holds the entries of the records in records shard
-``NNNN`` (the same numbering, so a record's entry is found through the records directory). An
-entry is a list (see the slot names below), keyed by record id.
+Layout: ``index/<workspace>/NNNN.json`` holds the entries of the records in records shard ``NNNN``
+(the same numbering, so a record's entry is found through the records directory). An entry is a
+list (see the slot names below), keyed by record id; the chunk stores them as one document,
+``{"hist": {"entries": {"id": "entries", "rows": {record id: entry}}}}``, which keeps them compact.
 
 Maintenance: :func:`maintain` is a store commit hook. It finds the records and stage runs the
 transaction changed (documents are replaced, never mutated, so a changed one is a new object),
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 INDEX_DIR = "index"
 TABLE = "hist"
+DOC = "entries"
 
 # Slots of an entry.
 CREATED, TYPE, STAGE, VERSION, GROUP, TAGS, PRUN, RUN, ROLE, METRIC, VALUE, SOURCE, FLAGS, RUN_CREATED, FINISHED = \
@@ -50,7 +52,18 @@ Entry = list[Any]
 
 
 def chunk_partition(workspace: str, number: int) -> str:
-    return f"{INDEX_DIR}/{workspace}.{TABLE}.{number:04d}"
+    return f"{INDEX_DIR}/{workspace}/{number:04d}"
+
+
+def chunk_rows(tables: Mapping[str, Any]) -> Mapping[str, Entry]:
+    """The entries of a chunk partition's tables (empty when it has none)."""
+    doc = (tables.get(TABLE) or {}).get(DOC) or {}
+    rows = doc.get("rows") if isinstance(doc, Mapping) else None
+    return rows if isinstance(rows, Mapping) else {}
+
+
+def _chunk_tables(rows: Mapping[str, Entry]) -> dict[str, Any]:
+    return {TABLE: {DOC: {"id": DOC, "rows": rows}}}
 
 
 def _num(value: object) -> bool:
@@ -131,21 +144,29 @@ def maintain(tx: Transaction) -> None:
 
 def _update(tx: Transaction, workspace: str, ids: set[str]) -> None:
     records, runs = tx.table("records", part(workspace)), tx.table("runs", part(workspace))
-    for record_id in sorted(ids):
+    by_chunk: dict[int, list[str]] = {}
+    for record_id in ids:
         number = _shard_number(tx, workspace, record_id)
-        if number is None:
-            continue  # a run whose record is not written (yet): its record's write indexes both
+        if number is not None:  # None: a run whose record is not written (yet); its record's write indexes both
+            by_chunk.setdefault(number, []).append(record_id)
+    for number, chunk_ids in sorted(by_chunk.items()):
         storage = tx._storage(chunk_partition(workspace, number))
-        current = storage.tables.get(TABLE, {}).get(record_id)
-        record = records.get_doc(record_id)
-        if record is None:
-            if current is not None:
-                storage.own_table(TABLE).pop(record_id, None)
-            continue
-        run_id = record.get("stage_run_id")
-        entry = entry_of(record, runs.get_doc(str(run_id)) if run_id else None)
-        if entry != current:
-            storage.own_table(TABLE)[record_id] = entry  # type: ignore[assignment]
+        current = chunk_rows(storage.tables)
+        rows: dict[str, Entry] | None = None
+        for record_id in chunk_ids:
+            record = records.get_doc(record_id)
+            if record is None:
+                if record_id in current:
+                    rows = rows if rows is not None else dict(current)
+                    rows.pop(record_id, None)
+                continue
+            run_id = record.get("stage_run_id")
+            entry = entry_of(record, runs.get_doc(str(run_id)) if run_id else None)
+            if entry != current.get(record_id):
+                rows = rows if rows is not None else dict(current)
+                rows[record_id] = entry
+        if rows is not None:
+            storage.own_table(TABLE)[DOC] = _chunk_tables(rows)[TABLE][DOC]
 
 
 # ----------------------------------------------------------------------------- verify / rebuild
@@ -172,32 +193,29 @@ def expected(store: Store, workspace: str) -> Iterator[tuple[int, dict[str, Entr
         yield number, chunk
 
 
+def path_of(store: Store, workspace: str, number: int) -> Any:
+    return store.root / f"{chunk_partition(workspace, number)}.json"
+
+
 def _stored(store: Store, workspace: str, number: int) -> tuple[dict[str, Any] | None, str | None]:
     """(the chunk's entries, or None with what is wrong with its file)."""
-    path = store.root / f"{chunk_partition(workspace, number)}.json"
+    path = path_of(store, workspace, number)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return None, f"{path.name} is missing"
+        return None, f"{path} is missing"
     try:
-        tables = orjson.loads(raw)
-        entries = tables[TABLE]
+        entries = orjson.loads(raw)[TABLE][DOC]["rows"]
         if not isinstance(entries, dict):
             raise TypeError(TABLE)
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None, f"{path.name} is not a valid index file"
+        return None, f"{path} is not a valid index file"
     return entries, None
 
 
 def _extra_chunks(store: Store, workspace: str, numbers: set[int]) -> list[Any]:
-    folder = store.root / INDEX_DIR
-    prefix = f"{workspace}.{TABLE}."
-    out = []
-    for path in folder.glob(f"{workspace}.{TABLE}.*.json"):
-        tail = path.name[len(prefix):-len(".json")]
-        if tail.isdigit() and int(tail) not in numbers:
-            out.append(path)
-    return out
+    folder = store.root / INDEX_DIR / workspace
+    return [p for p in folder.glob("*.json") if not (p.stem.isdigit() and int(p.stem) in numbers)]
 
 
 def verify(store: Store, workspace: str, *, repair: bool = False) -> list[str]:
@@ -211,22 +229,22 @@ def verify(store: Store, workspace: str, *, repair: bool = False) -> list[str]:
             have, wrong = _stored(store, workspace, number)
             if wrong is None and have != want:
                 diff = sum(1 for k in want.keys() | (have or {}).keys() if (have or {}).get(k) != want.get(k))
-                wrong = f"{chunk_partition(workspace, number)}.json has {diff} stale entr{'y' if diff == 1 else 'ies'}"
+                wrong = f"{path_of(store, workspace, number)} has {diff} stale entr{'y' if diff == 1 else 'ies'}"
             if wrong is not None:
                 problems.append(wrong)
                 if repair:
                     _write(store, workspace, number, want)
         for path in _extra_chunks(store, workspace, numbers):
-            problems.append(f"{path.name} indexes no records shard")
+            problems.append(f"{path} indexes no records shard")
             if repair:
                 path.unlink()
     return problems
 
 
 def _write(store: Store, workspace: str, number: int, entries: dict[str, Entry]) -> None:
-    path = store.root / f"{chunk_partition(workspace, number)}.json"
+    path = path_of(store, workspace, number)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, orjson.dumps({TABLE: entries}))
+    atomic_write(path, orjson.dumps(_chunk_tables(entries)))
 
 
 def rebuild(store: Store, workspace: str) -> int:

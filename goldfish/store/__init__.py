@@ -48,7 +48,9 @@ STORE_SCHEMA_VERSION = 4
 # Tables that grow with every run are split into shards of this many documents (see _sharded.py).
 DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024}
 _PARTITION_RE = re.compile(
-    r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4})?", re.ASCII
+    r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4})?"
+    r"|index/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/[0-9]{4}",  # derived indexes (goldfish/records/index.py)
+    re.ASCII,
 )
 _LOG_RE = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 _INTENT = "intent.json"
