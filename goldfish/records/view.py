@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from functools import cached_property
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from goldfish.records.history_index import HistoryIndex, metric_of, reading
 from goldfish.records.refs import part
 from goldfish.records.roles import RESULT, role_of
+from goldfish.store import ShardedTable
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -32,18 +34,34 @@ class WorkspaceView:
 
     def __init__(self, project: Project, workspace: str, index: HistoryIndex):
         self.project, self.workspace, self.index = project, workspace, index
-        self._records = project.store.table("records", part(workspace))
-        self._runs = project.store.table("runs", part(workspace))
+        self._tables = {"records": project.store.table("records", part(workspace)),
+                        "runs": project.store.table("runs", part(workspace))}
+        self._shards: dict[tuple[str, int], Mapping[str, Doc]] = {}
+
+    def _get(self, name: str, doc_id: str) -> dict[str, Any] | None:
+        """A document (a copy), each shard looked up once per view: a page of documents costs one
+        file check per shard it touches, not one per document."""
+        table = self._tables[name]
+        if not isinstance(table, ShardedTable):
+            return table.get_doc(doc_id)
+        number = table.shard_of(doc_id)
+        if number is None:
+            return None
+        shard = self._shards.get((name, number))
+        if shard is None:
+            shard = self._shards[(name, number)] = table.shard_raw(number)
+        doc = shard.get(doc_id)
+        return dict(doc) if doc is not None else None
 
     def record(self, record_id: str) -> dict[str, Any] | None:
-        return self._records.get_doc(record_id)
+        return self._get("records", record_id)
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        return self._runs.get_doc(run_id)
+        return self._get("runs", run_id)
 
     def run_of(self, record: Doc) -> dict[str, Any] | None:
         run_id = record.get("stage_run_id")
-        return self._runs.get_doc(str(run_id)) if run_id else None
+        return self._get("runs", str(run_id)) if run_id else None
 
     @property
     def has_records(self) -> bool:
@@ -66,14 +84,14 @@ class WorkspaceView:
         """Runs the finalization gate counts, oldest finished first."""
         with self.index.lock:
             ids = self.index.blocking_oldest_first()
-        return [run for run in (self._runs.get_doc(run_id) for _, run_id in ids) if run is not None]
+        return [run for run in (self.run(run_id) for _, run_id in ids) if run is not None]
 
-    def results_newest_first(self) -> Iterator[dict[str, Any]]:
-        """Finalized result runs with a value, newest first (read lazily: take what you need)."""
+    def results_newest_first(self, limit: int) -> Iterator[dict[str, Any]]:
+        """The newest ``limit`` finalized result runs with a value, newest first."""
         with self.index.lock:
-            ids = list(self.index.results_newest_first())
+            ids = list(islice(self.index.results_newest_first(), limit))
         for _, run_id in ids:
-            run = self._runs.get_doc(run_id)
+            run = self.run(run_id)
             if run is not None:
                 yield run
 
@@ -82,7 +100,7 @@ class WorkspaceView:
         here = created_key(run)
         with self.index.lock:
             found = self.index.previous_result(here[0], here[1], run.get("stage"))
-        return self._runs.get_doc(found) if found else None
+        return self.run(found) if found else None
 
     def _members(self, record: Doc) -> list[dict[str, Any]]:
         prun = record.get("pipeline_run_id")
@@ -90,7 +108,7 @@ class WorkspaceView:
             return []
         with self.index.lock:
             ids = self.index.pipeline_members(str(prun))
-        return [doc for doc in (self._records.get_doc(rid) for rid in ids) if doc is not None]
+        return [doc for doc in (self.record(rid) for rid in ids) if doc is not None]
 
     def supporting(self, record: Doc) -> list[dict[str, Any]]:
         """The supporting run records of a result row's pipeline run."""

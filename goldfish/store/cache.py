@@ -12,8 +12,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-# Enough for every shard of a ~20,000-record workspace; a 100,000-record one cycles through it.
-DEFAULT_LIMIT_BYTES = 96 * 1024 * 1024
+# Partition bytes, not memory: parsed, a shard takes ~4x its file size. 32 MB holds the shards of a few
+# pages of history (a metric-sorted page may touch 20 runs shards of ~0.8 MB) — about 130 MB resident.
+DEFAULT_LIMIT_BYTES = 32 * 1024 * 1024
 
 
 def evictable(partition: str) -> bool:
