@@ -9,6 +9,7 @@ history. Queries return record ids; callers read only the documents of the page 
 
 from __future__ import annotations
 
+import os
 import threading
 from bisect import bisect_left, insort
 from collections import Counter
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import StoreError
 from goldfish.records.index import (
-    CREATED, F_BLOCKS, F_FINALIZED, F_RESULT, F_VALUED, FINISHED, FLAGS, GROUP, METRIC, PRUN, ROLE, RUN, SOURCE, STAGE,
+    CREATED, INDEX_DIR, F_BLOCKS, F_FINALIZED, F_RESULT, F_VALUED, FINISHED, FLAGS, GROUP, METRIC, PRUN, ROLE, RUN, SOURCE, STAGE,
     TABLE, TAGS, TYPE, VALUE, VERSION, Entry, chunk_partition, chunk_rows, damaged, path_of, run_created,
 )
 from goldfish.records.refs import part
@@ -99,6 +100,7 @@ class HistoryIndex:
         self._reset()
 
     def _reset(self) -> None:
+        self.idents: dict[int, tuple[int, int, int] | None] = {}
         self.chunks: dict[int, Mapping[str, Entry]] = {}
         self.entries: dict[str, Entry] = {}
         self.created: list[tuple[str, str]] = []  # every record, by (created_at, id)
@@ -162,11 +164,23 @@ class HistoryIndex:
         records = store.table("records", part(ws))
         numbers = list(records.shard_numbers()) if isinstance(records, ShardedTable) else [0]
         fresh: dict[int, Mapping[str, Entry]] = {}
+        folder = f"{store.root}/{INDEX_DIR}/{ws}/"
+        idents: dict[int, tuple[int, int, int] | None] = {}
         for number in numbers:
+            # A plain stat per chunk: one that did not change is not looked up in the store at all.
+            try:
+                st = os.stat(f"{folder}{number:04d}.json")
+                idents[number] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            except FileNotFoundError:
+                idents[number] = None
+            if idents[number] is not None and idents[number] == self.idents.get(number) and number in self.chunks:
+                fresh[number] = self.chunks[number]
+                continue
             try:
                 fresh[number] = chunk_rows({TABLE: store.table(TABLE, chunk_partition(ws, number)).raw()})
             except StoreError as exc:
                 raise damaged(store, ws, exc.message) from exc
+        self.idents = idents
         bulk = not self.chunks
         for number, chunk in fresh.items():
             old = self.chunks.get(number)
