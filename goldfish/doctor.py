@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -105,12 +106,21 @@ def _project_checks(project_path: str | None) -> list[Check]:
         required = project.config.jobs.backend == "gce"
         out += [Check(name, ok, detail, "jobs.backend: gce", required=required)
                 for name, ok, detail in doctor_checks(project)]
+    out.append(_history_index_check(project))
     try:
         project.store.table("meta").docs()
         out.append(Check("store", True, str(project.store_dir), "records, runs, sources", required=True))
     except GoldfishError as exc:
         out.append(Check("store", False, str(exc), "records, runs, sources", required=True))
     return out
+
+
+def _history_index_check(project: Any) -> Check:
+    """The derived history indexes: verified against the records and runs, rebuilt where they differ."""
+    from goldfish.records.index import doctor_check
+
+    ok, detail = doctor_check(project)
+    return Check("history indexes", ok, detail, "list_history, the finalization gate, STATE.md", required=True)
 
 
 def run_doctor(project_path: str | None) -> int:

@@ -266,3 +266,21 @@ def damaged(store: Store, workspace: str, what: str) -> StoreError:
     return StoreError(
         f"The history index of workspace {workspace} is damaged: {what}.",
         fix="Run `goldfish doctor`: it checks the indexes and rebuilds them from the records and runs.")
+
+
+def doctor_check(project: Any) -> tuple[bool, str]:
+    """``goldfish doctor``: verify every workspace's history index against its rows and rebuild the
+    chunks that differ. (ok, what was found and done)."""
+    store = project.store
+    workspaces = [p.split("/", 1)[1] for p in store.partitions("ws")]
+    try:
+        repaired = {ws: found for ws in workspaces if (found := verify(store, ws, repair=True))}
+        left = {ws: found for ws in repaired if (found := verify(store, ws))}
+    except StoreError as exc:
+        return False, f"could not check the history indexes: {exc.message} Fix: {exc.fix}"
+    if left:
+        return False, "still wrong after a rebuild: " + "; ".join(f"{ws}: {', '.join(p[:3])}" for ws, p in left.items())
+    if not repaired:
+        return True, f"the history index of {len(workspaces)} workspace(s) matches their records and runs"
+    shown = "; ".join(f"{ws}: {', '.join(p[:3])}{' …' if len(p) > 3 else ''}" for ws, p in repaired.items())
+    return True, f"rebuilt from the records and runs ({shown})"
