@@ -9,7 +9,9 @@ history. Queries return record ids; callers read only the documents of the page 
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import threading
 from bisect import bisect_left, insort
 from collections import Counter
@@ -41,6 +43,17 @@ def is_row(entry: Entry) -> bool:
 
 def _sig(entry: Entry) -> Sig:
     return (is_row(entry), entry[TYPE], entry[STAGE], entry[METRIC], bool(entry[FLAGS] & F_FINALIZED), entry[GROUP])
+
+
+_INTERNED = (TYPE, STAGE, VERSION, GROUP, ROLE, METRIC, SOURCE)
+
+
+def _intern(entry: Entry) -> None:
+    """One string object per distinct stage, version, metric…: a workspace repeats them in every entry."""
+    for slot in _INTERNED:
+        value = entry[slot]
+        if type(value) is str:
+            entry[slot] = sys.intern(value)
 
 
 def _remove(items: list[Any], key: Any) -> None:
@@ -108,27 +121,34 @@ class HistoryIndex:
         self.valued: list[tuple[float, str, str]] = []  # records whose run has a primary metric value
         self.results: list[tuple[str, str, str]] = []  # finalized results, by (run created_at, run id)
         self.blocking: dict[str, tuple[str, str]] = {}  # record id → (finished_at, run id) of gate holders
-        self.by_prun: dict[str, list[tuple[str, str]]] = {}
+        # pipeline run → its only record id, or its records' (created_at, id) when it has several
+        self.pruns: dict[str, str | list[tuple[str, str]]] = {}
         self.by_version: dict[Any, set[str]] = {}
         self.tagged: set[str] = set()
         self.counts: Counter[Sig] = Counter()
 
     # ------------------------------------------------------------------ upkeep
-    def _add(self, rid: str, e: Entry, bulk: bool) -> None:
-        put = (lambda items, key: items.append(key)) if bulk else insort
+    def _add(self, rid: str, e: Entry) -> None:
+        _intern(e)
         key = (e[CREATED], rid)
-        row = is_row(e)
-        put(self.created, key)
-        if row:
-            put(self.rows, key)
+        insort(self.created, key)
+        if is_row(e):
+            insort(self.rows, key)
         if e[VALUE] is not None:
-            put(self.valued, (e[VALUE], e[CREATED], rid))
+            insort(self.valued, (e[VALUE], e[CREATED], rid))
         if e[FLAGS] & F_RESULT:
-            put(self.results, (run_created(e), str(e[RUN] or ""), rid))
+            insort(self.results, (run_created(e), str(e[RUN] or ""), rid))
         if e[FLAGS] & F_BLOCKS:
             self.blocking[rid] = (str(e[FINISHED] or ""), str(e[RUN] or ""))
         if e[PRUN]:
-            put(self.by_prun.setdefault(str(e[PRUN]), []), key)
+            prun = str(e[PRUN])
+            current = self.pruns.get(prun)
+            if current is None:
+                self.pruns[prun] = rid
+            elif isinstance(current, str):
+                self.pruns[prun] = sorted([(self.entries[current][CREATED], current), key])
+            else:
+                insort(current, key)
         self.by_version.setdefault(e[VERSION], set()).add(rid)
         if e[TAGS]:
             self.tagged.add(rid)
@@ -146,10 +166,14 @@ class HistoryIndex:
             _remove(self.results, (run_created(e), str(e[RUN] or ""), rid))
         self.blocking.pop(rid, None)
         if e[PRUN]:
-            members = self.by_prun.get(str(e[PRUN]), [])
-            _remove(members, key)
-            if not members:
-                self.by_prun.pop(str(e[PRUN]), None)
+            prun = str(e[PRUN])
+            current = self.pruns.get(prun)
+            if current == rid:
+                del self.pruns[prun]
+            elif isinstance(current, list):
+                _remove(current, key)
+                if len(current) == 1:
+                    self.pruns[prun] = current[0][1]
         self.by_version.get(e[VERSION], set()).discard(rid)
         self.tagged.discard(rid)
         sig = _sig(e)
@@ -157,6 +181,50 @@ class HistoryIndex:
         if self.counts[sig] <= 0:
             del self.counts[sig]
         self.entries.pop(rid, None)
+
+    def _bulk(self, chunks: Mapping[int, Mapping[str, Entry]]) -> None:
+        """The first load: every order built in one pass each (C-level sorts), the cyclic GC off —
+        hundreds of thousands of new tuples would make it rescan them all several times."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            entries = self.entries = {}
+            self.by_version, self.pruns = {}, {}
+            for chunk in chunks.values():
+                entries.update(chunk)
+            for e in entries.values():
+                _intern(e)
+            items = entries.items()
+            self.created = sorted([(e[CREATED], rid) for rid, e in items])
+            self.rows = [key for key in self.created if is_row(entries[key[1]])]
+            self.valued = sorted([(e[VALUE], e[CREATED], rid) for rid, e in items if e[VALUE] is not None])
+            self.results = sorted([(run_created(e), str(e[RUN] or ""), rid) for rid, e in items
+                                   if e[FLAGS] & F_RESULT])
+            self.blocking = {rid: (str(e[FINISHED] or ""), str(e[RUN] or "")) for rid, e in items
+                             if e[FLAGS] & F_BLOCKS}
+            self.tagged = {rid for rid, e in items if e[TAGS]}
+            self.counts = Counter(_sig(e) for e in entries.values())
+            by_version = self.by_version
+            for rid, e in items:
+                members = by_version.get(e[VERSION])
+                if members is None:
+                    members = by_version[e[VERSION]] = set()
+                members.add(rid)
+            pruns = self.pruns
+            for key in self.created:
+                prun = entries[key[1]][PRUN]
+                if not prun:
+                    continue
+                current = pruns.get(prun)
+                if current is None:
+                    pruns[prun] = key[1]
+                elif isinstance(current, str):
+                    pruns[prun] = [(entries[current][CREATED], current), key]
+                else:
+                    current.append(key)
+        finally:
+            if enabled:
+                gc.enable()
 
     def refresh(self, store: Store) -> None:
         """Bring the orders up to date with the index chunks as last committed."""
@@ -181,10 +249,11 @@ class HistoryIndex:
             except StoreError as exc:
                 raise damaged(store, ws, exc.message) from exc
         self.idents = idents
-        bulk = not self.chunks
+        if not self.chunks:
+            self._bulk(fresh)
         for number, chunk in fresh.items():
             old = self.chunks.get(number)
-            if old is chunk:
+            if old is chunk or not self.chunks:
                 continue
             old = old or {}
             for rid, e in chunk.items():
@@ -193,16 +262,13 @@ class HistoryIndex:
                     continue
                 if before is not None:
                     self._remove(rid, before)
-                self._add(rid, e, bulk)
+                self._add(rid, e)
             for rid in old.keys() - chunk.keys():
                 self._remove(rid, old[rid])
         for number in self.chunks.keys() - fresh.keys():
             for rid, e in self.chunks[number].items():
                 self._remove(rid, e)
         self.chunks = fresh
-        if bulk:
-            for items in (self.created, self.rows, self.valued, self.results, *self.by_prun.values()):
-                items.sort()  # type: ignore[attr-defined]
         if len(self.entries) != records.count_raw():
             missing = [n for n in numbers if not path_of(store, ws, n).exists()]
             what = (f"{path_of(store, ws, missing[0])} is missing" if missing else
@@ -289,7 +355,10 @@ class HistoryIndex:
 
     def pipeline_members(self, prun: str) -> list[str]:
         """Record ids of a pipeline run's records, in creation order."""
-        return [rid for _, rid in self.by_prun.get(prun, ())]
+        current = self.pruns.get(prun)
+        if current is None:
+            return []
+        return [current] if isinstance(current, str) else [rid for _, rid in current]
 
     def newest_runs(self, count: int) -> list[str]:
         """Record ids of the newest ``count`` result run records (no checkpoints, no supporting stages)."""

@@ -43,10 +43,11 @@ __all__ = [
 ]
 
 # 2: sharded tables; 3: one result per pipeline run (roles on stage runs and records, see migrations.py);
-# 4: the derived history index of each workspace (goldfish/records/index.py).
+# 4: the derived history index of each workspace (goldfish/records/index.py); run_index and record_index sharded.
 STORE_SCHEMA_VERSION = 4
 # Tables that grow with every run are split into shards of this many documents (see _sharded.py).
-DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024}
+DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024,
+                                    "run_index": 4096, "record_index": 4096}
 _PARTITION_RE = re.compile(
     r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4})?"
     r"|index/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/[0-9]{4}",  # derived indexes (goldfish/records/index.py)
@@ -329,7 +330,7 @@ class Store:
 
     def _migrate(self, found: int, stamp: dict[str, Any]) -> None:
         """Every step from schema ``found`` to the current one, then the new stamp (lock held)."""
-        from goldfish.store.migrations import build_history_indexes, results_per_pipeline_run
+        from goldfish.store.migrations import build_history_indexes, results_per_pipeline_run, shard_new_tables
 
         if found < 2:
             self._migrate_to_shards()
@@ -339,6 +340,7 @@ class Store:
             with self.transaction() as tx:
                 results_per_pipeline_run(tx, self.partitions("ws"))
         if found < 4:
+            shard_new_tables(self)
             build_history_indexes(self)
         self._write_stamp()
 

@@ -8,7 +8,9 @@ primary metric, else the last stage. A supporting stage run that was finalized w
 ``results_history`` and becomes ``finalized (supporting prun-…)`` with no value of its own.
 
 Schema 3 → 4, **the history index** (``goldfish.records.index``): each workspace gets the small
-derived rows list_history, the finalization queue and the trend read, built from its records and runs.
+derived rows list_history, the finalization queue and the trend read, built from its records and runs;
+and the id lookups ``run_index`` / ``record_index`` (one row per run and record ever made) move out of
+the project partition into shards, so the partition every call reads stops growing with the history.
 """
 
 from __future__ import annotations
@@ -101,3 +103,24 @@ def build_history_indexes(store: Store) -> int:
     for workspace in workspaces:
         rebuild(store, workspace)
     return len(workspaces)
+
+
+def shard_new_tables(store: Store) -> list[str]:
+    """Schema 3 → 4: tables sharded by default since the store was made move into shards."""
+    from goldfish.store import DEFAULT_SHARDING
+
+    new = {name: size for name, size in DEFAULT_SHARDING.items() if name not in store.sharding}
+    store.sharding.update(new)
+    heads = ["project", *store.partitions("ws")]
+    with store.transaction() as tx:
+        for partition in heads:
+            storage = tx._storage(partition)
+            for name in new:
+                docs = storage.tables.pop(name, None)
+                if docs is None:
+                    continue
+                storage.dirty = True
+                table = tx.table(name, partition)
+                for doc_id, doc in docs.items():
+                    table.put(doc_id, doc)
+    return sorted(new)
