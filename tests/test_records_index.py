@@ -244,3 +244,25 @@ def test_the_shard_cache_drops_least_recently_used_shards_and_keeps_heads() -> N
     cache["ws/a.runs.0003"] = Snap(100)
     assert set(cache) == {"ws/a", "index/a/0000", "ws/a.runs.0000", "ws/a.runs.0002", "ws/a.runs.0003"}
     assert cache.shard_bytes == 300
+
+
+def test_index_chunks_are_renamed_before_the_documents_they_index(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A lock-free reader that saw a run terminal must see the gate count it: the index goes first.
+    import goldfish.store as store_module
+
+    project = new_project(tmp_path)
+    rows = Rows(project)
+    rows.workspace("lstm")
+    rid = rows.run("lstm", value=0.61)
+    renamed: list[str] = []
+    real = os.replace
+
+    def spy(src: Any, dst: Any) -> None:
+        renamed.append(str(Path(dst).relative_to(project.store_dir)))
+        real(src, dst)
+
+    monkeypatch.setattr(store_module.os, "replace", spy)
+    project.records.finalize_run(rid, final(0.61))
+    stored = [p for p in renamed if p.endswith(".json") and not p.startswith("intent")]
+    assert stored[0].startswith("index/lstm/") and any(p.startswith("ws/lstm.runs.") for p in stored[1:]), renamed

@@ -140,6 +140,11 @@ def maintain(tx: Transaction) -> None:
         ids.discard("")
         if ids:
             _update(tx, workspace, ids)
+    # A multi-file commit renames its files in this order. Index chunks go first: a lock-free reader
+    # that has seen a changed record or run then also sees its index entry (never a newer document
+    # beside an older entry, e.g. a run shown terminal but not yet counted by the gate).
+    if any(p.startswith(INDEX_DIR + "/") for p in tx._parts):
+        tx._parts = dict(sorted(tx._parts.items(), key=lambda item: not item[0].startswith(INDEX_DIR + "/")))
 
 
 def _update(tx: Transaction, workspace: str, ids: set[str]) -> None:
