@@ -226,8 +226,13 @@ class HistoryIndex:
             if enabled:
                 gc.enable()
 
-    def refresh(self, store: Store) -> None:
-        """Bring the orders up to date with the index chunks as last committed."""
+    def refresh(self, store: Store, *, locked: bool = False) -> bool:
+        """Bring the orders up to date with the index chunks as last committed; False when the index
+        and the records directory disagree on the count.
+
+        Lock-free, a read can fall between the renames of another process's commit (the index
+        renamed, the records directory not yet), so a disagreement is only damage when it is still
+        there under the project lock (``locked``), where no commit is half done: then StoreError."""
         ws = self.workspace
         records = store.table("records", part(ws))
         numbers = list(records.shard_numbers()) if isinstance(records, ShardedTable) else [0]
@@ -269,12 +274,15 @@ class HistoryIndex:
             for rid, e in self.chunks[number].items():
                 self._remove(rid, e)
         self.chunks = fresh
+        if len(self.entries) != records.count_raw() and not locked:
+            return False
         if len(self.entries) != records.count_raw():
             missing = [n for n in numbers if not path_of(store, ws, n).exists()]
             what = (f"{path_of(store, ws, missing[0])} is missing" if missing else
                     f"it lists {len(self.entries)} records, the workspace has {records.count_raw()}")
             self._reset()  # start over from the files once they are repaired
             raise damaged(store, ws, what)
+        return True
 
     # ----------------------------------------------------------------- queries
     def page(self, filters: Filters, sort_by: str, desc: bool, include_supporting: bool, offset: int,
@@ -387,9 +395,18 @@ def reading(store: Store, workspace: str) -> Iterator[HistoryIndex]:
         index = _indexes.get(key)
         if index is None:
             index = _indexes[key] = HistoryIndex(workspace)
-    with index.lock:
-        index.refresh(store)
+    index.lock.acquire()
+    try:
+        if not index.refresh(store):
+            index.lock.release()  # the project lock first (a transaction's order), never the other way round
+            try:
+                with store.lock(), index.lock:
+                    index.refresh(store, locked=True)
+            finally:
+                index.lock.acquire()
         yield index
+    finally:
+        index.lock.release()
 
 
 def metric_of(entry: Entry) -> tuple[str, float | None, str] | None:
