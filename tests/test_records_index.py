@@ -266,3 +266,24 @@ def test_index_chunks_are_renamed_before_the_documents_they_index(tmp_path: Path
     project.records.finalize_run(rid, final(0.61))
     stored = [p for p in renamed if p.endswith(".json") and not p.startswith("intent")]
     assert stored[0].startswith("index/lstm/") and any(p.startswith("ws/lstm.runs.") for p in stored[1:]), renamed
+
+
+def test_reads_while_another_process_records_runs_never_see_damage(tmp_path: Path) -> None:
+    # Lock-free reads fall between the renames of the writer's commits; they must neither fail nor go back.
+    import time
+
+    project = new_project(tmp_path)
+    Rows(project).workspace("lstm")
+    script = ("import sys\nfrom goldfish.project import Project\nfrom tests.records_fixture import Rows\n"
+              "rows = Rows(Project.open(sys.argv[1]))\n"
+              "for i in range(40):\n    rows.run('lstm', value=0.5 + i / 100)\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(project.root)],
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    seen = [0]
+    deadline = time.monotonic() + 240
+    while seen[-1] < 40 and time.monotonic() < deadline:
+        seen.append(project.records.list_history("lstm", include_supporting=True).total)
+        project.records.get_experiment_context("lstm")
+    assert writer.wait(timeout=240) == 0
+    assert seen[-1] == 40 and seen == sorted(seen), seen
+    assert verify(project.store, "lstm") == []
