@@ -287,3 +287,24 @@ def test_reads_while_another_process_records_runs_never_see_damage(tmp_path: Pat
     assert writer.wait(timeout=240) == 0
     assert seen[-1] == 40 and seen == sorted(seen), seen
     assert verify(project.store, "lstm") == []
+
+
+def test_a_schema_3_store_moves_its_id_lookups_into_shards(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    shutil.rmtree(project.store_dir)
+    shutil.copytree(REPO / "tests" / "fixtures" / "demo_store", project.store_dir,
+                    ignore=shutil.ignore_patterns("README.md"))
+    before = orjson.loads((project.store_dir / "project.json").read_bytes())
+    run_ids = sorted(before["run_index"])
+    assert orjson.loads((project.store_dir / "STORE_VERSION.json").read_bytes())["schema"] == 3 and run_ids
+    opened = Project.open(project.root)
+    assert opened.store.table("run_index").count_raw() == len(run_ids)
+    head = orjson.loads((project.store_dir / "project.json").read_bytes())
+    assert "run_index" not in head and "record_index" not in head and sorted(head["_dir.run_index"]) == run_ids
+    from goldfish.records.refs import locate_run
+
+    assert all(locate_run(opened, rid)[0] == before["run_index"][rid]["workspace"] for rid in run_ids)
+    for ws in ("digits_mlp", "digits_mlp_typo"):
+        assert verify(opened.store, ws) == []
+        history = opened.records.list_history(ws, include_supporting=True)
+        assert history.total == opened.store.table("records", f"ws/{ws}").count_raw() > 0
