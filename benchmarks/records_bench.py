@@ -150,7 +150,7 @@ def timed(fn: Callable[[], Any], reps: int) -> float:
 def bench_goldfish(project: Project, runs: list[tuple[str, dict[str, Any]]], reps: int) -> dict[str, float]:
     rec = project.records
     rec.list_history("bench")  # warm the partition cache (the MCP server keeps it between calls)
-    todo = [rid for rid, doc in runs if doc["results_status"] == "auto"]
+    todo = [rid for rid, doc in runs if doc["results_status"] == "auto"]  # reps * 3 + 5: two finalize rows use them
     some = [doc["record_id"] for _, doc in runs[:: max(1, len(runs) // reps)]]
     probe = iter(some * 3)
     pending = iter(todo)
@@ -160,6 +160,28 @@ def bench_goldfish(project: Project, runs: list[tuple[str, dict[str, Any]]], rep
         rec.finalize_run(next(pending), {"primary_metric": "acc", "direction": "maximize", "value": 0.66,
                                          "dataset_split": "val", "ml_outcome": "partial",
                                          "notes": "Benchmark finalization of this run."})
+
+    real_fsync, counted = os.fsync, [0]
+
+    def counting(fd: int) -> None:
+        counted[0] += 1
+        real_fsync(fd)
+
+    os.fsync = counting  # type: ignore[assignment]
+    try:
+        finalize()
+    finally:
+        os.fsync = real_fsync
+    FSYNCS["finalize_run"] = counted[0]
+
+    def without_fsync(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            os.fsync = lambda fd: None  # type: ignore[assignment]
+            try:
+                return fn()
+            finally:
+                os.fsync = real_fsync
+        return run
 
     def floor() -> None:
         with project.store.transaction() as tx:
@@ -199,7 +221,14 @@ def bench_goldfish(project: Project, runs: list[tuple[str, dict[str, Any]]], rep
             after_other_write(lambda: rec.list_history("bench"))() for _ in range(5)) * 1000,
         "re-parse of the hot runs shard (other process)": timed(lambda: orjson.loads(partition.read_bytes()), 5),
     }
+    def fsync_floor() -> None:
+        with open(project.store_dir / "fsync-probe.bin", "wb") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+
     return {
+        "fsync of a 4 KB file (the disk's floor)": timed(fsync_floor, reps),
         "list_history(limit=20)": timed(lambda: rec.list_history("bench", limit=20), reps),
         "list_history(limit=20, oldest first)": timed(lambda: rec.list_history("bench", limit=20, desc=False), reps),
         "list_history(stage, sort_by=metric)": timed(
@@ -209,10 +238,13 @@ def bench_goldfish(project: Project, runs: list[tuple[str, dict[str, Any]]], rep
         "inspect_record": timed(lambda: rec.inspect_record(next(probe)), reps),
         "get_experiment_context": timed(lambda: rec.get_experiment_context("bench"), reps),
         "finalize_run": timed(finalize, reps),
+        "finalize_run with os.fsync a no-op (its CPU and file work)": timed(without_fsync(finalize), reps),
         "store floor (1-field patch)": timed(floor, reps),
         **cold,
     }
 
+
+FSYNCS: dict[str, int] = {}
 
 _OTHER_WRITER = """
 import sys, time
@@ -385,11 +417,13 @@ def main() -> None:
     print(f"{args.records} records in one workspace; {len(files)} partition files (head + shards) "
           f"{size / 1e6:.1f} MB "
           f"(built in {built:.1f}s); medians of {args.reps} reps")
-    print(f"{'operation':44s} {'goldfish ms':>12s} {'sqlite3 ms':>11s} {'ratio':>7s}")
+    print(f"{'operation':58s} {'goldfish ms':>12s} {'sqlite3 ms':>11s} {'ratio':>7s}")
     for name, ms in ours.items():
         other = base.get(name)
         ratio = f"{ms / other:7.1f}" if other else "      -"
-        print(f"{name:44s} {ms:12.2f} {other if other is not None else float('nan'):11.2f} {ratio}")
+        print(f"{name:58s} {ms:12.2f} {other if other is not None else float('nan'):11.2f} {ratio}")
+    for name, count in FSYNCS.items():
+        print(f"{name} makes {count} fsyncs per call (files, directories, the event log, STATE.md)")
     if memory:
         print(f"\n`goldfish serve` memory ({args.records} records)      VmRSS MB   VmHWM MB")
         for label, rss, hwm in memory:

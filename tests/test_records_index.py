@@ -206,7 +206,8 @@ def test_a_schema_3_store_gets_its_index_when_opened(tmp_path: Path) -> None:
     project = new_project(tmp_path)
     _varied(project)
     before = _answers(project, "lstm")
-    shutil.rmtree(project.store_dir / "index")
+    for chunk in (project.store_dir / "ws").glob("lstm.hist-*.json"):
+        chunk.unlink()
     stamp_path = project.store_dir / "STORE_VERSION.json"
     stamp = orjson.loads(stamp_path.read_bytes())
     stamp_path.write_bytes(orjson.dumps({**stamp, "schema": 3}))
@@ -237,12 +238,12 @@ def test_the_shard_cache_drops_least_recently_used_shards_and_keeps_heads() -> N
 
     cache = BoundedCache(limit=300)
     cache["ws/a"] = Snap(1000)  # a head: never dropped, not counted
-    cache["index/a/0000"] = Snap(1000)
+    cache["ws/a.hist-0000"] = Snap(1000)
     for n in range(3):
         cache[f"ws/a.runs.{n:04d}"] = Snap(100)
     assert cache.get("ws/a.runs.0000") is not None  # used: now the most recent
     cache["ws/a.runs.0003"] = Snap(100)
-    assert set(cache) == {"ws/a", "index/a/0000", "ws/a.runs.0000", "ws/a.runs.0002", "ws/a.runs.0003"}
+    assert set(cache) == {"ws/a", "ws/a.hist-0000", "ws/a.runs.0000", "ws/a.runs.0002", "ws/a.runs.0003"}
     assert cache.shard_bytes == 300
 
 
@@ -265,7 +266,7 @@ def test_index_chunks_are_renamed_before_the_documents_they_index(tmp_path: Path
     monkeypatch.setattr(store_module.os, "replace", spy)
     project.records.finalize_run(rid, final(0.61))
     stored = [p for p in renamed if p.endswith(".json") and not p.startswith("intent")]
-    assert stored[0].startswith("index/lstm/") and any(p.startswith("ws/lstm.runs.") for p in stored[1:]), renamed
+    assert stored[0].startswith("ws/lstm.hist-") and any(p.startswith("ws/lstm.runs.") for p in stored[1:]), renamed
 
 
 def test_reads_while_another_process_records_runs_never_see_damage(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import StoreError
 from goldfish.records.index import (
-    CREATED, INDEX_DIR, F_BLOCKS, F_FINALIZED, F_RESULT, F_VALUED, FINISHED, FLAGS, GROUP, METRIC, PRUN, ROLE, RUN, SOURCE, STAGE,
+    CREATED, INDEX_MARK, F_BLOCKS, F_FINALIZED, F_RESULT, F_VALUED, FINISHED, FLAGS, GROUP, METRIC, PRUN, ROLE, RUN, SOURCE, STAGE,
     TABLE, TAGS, TYPE, VALUE, VERSION, Entry, chunk_partition, chunk_rows, damaged, path_of, run_created,
 )
 from goldfish.records.refs import part
@@ -237,7 +237,7 @@ class HistoryIndex:
         records = store.table("records", part(ws))
         numbers = list(records.shard_numbers()) if isinstance(records, ShardedTable) else [0]
         fresh: dict[int, Mapping[str, Entry]] = {}
-        folder = f"{store.root}/{INDEX_DIR}/{ws}/"
+        folder = f"{store.root}/ws/{ws}{INDEX_MARK}"
         idents: dict[int, tuple[int, int, int] | None] = {}
         for number in numbers:
             # A plain stat per chunk: one that did not change is not looked up in the store at all.

@@ -6,8 +6,9 @@ record and run for that costs the whole history; this index holds, per record, j
 those reads sort and filter on (what its run adds included), so they read the index and then only
 the documents of the page they return.
 
-Layout: ``index/<workspace>/NNNN.json`` holds the entries of the records in records shard ``NNNN``
-(the same numbering, so a record's entry is found through the records directory). An entry is a
+Layout: ``ws/<workspace>.hist-NNNN.json`` holds the entries of the records in records shard ``NNNN``
+(the same numbering, so a record's entry is found through the records directory). It sits in the
+directory of the shards it indexes, so a commit that writes both fsyncs one directory, not two. An entry is a
 list (see the slot names below), keyed by record id; the chunk stores them as one document,
 ``{"hist": {"entries": {"id": "entries", "rows": {record id: entry}}}}``, which keeps them compact.
 
@@ -37,7 +38,7 @@ from goldfish.store import ShardedTable
 if TYPE_CHECKING:
     from goldfish.store import Store, Transaction
 
-INDEX_DIR = "index"
+INDEX_MARK = ".hist-"  # ws/<workspace>.hist-NNNN: the store's name for a derived index partition
 TABLE = "hist"
 DOC = "entries"
 
@@ -52,7 +53,7 @@ Entry = list[Any]
 
 
 def chunk_partition(workspace: str, number: int) -> str:
-    return f"{INDEX_DIR}/{workspace}/{number:04d}"
+    return f"ws/{workspace}{INDEX_MARK}{number:04d}"
 
 
 def chunk_rows(tables: Mapping[str, Any]) -> Mapping[str, Entry]:
@@ -143,8 +144,8 @@ def maintain(tx: Transaction) -> None:
     # A multi-file commit renames its files in this order. Index chunks go first: a lock-free reader
     # that has seen a changed record or run then also sees its index entry (never a newer document
     # beside an older entry, e.g. a run shown terminal but not yet counted by the gate).
-    if any(p.startswith(INDEX_DIR + "/") for p in tx._parts):
-        tx._parts = dict(sorted(tx._parts.items(), key=lambda item: not item[0].startswith(INDEX_DIR + "/")))
+    if any(INDEX_MARK in p for p in tx._parts):
+        tx._parts = dict(sorted(tx._parts.items(), key=lambda item: INDEX_MARK not in item[0]))
 
 
 def _update(tx: Transaction, workspace: str, ids: set[str]) -> None:
@@ -219,8 +220,9 @@ def _stored(store: Store, workspace: str, number: int) -> tuple[dict[str, Any] |
 
 
 def _extra_chunks(store: Store, workspace: str, numbers: set[int]) -> list[Any]:
-    folder = store.root / INDEX_DIR / workspace
-    return [p for p in folder.glob("*.json") if not (p.stem.isdigit() and int(p.stem) in numbers)]
+    prefix = f"{workspace}{INDEX_MARK}"
+    return [p for p in (store.root / "ws").glob(f"{prefix}*.json")
+            if not (p.stem[len(prefix):].isdigit() and int(p.stem[len(prefix):]) in numbers)]
 
 
 def verify(store: Store, workspace: str, *, repair: bool = False) -> list[str]:

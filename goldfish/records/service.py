@@ -17,7 +17,7 @@ from ulid import ULID
 from goldfish import names
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.records.finalize import finalize_run, queue_result
-from goldfish.records.history import experiment_context, list_history
+from goldfish.records.history import best_and_trend, experiment_context, list_history, regressions
 from goldfish.records.history_index import reading
 from goldfish.records.lineage import downstream, get_lineage, provenance, upstream
 from goldfish.records.journal import audit, refresh_state_md
@@ -143,15 +143,15 @@ class Records:
         view = workspace_view(self.project, workspace)
         if not view.has_records:
             return None
-        context = experiment_context(self.project, workspace)
-        best = context.current_best
+        # Counts only (STATE.md is rewritten after every write): the queue's runs are not read.
+        best, trend = best_and_trend(self.project, workspace)
         return {
             "records": view.row_count,
-            "awaiting_finalization": len(context.awaiting_finalization),
+            "awaiting_finalization": len(view.blocking_ids()),
             "best_tag": best.tag if best else None,
             "best": f"@{best.tag} ({best.metric}: {best.value:g})" if best else None,
-            "recent_trend": [f"{t.primary_metric}={t.value:g} ({t.ml_outcome})" for t in context.recent_trend[:3]],
-            "regression_alerts": len(context.regression_alerts),
+            "recent_trend": [f"{t.primary_metric}={t.value:g} ({t.ml_outcome})" for t in trend[:3]],
+            "regression_alerts": len(regressions(best, trend)),
         }
 
     def newest_runs(self, workspace: str, count: int) -> list[dict[str, Any]]:

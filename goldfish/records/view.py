@@ -79,6 +79,11 @@ class WorkspaceView:
             entry = self.index.entries.get(record_id)
         return metric_of(entry) if entry is not None else None
 
+    def blocking_ids(self) -> list[str]:
+        """Run ids of the runs the finalization gate counts, oldest finished first (no document read)."""
+        with self.index.lock:
+            return [run_id for _, run_id in self.index.blocking_oldest_first()]
+
     @cached_property
     def blocking_oldest_first(self) -> list[dict[str, Any]]:
         """Runs the finalization gate counts, oldest finished first."""

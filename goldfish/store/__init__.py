@@ -49,8 +49,8 @@ STORE_SCHEMA_VERSION = 4
 DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024,
                                     "run_index": 4096, "record_index": 4096}
 _PARTITION_RE = re.compile(
-    r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4})?"
-    r"|index/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/[0-9]{4}",  # derived indexes (goldfish/records/index.py)
+    # head, shard (.table.NNNN) or derived index chunk (.hist-NNNN, goldfish/records/index.py)
+    r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4}|\.hist-[0-9]{4})?",
     re.ASCII,
 )
 _LOG_RE = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)

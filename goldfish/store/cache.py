@@ -3,7 +3,8 @@
 A process that reads a few records of a long history holds the shards it read, not every shard
 it ever touched: once the shard snapshots add up to more than ``limit`` bytes of partition files,
 the least recently used ones are dropped (a later read re-parses that shard). Head partitions and
-the derived indexes (``index/…``) are small and read on every query, so they are never dropped.
+the derived index chunks (``ws/<workspace>.hist-NNNN``) are small and read on every query, so
+they are never dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ DEFAULT_LIMIT_BYTES = 32 * 1024 * 1024
 
 def evictable(partition: str) -> bool:
     """Shard partitions (``ws/a.runs.0003``) may be dropped; heads and indexes stay."""
-    return "." in partition and not partition.startswith("index/")
+    return "." in partition and ".hist-" not in partition
 
 
 class BoundedCache(OrderedDict[str, Any]):
