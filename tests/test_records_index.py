@@ -309,3 +309,22 @@ def test_a_schema_3_store_moves_its_id_lookups_into_shards(tmp_path: Path) -> No
         assert verify(opened.store, ws) == []
         history = opened.records.list_history(ws, include_supporting=True)
         assert history.total == opened.store.table("records", f"ws/{ws}").count_raw() > 0
+
+
+def test_latest_stage_runs_from_the_index_match_a_scan(tmp_path: Path) -> None:
+    from goldfish.runs.inputs import latest_stage_runs
+
+    project = new_project(tmp_path)
+    rows = _varied(project)
+    rows.run("lstm", stage="eval", state="terminated", cause="crashed", value=None)  # newest eval: not usable
+    missed = rows.run("lstm", stage="prep", value=0.3)
+    project.records.finalize_run(missed, final(0.3, "miss"))  # a miss is not usable either
+    runs = list(project.store.table("runs", "ws/lstm").iter_raw())
+    for stage in ("train", "eval", "prep", "nothing"):
+        mine = [r for r in runs if r.get("stage") == stage]
+        latest = max(mine, key=lambda r: (r.get("created_at") or "", r["id"]), default=None)
+        usable = max((r for r in mine if r.get("state") == "completed" and r.get("ml_outcome") != "miss"),
+                     key=lambda r: (r.get("finished_at") or "", r["id"]), default=None)
+        got = latest_stage_runs(project, "lstm", stage)
+        assert ((got[0] or {}).get("id"), (got[1] or {}).get("id")) == (
+            (usable or {}).get("id"), (latest or {}).get("id")), stage

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import StoreError
 from goldfish.records.index import (
-    CREATED, INDEX_MARK, F_BLOCKS, F_FINALIZED, F_RESULT, F_VALUED, FINISHED, FLAGS, GROUP, METRIC, PRUN, ROLE, RUN, SOURCE, STAGE,
+    CREATED, INDEX_MARK, F_BLOCKS, F_FINALIZED, F_RESULT, F_USABLE, F_VALUED, FINISHED, FLAGS, GROUP, METRIC, PRUN, ROLE, RUN, SOURCE, STAGE,
     TABLE, TAGS, TYPE, VALUE, VERSION, Entry, chunk_partition, chunk_rows, damaged, path_of, run_created,
 )
 from goldfish.records.refs import part
@@ -121,6 +121,7 @@ class HistoryIndex:
         self.valued: list[tuple[float, str, str]] = []  # records whose run has a primary metric value
         self.results: list[tuple[str, str, str]] = []  # finalized results, by (run created_at, run id)
         self.blocking: dict[str, tuple[str, str]] = {}  # record id → (finished_at, run id) of gate holders
+        self.usable: dict[Any, list[tuple[str, str]]] = {}  # stage → (finished_at, run id) of usable runs
         # pipeline run → its only record id, or its records' (created_at, id) when it has several
         self.pruns: dict[str, str | list[tuple[str, str]]] = {}
         self.by_version: dict[Any, set[str]] = {}
@@ -140,6 +141,8 @@ class HistoryIndex:
             insort(self.results, (run_created(e), str(e[RUN] or ""), rid))
         if e[FLAGS] & F_BLOCKS:
             self.blocking[rid] = (str(e[FINISHED] or ""), str(e[RUN] or ""))
+        if e[FLAGS] & F_USABLE:
+            insort(self.usable.setdefault(e[STAGE], []), (str(e[FINISHED] or ""), str(e[RUN] or "")))
         if e[PRUN]:
             prun = str(e[PRUN])
             current = self.pruns.get(prun)
@@ -165,6 +168,8 @@ class HistoryIndex:
         if e[FLAGS] & F_RESULT:
             _remove(self.results, (run_created(e), str(e[RUN] or ""), rid))
         self.blocking.pop(rid, None)
+        if e[FLAGS] & F_USABLE:
+            _remove(self.usable.get(e[STAGE], []), (str(e[FINISHED] or ""), str(e[RUN] or "")))
         if e[PRUN]:
             prun = str(e[PRUN])
             current = self.pruns.get(prun)
@@ -203,6 +208,13 @@ class HistoryIndex:
             self.blocking = {rid: (str(e[FINISHED] or ""), str(e[RUN] or "")) for rid, e in items
                              if e[FLAGS] & F_BLOCKS}
             self.tagged = {rid for rid, e in items if e[TAGS]}
+            usable: dict[Any, list[tuple[str, str]]] = {}
+            for e in entries.values():
+                if e[FLAGS] & F_USABLE:
+                    usable.setdefault(e[STAGE], []).append((str(e[FINISHED] or ""), str(e[RUN] or "")))
+            for runs in usable.values():
+                runs.sort()
+            self.usable = usable
             self.counts = Counter(_sig(e) for e in entries.values())
             by_version = self.by_version
             for rid, e in items:
@@ -367,6 +379,13 @@ class HistoryIndex:
         if current is None:
             return []
         return [current] if isinstance(current, str) else [rid for _, rid in current]
+
+    def latest_runs(self, stage: str) -> tuple[str | None, str | None]:
+        """(run id of the latest finished usable run of ``stage``, run id of its newest run of any state)."""
+        usable = self.usable.get(stage)
+        latest = next((self.entries[rid][RUN] for _, rid in reversed(self.created)
+                       if self.entries[rid][STAGE] == stage and self.entries[rid][RUN]), None)
+        return (usable[-1][1] if usable else None), latest
 
     def newest_runs(self, count: int) -> list[str]:
         """Record ids of the newest ``count`` result run records (no checkpoints, no supporting stages)."""

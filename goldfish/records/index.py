@@ -46,8 +46,9 @@ DOC = "entries"
 CREATED, TYPE, STAGE, VERSION, GROUP, TAGS, PRUN, RUN, ROLE, METRIC, VALUE, SOURCE, FLAGS, RUN_CREATED, FINISHED = \
     range(15)
 # FLAGS bits: its run is finalized; it is a finalized result (the trend, comparisons); that result has a
-# value; its run holds the finalization gate.
-F_FINALIZED, F_RESULT, F_VALUED, F_BLOCKS = 1, 2, 4, 8
+# value; its run holds the finalization gate; its run completed and was not judged a miss (its outputs
+# feed a later run's inputs, runs/inputs.py).
+F_FINALIZED, F_RESULT, F_VALUED, F_BLOCKS, F_USABLE = 1, 2, 4, 8, 16
 
 Entry = list[Any]
 
@@ -85,6 +86,9 @@ def entry_of(record: Mapping[str, Any], run: Mapping[str, Any] | None) -> Entry:
                     flags |= F_VALUED
         if blocks_gate(dict(run)):
             flags |= F_BLOCKS
+        if run.get("state") == "completed" and run.get("ml_outcome") != "miss":
+            flags |= F_USABLE
+        if flags & (F_BLOCKS | F_USABLE):
             finished = run.get("finished_at")
         run_created = run.get("created_at")
     tags = record.get("tags")
