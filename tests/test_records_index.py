@@ -328,3 +328,16 @@ def test_latest_stage_runs_from_the_index_match_a_scan(tmp_path: Path) -> None:
         got = latest_stage_runs(project, "lstm", stage)
         assert ((got[0] or {}).get("id"), (got[1] or {}).get("id")) == (
             (usable or {}).get("id"), (latest or {}).get("id")), stage
+
+
+def test_a_nan_value_is_no_value_in_the_index(tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    rows = Rows(project)
+    rows.workspace("lstm")
+    good = rows.run("lstm", value=0.7)
+    diverged = rows.run("lstm", value=float("nan"))
+    page = project.records.list_history("lstm", sort_by="metric")
+    assert [r.stage_run_id for r in page.records] == [good, diverged]
+    assert verify(project.store, "lstm") == []  # the file holds null; the entry says no value, not NaN
+    assert [r.stage_run_id for r in Project.open(project.root).records.list_history("lstm", min_value=0.5).records] \
+        == [good]

@@ -225,7 +225,7 @@ def best_and_trend(project: Project, ws: str) -> tuple[BestRun | None, list[Tren
                                direction=str(final.get("direction")), ml_outcome=run.get("ml_outcome"),
                                tagged_at=tagged_at or None, finalized_at=run.get("finalized_at"),
                                goal_value=_spec_number(run, "goal_value"))
-    return best_run, recent_trend(workspace_view(project, ws).results_newest_first(TREND_LENGTH))
+    return best_run, recent_trend(workspace_view(project, ws).results_newest_first)
 
 
 def experiment_context(project: Project, workspace: str,

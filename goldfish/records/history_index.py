@@ -357,12 +357,6 @@ class HistoryIndex:
         """(record id, run id) of the runs holding the finalization gate, oldest finished first."""
         return [(rid, key[1]) for rid, key in sorted(self.blocking.items(), key=lambda kv: kv[1])]
 
-    def results_newest_first(self, *, valued: bool = True) -> Iterator[tuple[str, str]]:
-        """(record id, run id) of finalized results (with a value), newest run first."""
-        for _, run_id, rid in reversed(self.results):
-            if not valued or self.entries[rid][FLAGS] & F_VALUED:
-                yield rid, run_id
-
     def previous_result(self, created: str, run_id: str, stage: Any) -> str | None:
         """The run id of the last finalized result with a value of ``stage`` created before (created, run_id)."""
         i = bisect_left(self.results, (created, run_id))

@@ -22,6 +22,7 @@ doctor`` does both; the store migration to schema 4 builds it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,9 @@ def _num(value: object) -> bool:
 def entry_of(record: Mapping[str, Any], run: Mapping[str, Any] | None) -> Entry:
     """The index entry of a record and its stage run (None for a checkpoint)."""
     pm = primary_metric(run)
+    value = pm[1] if pm else None
+    if value is not None and not math.isfinite(value):
+        value = None  # NaN/inf are stored as null (JSON has neither) and do not sort: no value to order by
     flags = 0
     run_created = finished = None
     if run is not None:
@@ -96,7 +100,7 @@ def entry_of(record: Mapping[str, Any], run: Mapping[str, Any] | None) -> Entry:
         str(record.get("created_at") or ""), record.get("type", "run"), record.get("stage"), record.get("version"),
         record.get("experiment_group"), list(tags) if tags else None, record.get("pipeline_run_id"),
         record.get("stage_run_id"), SUPPORTING if role_of(record) == SUPPORTING else RESULT,
-        pm[0] if pm else None, pm[1] if pm else None, pm[2] if pm else None, flags,
+        pm[0] if pm else None, value, pm[2] if pm else None, flags,
         None if run_created == record.get("created_at") else run_created, finished,
     ]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from functools import cached_property
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from goldfish.records.history_index import HistoryIndex, metric_of, reading
+from goldfish.records.index import F_VALUED, FLAGS
 from goldfish.records.refs import part
 from goldfish.records.roles import RESULT, role_of
 from goldfish.store import ShardedTable
@@ -91,14 +91,21 @@ class WorkspaceView:
             ids = self.index.blocking_oldest_first()
         return [run for run in (self.run(run_id) for _, run_id in ids) if run is not None]
 
-    def results_newest_first(self, limit: int) -> Iterator[dict[str, Any]]:
-        """The newest ``limit`` finalized result runs with a value, newest first."""
+    @property
+    def results_newest_first(self) -> Iterator[dict[str, Any]]:
+        """Finalized result runs with a value, newest first, read one by one: take only what you need."""
         with self.index.lock:
-            ids = list(islice(self.index.results_newest_first(), limit))
-        for _, run_id in ids:
-            run = self.run(run_id)
-            if run is not None:
-                yield run
+            results = list(self.index.results)  # a C-level copy of the order; documents are read lazily
+        return self._results(results)
+
+    def _results(self, results: list[tuple[str, str, str]]) -> Iterator[dict[str, Any]]:
+        entries = self.index.entries
+        for _, run_id, rid in reversed(results):
+            entry = entries.get(rid)
+            if entry is not None and entry[FLAGS] & F_VALUED:
+                run = self.run(run_id)
+                if run is not None:
+                    yield run
 
     def previous_result(self, run: Doc) -> dict[str, Any] | None:
         """The last finalized result with a value of ``run``'s stage, created before it."""
