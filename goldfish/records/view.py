@@ -92,13 +92,13 @@ class WorkspaceView:
         return [run for run in (self.run(run_id) for _, run_id in ids) if run is not None]
 
     @property
-    def results_newest_first(self) -> Iterator[dict[str, Any]]:
+    def results_newest_first(self) -> Iterator[Doc]:
         """Finalized result runs with a value, newest first, read one by one: take only what you need."""
         with self.index.lock:
             results = list(self.index.results)  # a C-level copy of the order; documents are read lazily
         return self._results(results)
 
-    def _results(self, results: list[tuple[str, str, str]]) -> Iterator[dict[str, Any]]:
+    def _results(self, results: list[tuple[str, str, str]]) -> Iterator[Doc]:
         entries = self.index.entries
         for _, run_id, rid in reversed(results):
             entry = entries.get(rid)
