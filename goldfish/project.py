@@ -58,6 +58,15 @@ def find_project_root(explicit: Path | str | None = None, start: Path | None = N
     )
 
 
+def _history_index_hook(tx: Transaction) -> None:
+    """The history index is updated in the transaction that changes a record or its run (its module is
+    imported only once a workspace partition is written)."""
+    if any(partition.startswith("ws/") and storage.dirty for partition, storage in tx._parts.items()):
+        from goldfish.records.index import maintain
+
+        maintain(tx)
+
+
 class Project:
     """Config + store + dev repo of one Goldfish project, and its services."""
 
@@ -92,10 +101,8 @@ class Project:
 
     @cached_property
     def store(self) -> Store:
-        from goldfish.records.index import maintain
-
         store = Store(self.store_dir)
-        store.commit_hooks.append(maintain)  # the history index is updated in the transaction that changes a record
+        store.commit_hooks.append(_history_index_hook)
         return store
 
     @cached_property
