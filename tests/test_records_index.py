@@ -245,6 +245,10 @@ def test_the_shard_cache_drops_least_recently_used_shards_and_keeps_heads() -> N
     cache["ws/a.runs.0003"] = Snap(100)
     assert set(cache) == {"ws/a", "ws/a.hist-0000", "ws/a.runs.0000", "ws/a.runs.0002", "ws/a.runs.0003"}
     assert cache.shard_bytes == 300
+    cache.pop("ws/a.runs.0002")
+    assert cache.shard_bytes == 200 and cache.pop("ws/a.runs.0002", None) is None
+    cache.clear()
+    assert cache.shard_bytes == 0 and not cache
 
 
 def test_index_chunks_are_renamed_before_the_documents_they_index(tmp_path: Path,

@@ -60,3 +60,19 @@ class BoundedCache(OrderedDict[str, Any]):
                 if self.shard_bytes <= self.limit or name == key:
                     break
                 self.shard_bytes -= self._size(super().pop(name))
+
+    def pop(self, key: str, *default: Any) -> Any:
+        with self._lock:
+            if key not in self:
+                if default:
+                    return default[0]
+                raise KeyError(key)
+            snap = super().pop(key)
+            if evictable(key):
+                self.shard_bytes -= self._size(snap)
+            return snap
+
+    def clear(self) -> None:
+        with self._lock:
+            super().clear()
+            self.shard_bytes = 0
