@@ -1,6 +1,6 @@
 """Experiment-memory latency at N records in one workspace, beside sqlite3 in the same process.
 
-    python benchmarks/records_bench.py [--records 10000] [--reps 40]
+    python benchmarks/records_bench.py [--records 10000] [--reps 40] [--no-rss]
 
 Goldfish side: a real project whose workspace holds N run records with stage-run rows (sharded:
 a head partition plus shard files) shaped like the runner writes them (history, inputs, outputs,
@@ -8,6 +8,14 @@ metrics summary, svs, results), a few tags; then the Records service: list_histo
 stage filter, inspect_record, get_experiment_context and finalize_run (each rep finalizes another
 run, so it includes the durable store commit). "store floor" is a one-field patch of one run row:
 the cost of committing its shard at all, which finalize_run pays too.
+
+"first call after a write" times a read right after this process wrote one run (finalize_run's kind of
+write: its shard and its index entry); "after another process's write" times it after a separate process
+patched a run, so this one re-reads that shard and index chunk from disk.
+
+Memory: the resident set (VmRSS, and the peak VmHWM) of a real `goldfish serve` process on the project,
+after initialize, after list_history (both orders) and after finalize_run over stdio; beside it, the
+RSS of a process that reads every run (what holding the whole history costs).
 
 Baseline: the same rows in a sqlite3 table (WAL, synchronous=FULL) with indexes on the columns
 queried; the equivalent queries (top 20 by time, top 20 by metric for a stage, a point lookup, the
@@ -18,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,7 +150,7 @@ def timed(fn: Callable[[], Any], reps: int) -> float:
 def bench_goldfish(project: Project, runs: list[tuple[str, dict[str, Any]]], reps: int) -> dict[str, float]:
     rec = project.records
     rec.list_history("bench")  # warm the partition cache (the MCP server keeps it between calls)
-    todo = [rid for rid, doc in runs if doc["results_status"] == "auto"]
+    todo = [rid for rid, doc in runs if doc["results_status"] == "auto"]  # reps * 3 + 5: two finalize rows use them
     some = [doc["record_id"] for _, doc in runs[:: max(1, len(runs) // reps)]]
     probe = iter(some * 3)
     pending = iter(todo)
@@ -150,6 +160,28 @@ def bench_goldfish(project: Project, runs: list[tuple[str, dict[str, Any]]], rep
         rec.finalize_run(next(pending), {"primary_metric": "acc", "direction": "maximize", "value": 0.66,
                                          "dataset_split": "val", "ml_outcome": "partial",
                                          "notes": "Benchmark finalization of this run."})
+
+    real_fsync, counted = os.fsync, [0]
+
+    def counting(fd: int) -> None:
+        counted[0] += 1
+        real_fsync(fd)
+
+    os.fsync = counting  # type: ignore[assignment]
+    try:
+        finalize()
+    finally:
+        os.fsync = real_fsync
+    FSYNCS["finalize_run"] = counted[0]
+
+    def without_fsync(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            os.fsync = lambda fd: None  # type: ignore[assignment]
+            try:
+                return fn()
+            finally:
+                os.fsync = real_fsync
+        return run
 
     def floor() -> None:
         with project.store.transaction() as tx:
@@ -168,22 +200,133 @@ def bench_goldfish(project: Project, runs: list[tuple[str, dict[str, Any]]], rep
 
     # The hot shard: the runs shard a new run lands in, which other processes re-parse after writes.
     partition = max((project.store_dir / "ws").glob("bench.runs.*.json"))
+    other_ids = iter([rid for rid, _ in runs[reps * 4: reps * 8]])
+
+    def after_other_write(fn: Callable[[], Any]) -> Callable[[], float]:
+        def run() -> float:
+            subprocess.run([sys.executable, "-c", _OTHER_WRITER, str(project.root), next(other_ids)], check=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+        return run
+
     cold = {
         "list_history, first call after a write": timed_inner(after_write(lambda: rec.list_history("bench"))),
+        "list_history(metric), first after a write": timed_inner(
+            after_write(lambda: rec.list_history("bench", stage="train", sort_by="metric", limit=20))),
         "get_experiment_context, first after a write": timed_inner(
             after_write(lambda: rec.get_experiment_context("bench"))),
+        "list_history, after another process's write": statistics.median(
+            after_other_write(lambda: rec.list_history("bench"))() for _ in range(5)) * 1000,
         "re-parse of the hot runs shard (other process)": timed(lambda: orjson.loads(partition.read_bytes()), 5),
     }
+    def fsync_floor() -> None:
+        with open(project.store_dir / "fsync-probe.bin", "wb") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+
     return {
+        "fsync of a 4 KB file (the disk's floor)": timed(fsync_floor, reps),
         "list_history(limit=20)": timed(lambda: rec.list_history("bench", limit=20), reps),
+        "list_history(limit=20, oldest first)": timed(lambda: rec.list_history("bench", limit=20, desc=False), reps),
         "list_history(stage, sort_by=metric)": timed(
             lambda: rec.list_history("bench", stage="train", sort_by="metric", limit=20), reps),
+        "list_history(stage, sort_by=metric, asc)": timed(
+            lambda: rec.list_history("bench", stage="train", sort_by="metric", desc=False, limit=20), reps),
         "inspect_record": timed(lambda: rec.inspect_record(next(probe)), reps),
         "get_experiment_context": timed(lambda: rec.get_experiment_context("bench"), reps),
         "finalize_run": timed(finalize, reps),
+        "finalize_run with os.fsync a no-op (its CPU and file work)": timed(without_fsync(finalize), reps),
         "store floor (1-field patch)": timed(floor, reps),
         **cold,
     }
+
+
+FSYNCS: dict[str, int] = {}
+
+_OTHER_WRITER = """
+import sys, time
+from goldfish.project import Project
+project = Project.open(sys.argv[1])
+with project.store.transaction() as tx:
+    tx.table("runs", "ws/bench").patch(sys.argv[2], {"bench_touch": time.time()})
+"""
+
+_SERVE_CALLS = [
+    ("after initialize", None),
+    ("after list_history", ("list_history", {"workspace": "bench", "limit": 20})),
+    ("after list_history(metric, both orders)", ("list_history", {"workspace": "bench", "stage": "train",
+                                                                  "sort_by": "metric", "limit": 20})),
+    ("", ("list_history", {"workspace": "bench", "sort_by": "metric", "desc": False, "limit": 20})),
+    ("after finalize_run", ("finalize_run", None)),
+    ("after get_experiment_context", ("get_experiment_context", {"workspace": "bench"})),
+]
+
+
+def _rss(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of ``pid`` in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def serve_rss(project: Project, run_id: str) -> list[tuple[str, float, float]]:
+    """The RSS of a real `goldfish serve` (stdio JSON-RPC) after each call of _SERVE_CALLS."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "goldfish", "serve"], cwd=project.root, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def send(body: dict[str, Any], reply: bool = True) -> dict[str, Any] | None:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(orjson.dumps({"jsonrpc": "2.0", **body}) + b"\n")
+        proc.stdin.flush()
+        if not reply:
+            return None
+        while True:
+            answer = orjson.loads(proc.stdout.readline())
+            if answer.get("id") == body.get("id"):
+                return dict(answer)
+
+    send({"id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                                      "clientInfo": {"name": "bench", "version": "0"}}})
+    send({"method": "notifications/initialized"}, reply=False)
+    out = []
+    for n, (label, call) in enumerate(_SERVE_CALLS, start=2):
+        if call is not None:
+            name, args = call
+            if args is None:
+                args = {"record_or_run_id": run_id, "results": {
+                    "primary_metric": "acc", "direction": "maximize", "value": 0.66, "dataset_split": "val",
+                    "ml_outcome": "partial", "notes": "Benchmark finalization over MCP."}}
+            answer = send({"id": n, "method": "tools/call", "params": {"name": name, "arguments": args}}) or {}
+            if answer.get("error") or (answer.get("result") or {}).get("isError"):
+                raise RuntimeError(f"{name} failed over MCP: {answer}")
+        if label:
+            out.append((label, *_rss(proc.pid)))
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    return out
+
+
+_WHOLE_HISTORY = """
+import sys
+from goldfish.project import Project
+from pathlib import Path
+project = Project.open(sys.argv[1])
+runs = project.store.table("runs", "ws/bench")
+n = sum(1 for _ in runs.raw().values())
+status = dict(l.split(":", 1) for l in Path("/proc/self/status").read_text().splitlines() if ":" in l)
+print(n, int(status["VmRSS"].split()[0]) / 1024)
+"""
+
+
+def whole_history_rss(project: Project) -> float:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", _WHOLE_HISTORY, str(project.root)], env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[1])
 
 
 def bench_sqlite(root: Path, records: list[tuple[str, dict[str, Any]]], runs: list[tuple[str, dict[str, Any]]],
@@ -209,13 +352,13 @@ def bench_sqlite(root: Path, records: list[tuple[str, dict[str, Any]]], runs: li
     some = iter([d["record_id"] for _, d in runs[:: max(1, len(runs) // reps)]] * 3)
     todo = iter([rid for rid, d in runs if d["results_status"] == "auto"])
 
-    def history() -> list[Any]:
+    def history(order: str = "DESC") -> list[Any]:
         rows = con.execute("SELECT r.body, u.body FROM records r LEFT JOIN runs u ON u.id = r.stage_run_id "
-                           "ORDER BY r.created_at DESC LIMIT 20").fetchall()
+                           f"ORDER BY r.created_at {order} LIMIT 20").fetchall()
         return [(json.loads(a), json.loads(b)) for a, b in rows]
 
-    def by_metric() -> list[Any]:
-        rows = con.execute("SELECT body FROM runs WHERE stage = 'train' ORDER BY value DESC LIMIT 20").fetchall()
+    def by_metric(order: str = "DESC") -> list[Any]:
+        rows = con.execute(f"SELECT body FROM runs WHERE stage = 'train' ORDER BY value {order} LIMIT 20").fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def inspect() -> Any:
@@ -243,7 +386,9 @@ def bench_sqlite(root: Path, records: list[tuple[str, dict[str, Any]]], runs: li
         con.execute("COMMIT")
 
     return {"list_history(limit=20)": timed(history, reps),
-            "list_history(stage, sort_by=metric)": timed(by_metric, reps), "inspect_record": timed(inspect, reps),
+            "list_history(limit=20, oldest first)": timed(lambda: history("ASC"), reps),
+            "list_history(stage, sort_by=metric)": timed(by_metric, reps),
+            "list_history(stage, sort_by=metric, asc)": timed(lambda: by_metric("ASC"), reps), "inspect_record": timed(inspect, reps),
             "get_experiment_context": timed(context, reps), "finalize_run": timed(finalize, reps)}
 
 
@@ -251,6 +396,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--reps", type=int, default=40)
+    parser.add_argument("--no-rss", action="store_true", help="skip the MCP server memory figures")
     args = parser.parse_args()
     records, runs = make_rows(args.records, unfinalized=args.reps * 3 + 5)
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,14 +408,27 @@ def main() -> None:
         size = sum(f.stat().st_size for f in files)
         ours = bench_goldfish(project, runs, args.reps)
         base = bench_sqlite(root, records, runs, args.reps)
+        memory: list[tuple[str, float, float]] = []
+        whole = 0.0
+        if not args.no_rss:
+            left = [rid for rid, doc in runs if doc["results_status"] == "auto"]
+            memory = serve_rss(project, left[-1])
+            whole = whole_history_rss(project)
     print(f"{args.records} records in one workspace; {len(files)} partition files (head + shards) "
           f"{size / 1e6:.1f} MB "
           f"(built in {built:.1f}s); medians of {args.reps} reps")
-    print(f"{'operation':38s} {'goldfish ms':>12s} {'sqlite3 ms':>11s} {'ratio':>7s}")
+    print(f"{'operation':58s} {'goldfish ms':>12s} {'sqlite3 ms':>11s} {'ratio':>7s}")
     for name, ms in ours.items():
         other = base.get(name)
         ratio = f"{ms / other:7.1f}" if other else "      -"
-        print(f"{name:38s} {ms:12.2f} {other if other is not None else float('nan'):11.2f} {ratio}")
+        print(f"{name:58s} {ms:12.2f} {other if other is not None else float('nan'):11.2f} {ratio}")
+    for name, count in FSYNCS.items():
+        print(f"{name} makes {count} fsyncs per call (files, directories, the event log, STATE.md)")
+    if memory:
+        print(f"\n`goldfish serve` memory ({args.records} records)      VmRSS MB   VmHWM MB")
+        for label, rss, hwm in memory:
+            print(f"{label:44s} {rss:10.1f} {hwm:10.1f}")
+        print(f"{'baseline: a process that reads every run':44s} {whole:10.1f}")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,7 @@ def _project_checks(project_path: str | None) -> list[Check]:
         required = project.config.jobs.backend == "gce"
         out += [Check(name, ok, detail, "jobs.backend: gce", required=required)
                 for name, ok, detail in doctor_checks(project)]
+    out.append(_history_index_check(project))
     out.append(_store_check(project))
     out.append(_backup_check(project))
     return out
@@ -142,6 +143,19 @@ def _backup_check(project: Any) -> Check:
         detail += f". {status.advice}"
     return Check("backups", status.last_backup is not None and status.survives_disk_loss, detail,
                  "goldfish restore, goldfish doctor --repair")
+
+
+def _history_index_check(project: Any) -> Check:
+    """The derived history indexes: verified against the records and runs, rebuilt where they differ."""
+    from goldfish.errors import GoldfishError
+    from goldfish.records.index import doctor_check
+
+    try:
+        ok, detail = doctor_check(project)
+    except GoldfishError as exc:  # a damaged store: the store check below names the file and the fix
+        return Check("history indexes", False, f"not checked: {exc}", "list_history, the finalization gate, STATE.md",
+                     required=True)
+    return Check("history indexes", ok, detail, "list_history, the finalization gate, STATE.md", required=True)
 
 
 def run_doctor(project_path: str | None) -> int:

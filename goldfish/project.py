@@ -59,6 +59,15 @@ def find_project_root(explicit: Path | str | None = None, start: Path | None = N
     )
 
 
+def _history_index_hook(tx: Transaction) -> None:
+    """The history index is updated in the transaction that changes a record or its run (its module is
+    imported only once a workspace partition is written)."""
+    if any(partition.startswith("ws/") and storage.dirty for partition, storage in tx._parts.items()):
+        from goldfish.records.index import maintain
+
+        maintain(tx)
+
+
 class Project:
     """Config + store + dev repo of one Goldfish project, and its services."""
 
@@ -95,6 +104,7 @@ class Project:
     def store(self) -> Store:
         store = Store(self.store_dir)
         store.on_commit.append(self._after_commit)
+        store.commit_hooks.append(_history_index_hook)
         return store
 
     def _after_commit(self, tx: Transaction) -> None:

@@ -110,6 +110,11 @@ def _store_huge_entries(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[st
                                 "step": step, "timestamp": 1_767_225_600 + step}) + "\n")
     while metric_series.ingest(run_dir)[1]:
         pass
+    # A stage log of long lines, all matching one word: search_goldfish_logs at its largest limit.
+    (run_dir / "logs").mkdir()
+    with open(run_dir / "logs" / "stdout.log", "w") as f:
+        for i in range(400):
+            f.write(f"line {i} checkpoint " + "x" * 20_000 + "\n")
     return workspace, record_id
 
 
@@ -140,6 +145,7 @@ async def test_every_answer_stays_under_budget_with_one_megabyte_entries(
             "manage_sources": {"action": "list"},
             "manage_patterns": {"action": "list"},
             "get_metric_history": {"run_id": RUN_ID, "max_points": 5000},
+            "search_goldfish_logs": {"query": "checkpoint", "limit": 1000},
         }
         extra: list[tuple[str, dict[str, Any]]] = [
             ("manage_sources", {"action": "get", "name": "feat"}),

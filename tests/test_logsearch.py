@@ -333,3 +333,27 @@ def test_image_build_logs_are_searchable_by_build_id(json_logs: Project) -> None
     assert [(h.run_id, h.source, h.level, h.file, h.line) for h in failed.hits] == [
         ("build-0fa1ed00", "images", "error", "images/builds/build-0fa1ed00.log", 3)]
     assert [h.run_id for h in search_logs(project, "run:build-00c0ffee").hits] == ["build-00c0ffee"] * 2
+
+
+def test_a_page_of_long_lines_stops_at_its_byte_budget_and_pages_on(tmp_path: Path) -> None:
+    """limit=1000 over 300 long matching lines: each page stays under the byte budget, and the cursors
+    still visit every line exactly once."""
+    root = init_project(tmp_path / "proj", "proj").project_root
+    project = Project.open(root, source="test")
+    write_runs(project, 1)
+    log = project.runs_dir / run_id(0) / "logs" / "stdout.log"
+    with open(log, "a") as f:
+        for i in range(300):
+            f.write(f"[2026-03-01 00:10:00] step {i:03d} longline " + "x" * 5000 + "\n")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        result = search(project, "longline", limit=1000, cursor=cursor)
+        assert len(result.model_dump_json()) < 60_000
+        seen += [h.text.split()[3] for h in result.hits]
+        pages += 1
+        if not result.has_more:
+            break
+        cursor = result.cursor
+    assert pages > 1 and sorted(seen) == [f"{i:03d}" for i in range(300)]

@@ -77,6 +77,7 @@ async def test_every_list_result_stays_small_at_10000_records(tmp_path: Path) ->
                                                          "provenance", "svs", "attempt"]},
             "manage_sources": {"action": "list"},
             "manage_patterns": {"action": "list"},
+            "search_goldfish_logs": {"query": "stage"},
         }
         for name, tool in tools.items():
             props = tool.input_schema.get("properties", {})

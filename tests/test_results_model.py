@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from goldfish.project import Project
+from goldfish.records.index import verify
 from goldfish.store import STORE_SCHEMA_VERSION
 from tests.records_fixture import Rows, final, new_project
 
@@ -121,7 +122,9 @@ def test_schema_2_store_migrates_to_one_result_per_pipeline_run(tmp_path: Path) 
     assert before["schema"] == 2
     project = migrated_project(tmp_path)
     stamp = orjson.loads((project.store_dir / "STORE_VERSION.json").read_bytes())
-    assert stamp["schema"] == STORE_SCHEMA_VERSION == 3 and stamp["sharding"] == before["sharding"]
+    assert stamp["schema"] == STORE_SCHEMA_VERSION == 4
+    assert stamp["sharding"] == {**before["sharding"], "run_index": 4096, "record_index": 4096}
+    assert verify(project.store, "digits_mlp") == []  # schema 4: the history index, built from the rows
     runs = {r["id"]: r for r in project.store.table("runs", "ws/digits_mlp").iter_raw()}
     pruns = {p["id"]: p for p in project.store.table("pipeline_runs", "ws/digits_mlp").iter_raw()}
     demo = next(p for p in pruns.values() if p["result_stage"] == "evaluate")

@@ -211,7 +211,7 @@ def run_sections(project: Project, workspaces: list[str]) -> list[str]:
             summary.append(f"- {ws}: {ctx['records']} records, {ctx['awaiting_finalization']} awaiting "
                            f"finalization{best}{trend}{alerts}")
         try:
-            runs += [dict(d, _ws=ws) for d in project.store.table("runs", f"ws/{ws}").iter_raw()]
+            runs += [dict(d, _ws=ws) for d in project.records.newest_runs(ws, RUNS_LISTED)]
         except Exception:  # pragma: no cover - a table written by a newer schema
             continue
     if summary:

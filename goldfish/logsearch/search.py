@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 MAX_TEXT = 2000
 CURSOR_MAX = 512
+# A page stops early (has_more, cursor after the last hit shown) once its hits reach this many bytes of
+# JSON, whatever ``limit`` says: 1000 hits of long lines would flood an agent's context.
+PAGE_BYTES = 48_000
 
 
 class LogHit(BaseModel):
@@ -220,8 +223,9 @@ def _merge(index: LogIndex, files: dict[int, tuple[str, str, str | None]], local
     local_last: int | None = None
     local_used = 0
     consumed_cloud: list[dict[str, Any]] = []
+    used_bytes = 0
     for _second, side, _key, item in merged:
-        if len(hits) == limit:
+        if len(hits) == limit or (hits and used_bytes >= PAGE_BYTES):
             break
         if side == 1:
             local_last = item[0]
@@ -229,11 +233,13 @@ def _merge(index: LogIndex, files: dict[int, tuple[str, str, str | None]], local
             hit = _local_hit(index, files, item)
             if hit is not None:
                 hits.append(hit)
+                used_bytes += len(hit.model_dump_json())
         else:
             hit, duplicate, entry = item
             consumed_cloud.append(entry)
             if not duplicate:
                 hits.append(hit)
+                used_bytes += len(hit.model_dump_json())
     cloud_pos = None
     if consumed_cloud:
         last = consumed_cloud[-1]["timestamp"]

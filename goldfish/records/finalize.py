@@ -53,7 +53,7 @@ def unfinalized(project: Project, workspace: str) -> list[UnfinalizedRun]:
     view = workspace_view(project, workspace)
     out = []
     for run in view.blocking_oldest_first:
-        record = view.records.get(str(run.get("record_id") or ""))
+        record = view.record(str(run.get("record_id") or ""))
         supporting = [str(r.get("stage_run_id")) for r in view.supporting(record)] if record else []
         out.append(_queue_entry(run, supporting))
     return out
@@ -346,7 +346,7 @@ def finalize_run(project: Project, record_or_run_id: object, results: object) ->
         # The lock is held and nothing is patched yet: the committed view is the current state.
         view = workspace_view(project, workspace)
         done = {r["id"] for r in current}
-        remaining = [r["id"] for r in view.blocking_oldest_first if r["id"] not in done]
+        remaining = [rid for rid in view.blocking_ids() if rid not in done]
         for run in current:
             comparison, notes = compare(project, workspace, run, final, view.previous_result(run))
             warnings += notes

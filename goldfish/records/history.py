@@ -1,13 +1,12 @@
 """list_history and get_experiment_context: reads over one workspace's records and runs.
 
-Both read the workspace partition lock-free and never copy a stored document they do not return:
-one pass filters, ``heapq`` keeps only the page asked for, and only that page becomes models.
+Both answer from the workspace's history index (``goldfish.records.history_index``): it picks the
+page and counts the matches, then only the documents of that page are read and become models.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, get_args
 
 from goldfish.records.comparison import current_best
@@ -25,10 +24,11 @@ from goldfish.records.models import (
     SortBy,
     TrendPoint,
 )
-from goldfish.records.refs import primary_metric, resolve_workspace
+from goldfish.records.history_index import Filters, reading
+from goldfish.records.refs import part, primary_metric, resolve_workspace
 from goldfish.records.roles import SUPPORTING, role_of
 from goldfish.runs.gate import result_outcome
-from goldfish.records.view import Key, WorkspaceView, created_key, workspace_view
+from goldfish.records.view import WorkspaceView, workspace_view
 from goldfish.records.results_spec import compare_values
 from goldfish.timefmt import age
 
@@ -85,73 +85,20 @@ def list_history(
     their result, and as rows of their own only with ``include_supporting``."""
     _check_args(record_type, sort_by, tagged, min_value, limit, offset)
     ws = resolve_workspace(project, workspace)
-    view = workspace_view(project, ws)
-    pruned = frozenset() if include_pruned else view.pruned
-    keep = _filter(view, record_type, stage, tagged, metric, min_value, experiment_group, pruned, finalized_only)
-    base = view.newest_first if include_supporting else view.rows_newest_first
-    matched = base if keep is None else [r for r in base if keep(r)]
-    end = offset + limit
-    if sort_by == "created":
-        page = matched[offset:end] if desc else matched[::-1][offset:end]
-    else:
-        valued: list[tuple[float, Key, Doc]] = []
-        missing: list[Doc] = []
-        metrics = view.metrics
-        for rec in matched:
-            pm = metrics[rec["id"]]
-            if pm is None or pm[1] is None:
-                missing.append(rec)
-            else:
-                valued.append((pm[1], created_key(rec), rec))
-        pick = heapq.nlargest if desc else heapq.nsmallest
-        top = [rec for _, _, rec in pick(end, valued, key=_value_key)]
-        if len(top) < end:  # records without a value go last, newest first when desc
-            top += missing if desc else missing[::-1]
-        page = top[offset:end]
+    with reading(project.store, ws) as index:
+        view = WorkspaceView(project, ws, index)
+        pruned = frozenset() if include_pruned else _pruned(project, ws)
+        filters = Filters(record_type=record_type, stage=stage, tagged=tagged, metric=metric, min_value=min_value,
+                          group=experiment_group, finalized_only=finalized_only, pruned=pruned)
+        ids, total = index.page(filters, sort_by, desc, include_supporting, offset, limit)
+    page = [rec for rec in (view.record(rid) for rid in ids) if rec is not None]
     return HistoryResult(workspace=ws, records=[history_record(r, view.run_of(r), view) for r in page],
-                         total=len(matched), has_more=end < len(matched))
+                         total=total, has_more=offset + limit < total)
 
 
-def _value_key(item: tuple[float, Key, Doc]) -> tuple[float, Key]:
-    return item[0], item[1]
-
-
-def _filter(view: WorkspaceView, record_type: str | None, stage: str | None, tagged: bool | str | None,
-            metric: str | None, min_value: float | None, group: str | None, pruned: frozenset[str],
-            finalized_only: bool) -> Callable[[Doc], bool] | None:
-    """One predicate for the filters given (None when nothing filters)."""
-    if (record_type is None and stage is None and tagged is None and metric is None and min_value is None
-            and group is None and not pruned and not finalized_only):
-        return None
-
-    def keep(rec: Doc) -> bool:
-        if record_type is not None and rec.get("type", "run") != record_type:
-            return False
-        if stage is not None and rec.get("stage") != stage:
-            return False
-        if group is not None and rec.get("experiment_group") != group:
-            return False
-        if tagged is not None:
-            tags = rec.get("tags") or ()
-            if tagged is True or tagged is False:
-                if bool(tags) != tagged:
-                    return False
-            elif tagged not in tags:
-                return False
-        if pruned and rec.get("version") in pruned:
-            return False
-        if finalized_only or metric is not None or min_value is not None:
-            run = view.run_of(rec)
-            if finalized_only and (run is None or run.get("results_status") != "finalized"):
-                return False
-            pm = view.metrics[rec["id"]]
-            if metric is not None and (pm is None or pm[0] != metric):
-                return False
-            if min_value is not None and (pm is None or pm[1] is None or pm[1] < min_value):
-                return False
-        return True
-
-    return keep
+def _pruned(project: Project, ws: str) -> frozenset[str]:
+    versions = project.store.table("versions", part(ws))
+    return frozenset(str(v["id"]) for v in versions.iter_raw() if v.get("pruned_at"))
 
 
 def history_record(rec: Doc, run: Doc | None, view: WorkspaceView | None = None) -> HistoryRecord:
@@ -207,7 +154,7 @@ def _spec_number(run: Doc, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def recent_trend(finalized_newest_first: list[Doc], length: int = TREND_LENGTH) -> list[TrendPoint]:
+def recent_trend(finalized_newest_first: Iterable[Doc], length: int = TREND_LENGTH) -> list[TrendPoint]:
     """The last ``length`` finalized results with a value, newest first (a result finalized with no
     value — a crash — is not a point)."""
     points = []

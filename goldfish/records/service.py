@@ -17,7 +17,8 @@ from ulid import ULID
 from goldfish import names
 from goldfish.errors import Conflict, GoldfishError, InvalidInput, NotFound
 from goldfish.records.finalize import finalize_run, queue_result
-from goldfish.records.history import experiment_context, list_history
+from goldfish.records.history import best_and_trend, experiment_context, list_history, regressions
+from goldfish.records.history_index import reading
 from goldfish.records.lineage import downstream, get_lineage, provenance, upstream
 from goldfish.records.journal import audit, refresh_state_md
 from goldfish.records.models import (
@@ -83,9 +84,9 @@ def new_record(tx: Transaction, workspace: str, *, record_type: str, version: st
 def checkpoint_record(tx: Transaction, workspace: str, version: str, message: str) -> str | None:
     """save_version's checkpoint record for ``version`` (None when that version already has one,
     e.g. a second save with nothing changed)."""
-    records = tx.table("records", part(workspace))
-    if any(r.get("type") == "checkpoint" and r.get("version") == version for r in records.iter_raw()):
-        return None
+    with reading(tx.store, workspace) as index:  # committed records (the index): no scan of the history
+        if index.checkpoint_of(version) is not None:
+            return None
     return new_record(tx, workspace, record_type="checkpoint", version=version, message=message)
 
 
@@ -140,18 +141,26 @@ class Records:
     def state_summary(self, workspace: str) -> dict[str, Any] | None:
         """A few lines' worth for STATE.md's Experiment Summary, or None when the workspace has no records."""
         view = workspace_view(self.project, workspace)
-        if not view.records:
+        if not view.has_records:
             return None
-        context = experiment_context(self.project, workspace)
-        best = context.current_best
+        # Counts only (STATE.md is rewritten after every write): the queue's runs are not read.
+        best, trend = best_and_trend(self.project, workspace)
         return {
-            "records": len(view.rows_newest_first),
-            "awaiting_finalization": len(context.awaiting_finalization),
+            "records": view.row_count,
+            "awaiting_finalization": len(view.blocking_ids()),
             "best_tag": best.tag if best else None,
             "best": f"@{best.tag} ({best.metric}: {best.value:g})" if best else None,
-            "recent_trend": [f"{t.primary_metric}={t.value:g} ({t.ml_outcome})" for t in context.recent_trend[:3]],
-            "regression_alerts": len(context.regression_alerts),
+            "recent_trend": [f"{t.primary_metric}={t.value:g} ({t.ml_outcome})" for t in trend[:3]],
+            "regression_alerts": len(regressions(best, trend)),
         }
+
+    def newest_runs(self, workspace: str, count: int) -> list[dict[str, Any]]:
+        """The stage runs of the newest ``count`` result rows of ``workspace`` (from its history index)."""
+        view = workspace_view(self.project, workspace)
+        with view.index.lock:
+            ids = view.index.newest_runs(count)
+        records = [r for r in (view.record(rid) for rid in ids) if r is not None]
+        return [run for run in (view.run_of(r) for r in records) if run is not None]
 
     # -------------------------------------------------------------- inspect
     def inspect_record(self, ref: str, include: list[str] | None = None,

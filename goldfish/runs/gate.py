@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from goldfish.errors import Blocked
 from goldfish.records.roles import RESULT, role_of
-from goldfish.runs.state import ws_partition
 
 if TYPE_CHECKING:
     from goldfish.project import Project
@@ -39,10 +38,9 @@ def blocks_gate(run: dict[str, Any]) -> bool:
 
 def unfinalized_runs(project: Project, workspace: str) -> list[dict[str, Any]]:
     """Stage runs of ``workspace`` that block new runs, oldest first."""
-    runs = project.store.table("runs", ws_partition(workspace))
-    found = [dict(r) for r in runs.iter_raw() if blocks_gate(r)]
-    found.sort(key=lambda r: (r.get("finished_at") or "", r["id"]))
-    return found
+    from goldfish.records.view import workspace_view  # the history index keeps them: no scan of the runs
+
+    return workspace_view(project, workspace).blocking_oldest_first
 
 
 def gate_message(workspace: str, runs: list[dict[str, Any]]) -> tuple[str, str]:

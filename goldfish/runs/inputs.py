@@ -45,19 +45,12 @@ def completed_output(run: Mapping[str, Any], signal: str) -> dict[str, Any] | No
 
 def latest_stage_runs(project: Project, workspace: str, stage: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(latest usable completed run, latest run of any state) of ``stage`` in ``workspace``."""
-    usable: dict[str, Any] | None = None
-    latest: dict[str, Any] | None = None
-    for run in project.store.table("runs", ws_partition(workspace)).iter_raw():
-        if run.get("stage") != stage:
-            continue
-        key = run.get("created_at") or ""
-        if latest is None or key > (latest.get("created_at") or ""):
-            latest = dict(run)
-        if run.get("state") == "completed" and run.get("ml_outcome") != "miss":
-            done = run.get("finished_at") or ""
-            if usable is None or done > (usable.get("finished_at") or ""):
-                usable = dict(run)
-    return usable, latest
+    from goldfish.records.view import workspace_view  # the history index: no scan of every run
+
+    view = workspace_view(project, workspace)
+    with view.index.lock:
+        usable_id, latest_id = view.index.latest_runs(stage)
+    return (view.run(usable_id) if usable_id else None), (view.run(str(latest_id)) if latest_id else None)
 
 
 def source_location(project: Project, row: Mapping[str, Any]) -> str:

@@ -295,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if _config_stamp(project.config_path) != stamp:  # goldfish.yaml changed while waiting
             project, hooks = Project.open(args.project, source="runner"), None
+        from goldfish.logsearch.jsonlog import configure_project
+
+        # As a spawned runner: runner.log holds stdout and stderr, the records go to runner.jsonl.
+        configure_project(project, "runner", stderr_level=None)
         return Runner(project, prun_id, runner_id, hooks=hooks).main()
     except GoldfishError as exc:
         print(f"goldfish runner: {exc}", file=sys.stderr, flush=True)

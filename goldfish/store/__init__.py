@@ -37,17 +37,22 @@ from goldfish.fsutil import append_whole, as_disk_error, atomic_write, disk_erro
 from goldfish.store._sharded import MergedView, ShardedTable, Table, shard_partition
 from goldfish.store import integrity
 from goldfish.store._tiny import Doc, PartitionStorage, StoreTable, make_table
+from goldfish.store.cache import BoundedCache
 
 __all__ = [
     "DEFAULT_SHARDING", "STORE_SCHEMA_VERSION", "Doc", "ShardedTable", "Store", "StoreTable", "Table", "Transaction",
 ]
 
-# 2: sharded tables; 3: one result per pipeline run (roles on stage runs and records, see migrations.py).
-STORE_SCHEMA_VERSION = 3
+# 2: sharded tables; 3: one result per pipeline run (roles on stage runs and records, see migrations.py);
+# 4: the derived history index of each workspace (goldfish/records/index.py); run_index and record_index sharded.
+STORE_SCHEMA_VERSION = 4
 # Tables that grow with every run are split into shards of this many documents (see _sharded.py).
-DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024}
+DEFAULT_SHARDING: dict[str, int] = {"runs": 256, "records": 1024, "pipeline_runs": 512, "lineage": 1024,
+                                    "run_index": 4096, "record_index": 4096}
 _PARTITION_RE = re.compile(
-    r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4})?", re.ASCII
+    # head, shard (.table.NNNN) or derived index chunk (.hist-NNNN, goldfish/records/index.py)
+    r"[a-z][a-z0-9_]*(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?(?:\.[a-z][a-z_]*\.[0-9]{4}|\.hist-[0-9]{4})?",
+    re.ASCII,
 )
 _LOG_RE = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 _INTENT = "intent.json"
@@ -75,7 +80,9 @@ class Store:
     def __init__(self, root: Path, *, lock_timeout: float = 60.0):
         self.root = Path(root)
         self.lock_timeout = lock_timeout
-        self._cache: dict[str, _Snapshot] = {}
+        self._cache: dict[str, _Snapshot] = BoundedCache()
+        # Called with the transaction just before it commits, e.g. to update derived indexes in it.
+        self.commit_hooks: list[Any] = []
         self._cache_lock = threading.Lock()
         self._thread_lock = threading.RLock()
         self._local = threading.local()
@@ -398,40 +405,13 @@ class Store:
             elif int(stamp.get("schema", 0)) < STORE_SCHEMA_VERSION:
                 self._migrating = True  # an old layout: the integrity rules of the current one do not apply yet
                 try:
-                    self._migrate(int(stamp.get("schema", 0)), stamp)
+                    from goldfish.store.migrations import migrate
+
+                    migrate(self, int(stamp.get("schema", 0)), stamp)
                 finally:
                     self._migrating = False
             else:
                 self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
-
-    def _migrate(self, found: int, stamp: dict[str, Any]) -> None:
-        """Every step from schema ``found`` to the current one, then the new stamp (lock held)."""
-        from goldfish.store.migrations import results_per_pipeline_run
-
-        if found < 2:
-            self._migrate_to_shards()
-        else:
-            self.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
-        if found < 3:
-            with self.transaction() as tx:
-                results_per_pipeline_run(tx, self.partitions("ws"))
-        self._write_stamp()
-
-    def _migrate_to_shards(self) -> None:
-        """Schema 1 → 2: move the growing tables out of their head partitions into shards."""
-        self.sharding = dict(DEFAULT_SHARDING)
-        heads = ["project", *self.partitions("ws")] if (self.root / "project.json").exists() else self.partitions("ws")
-        with self.transaction() as tx:
-            for partition in heads:
-                storage = tx._storage(partition)
-                for name in list(storage.tables):
-                    if name not in self.sharding:
-                        continue
-                    docs = storage.tables.pop(name)
-                    storage.dirty = True
-                    table = tx.table(name, partition)
-                    for doc_id, doc in docs.items():
-                        table.put(doc_id, doc)
 
     def _recover(self) -> None:
         """Roll forward an interrupted multi-file commit; drop orphaned temp files. Lock held."""
@@ -541,6 +521,8 @@ class Transaction:
             head.own_table(integrity.REGISTRY).update(add or {})
 
     def _commit(self) -> None:
+        for hook in self.store.commit_hooks:
+            hook(self)
         try:
             self._write()
         except OSError as exc:

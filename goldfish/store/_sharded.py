@@ -143,6 +143,18 @@ class ShardedTable:
     def has(self, doc_id: str) -> bool:
         return doc_id in self._dir
 
+    def shard_of(self, doc_id: str) -> int | None:
+        """The number of the shard holding ``doc_id`` (None when absent)."""
+        return self._dir.get(doc_id)
+
+    def shard_numbers(self) -> range:
+        """The numbers of the shards in use (empty when the table is)."""
+        return range(self._last() + 1) if self._dir else range(0)
+
+    def shard_raw(self, number: int) -> Mapping[str, Doc]:
+        """One shard's documents by id, uncopied (read-only use): a scan that holds one shard at a time."""
+        return self._shard(number).raw()
+
     def ids(self) -> list[str]:
         return list(self._dir)
 

@@ -27,6 +27,7 @@ class PartitionStorage(Storage):
     def __init__(self, tables: dict[str, dict[str, Doc]], *, writable: bool):
         # Shallow copy of the top level: the cached snapshot other readers see stays untouched.
         self.tables: dict[str, dict[str, Doc]] = dict(tables)
+        self.base = tables  # as read: a commit hook tells changed documents by identity (replaced, never mutated)
         self.writable = writable
         self.copied: set[str] = set()
         self.dirty = False

@@ -6,6 +6,11 @@ Schema 2 → 3, **one result per pipeline run** (``goldfish.records.roles``): ev
 primary metric, else the last stage. A supporting stage run that was finalized with a value (a
 ``prun-…`` finalization copied the experiment's value onto every stage) keeps that value in its
 ``results_history`` and becomes ``finalized (supporting prun-…)`` with no value of its own.
+
+Schema 3 → 4, **the history index** (``goldfish.records.index``): each workspace gets the small
+derived rows list_history, the finalization queue and the trend read, built from its records and runs;
+and the id lookups ``run_index`` / ``record_index`` (one row per run and record ever made) move out of
+the project partition into shards, so the partition every call reads stops growing with the history.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from goldfish.store import Transaction
+    from goldfish.store import Store, Transaction
 
 RESULT, SUPPORTING = "result", "supporting"
 
@@ -88,3 +93,68 @@ def results_per_pipeline_run(tx: Transaction, partitions: list[str]) -> int:
                     records.patch(str(record_id), {"role": role})
             count += 1
     return count
+
+
+def build_history_indexes(store: Store) -> int:
+    """Schema 3 → 4: build every workspace's history index from its rows; returns the workspaces indexed."""
+    from goldfish.records.index import rebuild
+
+    workspaces = [p.split("/", 1)[1] for p in store.partitions("ws")]
+    for workspace in workspaces:
+        rebuild(store, workspace)
+    return len(workspaces)
+
+
+def shard_new_tables(store: Store) -> list[str]:
+    """Schema 3 → 4: tables sharded by default since the store was made move into shards."""
+    from goldfish.store import DEFAULT_SHARDING
+
+    new = {name: size for name, size in DEFAULT_SHARDING.items() if name not in store.sharding}
+    store.sharding.update(new)
+    heads = ["project", *store.partitions("ws")]
+    with store.transaction() as tx:
+        for partition in heads:
+            storage = tx._storage(partition)
+            for name in new:
+                docs = storage.tables.pop(name, None)
+                if docs is None:
+                    continue
+                storage.dirty = True
+                table = tx.table(name, partition)
+                for doc_id, doc in docs.items():
+                    table.put(doc_id, doc)
+    return sorted(new)
+
+
+def migrate(store: Store, found: int, stamp: dict[str, Any]) -> None:
+    """Every step from schema ``found`` to the current one, then the new stamp (store lock held)."""
+    if found < 2:
+        _to_shards(store)
+    else:
+        store.sharding = {str(k): int(v) for k, v in (stamp.get("sharding") or {}).items()}
+    if found < 3:
+        with store.transaction() as tx:
+            results_per_pipeline_run(tx, store.partitions("ws"))
+    if found < 4:
+        shard_new_tables(store)
+        build_history_indexes(store)
+    store._write_stamp()
+
+
+def _to_shards(store: Store) -> None:
+    """Schema 1 → 2: move the growing tables out of their head partitions into shards."""
+    from goldfish.store import DEFAULT_SHARDING
+
+    store.sharding = dict(DEFAULT_SHARDING)
+    heads = ["project", *store.partitions("ws")] if (store.root / "project.json").exists() else store.partitions("ws")
+    with store.transaction() as tx:
+        for partition in heads:
+            storage = tx._storage(partition)
+            for name in list(storage.tables):
+                if name not in store.sharding:
+                    continue
+                docs = storage.tables.pop(name)
+                storage.dirty = True
+                table = tx.table(name, partition)
+                for doc_id, doc in docs.items():
+                    table.put(doc_id, doc)
