@@ -116,6 +116,12 @@ def repair(project: Any) -> RepairReport:
         _reconcile_directories(store_root, report, touched, backup_copy)
     fresh = type(project).open(project.root, source="cli")
     _replay(fresh, manifest, touched, report)
+    if touched:  # the history indexes are derived from the rows just restored and replayed
+        from goldfish.records.index import rebuild
+
+        store = Store(store_root)
+        for head in store.partitions("ws"):
+            rebuild(store, head.split("/", 1)[1])
     report.remaining = [d.render() for d in integrity.check_store(Store(store_root))]
     return report
 

@@ -51,7 +51,9 @@ class WorkspaceView:
         if shard is None:
             shard = self._shards[(name, number)] = table.shard_raw(number)
         doc = shard.get(doc_id)
-        return dict(doc) if doc is not None else None
+        if doc is None:  # the directory names it but the shard lacks it: damage (or a commit seen half-way)
+            return table.get_doc(doc_id)
+        return dict(doc)
 
     def record(self, record_id: str) -> dict[str, Any] | None:
         return self._get("records", record_id)
