@@ -92,7 +92,8 @@ class IdAllocator:
                 n = self._first_free(second)
             if n < 1 << SEQ_BITS:
                 self.next[second] = n + 1
-                self.top_second = max(self.top_second, second)
+                if second > self.top_second:
+                    self.top_second = second
                 return (second << SEQ_BITS) + n
             second += 1  # 4 M lines stamped with one second: borrow the next second's room
 
