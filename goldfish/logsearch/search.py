@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 MAX_TEXT = 2000
+MAX_HITS_BYTES = 50_000  # a page stops early past this much JSON (the answer stays under ~60 kB)
 CURSOR_MAX = 512
 
 
@@ -220,20 +221,21 @@ def _merge(index: LogIndex, files: dict[int, tuple[str, str, str | None]], local
     local_last: int | None = None
     local_used = 0
     consumed_cloud: list[dict[str, Any]] = []
+    size = 0
     for _second, side, _key, item in merged:
-        if len(hits) == limit:
-            break
+        if len(hits) == limit or size > MAX_HITS_BYTES:
+            break  # what is not consumed here is where the cursor continues
         if side == 1:
             local_last = item[0]
             local_used += 1
             hit = _local_hit(index, files, item)
-            if hit is not None:
-                hits.append(hit)
         else:
             hit, duplicate, entry = item
             consumed_cloud.append(entry)
-            if not duplicate:
-                hits.append(hit)
+            hit = None if duplicate else hit
+        if hit is not None:
+            hits.append(hit)
+            size += len(hit.model_dump_json()) + 1
     cloud_pos = None
     if consumed_cloud:
         last = consumed_cloud[-1]["timestamp"]
