@@ -16,7 +16,7 @@ from goldfish.errors import InvalidInput
 from goldfish.init import init_project
 from goldfish.logsearch import jsonlog
 from goldfish.logsearch.query import QueryError
-from goldfish.logsearch.search import SearchResult, index_path, search_logs
+from goldfish.logsearch.search import LogHit, SearchResult, index_path, search_logs
 from goldfish.project import Project
 from tests.logsearch_helpers import BASE, FAILED, TRACEBACK, Generated, prun_id, run_id, write_runs
 
@@ -39,6 +39,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, 
 
 def search(project: Project, query: str | None, **kw: object) -> SearchResult:
     return search_logs(project, query, now=NOW, **kw)  # type: ignore[arg-type]
+
+
+def every_hit(project: Project, query: str, **kw: object) -> list[LogHit]:
+    """All hits of ``query``, page after page (a page is bounded in bytes as well as by limit)."""
+    hits: list[LogHit] = []
+    cursor = None
+    while True:
+        page = search_logs(project, query, limit=1000, cursor=cursor, **kw)  # type: ignore[arg-type]
+        hits += page.hits
+        if not page.has_more:
+            return hits
+        cursor = page.cursor
 
 
 def ids(result: SearchResult) -> set[str]:
@@ -74,14 +86,14 @@ def test_fields_and_time_narrow(corpus: tuple[Project, Generated]) -> None:
     assert ids(search(project, '"CUDA out of memory" _time:[2026-03-01T00:30, 2026-03-01T01:00]')) == runs(40, 41)
     assert ids(search(project, '"CUDA out of memory" _time:[2026-03-01T08:00:00Z, 2026-03-01T09:00:00Z]')) == runs(500)
     # _time:15m is relative to the search's instant: runs started in the last 15 minutes before NOW.
-    recent = search(project, "_time:15m", limit=1000)
-    assert ids(recent) == runs(*range(N - 10, N))
+    recent = every_hit(project, "_time:15m", now=NOW)
+    assert {h.run_id for h in recent} == runs(*range(N - 10, N))
     assert ids(search(project, "level:warning")) == runs(7, 300, 500, 999)
     assert ids(search(project, "level:warning stage:train")) == runs(300, 500)
     assert ids(search(project, f"run:{prun_id(123)}")) == runs(123)
     assert ids(search(project, f"run:{run_id(123)} epoch")) == runs(123)
-    notes = search(project, "source:runner", limit=1000)
-    assert len(notes.hits) == 1000 and all(h.text.startswith("[goldfish ") for h in notes.hits)
+    notes = every_hit(project, "source:runner", now=NOW)
+    assert len(notes) == 1000 and all(h.text.startswith("[goldfish ") for h in notes)
     assert not search(project, "workspace:alph").hits  # a field value matches exactly, not by prefix
 
 
@@ -94,8 +106,8 @@ def test_not_and_or_behave_as_written(corpus: tuple[Project, Generated]) -> None
     assert ids(search(project, "nan -stage:train")) == runs(7, 999)
     assert ids(search(project, "(nan OR memory) AND (workspace:alpha OR workspace:beta)")) == runs(7, 300, 999, 40)
     # NOT with nothing positive beside it: every line except those.
-    only_not = search(project, "NOT source:stage", limit=1000)
-    assert len(only_not.hits) == 1000 and {h.source for h in only_not.hits} == {"runner"}
+    only_not = every_hit(project, "NOT source:stage", now=NOW)
+    assert len(only_not) == 1000 and {h.source for h in only_not} == {"runner"}
     # OR mixing time and text.
     mixed = search(project, '_time:[2026-03-01T00:00, 2026-03-01T00:00:30] OR "CUDA out of memory"', limit=1000)
     assert ids(mixed) == runs(0, 40, 41, 500)
@@ -287,7 +299,7 @@ def test_several_processes_share_one_rotating_log_without_losing_a_line(json_log
         cursor = page.cursor
     assert len(hits) == len(set(hits)) == 800 and len(mid.hits) <= 800
     for n in range(4):
-        assert len(search_logs(project, f"run:prun-{n:08x}", limit=1000).hits) == 200
+        assert len(every_hit(project, f"run:prun-{n:08x}")) == 200
 
 
 def test_finished_runs_logs_are_final_until_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,7 +330,7 @@ def test_finished_runs_logs_are_final_until_the_sweep(tmp_path: Path, monkeypatc
     import shutil
 
     shutil.rmtree(project.runs_dir / run_id(3))  # a vanished run dir is noticed at once, sweep or not
-    assert run_id(3) not in ids(search_logs(project, "epoch", limit=1000))
+    assert run_id(3) not in {h.run_id for h in every_hit(project, "epoch")}
 
 
 def test_image_build_logs_are_searchable_by_build_id(json_logs: Project) -> None:
@@ -335,25 +347,23 @@ def test_image_build_logs_are_searchable_by_build_id(json_logs: Project) -> None
     assert [h.run_id for h in search_logs(project, "run:build-00c0ffee").hits] == ["build-00c0ffee"] * 2
 
 
-def test_a_page_of_long_lines_stops_at_its_byte_budget_and_pages_on(tmp_path: Path) -> None:
-    """limit=1000 over 300 long matching lines: each page stays under the byte budget, and the cursors
-    still visit every line exactly once."""
+def test_a_page_of_long_lines_stays_bounded_and_the_cursor_continues(tmp_path: Path) -> None:
+    from goldfish.logsearch.search import MAX_HITS_BYTES
+
     root = init_project(tmp_path / "proj", "proj").project_root
     project = Project.open(root, source="test")
-    write_runs(project, 1)
-    log = project.runs_dir / run_id(0) / "logs" / "stdout.log"
+    write_runs(project, 2)
+    log = project.runs_dir / run_id(1) / "logs" / "stdout.log"
     with open(log, "a") as f:
-        for i in range(300):
-            f.write(f"[2026-03-01 00:10:00] step {i:03d} longline " + "x" * 5000 + "\n")
+        for i in range(200):
+            f.write(f"[2026-03-01 00:05:{i % 60:02d}] INFO: verbose dump {i:03d} " + "z" * 3000 + "\n")
     seen: list[str] = []
     cursor = None
-    pages = 0
     while True:
-        result = search(project, "longline", limit=1000, cursor=cursor)
-        assert len(result.model_dump_json()) < 60_000
-        seen += [h.text.split()[3] for h in result.hits]
-        pages += 1
-        if not result.has_more:
+        page = search_logs(project, "verbose dump", limit=1000, cursor=cursor)
+        assert len(page.model_dump_json()) < MAX_HITS_BYTES + 10_000
+        seen += [h.text.split()[5] for h in page.hits]
+        if not page.has_more:
             break
-        cursor = result.cursor
-    assert pages > 1 and sorted(seen) == [f"{i:03d}" for i in range(300)]
+        cursor = page.cursor
+    assert sorted(seen) == [f"{i:03d}" for i in range(200)] and len(seen) == len(set(seen))

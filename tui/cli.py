@@ -16,6 +16,9 @@ def main(args: argparse.Namespace) -> int:
     if not (cols.isdigit() and rows.isdigit() and 40 <= int(cols) <= 1000 and 10 <= int(rows) <= 1000):
         raise InvalidInput(f"--size {args.size!r} is not COLSxROWS.", fix="Use e.g. --size 180x50.")
     project = Project.open(args.project, source="tui")
+    from goldfish.logsearch.jsonlog import configure_project
+
+    configure_project(project, "tui", stderr_level=None)  # the terminal belongs to the dashboard
     if args.headless:
         from goldfish.runs.reconciler import reconcile
 

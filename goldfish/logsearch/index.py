@@ -92,7 +92,8 @@ class IdAllocator:
                 n = self._first_free(second)
             if n < 1 << SEQ_BITS:
                 self.next[second] = n + 1
-                self.top_second = max(self.top_second, second)
+                if second > self.top_second:
+                    self.top_second = second
                 return (second << SEQ_BITS) + n
             second += 1  # 4 M lines stamped with one second: borrow the next second's room
 
@@ -250,14 +251,18 @@ class LogIndex:
         """One pass. A finished local run's log (unchanged for SETTLE_SECONDS) is marked final and is
         not stat'ed again except by the sweep every SWEEP_SECONDS: with thousands of runs, the stats
         would cost more than the query. A vanished run directory is noticed at once (discovery)."""
-        rows = self._files()
         now = time.time()
         swept = float(self.conn.execute("SELECT value FROM meta WHERE key='swept'").fetchone()[0])
         sweep = now - swept >= SWEEP_SECONDS or now < swept
-        final = {} if sweep else {r[1]: r[0] for r in rows if r[9]}
-        known = {r[0] for r in rows}
-        by_ino = {(r[3], r[4]): FileRow(*r[:9]) for r in rows if sweep or not r[9]}
-        finals = {r[0] for r in rows if r[9]}
+        # Between sweeps only the path and id of a final file are needed (it is not stat'ed).
+        final_rows = self.conn.execute("SELECT path, id FROM files WHERE final=1").fetchall()
+        rows = self._files() if sweep else self.conn.execute(
+            "SELECT id, path, kind, dev, ino, offset, line_no, last_ts, run_id, final FROM files WHERE final=0"
+        ).fetchall()
+        final = {} if sweep else dict(final_rows)
+        finals = {fid for _path, fid in final_rows}
+        known = {r[0] for r in rows} | finals
+        by_ino = {(r[3], r[4]): FileRow(*r[:9]) for r in rows}
         seen: set[int] = set()
         stats = {"files": 0, "new_lines": 0, "new_bytes": 0}
         ids = IdAllocator(self.conn)

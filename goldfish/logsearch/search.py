@@ -29,10 +29,8 @@ if TYPE_CHECKING:
     from goldfish.project import Project
 
 MAX_TEXT = 2000
+MAX_HITS_BYTES = 50_000  # a page stops early past this much JSON (the answer stays under ~60 kB)
 CURSOR_MAX = 512
-# A page stops early (has_more, cursor after the last hit shown) once its hits reach this many bytes of
-# JSON, whatever ``limit`` says: 1000 hits of long lines would flood an agent's context.
-PAGE_BYTES = 48_000
 
 
 class LogHit(BaseModel):
@@ -223,23 +221,21 @@ def _merge(index: LogIndex, files: dict[int, tuple[str, str, str | None]], local
     local_last: int | None = None
     local_used = 0
     consumed_cloud: list[dict[str, Any]] = []
-    used_bytes = 0
+    size = 0
     for _second, side, _key, item in merged:
-        if len(hits) == limit or (hits and used_bytes >= PAGE_BYTES):
-            break
+        if len(hits) == limit or size > MAX_HITS_BYTES:
+            break  # what is not consumed here is where the cursor continues
         if side == 1:
             local_last = item[0]
             local_used += 1
             hit = _local_hit(index, files, item)
-            if hit is not None:
-                hits.append(hit)
-                used_bytes += len(hit.model_dump_json())
         else:
             hit, duplicate, entry = item
             consumed_cloud.append(entry)
-            if not duplicate:
-                hits.append(hit)
-                used_bytes += len(hit.model_dump_json())
+            hit = None if duplicate else hit
+        if hit is not None:
+            hits.append(hit)
+            size += len(hit.model_dump_json()) + 1
     cloud_pos = None
     if consumed_cloud:
         last = consumed_cloud[-1]["timestamp"]
