@@ -44,8 +44,13 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def time_initialize(project: Path) -> tuple[float, float]:
-    """(seconds to the initialize response, seconds to the tools/list response) from spawning."""
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+STATUS_CALL = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "status", "arguments": {}}}
+
+
+def _session(project: Path, request: dict) -> tuple[float, float, dict]:  # type: ignore[type-arg]
+    """Spawn `goldfish serve`, initialize, send ``request``: (seconds to the initialize response,
+    seconds to the answer of ``request``, that answer), both counted from the spawn."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "goldfish", "serve"], cwd=project, env=_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -55,35 +60,25 @@ def time_initialize(project: Path) -> tuple[float, float]:
     proc.stdout.readline()
     initialized = time.perf_counter() - t0
     proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
-    proc.stdin.write(b'{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}\n')
+    proc.stdin.write((json.dumps(request) + "\n").encode())
     proc.stdin.flush()
-    proc.stdout.readline()
-    listed = time.perf_counter() - t0
+    answer = json.loads(proc.stdout.readline())
+    answered = time.perf_counter() - t0
     proc.stdin.close()
-    proc.wait(timeout=10)
+    proc.wait(timeout=20)
+    return initialized, answered, answer
+
+
+def time_initialize(project: Path) -> tuple[float, float]:
+    """(seconds to the initialize response, seconds to the tools/list response) from spawning."""
+    initialized, listed, _ = _session(project, TOOLS_LIST)
     return initialized, listed
-
-
-STATUS_CALL = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "status", "arguments": {}}}
 
 
 def time_first_status(project: Path) -> float:
     """Seconds from spawning `goldfish serve` to the result of the first status() call."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "goldfish", "serve"], cwd=project, env=_env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write((json.dumps(INITIALIZE) + "\n").encode())
-    proc.stdin.flush()
-    proc.stdout.readline()
-    proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
-    proc.stdin.write((json.dumps(STATUS_CALL) + "\n").encode())
-    proc.stdin.flush()
-    answer = json.loads(proc.stdout.readline())
-    elapsed = time.perf_counter() - t0
+    _, elapsed, answer = _session(project, STATUS_CALL)
     assert not answer["result"].get("isError") and answer["result"]["structuredContent"]["initialized"], answer
-    proc.stdin.close()
-    proc.wait(timeout=20)
     return elapsed
 
 

@@ -174,7 +174,8 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def test_cancel_of_a_dead_run_records_the_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _run_then_kill_runner_and_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, str]:
+    """A running one-stage run whose runner and stage group were SIGKILLed (and are gone)."""
     env = make_env(tmp_path, monkeypatch)
     env.write([file_stage("gone")], {"gone": SLEEPER})
     project = env.project
@@ -184,6 +185,11 @@ def test_cancel_of_a_dead_run_records_the_crash(tmp_path: Path, monkeypatch: pyt
     os.kill(_lease_pid(project, started.pipeline_run_id), signal.SIGKILL)
     os.killpg(handle["pgid"], signal.SIGKILL)
     _wait_gone(handle["pid"])
+    return project, started, run_id
+
+
+def test_cancel_of_a_dead_run_records_the_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project, started, run_id = _run_then_kill_runner_and_stage(tmp_path, monkeypatch)
     result = project.runs.cancel(run_id, "the test cancels a run that already died")
     assert not result.success and result.previous_state == "running" and result.state == "terminated"
     assert "had already died" in result.message and "orphaned" in result.message
@@ -198,15 +204,7 @@ def test_readers_never_report_a_dead_run_running(tmp_path: Path, monkeypatch: py
     from goldfish.runs.inspect import inspect_run
     from goldfish.runs.logs import read_logs
 
-    env = make_env(tmp_path, monkeypatch)
-    env.write([file_stage("gone")], {"gone": SLEEPER})
-    project = env.project
-    started = project.runs.run("w1", reason=REASON, results_spec=SPEC)
-    run_id = started.stage_runs[0].stage_run_id
-    handle = wait_state(project, run_id, {"running"})["backend_handle"]
-    os.kill(_lease_pid(project, started.pipeline_run_id), signal.SIGKILL)
-    os.killpg(handle["pgid"], signal.SIGKILL)
-    _wait_gone(handle["pid"])
+    project, started, run_id = _run_then_kill_runner_and_stage(tmp_path, monkeypatch)
     assert project.runs.get(run_id)["state"] == "running"  # the raw row: nobody has noticed yet
     seen = inspect_run(project, run_id, ["dashboard", "metadata"])  # the first reader settles it
     assert read_logs(project, run_id).done
