@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,13 +112,15 @@ async def test_finalize_in_the_tui_then_the_mcp_server_shows_it(fx: TuiFixture) 
             assert form.errors == []  # valid results; only the service knows the run's spec says acc
             await pilot.click("#ok")
             await app.settle()
+            await _until(pilot, lambda: form.refusal is not None)  # the service answers in a worker
             assert app.screen is form and form.refusal is not None
             assert "results_spec" in form.refusal and "'acc'" in form.refusal and "Fix:" in form.refusal
             form.query_one("#primary_metric", Input).value = "acc"
             await pilot.pause()
             assert form.refusal is None and not form.query_one("#ok", Button).disabled
-            await pilot.click("#ok")
+            form.query_one("#ok", Button).press()  # not a click: a toast of the refusal may cover the button
             await app.settle()
+            await _until(pilot, lambda: isinstance(app.screen, FinalizeDone))  # a loaded machine is slow
             done = app.screen
             assert isinstance(done, FinalizeDone)
             result: FinalizeResult = done.result
@@ -271,3 +274,10 @@ def test_headless_text_and_fail_on_alerts_on_a_project_with_real_runs(fx: TuiFix
     assert "goldfish tui:" not in out  # no load failed
     failing = cli("--fail-on-alerts")
     assert failing.returncode == 1, (failing.stdout, failing.stderr)
+
+
+async def _until(pilot: object, condition: object, timeout: float = 30.0) -> None:
+    """Let the app run until ``condition()`` holds or ``timeout`` passes (the caller asserts after)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
